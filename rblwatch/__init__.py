@@ -1,0 +1,3 @@
+"""rblwatch: a DNS blocklist monitor."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,5 @@
+"""`python -m rblwatch`."""
+
+from rblwatch import cli
+
+raise SystemExit(cli.main())
