@@ -1,0 +1,166 @@
+"""The vocabulary of rblwatch: lists, targets, outcomes, reasons and health.
+
+Everything else imports from here; this module imports nothing of rblwatch. The enums are
+closed sets: their values are what users see in output and what metrics use as label values.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+
+class Kind(enum.StrEnum):
+    """What a list holds: IP addresses or domain names."""
+
+    IP = "ip"
+    DOMAIN = "domain"
+
+
+class Purpose(enum.StrEnum):
+    """A blocklist reports problems; an allow-list reports good standing (never alerted)."""
+
+    BLOCK = "block"
+    ALLOW = "allow"
+
+
+class Status(enum.StrEnum):
+    """Whether a catalogue list is in service."""
+
+    ACTIVE = "active"
+    UNCLEAR = "unclear"
+    DEFUNCT = "defunct"
+
+
+class OutcomeKind(enum.StrEnum):
+    """The one result of a (target, list) lookup (SPEC §2)."""
+
+    LISTED = "listed"
+    CLEAN = "clean"
+    ERROR = "error"
+    ALLOWLISTED = "allowlisted"
+
+
+class Reason(enum.StrEnum):
+    """Why a lookup ended in `error` (closed set; also metric label values)."""
+
+    TIMEOUT = "timeout"
+    SERVFAIL = "servfail"
+    REFUSED = "refused"
+    BAD_ANSWER = "bad_answer"
+    BLOCKED = "blocked"
+    RATE_LIMITED = "rate_limited"
+    LIST_UNHEALTHY = "list_unhealthy"
+    BUDGET_EXHAUSTED = "budget_exhausted"
+    NETWORK = "network"
+
+
+class Health(enum.StrEnum):
+    """A list's state from its RFC 5782 test points (SPEC §3)."""
+
+    UNKNOWN = "unknown"  # not probed yet
+    HEALTHY = "healthy"
+    DEAD = "dead"
+    LISTS_EVERYTHING = "lists_everything"
+    BLOCKED = "blocked"
+
+
+class TargetKind(enum.StrEnum):
+    IPV4 = "ipv4"
+    IPV6 = "ipv6"
+    DOMAIN = "domain"
+
+
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+
+
+def frozen_map(items: Mapping[str, str] | None = None) -> Mapping[str, str]:
+    """A read-only copy of a mapping, so frozen dataclasses stay immutable all the way down."""
+    return MappingProxyType(dict(items or {}))
+
+
+@dataclass(frozen=True, slots=True)
+class DnsList:
+    """One DNS list as rblwatch uses it: catalogue facts merged with the user's overrides.
+
+    `codes` maps exact answers ("127.0.0.2") to meanings. `bits` maps bit values of the last
+    octet (SURBL/URIBL style) to meanings. `errors` maps answers that mean "the list refused
+    us" to a reason (`blocked` or `rate_limited`); `error_bits` does the same for bitmask lists
+    (SURBL bit 1). With neither `codes` nor `bits`, any 127/8 answer that is not an error is a
+    listing (RFC 5782 §2.3).
+    """
+
+    name: str
+    zone: str
+    kind: Kind = Kind.IP
+    ipv6: bool = False
+    purpose: Purpose = Purpose.BLOCK
+    codes: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    bits: Mapping[int, str] = field(default_factory=dict)
+    errors: Mapping[str, Reason] = field(default_factory=dict)
+    error_bits: Mapping[int, Reason] = field(default_factory=dict)
+    description: str = ""
+    delist_url: str | None = None
+    access: str = ""
+    status: Status = Status.ACTIVE
+    status_since: str | None = None
+    status_reason: str = ""
+    # RFC 5782 §5 test points; None = the standard ones for the kind, () for a side = skip it
+    test_listed: tuple[str, ...] | None = None
+    test_clean: tuple[str, ...] | None = None
+    health_check: bool = True
+    nameservers: tuple[str, ...] = ()
+    interval: float | None = None
+    jitter: float | None = None
+    max_qps: float | None = None
+    daily_query_limit: int | None = None
+    # the zone as it may be shown: secret parts (from ${VAR} or *_file) masked as ***
+    display_zone: str | None = None
+
+    @property
+    def shown_zone(self) -> str:
+        return self.display_zone if self.display_zone is not None else self.zone
+
+    def checks(self, target_kind: TargetKind) -> bool:
+        """Whether a target of this kind is looked up on this list (SPEC §6)."""
+        if target_kind is TargetKind.DOMAIN:
+            return self.kind is Kind.DOMAIN
+        if self.kind is not Kind.IP:
+            return False
+        return target_kind is TargetKind.IPV4 or self.ipv6
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One address or domain to look up. `value` is canonical (compressed IPv6, A-label domain)."""
+
+    value: str
+    kind: TargetKind
+    group: str = ""
+    source: str = ""  # what the user wrote (e.g. the CIDR or hostname), for messages
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The result of one lookup. `reason` is set exactly when `kind` is ERROR."""
+
+    kind: OutcomeKind
+    codes: tuple[str, ...] = ()
+    meanings: tuple[str, ...] = ()
+    reason: Reason | None = None
+    txt: str | None = None
+    ttl: int | None = None
+    detail: str = ""  # human detail for errors (e.g. the odd answer seen)
+
+    @property
+    def is_error(self) -> bool:
+        return self.kind is OutcomeKind.ERROR
+
+
+CLEAN = Outcome(OutcomeKind.CLEAN)
+
+
+def error(reason: Reason, detail: str = "") -> Outcome:
+    return Outcome(OutcomeKind.ERROR, reason=reason, detail=detail)
