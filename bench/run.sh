@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The benchmark in one command: generate the shared /16 x 4 workload, serve it with rbldnsd on
+# 127.0.0.1, run dnsperf and `rblwatch check` in the same session, verify, report, stop rbldnsd.
+#
+#   bench/run.sh                 # ROUNDS=3 PORT=5300 SHARED_BENCH=../shared/bench
+# Needs: rbldnsd, dnsperf (apt-get install -y rbldnsd dnsperf) and rblwatch in .venv.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(dirname "$HERE")"
+SHARED_BENCH="${SHARED_BENCH:-$ROOT/../shared/bench}"
+export PORT="${PORT:-5300}"
+export ZONEDIR="${ZONEDIR:-/tmp/rblbench/zones}"
+PY="${PY:-$ROOT/.venv/bin/python}"
+[[ -f "$ZONEDIR/truth.tsv" ]] || python3 "$SHARED_BENCH/make_zones.py" --out "$ZONEDIR" >/dev/null
+"$SHARED_BENCH/serve.sh" start
+trap '"$SHARED_BENCH/serve.sh" stop' EXIT
+"$PY" "$HERE/bench_check.py" --zonedir "$ZONEDIR" --port "$PORT" --rounds "${ROUNDS:-3}" \
+  --rblwatch "$(dirname "$PY")/rblwatch"

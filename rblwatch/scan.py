@@ -1,0 +1,222 @@
+"""A scan: every target on every list that takes it, with list health probed first.
+
+This is what `rblwatch check` runs and what a daemon cycle is built on. It wires the pure
+parts (`lookup.Decoder`, `health.evaluate`) to the resolver and keeps only what matters: the
+counts of every outcome, and the results that are not `clean` (all of them with
+`keep_clean`), so a /16 on a dozen lists stays small in memory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from rblwatch import health, lookup
+from rblwatch.model import CLEAN, DnsList, Outcome, OutcomeKind, Reason, Target, TargetKind, error
+from rblwatch.resolver import QTYPE_TXT, Job, Resolver, Status, Template
+
+Servers = tuple[tuple[str, int], ...]
+ProgressCallback = Callable[[int, int], None]  # done, total
+
+_STATUS_ERRORS = {
+    Status.TIMEOUT: error(Reason.TIMEOUT),
+    Status.NETWORK: error(Reason.NETWORK),
+    Status.BAD_REPLY: error(Reason.BAD_ANSWER, "unparsable reply"),
+}
+
+
+@dataclass(slots=True)
+class Plan:
+    """One list prepared for a scan: how to ask it and how to read its answers."""
+
+    lst: DnsList
+    decoder: lookup.Decoder
+    template: Template
+    verdict: health.Verdict = health.HEALTHY
+
+    @staticmethod
+    def build(lst: DnsList, servers: Servers) -> Plan:
+        return Plan(lst, lookup.Decoder(lst), Template.build(lst.zone, servers))
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    target: Target
+    lst: DnsList
+    outcome: Outcome
+
+
+@dataclass(slots=True)
+class Summary:
+    lookups: int = 0
+    listed: int = 0
+    clean: int = 0
+    error: int = 0
+    allowlisted: int = 0
+
+    def add(self, kind: OutcomeKind) -> None:
+        self.lookups += 1
+        if kind is OutcomeKind.LISTED:
+            self.listed += 1
+        elif kind is OutcomeKind.CLEAN:
+            self.clean += 1
+        elif kind is OutcomeKind.ERROR:
+            self.error += 1
+        else:
+            self.allowlisted += 1
+
+
+@dataclass(slots=True)
+class Report:
+    plans: list[Plan]
+    results: list[Result] = field(default_factory=list)
+    summary: Summary = field(default_factory=Summary)
+
+
+def plans_for(
+    lists: Sequence[DnsList], default_servers: Servers, override: Servers | None = None
+) -> list[Plan]:
+    """Plans for lists, each asking its own nameservers unless `override` (--nameserver) is set."""
+    plans = []
+    for lst in lists:
+        servers = override or tuple(_split_server(s) for s in lst.nameservers) or default_servers
+        plans.append(Plan.build(lst, servers))
+    return plans
+
+
+def _split_server(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+async def probe_health(resolver: Resolver, plans: Sequence[Plan]) -> None:
+    """Probe every plan's test points and set its verdict."""
+    points = [(pi, tp) for pi, plan in enumerate(plans) for tp in health.test_points(plan.lst)]
+    outcomes: dict[int, Outcome] = {}
+
+    def on_result(key: object, status: int, rcode: int, rdatas: list[bytes], ttl: int | None) -> None:
+        assert isinstance(key, int)
+        plan = plans[points[key][0]]
+        outcomes[key] = _decode(plan.decoder, status, rcode, rdatas, ttl)
+
+    jobs: list[Job] = [
+        (i, plans[pi].template, lookup.prefix_wire(tp.value, tp.kind)) for i, (pi, tp) in enumerate(points)
+    ]
+    await resolver.run(jobs, on_result)
+    for pi, plan in enumerate(plans):
+        mine = [(tp, outcomes[i]) for i, (ppi, tp) in enumerate(points) if ppi == pi]
+        plan.verdict = health.evaluate(mine) if mine else health.HEALTHY
+
+
+def _decode(
+    decoder: lookup.Decoder, status: int, rcode: int, rdatas: list[bytes], ttl: int | None
+) -> Outcome:
+    if status != Status.OK:
+        return _STATUS_ERRORS[status]
+    return decoder.decode(rcode, rdatas, ttl)
+
+
+def count_lookups(targets: Sequence[Target], plans: Sequence[Plan]) -> int:
+    per_kind = {k: sum(1 for p in plans if p.lst.checks(k)) for k in TargetKind}
+    return sum(per_kind[t.kind] for t in targets)
+
+
+async def scan(
+    resolver: Resolver,
+    targets: Sequence[Target],
+    plans: Sequence[Plan],
+    *,
+    keep_clean: bool = False,
+    fetch_txt: bool = False,
+    progress: ProgressCallback | None = None,
+) -> Report:
+    """Look up every target on every plan that takes it. Health must have been probed."""
+    report = Report(list(plans))
+    n = len(plans)
+    total = count_lookups(targets, plans)
+    summary = report.summary
+    results = report.results
+    unhealthy = {pi for pi, p in enumerate(plans) if not p.verdict.healthy}
+    step = max(1, total // 200)
+
+    def record(ti: int, pi: int, outcome: Outcome) -> None:
+        summary.add(outcome.kind)
+        if keep_clean or outcome.kind is not OutcomeKind.CLEAN:
+            results.append(Result(targets[ti], plans[pi].lst, outcome))
+        if progress is not None and summary.lookups % step == 0:
+            progress(summary.lookups, total)
+
+    def on_result(key: object, status: int, rcode: int, rdatas: list[bytes], ttl: int | None) -> None:
+        assert isinstance(key, int)
+        if status == Status.OK and rcode == lookup.RCODE_NXDOMAIN and not keep_clean:
+            # the common case of a scan, kept as short as it can be
+            summary.lookups += 1
+            summary.clean += 1
+            if progress is not None and summary.lookups % step == 0:
+                progress(summary.lookups, total)
+            return
+        ti, pi = divmod(key, n)
+        record(ti, pi, _decode(plans[pi].decoder, status, rcode, rdatas, ttl))
+
+    def jobs() -> Iterator[Job]:
+        checks = {k: [pi for pi, p in enumerate(plans) if p.lst.checks(k)] for k in TargetKind}
+        for ti, t in enumerate(targets):
+            prefix = lookup.prefix_wire(t.value, t.kind)
+            for pi in checks[t.kind]:
+                if pi in unhealthy:
+                    record(ti, pi, _unhealthy(plans[pi]))
+                else:
+                    yield (ti * n + pi, plans[pi].template, prefix)
+
+    await resolver.run(jobs(), on_result)
+    if progress is not None:
+        progress(summary.lookups, total)
+    if fetch_txt:
+        await _fetch_txt(resolver, report)
+    results.sort(key=lambda r: (_result_order(r), r.lst.name))
+    return report
+
+
+def _result_order(r: Result) -> tuple[int, int | str]:
+    t = r.target
+    if t.kind is TargetKind.DOMAIN:
+        return (2, t.value)
+    import ipaddress
+
+    return (0 if t.kind is TargetKind.IPV4 else 1, int(ipaddress.ip_address(t.value)))
+
+
+def _unhealthy(plan: Plan) -> Outcome:
+    v = plan.verdict
+    return error(Reason.LIST_UNHEALTHY, f"list is {v.health.value}: {v.detail}" if v.detail else "")
+
+
+async def _fetch_txt(resolver: Resolver, report: Report) -> None:
+    """Ask TXT for every listed result (a second, small batch: listings are few)."""
+    wanted = [
+        i
+        for i, r in enumerate(report.results)
+        if r.outcome.kind in (OutcomeKind.LISTED, OutcomeKind.ALLOWLISTED)
+    ]
+    templates: dict[str, Template] = {}
+    for p in report.plans:
+        templates[p.lst.name] = Template.build(p.lst.zone, p.template.servers, QTYPE_TXT)
+    texts: dict[int, str | None] = {}
+
+    def on_result(key: object, status: int, rcode: int, rdatas: list[bytes], ttl: int | None) -> None:
+        assert isinstance(key, int)
+        if status == Status.OK and rcode == lookup.RCODE_NOERROR:
+            texts[key] = lookup.parse_txt_rdata(rdatas)
+
+    jobs: list[Job] = []
+    for i in wanted:
+        r = report.results[i]
+        jobs.append((i, templates[r.lst.name], lookup.prefix_wire(r.target.value, r.target.kind)))
+    await resolver.run(jobs, on_result)
+    for i, text in texts.items():
+        r = report.results[i]
+        report.results[i] = Result(r.target, r.lst, dataclasses.replace(r.outcome, txt=text))
+
+
+__all__ = ["CLEAN", "Plan", "Report", "Result", "Summary", "plans_for", "probe_health", "scan"]
