@@ -1,0 +1,397 @@
+"""The built-in catalogue: SPEC §7 names, error codes that must never read as listings, views."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import json
+import re
+from typing import Any
+
+import pytest
+import yaml
+
+from rblwatch import catalogue as cat
+from rblwatch.model import DnsList, Kind, Purpose, Reason, Status
+
+SPEC_ACTIVE = [
+    "spamhaus-zen",
+    "spamhaus-dbl",
+    "spamhaus-zen-dqs",
+    "spamhaus-dbl-dqs",
+    "barracuda",
+    "spamcop",
+    "uceprotect-1",
+    "uceprotect-2",
+    "uceprotect-3",
+    "psbl",
+    "mailspike-bl",
+    "abusix-combined",
+    "surbl-multi",
+    "uribl-multi",
+    "dnswl",
+    "sem-black",
+    "blocklist-de",
+]
+SPEC_DEFUNCT = ["sorbs", "njabl", "ahbl", "nixspam"]
+LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")
+KEYED = re.compile(r"\$\{([A-Z0-9_]+)\}")
+
+
+def all_lists() -> list[DnsList]:
+    return list(cat.catalogue().values())
+
+
+# --------------------------------------------------------------------------- names and status
+
+
+@pytest.mark.parametrize("name", SPEC_ACTIVE)
+def test_every_list_spec_names_is_in_the_catalogue_and_active(name: str) -> None:
+    lst = cat.get(name)
+    assert lst.name == name
+    assert lst.status is Status.ACTIVE
+
+
+@pytest.mark.parametrize("name", [*SPEC_DEFUNCT, "dsbl", "burnt-tech", "lbl"])
+def test_defunct_lists_stay_in_the_catalogue_marked_with_date_and_reason(name: str) -> None:
+    lst = cat.get(name)
+    assert lst.status is Status.DEFUNCT
+    assert lst.status_since and re.fullmatch(r"\d{4}(-\d{2}){0,2}", lst.status_since)
+    assert lst.status_reason
+
+
+def test_sorbs_is_defunct_since_the_proofpoint_shutdown() -> None:
+    assert cat.get("sorbs").status_since == "2024-06-05"
+
+
+def test_lists_that_answer_for_the_world_say_so() -> None:
+    for name in ("ahbl", "njabl", "burnt-tech", "lbl"):
+        assert "lists the world" in cat.get(name).status_reason, name
+
+
+def test_every_name_is_lowercase_operator_list() -> None:
+    for lst in all_lists():
+        assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", lst.name), lst.name
+
+
+def test_defunct_message_is_one_line_naming_list_date_reason_and_fix() -> None:
+    message = cat.defunct_message(cat.get("sorbs"))
+    assert message.startswith("'sorbs' is defunct since 2024-06-05: ")
+    assert "Proofpoint" in message
+    assert message.endswith("; remove it from lists")
+    assert "\n" not in message
+
+
+def test_get_an_unknown_name_raises_key_error() -> None:
+    with pytest.raises(KeyError):
+        cat.get("no-such-list")
+
+
+def test_catalogue_keeps_file_order_and_is_read_only() -> None:
+    lists = cat.catalogue()
+    assert next(iter(lists)) == "spamhaus-zen"
+    assert [lst.name for lst in lists.values()] == list(lists)
+    with pytest.raises(TypeError):
+        lists["x"] = cat.get("psbl")  # type: ignore[index]
+    with pytest.raises(TypeError):
+        cat.get("spamhaus-zen").codes["127.0.0.99"] = "x"  # type: ignore[index]
+
+
+def test_catalogue_is_loaded_once() -> None:
+    assert cat.catalogue() is cat.catalogue()
+
+
+# --------------------------------------------------------------------------- codes and errors
+
+
+@pytest.mark.parametrize("name", ["spamhaus-zen", "spamhaus-dbl", "spamhaus-zen-dqs"])
+def test_spamhaus_error_answers_are_blocked_or_rate_limited_never_listings(name: str) -> None:
+    lst = cat.get(name)
+    assert lst.errors["127.255.255.252"] is Reason.BLOCKED
+    assert lst.errors["127.255.255.254"] is Reason.BLOCKED
+    assert lst.errors["127.255.255.255"] is Reason.RATE_LIMITED
+    assert not set(lst.errors) & set(lst.codes)
+
+
+def test_dbl_answer_for_an_ip_query_is_blocked() -> None:
+    assert cat.get("spamhaus-dbl").errors["127.0.1.255"] is Reason.BLOCKED
+
+
+def test_zen_listing_codes_are_written_out_one_by_one() -> None:
+    codes = cat.get("spamhaus-zen").codes
+    assert {"127.0.0.2", "127.0.0.4", "127.0.0.5", "127.0.0.6", "127.0.0.7"} <= set(codes)
+    assert codes["127.0.0.10"].startswith("PBL")
+
+
+def test_uribl_refusal_127_0_0_1_is_blocked() -> None:
+    lst = cat.get("uribl-multi")
+    assert lst.errors["127.0.0.1"] is Reason.BLOCKED
+    assert 1 not in lst.bits
+    assert lst.bits[2] == "black"
+
+
+def test_surbl_bit_1_is_an_error_bit_not_a_listing() -> None:
+    lst = cat.get("surbl-multi")
+    assert lst.error_bits == {1: Reason.BLOCKED}
+    assert 1 not in lst.bits
+    assert lst.bits[8].startswith("PH")
+
+
+def test_dnswl_is_an_allow_list_whose_parentblock_is_an_error() -> None:
+    lst = cat.get("dnswl")
+    assert lst.purpose is Purpose.ALLOW
+    assert lst.errors["127.0.0.255"] is Reason.BLOCKED
+    assert lst.codes["127.0.3.3"] == "email service providers, high trust"
+
+
+def test_every_answer_is_inside_127_slash_8() -> None:
+    for lst in all_lists():
+        for answer in [*lst.codes, *lst.errors]:
+            assert ipaddress.IPv4Address(answer) in LOOPBACK, (lst.name, answer)
+
+
+def test_bits_are_single_bits_of_the_last_octet_with_int_keys() -> None:
+    for lst in all_lists():
+        for bit in [*lst.bits, *lst.error_bits]:
+            assert isinstance(bit, int)
+            assert bit in {1, 2, 4, 8, 16, 32, 64, 128}, (lst.name, bit)
+
+
+def test_errors_are_reasons_a_list_can_answer() -> None:
+    for lst in all_lists():
+        for reason in [*lst.errors.values(), *lst.error_bits.values()]:
+            assert reason in {Reason.BLOCKED, Reason.RATE_LIMITED}, lst.name
+
+
+def test_published_free_use_limits() -> None:
+    assert cat.get("spamhaus-zen").daily_query_limit == 300_000
+    assert cat.get("dnswl").daily_query_limit == 100_000
+    assert cat.get("mailspike-bl").daily_query_limit == 100_000
+    assert cat.get("surbl-multi").daily_query_limit == 250_000
+    assert cat.get("uribl-multi").daily_query_limit is None
+
+
+def test_kinds_send_domains_only_to_domain_lists() -> None:
+    assert cat.get("spamhaus-dbl").kind is Kind.DOMAIN
+    assert cat.get("surbl-multi").kind is Kind.DOMAIN
+    assert cat.get("spamhaus-zen").kind is Kind.IP
+    assert cat.get("spamhaus-zen").ipv6
+
+
+def test_test_points_are_overridden_only_where_a_list_breaks_rfc_5782() -> None:
+    assert cat.get("spamhaus-zen").test_listed is None
+    assert cat.get("sem-uribl").test_listed == ("_dnsbl_.test",)
+    assert cat.get("hostkarma").test_clean == ()  # 127.0.0.1 means whitelisted there
+
+
+# --------------------------------------------------------------------------- usability
+
+
+def test_every_active_list_has_a_zone_and_a_delist_url_or_access_note() -> None:
+    for lst in all_lists():
+        if lst.status is Status.ACTIVE:
+            assert lst.zone, lst.name
+            assert lst.delist_url or lst.access, lst.name
+            assert lst.description, lst.name
+
+
+def test_delist_urls_are_web_pages() -> None:
+    for lst in all_lists():
+        if lst.delist_url is not None:
+            assert lst.delist_url.startswith(("https://", "http://")), lst.name
+
+
+def test_keyed_lists_name_their_variable_in_the_description() -> None:
+    for name in ("spamhaus-zen-dqs", "spamhaus-dbl-dqs", "abusix-combined"):
+        lst = cat.get(name)
+        match = KEYED.search(lst.zone)
+        assert match, name
+        assert match.group(1) in lst.description, name
+
+
+def test_default_names_are_known_active_and_keyless() -> None:
+    defaults = cat.default_names()
+    assert {"spamhaus-zen", "spamhaus-dbl", "dnswl"} <= set(defaults)
+    assert len(set(defaults)) == len(defaults)
+    for name in defaults:
+        lst = cat.get(name)
+        assert lst.status is Status.ACTIVE, name
+        assert "${" not in lst.zone, name
+
+
+def test_defaults_cover_ip_and_domain_targets() -> None:
+    kinds = {cat.get(name).kind for name in cat.default_names()}
+    assert kinds == {Kind.IP, Kind.DOMAIN}
+
+
+# --------------------------------------------------------------------------- views
+
+JSON_KEYS = {
+    "name",
+    "zone",
+    "kind",
+    "ipv6",
+    "purpose",
+    "status",
+    "status_since",
+    "codes",
+    "bits",
+    "errors",
+    "error_bits",
+    "delist_url",
+    "access",
+    "daily_query_limit",
+    "health",
+}
+
+
+def test_lists_json_has_one_stable_object_per_list() -> None:
+    rows = cat.lists_json(all_lists())
+    assert [row["name"] for row in rows] == list(cat.catalogue())
+    for row in rows:
+        assert set(row) == JSON_KEYS
+        assert row["health"] is None
+    json.dumps(rows)  # serialisable as is
+
+
+def test_lists_json_uses_plain_values_and_string_bit_keys() -> None:
+    surbl, zen = cat.lists_json([cat.get("surbl-multi"), cat.get("spamhaus-zen")])
+    assert surbl["kind"] == "domain"
+    assert surbl["bits"] == {
+        "4": "DM - disposable mail domains",
+        "8": "PH - phishing",
+        "16": "MW - malware",
+        "32": "CT - click-tracker domains",
+        "64": "ABUSE - spam and abuse (former SC/AB/JP)",
+        "128": "CR - cracked sites",
+    }
+    assert surbl["error_bits"] == {"1": "blocked"}
+    assert zen["errors"] == {
+        "127.255.255.252": "blocked",
+        "127.255.255.254": "blocked",
+        "127.255.255.255": "rate_limited",
+    }
+    assert zen["ipv6"] is True
+    assert zen["daily_query_limit"] == 300_000
+
+
+def test_lists_json_fills_health_when_given() -> None:
+    rows = cat.lists_json([cat.get("psbl"), cat.get("spamcop")], {"psbl": "healthy"})
+    assert [row["health"] for row in rows] == ["healthy", None]
+
+
+def test_views_show_the_masked_zone_never_the_secret() -> None:
+    keyed = dataclasses.replace(
+        cat.get("spamhaus-zen-dqs"),
+        zone="s3cr3tkey.zen.dq.spamhaus.net",
+        display_zone="***.zen.dq.spamhaus.net",
+    )
+    assert cat.lists_json([keyed])[0]["zone"] == "***.zen.dq.spamhaus.net"
+    table = cat.lists_table([keyed])
+    assert "***.zen.dq.spamhaus.net" in table
+    assert "s3cr3tkey" not in table
+
+
+def test_lists_table_has_a_health_column_only_when_health_is_given() -> None:
+    lists = [cat.get("spamhaus-zen"), cat.get("sorbs")]
+    plain = cat.lists_table(lists).splitlines()
+    assert plain[0].split() == [
+        "NAME",
+        "KIND",
+        "IPV6",
+        "PURPOSE",
+        "STATUS",
+        "ZONE",
+        "DAILY",
+        "LIMIT",
+    ]
+    assert plain[1].split() == [
+        "spamhaus-zen",
+        "ip",
+        "yes",
+        "block",
+        "active",
+        "zen.spamhaus.org",
+        "300,000",
+    ]
+    assert plain[2].split()[-1] == "-"
+    probed = cat.lists_table(lists, {"spamhaus-zen": "blocked"}).splitlines()
+    assert probed[0].split()[-1] == "HEALTH"
+    assert probed[1].split()[-1] == "blocked"
+    assert probed[2].split()[-1] == "-"
+    assert cat.lists_table(lists).endswith("-\n")
+
+
+# --------------------------------------------------------------------------- strict loading
+
+GOOD_ENTRY: dict[str, Any] = {
+    "name": "corp-bl",
+    "zone": "bl.example.net",
+    "kind": "ip",
+    "ipv6": False,
+    "purpose": "block",
+    "status": "active",
+    "codes": {"127.0.0.2": "listed"},
+    "errors": {"127.0.0.255": "blocked"},
+}
+
+
+def parse(entry: dict[str, Any], defaults: list[str] | None = None) -> None:
+    text = yaml.safe_dump({"defaults": defaults or ["corp-bl"], "lists": [entry]})
+    cat._parse_catalogue(text)
+
+
+def test_a_good_entry_parses() -> None:
+    parse(GOOD_ENTRY)
+
+
+def test_the_shipped_file_parses_with_the_strict_loader() -> None:
+    from importlib import resources
+
+    text = resources.files("rblwatch").joinpath("catalogue.yaml").read_text(encoding="utf-8")
+    assert list(cat._parse_catalogue(text).lists) == list(cat.catalogue())
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"zonee": "x"}, r"list 'corp-bl': zonee: unknown key"),
+        ({"codes": {"10.0.0.2": "listed"}}, r"codes: 10\.0\.0\.2 is outside 127\.0\.0\.0/8"),
+        ({"codes": {"127.0.0.x": "listed"}}, r"not an IPv4 address"),
+        ({"errors": {"127.0.0.255": "timeout"}}, r"expected blocked or rate_limited"),
+        ({"errors": {"127.0.0.2": "blocked"}}, r"127\.0\.0\.2 is also a listing code"),
+        ({"codes": {}, "bits": {3: "x"}}, r"bits: 3 is not a bit value"),
+        ({"ipv6": "yes"}, r"ipv6: expected true or false"),
+        ({"kind": "hash"}, r"kind: expected one of ip, domain"),
+        ({"status": "defunct"}, r"defunct needs status_since and status_reason"),
+        ({"daily_query_limit": -1}, r"daily_query_limit: expected a positive integer"),
+        ({"delist_url": "example.org"}, r"delist_url: expected an http\(s\) URL"),
+        ({"name": "Corp_BL"}, r"lists\.0: name: expected lowercase operator-list"),
+    ],
+)
+def test_a_bad_edit_is_rejected_naming_list_and_key(change: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse({**GOOD_ENTRY, **change})
+
+
+def test_a_missing_required_key_is_rejected() -> None:
+    entry = {k: v for k, v in GOOD_ENTRY.items() if k != "zone"}
+    with pytest.raises(ValueError, match=r"list 'corp-bl': zone: missing"):
+        parse(entry)
+
+
+def test_defaults_may_not_name_a_keyed_list() -> None:
+    keyed = {**GOOD_ENTRY, "zone": "${CORP_KEY}.bl.example.net"}
+    with pytest.raises(ValueError, match=r"defaults: 'corp-bl' is not active and keyless"):
+        parse(keyed)
+
+
+def test_defaults_may_not_name_an_unknown_list() -> None:
+    with pytest.raises(ValueError, match=r"defaults: unknown list 'nope'"):
+        parse(GOOD_ENTRY, ["nope"])
+
+
+def test_an_unknown_top_level_key_is_rejected() -> None:
+    text = yaml.safe_dump({"defaults": ["corp-bl"], "lists": [GOOD_ENTRY], "extra": 1})
+    with pytest.raises(ValueError, match=r"unknown top-level key 'extra'"):
+        cat._parse_catalogue(text)
