@@ -1,0 +1,49 @@
+"""Shared fixtures: a real rbldnsd and a fault-injecting DNS server, both on 127.0.0.1 only.
+
+``rbldnsd`` (or ``rbldnsd_factory`` for several) gives an rbldnsd to fill with zones and start;
+``faultdns`` gives a started :class:`tests.faultdns.FaultDns`. See tests/test_infra.py for use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.faultdns import FaultDns
+from tests.rbldnsd import Rbldnsd, available
+
+
+@pytest.fixture
+def rbldnsd_factory() -> Iterator[Callable[[], Rbldnsd]]:
+    """Make as many (not yet started) rbldnsd servers as a test needs; all stopped afterwards."""
+    if not available():
+        pytest.skip("rbldnsd is not installed (Debian package rbldnsd)")
+    made: list[Rbldnsd] = []
+
+    def make() -> Rbldnsd:
+        srv = Rbldnsd()
+        made.append(srv)
+        return srv
+
+    try:
+        yield make
+    finally:
+        for srv in made:
+            srv.close()
+
+
+@pytest.fixture
+def rbldnsd(rbldnsd_factory: Callable[[], Rbldnsd]) -> Rbldnsd:
+    """A fresh rbldnsd, not started: add_zone() then start(). Stopped even if the test fails."""
+    return rbldnsd_factory()
+
+
+@pytest.fixture
+def faultdns() -> Iterator[FaultDns]:
+    """A started fault-injecting DNS server (default: NXDOMAIN for every name); rule() to taste."""
+    srv = FaultDns().start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
