@@ -13,12 +13,14 @@ from dataclasses import dataclass
 
 from rblwatch.model import DnsList, Health, Kind, Outcome, OutcomeKind, Reason, TargetKind
 
+_V4_LISTED, _V4_CLEAN = ("127.0.0.2",), ("127.0.0.1",)
+_V6_LISTED, _V6_CLEAN = ("::ffff:7f00:2",), ("::ffff:7f00:1",)
 _BLOCKING = frozenset({Reason.BLOCKED, Reason.RATE_LIMITED, Reason.REFUSED})
 _HIT = frozenset({OutcomeKind.LISTED, OutcomeKind.ALLOWLISTED})
 
 
 @dataclass(frozen=True, slots=True)
-class TestPoint:
+class ProbePoint:
     value: str
     kind: TargetKind
     expect_listed: bool
@@ -37,18 +39,20 @@ class Verdict:
 HEALTHY = Verdict(Health.HEALTHY)
 
 
-def test_points(lst: DnsList) -> list[TestPoint]:
+def test_points(lst: DnsList) -> list[ProbePoint]:
     """The test points to probe for a list: its overrides, or RFC 5782's for its kind."""
     if not lst.health_check:
         return []
     if lst.kind is Kind.DOMAIN:
         kind, listed, clean = TargetKind.DOMAIN, ("test",), ("invalid",)
+    elif lst.ipv6:
+        kind, listed, clean = TargetKind.IPV4, (*_V4_LISTED, *_V6_LISTED), (*_V4_CLEAN, *_V6_CLEAN)
     else:
-        kind, listed, clean = TargetKind.IPV4, ("127.0.0.2",), ("127.0.0.1",)
+        kind, listed, clean = TargetKind.IPV4, _V4_LISTED, _V4_CLEAN
     listed = lst.test_listed if lst.test_listed is not None else listed
     clean = lst.test_clean if lst.test_clean is not None else clean
-    points = [TestPoint(v, _kind_of(v, kind), True) for v in listed]
-    points += [TestPoint(v, _kind_of(v, kind), False) for v in clean]
+    points = [ProbePoint(v, _kind_of(v, kind), True) for v in listed]
+    points += [ProbePoint(v, _kind_of(v, kind), False) for v in clean]
     return points
 
 
@@ -58,7 +62,7 @@ def _kind_of(value: str, default: TargetKind) -> TargetKind:
     return TargetKind.IPV6 if ":" in value else TargetKind.IPV4
 
 
-def evaluate(results: Sequence[tuple[TestPoint, Outcome]]) -> Verdict:
+def evaluate(results: Sequence[tuple[ProbePoint, Outcome]]) -> Verdict:
     """Judge a list from its test points' outcomes.
 
     Order matters: a list that refuses us (`blocked`) tells us nothing about itself; then a
