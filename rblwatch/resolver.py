@@ -23,6 +23,7 @@ import struct
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import dns.asyncquery
 import dns.exception
@@ -33,8 +34,9 @@ import dns.rdatatype
 QTYPE_A = 1
 QTYPE_TXT = 16
 _CLASS_IN = b"\x00\x01"
-_FLAGS_RD = b"\x01\x00"  # standard query, recursion desired (the resolver may be recursive)
-_COUNTS = b"\x00\x01\x00\x00\x00\x00\x00\x00"  # QDCOUNT 1, no other sections
+# after the ID: a standard query with recursion desired (the server may be a recursive
+# resolver), QDCOUNT 1, no other sections
+_HEADER_TAIL = b"\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
 _HEADER_LEN = 12
 _MAX_UDP = 4096
 _ID = struct.Struct(">H")
@@ -81,17 +83,10 @@ class ResolverStats:
     drop_reasons: dict[str, int] = field(default_factory=dict)
 
 
-class _Pending:
-    __slots__ = ("attempt", "deadline", "id", "job", "question", "server", "sock")
-
-    def __init__(self, job: Job, question: bytes) -> None:
-        self.job = job
-        self.question = question
-        self.attempt = 0
-        self.deadline = 0.0
-        self.id = -1  # (socket index << 16) | query ID while in flight, -1 otherwise
-        self.sock = 0
-        self.server: tuple[str, int] = ("", 0)
+# A lookup in flight is a list, not an object: it is created for every lookup of a scan and a
+# list literal costs a fraction of an instance. Fields:
+_JOB, _QUESTION, _ATTEMPT, _DEADLINE, _KEY = range(5)
+_Entry = list[Any]
 
 
 def _random_ids() -> Iterator[int]:
@@ -154,18 +149,24 @@ class Resolver:
 
 
 class _Batch:
-    """One run of the resolver: its sockets, the queries in flight and the timeout queue."""
+    """One run of the resolver: its sockets, the lookups in flight and their deadlines.
+
+    Each socket is connected to one server, so the kernel already discards datagrams from any
+    other address or port; what reaches us is then matched on ID and question. The pending
+    dict is keyed by (socket index << 16 | query ID) and, being insertion-ordered with one
+    timeout for all, is also the deadline queue.
+    """
 
     def __init__(self, resolver: Resolver, jobs: Iterator[Job], on_result: ResultCallback) -> None:
         self.r = resolver
         self.jobs = jobs
         self.on_result = on_result
         self.loop = asyncio.get_running_loop()
-        self.pending: dict[int, _Pending] = {}
+        self.pending: dict[int, _Entry] = {}
         self.in_flight = 0
         self.exhausted = False
         self.socks: list[socket.socket] = []
-        self.families: dict[int, list[int]] = {}
+        self.by_server: dict[tuple[str, int], list[int]] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.done: asyncio.Future[None] = self.loop.create_future()
         self.timer: asyncio.TimerHandle | None = None
@@ -184,22 +185,21 @@ class _Batch:
 
     # -- sockets ------------------------------------------------------------------------------
 
-    def _socket_for(self, server: tuple[str, int], n: int) -> int:
+    def _open(self, server: tuple[str, int]) -> list[int]:
+        """Sockets connected to `server`, each bound to a random local port."""
         family = socket.AF_INET6 if ":" in server[0] else socket.AF_INET
-        idxs = self.families.get(family)
-        if idxs is None:
-            idxs = []
-            for _ in range(self.r.n_sockets):
-                s = socket.socket(family, socket.SOCK_DGRAM)
-                s.setblocking(False)
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-                s.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))  # random port
-                i = len(self.socks)
-                self.socks.append(s)
-                self.loop.add_reader(s.fileno(), self._on_readable, i)
-                idxs.append(i)
-            self.families[family] = idxs
-        return idxs[n % len(idxs)]
+        idxs = []
+        for _ in range(self.r.n_sockets):
+            s = socket.socket(family, socket.SOCK_DGRAM)
+            s.setblocking(False)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+            s.connect(server)
+            i = len(self.socks)
+            self.socks.append(s)
+            self.loop.add_reader(s.fileno(), self._on_readable, i)
+            idxs.append(i)
+        self.by_server[server] = idxs
+        return idxs
 
     def _close(self) -> None:
         if self.timer is not None:
@@ -216,111 +216,116 @@ class _Batch:
     def _fill(self) -> None:
         """Top the window up to max_in_flight from the job iterator."""
         room = self.r.max_in_flight - self.in_flight
+        if room <= 0 or self.exhausted:
+            return
+        deadline = time.monotonic() + self.r.timeout
         jobs = self.jobs
-        while room > 0 and not self.exhausted:
+        while room > 0:
             job = next(jobs, None)
             if job is None:
                 self.exhausted = True
                 break
-            tpl = job[1]
-            if not tpl.servers:
+            if not job[1].servers:
                 self.on_result(job[0], Status.NETWORK, 0, [], None)
                 continue
-            p = _Pending(job, job[2] + tpl.tail)
-            self.in_flight += 1
             room -= 1
-            self._send(p)
+            self.in_flight += 1
+            self._send([job, job[2] + job[1].tail, 0, deadline, 0], deadline)
 
-    def _send(self, p: _Pending) -> None:
-        servers = p.job[1].servers
-        server = servers[p.attempt % len(servers)]
-        si = self._socket_for(server, p.attempt + self.r.stats.sent)
+    def _send(self, e: _Entry, deadline: float) -> None:
+        servers = e[_JOB][1].servers
+        server = servers[e[_ATTEMPT] % len(servers)]
+        idxs = self.by_server.get(server) or self._open(server)
         pending = self.pending
         ids = self.r._ids
         while True:
-            key = (si << 16) | next(ids)
+            qid = next(ids)
+            si = idxs[qid % len(idxs)]
+            key = (si << 16) | qid
             if key not in pending:
                 break
-        p.id, p.sock, p.server = key, si, server
-        p.deadline = time.monotonic() + self.r.timeout
-        pending[key] = p  # insertion order is send order, which is deadline order
+        e[_KEY] = key
+        e[_DEADLINE] = deadline
+        pending[key] = e  # insertion order is send order, which is deadline order
         try:
-            self.socks[si].sendto(_ID.pack(key & 0xFFFF) + _FLAGS_RD + _COUNTS + p.question, server)
+            self.socks[si].send(_ID.pack(qid) + _HEADER_TAIL + e[_QUESTION])
             self.r.stats.sent += 1
         except BlockingIOError:
             pass  # the socket buffer is full: the attempt times out and is retried
         except OSError:
             del pending[key]
-            p.id = -1
-            self._retry_or_finish(p, Status.NETWORK)
+            self._retry_or_finish(e, Status.NETWORK)
 
     # -- receiving ----------------------------------------------------------------------------
 
     def _on_readable(self, si: int) -> None:
-        sock = self.socks[si]
-        handle = self._handle
+        recv = self.socks[si].recv
+        pending = self.pending
+        on_result = self.on_result
+        stats = self.r.stats
+        base = si << 16
+        finished = 0
         try:
             while True:
                 try:
-                    data, addr = sock.recvfrom(_MAX_UDP)
+                    data = recv(_MAX_UDP)
                 except (BlockingIOError, InterruptedError):
                     break
                 except OSError:
-                    break  # e.g. an ICMP error queued on the socket; the query times out
-                handle(si, data, addr)
+                    break  # e.g. ICMP port unreachable: the query times out or is retried
+                stats.received += 1
+                if len(data) < _HEADER_LEN:
+                    self.r._drop("short")
+                    continue
+                key = base | (data[0] << 8 | data[1])
+                e = pending.get(key)
+                if e is None:
+                    self.r._drop("id")
+                    continue
+                q = e[_QUESTION]
+                end = _HEADER_LEN + len(q)
+                asked = data[_HEADER_LEN:end]
+                if (
+                    not data[2] & 0x80
+                    or data[4:6] != b"\x00\x01"
+                    or (asked != q and asked.lower() != q)  # case may be echoed differently
+                ):
+                    self.r._drop("question")
+                    continue
+                del pending[key]
+                if data[2] & 0x02:  # TC: the answer did not fit; ask again over TCP
+                    self._start_tcp(e)
+                    continue
+                finished += 1
+                if data[6] == 0 and data[7] == 0:  # no answer records: NXDOMAIN, NODATA, errors
+                    on_result(e[_JOB][0], Status.OK, data[3] & 0x0F, [], None)
+                else:
+                    self._answers(e, data, end)
+            self.in_flight -= finished
             self._fill()
             self._check_done()
         except BaseException as exc:  # a failing callback must end the run, not hang it
             self._fail(exc)
 
-    def _handle(self, si: int, data: bytes, addr: tuple[object, ...]) -> None:
-        self.r.stats.received += 1
-        if len(data) < _HEADER_LEN:
-            self.r._drop("short")
-            return
-        key = (si << 16) | (data[0] << 8 | data[1])
-        p = self.pending.get(key)
-        if p is None:
-            self.r._drop("id")
-            return
-        if addr[0] != p.server[0] or addr[1] != p.server[1]:
-            self.r._drop("source")
-            return
-        q = p.question
-        end = _HEADER_LEN + len(q)
-        if not data[2] & 0x80 or data[4:6] != b"\x00\x01":
-            self.r._drop("question")
-            return
-        asked = data[_HEADER_LEN:end]
-        if asked != q and asked.lower() != q:  # servers may echo the name's case differently
-            self.r._drop("question")
-            return
-        del self.pending[key]
-        p.id = -1
-        if data[2] & 0x02:  # TC: the answer did not fit; ask again over TCP
-            self._start_tcp(p)
-            return
-        self._finish_reply(p, data, end)
-
-    def _finish_reply(self, p: _Pending, data: bytes, offset: int) -> None:
-        qtype = p.job[1].qtype
+    def _answers(self, e: _Entry, data: bytes, offset: int) -> None:
+        job = e[_JOB]
         try:
-            rdatas, ttl = _read_answers(data, offset, qtype)
+            rdatas, ttl = _read_answers(data, offset, job[1].qtype)
         except (IndexError, struct.error, ValueError):
-            self._finish(p, Status.BAD_REPLY, data[3] & 0x0F, [], None)
+            self.on_result(job[0], Status.BAD_REPLY, data[3] & 0x0F, [], None)
             return
-        self._finish(p, Status.OK, data[3] & 0x0F, rdatas, ttl)
+        self.on_result(job[0], Status.OK, data[3] & 0x0F, rdatas, ttl)
 
-    def _finish(self, p: _Pending, status: int, rcode: int, rdatas: list[bytes], ttl: int | None) -> None:
+    def _finish(self, e: _Entry, status: int, rcode: int, rdatas: list[bytes], ttl: int | None) -> None:
         self.in_flight -= 1
-        self.on_result(p.job[0], status, rcode, rdatas, ttl)
+        self.on_result(e[_JOB][0], status, rcode, rdatas, ttl)
 
-    def _retry_or_finish(self, p: _Pending, status: int) -> None:
-        p.attempt += 1
-        if p.attempt < self.r.attempts:
-            self._send(p)
+    def _retry_or_finish(self, e: _Entry, status: int) -> None:
+        e[_ATTEMPT] += 1
+        if e[_ATTEMPT] < self.r.attempts:
+            self._send(e, time.monotonic() + self.r.timeout)
         else:
-            self._finish(p, status, 0, [], None)
+            self._finish(e, status, 0, [], None)
 
     # -- timeouts and completion --------------------------------------------------------------
 
@@ -331,19 +336,17 @@ class _Batch:
     def _on_timer(self) -> None:
         try:
             now = time.monotonic()
-            pending = self.pending
             # every attempt has the same timeout and the dict keeps send order, so the oldest
             # entries are the first to expire: stop at the first one still running
-            expired: list[_Pending] = []
-            for key, p in pending.items():
-                if p.deadline > now:
+            expired: list[_Entry] = []
+            for e in self.pending.values():
+                if e[_DEADLINE] > now:
                     break
-                expired.append(p)
-            for p in expired:
-                del pending[p.id]
-                p.id = -1
+                expired.append(e)
+            for e in expired:
+                del self.pending[e[_KEY]]
                 self.r.stats.timeouts += 1
-                self._retry_or_finish(p, Status.TIMEOUT)
+                self._retry_or_finish(e, Status.TIMEOUT)
             self._fill()
             self._check_done()
         except BaseException as exc:
@@ -364,19 +367,20 @@ class _Batch:
 
     # -- TCP ----------------------------------------------------------------------------------
 
-    def _start_tcp(self, p: _Pending) -> None:
+    def _start_tcp(self, e: _Entry) -> None:
         self.r.stats.tcp += 1
-        task = self.loop.create_task(self._tcp(p))
+        task = self.loop.create_task(self._tcp(e))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def _tcp(self, p: _Pending) -> None:
-        tpl = p.job[1]
-        qname = dns.name.from_wire(p.question, 0)[0]
+    async def _tcp(self, e: _Entry) -> None:
+        tpl = e[_JOB][1]
+        server = tpl.servers[e[_ATTEMPT] % len(tpl.servers)]
+        qname = dns.name.from_wire(e[_QUESTION], 0)[0]
         query = dns.message.make_query(qname, tpl.qtype)
         status, rcode, rdatas, ttl = Status.OK, 0, [], None
         try:
-            resp = await dns.asyncquery.tcp(query, p.server[0], timeout=self.r.timeout, port=p.server[1])
+            resp = await dns.asyncquery.tcp(query, server[0], timeout=self.r.timeout, port=server[1])
             rcode = resp.rcode()
             rdatas, ttl = _rdatas_from_message(resp, tpl.qtype)
         except dns.exception.Timeout:
@@ -386,7 +390,7 @@ class _Batch:
         except dns.exception.DNSException:
             status = Status.BAD_REPLY
         try:
-            self._finish(p, status, rcode, rdatas, ttl)
+            self._finish(e, status, rcode, rdatas, ttl)
             self._fill()
             self._check_done()
         except BaseException as exc:
