@@ -57,9 +57,29 @@ def read_truth(path: str) -> dict[tuple[str, str], str]:
 
 def run_dnsperf(data: str, port: int) -> float:
     out = subprocess.run(
-        ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", data, "-n", "1",
-         "-c", "2", "-T", "2", "-q", "100", "-t", "2"],
-        capture_output=True, text=True, timeout=300, check=False,
+        [
+            "dnsperf",
+            "-s",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-d",
+            data,
+            "-n",
+            "1",
+            "-c",
+            "2",
+            "-T",
+            "2",
+            "-q",
+            "100",
+            "-t",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     ).stdout
     m = re.search(r"Queries per second:\s+([\d.]+)", out)
     if not m:
@@ -67,18 +87,24 @@ def run_dnsperf(data: str, port: int) -> float:
     return float(m.group(1))
 
 
-def run_rblwatch(rblwatch: list[str], cfg: str, targets: str, out_path: str) -> tuple[float, float, int]:
+def run_rblwatch(
+    rblwatch: list[str], cfg: str, targets: str, out_path: str
+) -> tuple[float, float, int]:
     """(wall seconds, peak RSS MB, exit code) of one whole `rblwatch check` process."""
     with open(out_path, "w") as out:
         t0 = time.perf_counter()
-        proc = subprocess.Popen([*rblwatch, "check", "--config.file", cfg, "--format", "json",
-                                 "@" + targets], stdout=out)
+        proc = subprocess.Popen(
+            [*rblwatch, "check", "--config.file", cfg, "--format", "json", "@" + targets],
+            stdout=out,
+        )
         _, status, ru = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
     return wall, ru.ru_maxrss / 1024, os.waitstatus_to_exitcode(status)
 
 
-def verify(out_path: str, names: dict[str, str], truth: dict[tuple[str, str], str]) -> dict[str, int]:
+def verify(
+    out_path: str, names: dict[str, str], truth: dict[tuple[str, str], str]
+) -> dict[str, int]:
     with open(out_path) as f:
         doc = json.load(f)
     found: dict[tuple[str, str], str] = {}
@@ -107,7 +133,8 @@ def main() -> int:
     ap.add_argument("--rblwatch", default=os.path.join(os.path.dirname(sys.executable), "rblwatch"))
     a = ap.parse_args()
 
-    zones = [z.strip() for z in open(os.path.join(a.zonedir, "zones.txt")) if z.strip()]
+    with open(os.path.join(a.zonedir, "zones.txt")) as f:
+        zones = [z.strip() for z in f if z.strip()]
     truth = read_truth(os.path.join(a.zonedir, "truth.tsv"))
     targets = os.path.join(a.zonedir, "targets.txt")
     tmp = tempfile.mkdtemp(prefix="rblwatch-bench-")
@@ -128,14 +155,18 @@ def main() -> int:
         rss.append(peak)
         wrong = v["missing"] + v["extra"] + v["wrong_codes"] + v["errors"]
         bad += wrong
-        print(f"round {i + 1}: dnsperf {dnsperf_qps[-1]:,.0f} q/s | rblwatch {rate:,.0f} lookups/s "
-              f"({wall:.2f} s, rc {rc}), peak RSS {peak:.1f} MB, {v}")
+        print(
+            f"round {i + 1}: dnsperf {dnsperf_qps[-1]:,.0f} q/s | rblwatch {rate:,.0f} lookups/s "
+            f"({wall:.2f} s, rc {rc}), peak RSS {peak:.1f} MB, {v}"
+        )
     med_dp, med_rate, max_rss = statistics.median(dnsperf_qps), statistics.median(rates), max(rss)
     ratio = med_rate / med_dp
     ok = ratio >= BAR_RATIO and max_rss <= BAR_RSS_MB and bad == 0
-    print(f"\nmedian dnsperf {med_dp:,.0f} q/s; median rblwatch check {med_rate:,.0f} lookups/s; "
-          f"ratio {ratio:.2f} (bar {BAR_RATIO}); peak RSS {max_rss:.1f} MB (bar {BAR_RSS_MB:.0f}); "
-          f"wrong results {bad} -> {'PASS' if ok else 'FAIL'}")
+    print(
+        f"\nmedian dnsperf {med_dp:,.0f} q/s; median rblwatch check {med_rate:,.0f} lookups/s; "
+        f"ratio {ratio:.2f} (bar {BAR_RATIO}); peak RSS {max_rss:.1f} MB (bar {BAR_RSS_MB:.0f}); "
+        f"wrong results {bad} -> {'PASS' if ok else 'FAIL'}"
+    )
     return 0 if ok else 1
 
 

@@ -12,13 +12,14 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import IO, NoReturn
 
 from rblwatch import __version__, catalogue, config, output, targets
 from rblwatch.model import DnsList, Status, TargetKind
+from rblwatch.parallel import scan_split, worker_count
 from rblwatch.resolver import Resolver, normalize_server, system_nameservers
-from rblwatch.scan import Plan, Report, plans_for, probe_health, scan
+from rblwatch.scan import Report, count_lookups, plans_for, probe_health
 
 EXIT_CLEAN = 0
 EXIT_LISTED = 1
@@ -128,16 +129,19 @@ def select_lists(cfg: config.Config, names: Sequence[str]) -> list[DnsList]:
     return chosen
 
 
-def servers_of(cfg: config.Config, nameserver: str | None) -> tuple[tuple[str, int], tuple[tuple[str, int], ...] | None]:
+Servers = tuple[tuple[str, int], ...]
+
+
+def servers_of(cfg: config.Config, nameserver: str | None) -> tuple[Servers, Servers | None]:
     """(default servers, override servers) with hostnames resolved to addresses."""
-    override = None
+    override: Servers | None = None
     if nameserver is not None:
         try:
             override = (_numeric(*config.parse_nameserver(nameserver)),)
         except ValueError as exc:
             raise UsageError(f"--nameserver {nameserver}: {exc}") from None
     configured = cfg.resolver.nameservers or system_nameservers()
-    return tuple(_numeric(h, p) for h, p in configured), override  # type: ignore[return-value]
+    return tuple(_numeric(h, p) for h, p in configured), override
 
 
 def _numeric(host: str, port: int) -> tuple[str, int]:
@@ -147,19 +151,23 @@ def _numeric(host: str, port: int) -> tuple[str, int]:
         raise UsageError(f"nameserver {host}: cannot be resolved ({exc})") from None
 
 
-def warn_public_resolvers(servers: Sequence[tuple[str, int]], err: IO[str]) -> None:
-    for host, _ in servers:
+def warn_public_resolvers(servers: Iterable[tuple[str, int]], err: IO[str]) -> None:
+    for host, _ in sorted(set(servers)):
         if host in PUBLIC_RESOLVERS:
             print(
-                f"rblwatch: warning: nameserver {host} is {PUBLIC_RESOLVERS[host]}, a public resolver;"
-                " most blocklists refuse or mis-answer it — use your own recursive resolver",
+                f"rblwatch: warning: nameserver {host} is {PUBLIC_RESOLVERS[host]}, a public"
+                " resolver; most blocklists refuse or mis-answer it — use your own recursive"
+                " resolver",
                 file=err,
             )
 
 
-def make_resolver(cfg: config.Config) -> Resolver:
+def make_resolver(cfg: config.Config, workers: int = 1) -> Resolver:
+    """A resolver with its share of max_in_flight when `workers` processes scan together."""
     r = cfg.resolver
-    return Resolver(timeout=r.timeout, attempts=r.attempts, max_in_flight=r.max_in_flight)
+    return Resolver(
+        timeout=r.timeout, attempts=r.attempts, max_in_flight=max(1, r.max_in_flight // workers)
+    )
 
 
 # -- check ---------------------------------------------------------------------------------
@@ -173,7 +181,17 @@ def cmd_check(args: argparse.Namespace) -> int:
     plans = plans_for(lists, defaults, override)
     warn_public_resolvers({s for p in plans for s in p.template.servers}, sys.stderr)
     progress = Progress(sys.stderr)
-    report = asyncio.run(_check(cfg, plans, tgts, args, progress))
+    resolver = make_resolver(cfg)
+    asyncio.run(probe_health(resolver, plans))
+    report = scan_split(
+        lambda workers: make_resolver(cfg, workers),
+        tgts,
+        plans,
+        workers=worker_count(count_lookups(tgts, plans)),
+        keep_clean=args.all,
+        fetch_txt=args.txt,
+        progress=progress.update,
+    )
     progress.finish()
     if args.format == "json":
         json.dump(output.check_json(report), sys.stdout, indent=1)
@@ -181,20 +199,6 @@ def cmd_check(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(output.check_table(report))
     return exit_code(report)
-
-
-async def _check(
-    cfg: config.Config,
-    plans: list[Plan],
-    tgts: list[targets.Target],
-    args: argparse.Namespace,
-    progress: Progress,
-) -> Report:
-    resolver = make_resolver(cfg)
-    await probe_health(resolver, plans)
-    return await scan(
-        resolver, tgts, plans, keep_clean=args.all, fetch_txt=args.txt, progress=progress.update
-    )
 
 
 def exit_code(report: Report) -> int:

@@ -43,6 +43,8 @@ def test_points(lst: DnsList) -> list[ProbePoint]:
     """The test points to probe for a list: its overrides, or RFC 5782's for its kind."""
     if not lst.health_check:
         return []
+    listed: tuple[str, ...]
+    clean: tuple[str, ...]
     if lst.kind is Kind.DOMAIN:
         kind, listed, clean = TargetKind.DOMAIN, ("test",), ("invalid",)
     elif lst.ipv6:
@@ -75,13 +77,17 @@ def evaluate(results: Sequence[tuple[ProbePoint, Outcome]]) -> Verdict:
     for point, out in results:
         if point.expect_listed and out.kind not in _HIT:
             what = out.reason.value if out.reason is not None else out.kind.value
-            return Verdict(Health.DEAD, f"test point {point.value} should be listed, got {what}{_d(out)}")
+            return Verdict(
+                Health.DEAD, f"test point {point.value} should be listed, got {what}{_d(out)}"
+            )
     for point, out in results:
         if point.expect_listed:
             continue
         if out.kind in _HIT or (out.kind is OutcomeKind.ERROR and out.reason is Reason.BAD_ANSWER):
             got = ", ".join(out.codes) or out.detail
-            return Verdict(Health.LISTS_EVERYTHING, f"test point {point.value} should be clean, got {got}")
+            return Verdict(
+                Health.LISTS_EVERYTHING, f"test point {point.value} should be clean, got {got}"
+            )
     return HEALTHY
 
 

@@ -35,7 +35,9 @@ UNKNOWN_CODE = "unknown code"
 
 # One wire label per decimal octet ("10" -> b"\x0210"), built once: the IPv4 hot path is four
 # dictionary hits and a join.
-_OCTET_LABEL: dict[str, bytes] = {str(i): bytes([len(str(i))]) + str(i).encode() for i in range(256)}
+_OCTET_LABEL: dict[str, bytes] = {
+    str(i): bytes([len(str(i))]) + str(i).encode() for i in range(256)
+}
 _NIBBLE_LABEL: dict[str, bytes] = {c: b"\x01" + c.encode() for c in "0123456789abcdef"}
 
 
@@ -67,7 +69,9 @@ def prefix_wire(value: str, kind: TargetKind) -> bytes:
     if kind is TargetKind.IPV6:
         nib = ipaddress.IPv6Address(value).exploded.replace(":", "")
         return b"".join(_NIBBLE_LABEL[c] for c in reversed(nib))
-    return b"".join(bytes([len(p)]) + p for p in (s.encode("ascii") for s in reversed_labels(value, kind)))
+    return b"".join(
+        bytes([len(p)]) + p for p in (s.encode("ascii") for s in reversed_labels(value, kind))
+    )
 
 
 def zone_wire(zone: str) -> bytes:
@@ -139,7 +143,9 @@ class Decoder:
             self._cache[key] = outcome
         return outcome
 
-    def _decode_answers(self, answers: tuple[bytes, ...], ttl: int | None, txt: str | None) -> Outcome:
+    def _decode_answers(
+        self, answers: tuple[bytes, ...], ttl: int | None, txt: str | None
+    ) -> Outcome:
         outside = [a for a in answers if len(a) != 4 or a[0] != _LOOPBACK_FIRST_OCTET]
         if outside:
             # an answer outside 127/8 is no DNSBL code: typically a resolver rewriting NXDOMAIN
@@ -149,7 +155,8 @@ class Decoder:
             return error(reason, "answered " + ", ".join(_quad(a) for a in answers))
         if not any(self._is_listing(a) for a in answers):
             return error(
-                Reason.BAD_ANSWER, "answered " + ", ".join(_quad(a) for a in answers) + ", no listing code"
+                Reason.BAD_ANSWER,
+                "answered " + ", ".join(_quad(a) for a in answers) + ", no listing code",
             )
         codes = tuple(_quad(a) for a in answers)
         meanings = tuple(m for a in answers for m in self._meanings(a))

@@ -25,11 +25,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import dns.asyncquery
 import dns.exception
-import dns.message
 import dns.name
-import dns.rdatatype
 
 QTYPE_A = 1
 QTYPE_TXT = 16
@@ -214,23 +211,47 @@ class _Batch:
     # -- sending ------------------------------------------------------------------------------
 
     def _fill(self) -> None:
-        """Top the window up to max_in_flight from the job iterator."""
+        """Top the window up to max_in_flight from the job iterator.
+
+        This is half of the hot path, so the first attempt's send is written out here rather
+        than calling `_send` (retries use that).
+        """
         room = self.r.max_in_flight - self.in_flight
         if room <= 0 or self.exhausted:
             return
         deadline = time.monotonic() + self.r.timeout
-        jobs = self.jobs
+        jobs, pending, ids, socks, pack = self.jobs, self.pending, self.r._ids, self.socks, _ID.pack
+        by_server = self.by_server
+        sent = 0
         while room > 0:
             job = next(jobs, None)
             if job is None:
                 self.exhausted = True
                 break
-            if not job[1].servers:
+            tpl = job[1]
+            if not tpl.servers:
                 self.on_result(job[0], Status.NETWORK, 0, [], None)
                 continue
+            idxs = by_server.get(tpl.servers[0]) or self._open(tpl.servers[0])
+            while True:
+                qid = next(ids)
+                key = (idxs[qid % len(idxs)] << 16) | qid
+                if key not in pending:
+                    break
+            q = job[2] + tpl.tail
+            e = [job, q, 0, deadline, key]
+            pending[key] = e  # insertion order is send order, which is deadline order
             room -= 1
             self.in_flight += 1
-            self._send([job, job[2] + job[1].tail, 0, deadline, 0], deadline)
+            try:
+                socks[key >> 16].send(pack(qid) + _HEADER_TAIL + q)
+                sent += 1
+            except BlockingIOError:
+                pass  # the socket buffer is full: the attempt times out and is retried
+            except OSError:
+                del pending[key]
+                self._retry_or_finish(e, Status.NETWORK)
+        self.r.stats.sent += sent
 
     def _send(self, e: _Entry, deadline: float) -> None:
         servers = e[_JOB][1].servers
@@ -316,7 +337,9 @@ class _Batch:
             return
         self.on_result(job[0], Status.OK, data[3] & 0x0F, rdatas, ttl)
 
-    def _finish(self, e: _Entry, status: int, rcode: int, rdatas: list[bytes], ttl: int | None) -> None:
+    def _finish(
+        self, e: _Entry, status: int, rcode: int, rdatas: list[bytes], ttl: int | None
+    ) -> None:
         self.in_flight -= 1
         self.on_result(e[_JOB][0], status, rcode, rdatas, ttl)
 
@@ -374,13 +397,19 @@ class _Batch:
         task.add_done_callback(self.tasks.discard)
 
     async def _tcp(self, e: _Entry) -> None:
+        import dns.asyncquery  # the rare path: not worth its import time at every start
+        import dns.message
+
         tpl = e[_JOB][1]
         server = tpl.servers[e[_ATTEMPT] % len(tpl.servers)]
         qname = dns.name.from_wire(e[_QUESTION], 0)[0]
         query = dns.message.make_query(qname, tpl.qtype)
-        status, rcode, rdatas, ttl = Status.OK, 0, [], None
+        status, rcode, ttl = Status.OK, 0, None
+        rdatas: list[bytes] = []
         try:
-            resp = await dns.asyncquery.tcp(query, server[0], timeout=self.r.timeout, port=server[1])
+            resp = await dns.asyncquery.tcp(
+                query, server[0], timeout=self.r.timeout, port=server[1]
+            )
             rcode = resp.rcode()
             rdatas, ttl = _rdatas_from_message(resp, tpl.qtype)
         except dns.exception.Timeout:
@@ -432,7 +461,7 @@ def _read_answers(data: bytes, off: int, qtype: int) -> tuple[list[bytes], int |
     return rdatas, ttl
 
 
-def _rdatas_from_message(msg: dns.message.Message, qtype: int) -> tuple[list[bytes], int | None]:
+def _rdatas_from_message(msg: Any, qtype: int) -> tuple[list[bytes], int | None]:
     """The same as `_read_answers`, from a dnspython message (the TCP path)."""
     rdatas: list[bytes] = []
     ttl: int | None = None
@@ -442,7 +471,3 @@ def _rdatas_from_message(msg: dns.message.Message, qtype: int) -> tuple[list[byt
         ttl = rrset.ttl if ttl is None else min(ttl, rrset.ttl)
         rdatas.extend(rd.to_wire() for rd in rrset)
     return rdatas, ttl
-
-
-def rdatatype_name(qtype: int) -> str:
-    return dns.rdatatype.to_text(dns.rdatatype.RdataType.make(qtype))

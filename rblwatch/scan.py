@@ -9,6 +9,7 @@ counts of every outcome, and the results that are not `clean` (all of them with
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -95,13 +96,16 @@ async def probe_health(resolver: Resolver, plans: Sequence[Plan]) -> None:
     points = [(pi, tp) for pi, plan in enumerate(plans) for tp in health.test_points(plan.lst)]
     outcomes: dict[int, Outcome] = {}
 
-    def on_result(key: object, status: int, rcode: int, rdatas: list[bytes], ttl: int | None) -> None:
+    def on_result(
+        key: object, status: int, rcode: int, rdatas: list[bytes], ttl: int | None
+    ) -> None:
         assert isinstance(key, int)
         plan = plans[points[key][0]]
         outcomes[key] = _decode(plan.decoder, status, rcode, rdatas, ttl)
 
     jobs: list[Job] = [
-        (i, plans[pi].template, lookup.prefix_wire(tp.value, tp.kind)) for i, (pi, tp) in enumerate(points)
+        (i, plans[pi].template, lookup.prefix_wire(tp.value, tp.kind))
+        for i, (pi, tp) in enumerate(points)
     ]
     await resolver.run(jobs, on_result)
     for pi, plan in enumerate(plans):
@@ -122,6 +126,61 @@ def count_lookups(targets: Sequence[Target], plans: Sequence[Plan]) -> int:
     return sum(per_kind[t.kind] for t in targets)
 
 
+class _Scan:
+    """The bookkeeping of one scan: which lookups to send and what to keep of their outcomes."""
+
+    def __init__(
+        self,
+        targets: Sequence[Target],
+        plans: Sequence[Plan],
+        keep_clean: bool,
+        progress: ProgressCallback | None,
+    ) -> None:
+        self.targets = targets
+        self.plans = plans
+        self.keep_clean = keep_clean
+        self.progress = progress
+        self.report = Report(list(plans))
+        self.total = count_lookups(targets, plans)
+        self.step = max(1, self.total // 200)
+
+    def record(self, ti: int, pi: int, outcome: Outcome) -> None:
+        summary = self.report.summary
+        summary.add(outcome.kind)
+        if self.keep_clean or outcome.kind is not OutcomeKind.CLEAN:
+            self.report.results.append(Result(self.targets[ti], self.plans[pi].lst, outcome))
+        if self.progress is not None and summary.lookups % self.step == 0:
+            self.progress(summary.lookups, self.total)
+
+    def on_result(
+        self, key: object, status: int, rcode: int, rdatas: list[bytes], ttl: int | None
+    ) -> None:
+        assert isinstance(key, int)
+        if status == Status.OK and rcode == lookup.RCODE_NXDOMAIN and not self.keep_clean:
+            # the common case of a scan, kept as short as it can be
+            summary = self.report.summary
+            summary.lookups += 1
+            summary.clean += 1
+            if self.progress is not None and summary.lookups % self.step == 0:
+                self.progress(summary.lookups, self.total)
+            return
+        ti, pi = divmod(key, len(self.plans))
+        self.record(ti, pi, _decode(self.plans[pi].decoder, status, rcode, rdatas, ttl))
+
+    def jobs(self) -> Iterator[Job]:
+        """A lookup per (target, list that takes it); an unhealthy list's are recorded unsent."""
+        plans, n = self.plans, len(self.plans)
+        unhealthy = {pi for pi, p in enumerate(plans) if not p.verdict.healthy}
+        checks = {k: [pi for pi, p in enumerate(plans) if p.lst.checks(k)] for k in TargetKind}
+        for ti, t in enumerate(self.targets):
+            prefix = lookup.prefix_wire(t.value, t.kind)
+            for pi in checks[t.kind]:
+                if pi in unhealthy:
+                    self.record(ti, pi, _unhealthy(plans[pi]))
+                else:
+                    yield (ti * n + pi, plans[pi].template, prefix)
+
+
 async def scan(
     resolver: Resolver,
     targets: Sequence[Target],
@@ -132,59 +191,28 @@ async def scan(
     progress: ProgressCallback | None = None,
 ) -> Report:
     """Look up every target on every plan that takes it. Health must have been probed."""
-    report = Report(list(plans))
-    n = len(plans)
-    total = count_lookups(targets, plans)
-    summary = report.summary
-    results = report.results
-    unhealthy = {pi for pi, p in enumerate(plans) if not p.verdict.healthy}
-    step = max(1, total // 200)
-
-    def record(ti: int, pi: int, outcome: Outcome) -> None:
-        summary.add(outcome.kind)
-        if keep_clean or outcome.kind is not OutcomeKind.CLEAN:
-            results.append(Result(targets[ti], plans[pi].lst, outcome))
-        if progress is not None and summary.lookups % step == 0:
-            progress(summary.lookups, total)
-
-    def on_result(key: object, status: int, rcode: int, rdatas: list[bytes], ttl: int | None) -> None:
-        assert isinstance(key, int)
-        if status == Status.OK and rcode == lookup.RCODE_NXDOMAIN and not keep_clean:
-            # the common case of a scan, kept as short as it can be
-            summary.lookups += 1
-            summary.clean += 1
-            if progress is not None and summary.lookups % step == 0:
-                progress(summary.lookups, total)
-            return
-        ti, pi = divmod(key, n)
-        record(ti, pi, _decode(plans[pi].decoder, status, rcode, rdatas, ttl))
-
-    def jobs() -> Iterator[Job]:
-        checks = {k: [pi for pi, p in enumerate(plans) if p.lst.checks(k)] for k in TargetKind}
-        for ti, t in enumerate(targets):
-            prefix = lookup.prefix_wire(t.value, t.kind)
-            for pi in checks[t.kind]:
-                if pi in unhealthy:
-                    record(ti, pi, _unhealthy(plans[pi]))
-                else:
-                    yield (ti * n + pi, plans[pi].template, prefix)
-
-    await resolver.run(jobs(), on_result)
+    state = _Scan(targets, plans, keep_clean, progress)
+    await resolver.run(state.jobs(), state.on_result)
+    report = state.report
     if progress is not None:
-        progress(summary.lookups, total)
+        progress(report.summary.lookups, state.total)
     if fetch_txt:
         await _fetch_txt(resolver, report)
-    results.sort(key=lambda r: (_result_order(r), r.lst.name))
+    report.results.sort(key=result_order)
     return report
 
 
-def _result_order(r: Result) -> tuple[int, int | str]:
+def result_order(r: Result) -> tuple[int, int, str, str]:
+    """Results in the order people read them: IPv4 by address, IPv6 by address, domains, lists."""
     t = r.target
     if t.kind is TargetKind.DOMAIN:
-        return (2, t.value)
-    import ipaddress
-
-    return (0 if t.kind is TargetKind.IPV4 else 1, int(ipaddress.ip_address(t.value)))
+        return (2, 0, t.value, r.lst.name)
+    return (
+        0 if t.kind is TargetKind.IPV4 else 1,
+        int(ipaddress.ip_address(t.value)),
+        "",
+        r.lst.name,
+    )
 
 
 def _unhealthy(plan: Plan) -> Outcome:
@@ -204,7 +232,9 @@ async def _fetch_txt(resolver: Resolver, report: Report) -> None:
         templates[p.lst.name] = Template.build(p.lst.zone, p.template.servers, QTYPE_TXT)
     texts: dict[int, str | None] = {}
 
-    def on_result(key: object, status: int, rcode: int, rdatas: list[bytes], ttl: int | None) -> None:
+    def on_result(
+        key: object, status: int, rcode: int, rdatas: list[bytes], ttl: int | None
+    ) -> None:
         assert isinstance(key, int)
         if status == Status.OK and rcode == lookup.RCODE_NOERROR:
             texts[key] = lookup.parse_txt_rdata(rdatas)

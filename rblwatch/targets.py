@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import bisect
 import ipaddress
-import socket
 import re
+import socket
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from encodings import idna
@@ -322,9 +322,30 @@ def parse_cli_targets(args: Sequence[str], *, ipv4_min_prefix: int = 16) -> list
     out = _Collector("")
     for arg in args:
         if arg.startswith("@"):
-            specs: Iterable[_Spec] = list(_parse_file_specs(arg[1:], ipv4_min_prefix))
+            _add_file(out, arg[1:], ipv4_min_prefix)
         else:
-            specs = [_parse_spec(arg, ipv4_min_prefix)]
-        for spec in specs:
-            out.add_spec(spec, {})
+            out.add_spec(_parse_spec(arg, ipv4_min_prefix), {})
     return out.targets
+
+
+def _add_file(out: _Collector, path: str, ipv4_min_prefix: int) -> None:
+    """Every target of a file; validated in full before anything is added."""
+    specs: list[_Spec | str] = []
+    pton, af = socket.inet_pton, socket.AF_INET
+    for lineno, text in _read_lines(path):
+        try:
+            pton(af, text)  # a plain IPv4 address, the bulk of any big file: already canonical
+            specs.append(text)
+            continue
+        except OSError:
+            pass
+        try:
+            specs.append(_parse_spec(text, ipv4_min_prefix))
+        except TargetError as e:
+            raise TargetError(f"{path}:{lineno}: {e}") from None
+    ipv4 = TargetKind.IPV4
+    for spec in specs:
+        if isinstance(spec, str):
+            out.add(spec, ipv4, spec)
+        else:
+            out.add_spec(spec, {})

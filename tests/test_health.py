@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from rblwatch.health import ProbePoint, evaluate
 from rblwatch.health import test_points as points_of
-from rblwatch.model import CLEAN, DnsList, Health, Kind, Outcome, OutcomeKind, Reason, TargetKind, error
+from rblwatch.model import (
+    CLEAN,
+    DnsList,
+    Health,
+    Kind,
+    Outcome,
+    OutcomeKind,
+    Reason,
+    TargetKind,
+    error,
+)
 
 LISTED = Outcome(OutcomeKind.LISTED, codes=("127.0.0.2",))
 LISTED_PT = ProbePoint("127.0.0.2", TargetKind.IPV4, True)
@@ -35,9 +45,14 @@ def test_standard_domain_test_points() -> None:
 
 
 def test_overridden_and_disabled_test_points() -> None:
-    lst = DnsList(name="x", zone="bl.test", test_listed=("127.0.0.3", "::ffff:7f00:2"), test_clean=())
+    lst = DnsList(
+        name="x", zone="bl.test", test_listed=("127.0.0.3", "::ffff:7f00:2"), test_clean=()
+    )
     pts = points_of(lst)
-    assert [(p.value, p.kind) for p in pts] == [("127.0.0.3", TargetKind.IPV4), ("::ffff:7f00:2", TargetKind.IPV6)]
+    assert [(p.value, p.kind) for p in pts] == [
+        ("127.0.0.3", TargetKind.IPV4),
+        ("::ffff:7f00:2", TargetKind.IPV6),
+    ]
     assert points_of(DnsList(name="x", zone="bl.test", health_check=False)) == []
 
 

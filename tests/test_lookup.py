@@ -55,7 +55,10 @@ DNSWL = DnsList(
 
 
 def test_ipv4_query_name_reverses_the_octets() -> None:
-    assert query_name("192.0.2.10", TargetKind.IPV4, "zen.spamhaus.org") == "10.2.0.192.zen.spamhaus.org"
+    assert (
+        query_name("192.0.2.10", TargetKind.IPV4, "zen.spamhaus.org")
+        == "10.2.0.192.zen.spamhaus.org"
+    )
 
 
 @pytest.mark.parametrize("addr", ["2001:db8::25", "2a00:1450:4001:82b::200e", "::1", "fe80::"])
@@ -75,12 +78,19 @@ def test_the_ipv6_test_point_is_queried_as_32_nibbles() -> None:
 
 
 def test_domain_query_name_appends_the_zone() -> None:
-    assert query_name("Example.COM.", TargetKind.DOMAIN, "dbl.spamhaus.org") == "example.com.dbl.spamhaus.org"
+    assert (
+        query_name("Example.COM.", TargetKind.DOMAIN, "dbl.spamhaus.org")
+        == "example.com.dbl.spamhaus.org"
+    )
 
 
 @pytest.mark.parametrize(
     ("value", "kind"),
-    [("10.20.1.2", TargetKind.IPV4), ("0.0.0.255", TargetKind.IPV4), ("xn--bcher-kva.example", TargetKind.DOMAIN)],
+    [
+        ("10.20.1.2", TargetKind.IPV4),
+        ("0.0.0.255", TargetKind.IPV4),
+        ("xn--bcher-kva.example", TargetKind.DOMAIN),
+    ],
 )
 def test_wire_prefix_matches_the_text_name(value: str, kind: TargetKind) -> None:
     wire = prefix_wire(value, kind) + zone_wire("zen.test")
@@ -186,7 +196,12 @@ def test_an_unknown_code_beside_a_known_one_is_listed_and_marked_unknown() -> No
 
 @pytest.mark.parametrize(
     ("rcode", "reason"),
-    [(SERVFAIL, Reason.SERVFAIL), (REFUSED, Reason.REFUSED), (FORMERR, Reason.BAD_ANSWER), (NOTIMP, Reason.BAD_ANSWER)],
+    [
+        (SERVFAIL, Reason.SERVFAIL),
+        (REFUSED, Reason.REFUSED),
+        (FORMERR, Reason.BAD_ANSWER),
+        (NOTIMP, Reason.BAD_ANSWER),
+    ],
 )
 def test_failure_rcodes_are_errors(rcode: int, reason: Reason) -> None:
     out = Decoder(SPAMHAUS).decode(rcode, a("127.0.0.2"))

@@ -1,0 +1,138 @@
+"""Big scans on several cores: the targets split between forked worker processes.
+
+One Python process spends most of a core on a DNSBL scan (the kernel's UDP work included);
+a /16 on a dozen lists is done sooner on two. Each worker runs its own resolver on its share
+of the targets with its share of `max_in_flight`, so the total load on a list's servers stays
+what the configuration allows. Workers send back only their summary and the results that are
+kept (not `clean` unless asked), which for a scan are few.
+
+Forking happens outside any event loop: call `scan_split` from synchronous code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pickle
+from collections.abc import Callable, Sequence
+
+from rblwatch.model import Outcome, Target
+from rblwatch.resolver import Resolver
+from rblwatch.scan import Plan, ProgressCallback, Report, Result, result_order, scan
+
+MIN_LOOKUPS_PER_WORKER = 20_000
+
+
+def worker_count(lookups: int, cpus: int | None = None) -> int:
+    """How many processes a scan of `lookups` is worth on this machine (1 = no fork)."""
+    env = os.environ.get("RBLWATCH_WORKERS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    cpus = cpus or os.cpu_count() or 1
+    return max(1, min(cpus, 4, lookups // MIN_LOOKUPS_PER_WORKER))
+
+
+def scan_split(
+    make_resolver: Callable[[int], Resolver],
+    targets: Sequence[Target],
+    plans: Sequence[Plan],
+    *,
+    workers: int,
+    keep_clean: bool = False,
+    fetch_txt: bool = False,
+    progress: ProgressCallback | None = None,
+) -> Report:
+    """`scan` over `workers` processes; `make_resolver(workers)` builds each one's resolver."""
+    if workers <= 1 or len(targets) < workers or not hasattr(os, "fork"):
+        return asyncio.run(
+            scan(
+                make_resolver(1),
+                targets,
+                plans,
+                keep_clean=keep_clean,
+                fetch_txt=fetch_txt,
+                progress=progress,
+            )
+        )
+    size = -(-len(targets) // workers)
+    chunks = [targets[i : i + size] for i in range(0, len(targets), size)]
+
+    def resolver_of() -> Resolver:
+        return make_resolver(workers)
+
+    children = [_fork(resolver_of, chunk, plans, keep_clean, fetch_txt) for chunk in chunks[1:]]
+
+    def scaled(done: int, total: int) -> None:
+        assert progress is not None
+        progress(min(done * len(chunks), total * len(chunks)), total * len(chunks))
+
+    report = asyncio.run(
+        scan(
+            resolver_of(),
+            chunks[0],
+            plans,
+            keep_clean=keep_clean,
+            fetch_txt=fetch_txt,
+            progress=scaled if progress else None,
+        )
+    )
+    by_name = {p.lst.name: p.lst for p in plans}
+    for pid, fd in children:
+        summary, rows = _collect(pid, fd)
+        for field in ("lookups", "listed", "clean", "error", "allowlisted"):
+            setattr(report.summary, field, getattr(report.summary, field) + summary[field])
+        report.results.extend(Result(t, by_name[name], out) for t, name, out in rows)
+    report.results.sort(key=result_order)
+    return report
+
+
+def _fork(
+    make_resolver: Callable[[], Resolver],
+    chunk: Sequence[Target],
+    plans: Sequence[Plan],
+    keep_clean: bool,
+    fetch_txt: bool,
+) -> tuple[int, int]:
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid:
+        os.close(w)
+        return pid, r
+    # the child: never return into the caller's code
+    os.close(r)
+    code = 0
+    try:
+        report = asyncio.run(
+            scan(make_resolver(), chunk, plans, keep_clean=keep_clean, fetch_txt=fetch_txt)
+        )
+        s = report.summary
+        summary = {f: getattr(s, f) for f in ("lookups", "listed", "clean", "error", "allowlisted")}
+        rows = [(res.target, res.lst.name, res.outcome) for res in report.results]
+        payload = pickle.dumps(("ok", summary, rows), protocol=pickle.HIGHEST_PROTOCOL)
+    except BaseException as exc:  # reported by the parent, which owns stderr's one line
+        payload = pickle.dumps(("error", f"{type(exc).__name__}: {exc}", None))
+        code = 1
+    try:
+        with os.fdopen(w, "wb") as f:
+            f.write(payload)
+    finally:
+        os._exit(code)
+
+
+class WorkerError(RuntimeError):
+    pass
+
+
+def _collect(pid: int, fd: int) -> tuple[dict[str, int], list[tuple[Target, str, Outcome]]]:
+    with os.fdopen(fd, "rb") as f:
+        data = f.read()
+    _, status = os.waitpid(pid, 0)
+    if not data:
+        raise WorkerError(f"scan worker {pid} died (wait status {status})")
+    kind, summary, rows = pickle.loads(data)
+    if kind != "ok":
+        raise WorkerError(f"scan worker {pid} failed: {summary}")
+    return summary, rows
+
+
+__all__ = ["WorkerError", "scan_split", "worker_count"]
