@@ -115,18 +115,27 @@ def select_lists(cfg: config.Config, names: Sequence[str]) -> list[DnsList]:
     if not names:
         return list(cfg.lists)
     by_name = {lst.name: lst for lst in cfg.lists}
-    chosen = []
+    chosen: dict[str, DnsList] = {}  # a list named twice is still looked up once
     for name in names:
         lst = by_name.get(name)
         if lst is None:
             try:
-                lst = catalogue.get(name)
-            except KeyError:
-                raise UsageError(f"--list {name}: unknown list (see 'rblwatch lists')") from None
-            if lst.status is Status.DEFUNCT:
-                raise UsageError(f"--list {name}: {catalogue.defunct_message(lst)}")
-        chosen.append(lst)
-    return chosen
+                lst = from_catalogue(name)
+            except config.ConfigError as exc:
+                raise UsageError(f"--list {name}: {exc.problem}") from None
+        chosen.setdefault(name, lst)
+    return list(chosen.values())
+
+
+def from_catalogue(name: str) -> DnsList:
+    """A catalogue list as a config naming it gets it, or ConfigError.
+
+    Not `catalogue.get`: that entry's keyed zone is still the template
+    (`${SPAMHAUS_DQS_KEY}.zen.dq.spamhaus.net`), which must be expanded from the environment
+    (and masked for display) or refused, never sent to a resolver as it stands.
+    """
+    (lst,) = config.parse_config({"lists": [name]}, source="the catalogue").lists
+    return lst
 
 
 Servers = tuple[tuple[str, int], ...]
@@ -246,15 +255,14 @@ class Progress:
 
 
 def cmd_lists(args: argparse.Namespace) -> int:
-    if args.config_file is None and not os.path.exists(config.DEFAULT_CONFIG_PATH):
-        lists = list(catalogue.catalogue().values())
-        cfg = config.default_config()
-    else:
-        cfg = load(args)
-        lists = list(cfg.lists)
+    from_config = args.config_file is not None or os.path.exists(config.DEFAULT_CONFIG_PATH)
+    cfg = load(args) if from_config else config.default_config()
+    lists = list(cfg.lists) if from_config else list(catalogue.catalogue().values())
     health: dict[str, str] | None = None
     if args.test:
         live = [lst for lst in lists if lst.status is not Status.DEFUNCT]
+        if not from_config:
+            live = testable(live, sys.stderr)
         defaults, override = servers_of(cfg, args.nameserver)
         plans = plans_for(live, defaults, override)
         warn_public_resolvers({s for p in plans for s in p.template.servers}, sys.stderr)
@@ -266,6 +274,17 @@ def cmd_lists(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(catalogue.lists_table(lists, health))
     return EXIT_CLEAN
+
+
+def testable(lists: Iterable[DnsList], err: IO[str]) -> list[DnsList]:
+    """Catalogue lists ready to probe; a keyed one whose key is not set is left out, said why."""
+    out = []
+    for lst in lists:
+        try:
+            out.append(from_catalogue(lst.name))
+        except config.ConfigError as exc:
+            print(f"rblwatch: {lst.name} not tested: {exc.problem}", file=err)
+    return out
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
