@@ -93,8 +93,8 @@ class Decoder:
 
     Built once per list: the list's code tables are turned into lookups on the raw 4-byte A
     records so the per-reply work is a few dictionary hits. Listed outcomes without TXT are
-    cached per answer set, because a /16 scan sees the same few code combinations thousands of
-    times.
+    cached per answer set and TTL, because a /16 scan sees the same few code combinations
+    thousands of times.
     """
 
     __slots__ = ("_allow", "_bits", "_cache", "_codes", "_error_bits", "_errors", "lst")
@@ -106,7 +106,8 @@ class Decoder:
         self._errors = {ipaddress.IPv4Address(k).packed: v for k, v in lst.errors.items()}
         self._error_bits = dict(lst.error_bits)
         self._allow = lst.purpose is Purpose.ALLOW
-        self._cache: dict[tuple[bytes, ...], Outcome] = {}
+        # keyed by answer set and TTL: a cached listing must not report another reply's TTL
+        self._cache: dict[tuple[tuple[bytes, ...], int | None], Outcome] = {}
 
     def decode_rcode(self, rcode: int) -> Outcome | None:
         """The outcome decided by the RCODE alone, or None when the answers must be read."""
@@ -135,12 +136,12 @@ class Decoder:
             return CLEAN  # NOERROR/NODATA: the name exists but holds no A record
         key = tuple(sorted(set(answers), key=_code_sort_key))
         if txt is None:
-            hit = self._cache.get(key)
+            hit = self._cache.get((key, ttl))
             if hit is not None:
                 return hit
         outcome = self._decode_answers(key, ttl, txt)
         if txt is None and outcome.kind is not OutcomeKind.ERROR:
-            self._cache[key] = outcome
+            self._cache[(key, ttl)] = outcome
         return outcome
 
     def _decode_answers(
