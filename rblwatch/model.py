@@ -93,7 +93,7 @@ class DnsList:
     """
 
     name: str
-    zone: str
+    zone: str = field(repr=False)  # may hold an access key (Spamhaus DQS, Abusix)
     kind: Kind = Kind.IP
     ipv6: bool = False
     purpose: Purpose = Purpose.BLOCK

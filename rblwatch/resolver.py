@@ -7,7 +7,10 @@ header and the target's labels, and a reply is read only as far as its header, q
 A/TXT records. dnspython still does the rare paths: zone names, TCP retries after truncation.
 
 Security: replies are accepted only from the address and port the query went to, with the
-query's ID and its exact question; anything else is dropped and counted (`stats.dropped`).
+query's ID and its exact question. Each socket is connected to its server, so the kernel
+discards datagrams from any other address or port before they reach us (they cannot be
+counted: the price of that filter, which also saves the address handling of every call);
+whatever does arrive with the wrong ID or question is dropped and counted (`stats.dropped`).
 IDs come from the OS's random source and every run opens fresh sockets on random ports.
 
 Results are handed to a callback rather than collected: a /16 scan must not hold a quarter of
