@@ -48,7 +48,7 @@ _RUNNING: set[Rbldnsd] = set()
 
 
 def available() -> bool:
-    """True when the rbldnsd binary is installed (the fixtures fail with the install hint otherwise)."""
+    """True when the rbldnsd binary is installed (else the fixtures fail with an install hint)."""
     return shutil.which(RBLDNSD) is not None
 
 
