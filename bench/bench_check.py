@@ -35,6 +35,8 @@ def write_config(path: str, zones: list[str], port: int) -> dict[str, str]:
         f'  nameservers: ["127.0.0.1:{port}"]',
         "  timeout: 2s",
         "  attempts: 3",
+        # dnsperf keeps -q 100 queries outstanding; rblwatch gets the same allowance
+        "  max_in_flight: 100",
         "lists:",
     ]
     for z in zones:
@@ -87,19 +89,51 @@ def run_dnsperf(data: str, port: int) -> float:
     return float(m.group(1))
 
 
+def _rss_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _tree(pid: int) -> list[int]:
+    pids = [pid]
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            for child in f.read().split():
+                pids.extend(_tree(int(child)))
+    except OSError:
+        pass
+    return pids
+
+
 def run_rblwatch(
     rblwatch: list[str], cfg: str, targets: str, out_path: str
-) -> tuple[float, float, int]:
-    """(wall seconds, peak RSS MB, exit code) of one whole `rblwatch check` process."""
+) -> tuple[float, float, float, int]:
+    """(wall s, peak RSS MB of any one process, peak summed RSS MB of all, exit code).
+
+    The summed figure is sampled every 5 ms over rblwatch and its scan workers: the honest
+    number for a tool that forks, since each worker has a resident set of its own.
+    """
     with open(out_path, "w") as out:
         t0 = time.perf_counter()
         proc = subprocess.Popen(
             [*rblwatch, "check", "--config.file", cfg, "--format", "json", "@" + targets],
             stdout=out,
         )
-        _, status, ru = os.wait4(proc.pid, 0)
+        peak_sum = 0
+        while True:
+            pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            peak_sum = max(peak_sum, sum(_rss_kb(p) for p in _tree(proc.pid)))
+            time.sleep(0.005)
         wall = time.perf_counter() - t0
-    return wall, ru.ru_maxrss / 1024, os.waitstatus_to_exitcode(status)
+    return wall, ru.ru_maxrss / 1024, peak_sum / 1024, os.waitstatus_to_exitcode(status)
 
 
 def verify(
@@ -148,23 +182,25 @@ def main() -> int:
     bad = 0
     for i in range(a.rounds):
         dnsperf_qps.append(run_dnsperf(os.path.join(a.zonedir, "dnsperf_all.txt"), a.port))
-        wall, peak, rc = run_rblwatch([a.rblwatch], cfg, targets, out_path)
+        wall, peak, peak_sum, rc = run_rblwatch([a.rblwatch], cfg, targets, out_path)
         v = verify(out_path, names, truth)
         rate = v["lookups"] / wall
         rates.append(rate)
-        rss.append(peak)
+        rss.append(max(peak, peak_sum))
         wrong = v["missing"] + v["extra"] + v["wrong_codes"] + v["errors"]
         bad += wrong
         print(
             f"round {i + 1}: dnsperf {dnsperf_qps[-1]:,.0f} q/s | rblwatch {rate:,.0f} lookups/s "
-            f"({wall:.2f} s, rc {rc}), peak RSS {peak:.1f} MB, {v}"
+            f"({wall:.2f} s, rc {rc}), peak RSS {peak:.1f} MB per process, "
+            f"{peak_sum:.1f} MB summed over workers, {v}"
         )
     med_dp, med_rate, max_rss = statistics.median(dnsperf_qps), statistics.median(rates), max(rss)
     ratio = med_rate / med_dp
     ok = ratio >= BAR_RATIO and max_rss <= BAR_RSS_MB and bad == 0
     print(
         f"\nmedian dnsperf {med_dp:,.0f} q/s; median rblwatch check {med_rate:,.0f} lookups/s; "
-        f"ratio {ratio:.2f} (bar {BAR_RATIO}); peak RSS {max_rss:.1f} MB (bar {BAR_RSS_MB:.0f}); "
+        f"ratio {ratio:.2f} (bar {BAR_RATIO}); peak RSS (all processes) {max_rss:.1f} MB "
+        f"(bar {BAR_RSS_MB:.0f}); "
         f"wrong results {bad} -> {'PASS' if ok else 'FAIL'}"
     )
     return 0 if ok else 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import sys
@@ -186,6 +187,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     cfg = load(args)
     lists = select_lists(cfg, args.lists)
     tgts = targets.parse_cli_targets(args.targets, ipv4_min_prefix=cfg.limits.ipv4_min_prefix)
+    # what exists now lives until exit: spare the collector re-walking 65,536 targets of a /16
+    # every time the scan's short-lived objects trigger a full collection
+    gc.freeze()
     defaults, override = servers_of(cfg, args.nameserver)
     plans = plans_for(lists, defaults, override)
     warn_public_resolvers({s for p in plans for s in p.template.servers}, sys.stderr)
@@ -203,8 +207,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     )
     progress.finish()
     if args.format == "json":
-        json.dump(output.check_json(report), sys.stdout, indent=1)
-        sys.stdout.write("\n")
+        output.write_check_json(report, sys.stdout)
     else:
         sys.stdout.write(output.check_table(report))
     return exit_code(report)

@@ -51,8 +51,10 @@ class Status:
     BAD_REPLY = 3  # a reply that matched our query but could not be parsed
 
 
-# key, status, rcode, rdatas of the asked type (4-byte A addresses or TXT rdata), minimum TTL
-ResultCallback = Callable[[object, int, int, list[bytes], int | None], None]
+# key, template index, status, rcode, rdatas of the asked type (4-byte A addresses or TXT
+# rdata; the list is shared and must not be kept or changed), their minimum TTL
+ResultCallback = Callable[[object, int, int, int, list[bytes], int | None], None]
+_NO_RDATA: list[bytes] = []
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +71,10 @@ class Template:
         return Template(tail + struct.pack(">H", qtype) + _CLASS_IN, tuple(servers), qtype)
 
 
-# (key, template, labels in front of the zone)
-Job = tuple[object, Template, bytes]
+# A job is one name asked on one or more lists: (key, templates, labels in front of the zone).
+# Fanning a target out over its lists in the resolver, rather than one job per lookup, halves
+# the per-lookup work of building and iterating jobs on a scan.
+Job = tuple[object, tuple[Template, ...], bytes]
 
 
 @dataclass(slots=True)
@@ -79,14 +83,16 @@ class ResolverStats:
     received: int = 0
     dropped: int = 0  # replies that matched no query in flight (spoofed, late, garbage)
     timeouts: int = 0  # attempts that timed out (a lookup may retry)
+    nxdomain: int = 0  # plain NXDOMAIN results counted rather than reported (count_nxdomain)
     tcp: int = 0
     drop_reasons: dict[str, int] = field(default_factory=dict)
 
 
 # A lookup in flight is a list, not an object: it is created for every lookup of a scan and a
 # list literal costs a fraction of an instance. Fields:
-_JOB, _QUESTION, _ATTEMPT, _DEADLINE, _KEY = range(5)
+_KEY, _INDEX, _TEMPLATE, _QUESTION, _ATTEMPT, _DEADLINE, _WIRE_KEY = range(7)
 _Entry = list[Any]
+_OK = 0  # Status.OK, as a constant for the hot path
 
 
 def _random_ids() -> Iterator[int]:
@@ -138,10 +144,19 @@ class Resolver:
         self.stats = ResolverStats()
         self._ids = _random_ids()
 
-    async def run(self, jobs: Iterable[Job], on_result: ResultCallback) -> None:
-        """Look up every job; `on_result` is called once per job, in completion order."""
-        batch = _Batch(self, iter(jobs), on_result)
+    async def run(
+        self, jobs: Iterable[Job], on_result: ResultCallback, *, count_nxdomain: bool = False
+    ) -> int:
+        """Look up every job on each of its templates.
+
+        `on_result(key, i, ...)` is called once per (job, template i), in completion order.
+        With `count_nxdomain`, plain NXDOMAIN replies (the bulk of a scan) are only counted:
+        the count is returned and they are not reported.
+        """
+        batch = _Batch(self, iter(jobs), on_result, count_nxdomain)
         await batch.run()
+        self.stats.nxdomain += batch.nxdomain
+        return batch.nxdomain
 
     def _drop(self, why: str) -> None:
         self.stats.dropped += 1
@@ -157,14 +172,24 @@ class _Batch:
     timeout for all, is also the deadline queue.
     """
 
-    def __init__(self, resolver: Resolver, jobs: Iterator[Job], on_result: ResultCallback) -> None:
+    def __init__(
+        self,
+        resolver: Resolver,
+        jobs: Iterator[Job],
+        on_result: ResultCallback,
+        count_nxdomain: bool,
+    ) -> None:
         self.r = resolver
         self.jobs = jobs
         self.on_result = on_result
+        self.count_nxdomain = count_nxdomain
+        self.nxdomain = 0
         self.loop = asyncio.get_running_loop()
         self.pending: dict[int, _Entry] = {}
         self.in_flight = 0
         self.exhausted = False
+        self.job: Job | None = None  # the job being fanned out, and its next template
+        self.next_index = 0
         self.socks: list[socket.socket] = []
         self.by_server: dict[tuple[str, int], list[int]] = {}
         self.tasks: set[asyncio.Task[None]] = set()
@@ -214,7 +239,7 @@ class _Batch:
     # -- sending ------------------------------------------------------------------------------
 
     def _fill(self) -> None:
-        """Top the window up to max_in_flight from the job iterator.
+        """Top the window up to max_in_flight from the jobs, one template at a time.
 
         This is half of the hot path, so the first attempt's send is written out here rather
         than calling `_send` (retries use that).
@@ -225,15 +250,22 @@ class _Batch:
         deadline = time.monotonic() + self.r.timeout
         jobs, pending, ids, socks, pack = self.jobs, self.pending, self.r._ids, self.socks, _ID.pack
         by_server = self.by_server
-        sent = 0
-        while room > 0:
-            job = next(jobs, None)
+        job, i = self.job, self.next_index
+        sent = started = 0
+        while started < room:
             if job is None:
-                self.exhausted = True
-                break
-            tpl = job[1]
+                job = next(jobs, None)
+                i = 0
+                if job is None:
+                    self.exhausted = True
+                    break
+            tpl = job[1][i]
+            e: _Entry = [job[0], i, tpl, job[2] + tpl.tail, 0, deadline, 0]
+            i += 1
+            if i == len(job[1]):
+                job = None
             if not tpl.servers:
-                self.on_result(job[0], Status.NETWORK, 0, [], None)
+                self.on_result(e[_KEY], e[_INDEX], Status.NETWORK, 0, _NO_RDATA, None)
                 continue
             idxs = by_server.get(tpl.servers[0]) or self._open(tpl.servers[0])
             while True:
@@ -241,41 +273,41 @@ class _Batch:
                 key = (idxs[qid % len(idxs)] << 16) | qid
                 if key not in pending:
                     break
-            q = job[2] + tpl.tail
-            e = [job, q, 0, deadline, key]
+            e[_WIRE_KEY] = key
             pending[key] = e  # insertion order is send order, which is deadline order
-            room -= 1
-            self.in_flight += 1
+            started += 1
             try:
-                socks[key >> 16].send(pack(qid) + _HEADER_TAIL + q)
+                socks[key >> 16].send(pack(qid) + _HEADER_TAIL + e[_QUESTION])
                 sent += 1
             except BlockingIOError:
                 pass  # the socket buffer is full: the attempt times out and is retried
             except OSError:
                 del pending[key]
-                self._retry_or_finish(e, Status.NETWORK)
+                self._retry_or_finish(e, Status.NETWORK)  # counted in `started` all the same
+        self.job, self.next_index = job, i
+        self.in_flight += started
         self.r.stats.sent += sent
 
     def _send(self, e: _Entry, deadline: float) -> None:
-        servers = e[_JOB][1].servers
+        """Send one attempt (a retry) to the next server in turn."""
+        servers = e[_TEMPLATE].servers
         server = servers[e[_ATTEMPT] % len(servers)]
         idxs = self.by_server.get(server) or self._open(server)
         pending = self.pending
         ids = self.r._ids
         while True:
             qid = next(ids)
-            si = idxs[qid % len(idxs)]
-            key = (si << 16) | qid
+            key = (idxs[qid % len(idxs)] << 16) | qid
             if key not in pending:
                 break
-        e[_KEY] = key
+        e[_WIRE_KEY] = key
         e[_DEADLINE] = deadline
-        pending[key] = e  # insertion order is send order, which is deadline order
+        pending[key] = e
         try:
-            self.socks[si].send(_ID.pack(qid) + _HEADER_TAIL + e[_QUESTION])
+            self.socks[key >> 16].send(_ID.pack(qid) + _HEADER_TAIL + e[_QUESTION])
             self.r.stats.sent += 1
         except BlockingIOError:
-            pass  # the socket buffer is full: the attempt times out and is retried
+            pass
         except OSError:
             del pending[key]
             self._retry_or_finish(e, Status.NETWORK)
@@ -286,9 +318,9 @@ class _Batch:
         recv = self.socks[si].recv
         pending = self.pending
         on_result = self.on_result
-        stats = self.r.stats
+        count_nxdomain = self.count_nxdomain
         base = si << 16
-        finished = 0
+        finished = received = nxdomain = 0
         try:
             while True:
                 try:
@@ -297,34 +329,39 @@ class _Batch:
                     break
                 except OSError:
                     break  # e.g. ICMP port unreachable: the query times out or is retried
-                stats.received += 1
-                if len(data) < _HEADER_LEN:
-                    self.r._drop("short")
-                    continue
-                key = base | (data[0] << 8 | data[1])
+                received += 1
+                key = base | (data[0] << 8 | data[1]) if len(data) >= _HEADER_LEN else -1
                 e = pending.get(key)
-                if e is None:
+                if e is None:  # too short for a header, or no such query in flight
                     self.r._drop("id")
                     continue
                 q = e[_QUESTION]
                 end = _HEADER_LEN + len(q)
                 asked = data[_HEADER_LEN:end]
+                flags = data[2]
                 if (
-                    not data[2] & 0x80
-                    or data[4:6] != b"\x00\x01"
+                    not flags & 0x80
+                    or data[5] != 1
+                    or data[4]
                     or (asked != q and asked.lower() != q)  # case may be echoed differently
                 ):
                     self.r._drop("question")
                     continue
                 del pending[key]
-                if data[2] & 0x02:  # TC: the answer did not fit; ask again over TCP
+                if flags & 0x02:  # TC: the answer did not fit; ask again over TCP
                     self._start_tcp(e)
                     continue
                 finished += 1
-                if data[6] == 0 and data[7] == 0:  # no answer records: NXDOMAIN, NODATA, errors
-                    on_result(e[_JOB][0], Status.OK, data[3] & 0x0F, [], None)
+                if data[7] == 0 and data[6] == 0:  # no answer records: NXDOMAIN, NODATA, errors
+                    rcode = data[3] & 0x0F
+                    if rcode == 3 and count_nxdomain:
+                        nxdomain += 1
+                    else:
+                        on_result(e[_KEY], e[_INDEX], _OK, rcode, _NO_RDATA, None)
                 else:
                     self._answers(e, data, end)
+            self.r.stats.received += received
+            self.nxdomain += nxdomain
             self.in_flight -= finished
             self._fill()
             self._check_done()
@@ -332,26 +369,25 @@ class _Batch:
             self._fail(exc)
 
     def _answers(self, e: _Entry, data: bytes, offset: int) -> None:
-        job = e[_JOB]
         try:
-            rdatas, ttl = _read_answers(data, offset, job[1].qtype)
+            rdatas, ttl = _read_answers(data, offset, e[_TEMPLATE].qtype)
         except (IndexError, struct.error, ValueError):
-            self.on_result(job[0], Status.BAD_REPLY, data[3] & 0x0F, [], None)
+            self.on_result(e[_KEY], e[_INDEX], Status.BAD_REPLY, data[3] & 0x0F, _NO_RDATA, None)
             return
-        self.on_result(job[0], Status.OK, data[3] & 0x0F, rdatas, ttl)
+        self.on_result(e[_KEY], e[_INDEX], _OK, data[3] & 0x0F, rdatas, ttl)
 
     def _finish(
         self, e: _Entry, status: int, rcode: int, rdatas: list[bytes], ttl: int | None
     ) -> None:
         self.in_flight -= 1
-        self.on_result(e[_JOB][0], status, rcode, rdatas, ttl)
+        self.on_result(e[_KEY], e[_INDEX], status, rcode, rdatas, ttl)
 
     def _retry_or_finish(self, e: _Entry, status: int) -> None:
         e[_ATTEMPT] += 1
         if e[_ATTEMPT] < self.r.attempts:
             self._send(e, time.monotonic() + self.r.timeout)
         else:
-            self._finish(e, status, 0, [], None)
+            self._finish(e, status, 0, _NO_RDATA, None)
 
     # -- timeouts and completion --------------------------------------------------------------
 
@@ -370,7 +406,7 @@ class _Batch:
                     break
                 expired.append(e)
             for e in expired:
-                del self.pending[e[_KEY]]
+                del self.pending[e[_WIRE_KEY]]
                 self.r.stats.timeouts += 1
                 self._retry_or_finish(e, Status.TIMEOUT)
             self._fill()
@@ -403,7 +439,7 @@ class _Batch:
         import dns.asyncquery  # the rare path: not worth its import time at every start
         import dns.message
 
-        tpl = e[_JOB][1]
+        tpl = e[_TEMPLATE]
         server = tpl.servers[e[_ATTEMPT] % len(tpl.servers)]
         qname = dns.name.from_wire(e[_QUESTION], 0)[0]
         query = dns.message.make_query(qname, tpl.qtype)

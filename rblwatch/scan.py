@@ -8,6 +8,7 @@ counts of every outcome, and the results that are not `clean` (all of them with
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import ipaddress
 from collections.abc import Callable, Iterator, Sequence
@@ -97,14 +98,14 @@ async def probe_health(resolver: Resolver, plans: Sequence[Plan]) -> None:
     outcomes: dict[int, Outcome] = {}
 
     def on_result(
-        key: object, status: int, rcode: int, rdatas: list[bytes], ttl: int | None
+        key: object, _i: int, status: int, rcode: int, rdatas: list[bytes], ttl: int | None
     ) -> None:
         assert isinstance(key, int)
         plan = plans[points[key][0]]
         outcomes[key] = _decode(plan.decoder, status, rcode, rdatas, ttl)
 
     jobs: list[Job] = [
-        (i, plans[pi].template, lookup.prefix_wire(tp.value, tp.kind))
+        (i, (plans[pi].template,), lookup.prefix_wire(tp.value, tp.kind))
         for i, (pi, tp) in enumerate(points)
     ]
     await resolver.run(jobs, on_result)
@@ -143,42 +144,39 @@ class _Scan:
         self.report = Report(list(plans))
         self.total = count_lookups(targets, plans)
         self.step = max(1, self.total // 200)
+        # per target kind: the healthy plans a target of that kind is looked up on (a job's
+        # template i is plan asked[kind][i]) and the unhealthy ones its lookups fail on
+        self.asked = {
+            k: [p for p in plans if p.lst.checks(k) and p.verdict.healthy] for k in TargetKind
+        }
+        self.skipped = {
+            k: [p for p in plans if p.lst.checks(k) and not p.verdict.healthy] for k in TargetKind
+        }
 
-    def record(self, ti: int, pi: int, outcome: Outcome) -> None:
+    def record(self, target: Target, plan: Plan, outcome: Outcome) -> None:
         summary = self.report.summary
         summary.add(outcome.kind)
         if self.keep_clean or outcome.kind is not OutcomeKind.CLEAN:
-            self.report.results.append(Result(self.targets[ti], self.plans[pi].lst, outcome))
+            self.report.results.append(Result(target, plan.lst, outcome))
         if self.progress is not None and summary.lookups % self.step == 0:
             self.progress(summary.lookups, self.total)
 
     def on_result(
-        self, key: object, status: int, rcode: int, rdatas: list[bytes], ttl: int | None
+        self, key: object, i: int, status: int, rcode: int, rdatas: list[bytes], ttl: int | None
     ) -> None:
         assert isinstance(key, int)
-        if status == Status.OK and rcode == lookup.RCODE_NXDOMAIN and not self.keep_clean:
-            # the common case of a scan, kept as short as it can be
-            summary = self.report.summary
-            summary.lookups += 1
-            summary.clean += 1
-            if self.progress is not None and summary.lookups % self.step == 0:
-                self.progress(summary.lookups, self.total)
-            return
-        ti, pi = divmod(key, len(self.plans))
-        self.record(ti, pi, _decode(self.plans[pi].decoder, status, rcode, rdatas, ttl))
+        target = self.targets[key]
+        plan = self.asked[target.kind][i]
+        self.record(target, plan, _decode(plan.decoder, status, rcode, rdatas, ttl))
 
     def jobs(self) -> Iterator[Job]:
-        """A lookup per (target, list that takes it); an unhealthy list's are recorded unsent."""
-        plans, n = self.plans, len(self.plans)
-        unhealthy = {pi for pi, p in enumerate(plans) if not p.verdict.healthy}
-        checks = {k: [pi for pi, p in enumerate(plans) if p.lst.checks(k)] for k in TargetKind}
+        """A job per target over the healthy lists that take it; the others are recorded unsent."""
+        templates = {k: tuple(p.template for p in plans) for k, plans in self.asked.items()}
         for ti, t in enumerate(self.targets):
-            prefix = lookup.prefix_wire(t.value, t.kind)
-            for pi in checks[t.kind]:
-                if pi in unhealthy:
-                    self.record(ti, pi, _unhealthy(plans[pi]))
-                else:
-                    yield (ti * n + pi, plans[pi].template, prefix)
+            for plan in self.skipped[t.kind]:
+                self.record(t, plan, _unhealthy(plan))
+            if templates[t.kind]:
+                yield (ti, templates[t.kind], lookup.prefix_wire(t.value, t.kind))
 
 
 async def scan(
@@ -192,14 +190,36 @@ async def scan(
 ) -> Report:
     """Look up every target on every plan that takes it. Health must have been probed."""
     state = _Scan(targets, plans, keep_clean, progress)
-    await resolver.run(state.jobs(), state.on_result)
     report = state.report
+    if progress is not None:
+        # plain NXDOMAINs are only counted by the resolver, so progress is read from its stats
+        start = resolver.stats.nxdomain
+        ticker = asyncio.get_running_loop().create_task(
+            _tick(
+                lambda: report.summary.lookups + resolver.stats.nxdomain - start,
+                state.total,
+                progress,
+            )
+        )
+    try:
+        clean = await resolver.run(state.jobs(), state.on_result, count_nxdomain=not keep_clean)
+    finally:
+        if progress is not None:
+            ticker.cancel()
+    report.summary.lookups += clean
+    report.summary.clean += clean
     if progress is not None:
         progress(report.summary.lookups, state.total)
     if fetch_txt:
         await _fetch_txt(resolver, report)
     report.results.sort(key=result_order)
     return report
+
+
+async def _tick(done: Callable[[], int], total: int, progress: ProgressCallback) -> None:
+    while True:
+        await asyncio.sleep(0.1)
+        progress(done(), total)
 
 
 def result_order(r: Result) -> tuple[int, int, str, str]:
@@ -233,7 +253,7 @@ async def _fetch_txt(resolver: Resolver, report: Report) -> None:
     texts: dict[int, str | None] = {}
 
     def on_result(
-        key: object, status: int, rcode: int, rdatas: list[bytes], ttl: int | None
+        key: object, _i: int, status: int, rcode: int, rdatas: list[bytes], ttl: int | None
     ) -> None:
         assert isinstance(key, int)
         if status == Status.OK and rcode == lookup.RCODE_NOERROR:
@@ -242,7 +262,9 @@ async def _fetch_txt(resolver: Resolver, report: Report) -> None:
     jobs: list[Job] = []
     for i in wanted:
         r = report.results[i]
-        jobs.append((i, templates[r.lst.name], lookup.prefix_wire(r.target.value, r.target.kind)))
+        jobs.append(
+            (i, (templates[r.lst.name],), lookup.prefix_wire(r.target.value, r.target.kind))
+        )
     await resolver.run(jobs, on_result)
     for i, text in texts.items():
         r = report.results[i]

@@ -65,7 +65,7 @@ def jobs_for(
 ) -> list[Job]:
     """One job per address, keyed by the address."""
     tpl = Template.build(zone, servers, qtype)
-    return [(a, tpl, prefix_wire(a, TargetKind.IPV4)) for a in addresses]
+    return [(a, (tpl,), prefix_wire(a, TargetKind.IPV4)) for a in addresses]
 
 
 def run(
@@ -75,7 +75,7 @@ def run(
     got: dict[object, Reply] = {}
 
     def on_result(
-        key: object, status: int, rcode: int, rdatas: list[bytes], ttl: int | None
+        key: object, i: int, status: int, rcode: int, rdatas: list[bytes], ttl: int | None
     ) -> None:
         assert key not in got, f"{key!r} reported twice"
         got[key] = Reply(status, rcode, list(rdatas), ttl)
@@ -139,6 +139,48 @@ def test_many_lookups_in_one_run_each_get_their_own_answer(bl: Rbldnsd) -> None:
 
 
 # -- timeouts and retries -------------------------------------------------------------------------
+
+
+def test_one_job_is_asked_on_each_of_its_templates_and_reported_per_index(bl: Rbldnsd) -> None:
+    listed = Template.build(ZONE, [bl.address])
+    txt = Template.build(ZONE, [bl.address], QTYPE_TXT)
+    got: dict[tuple[object, int], Reply] = {}
+
+    def on_result(
+        key: object, i: int, status: int, rcode: int, rdatas: list[bytes], ttl: int | None
+    ) -> None:
+        assert (key, i) not in got
+        got[(key, i)] = Reply(status, rcode, list(rdatas), ttl)
+
+    jobs: list[Job] = [
+        ("listed", (listed, txt, listed), prefix_wire("192.0.2.20", TargetKind.IPV4)),
+        ("clean", (listed, txt), prefix_wire("192.0.2.99", TargetKind.IPV4)),
+    ]
+    asyncio.run(resolver(max_in_flight=2).run(jobs, on_result))
+    assert sorted(got, key=str) == sorted(
+        [("clean", 0), ("clean", 1), ("listed", 0), ("listed", 1), ("listed", 2)], key=str
+    )
+    assert got[("listed", 0)].codes == got[("listed", 2)].codes == ["127.0.0.11", "127.0.0.4"]
+    assert got[("listed", 1)].rdatas
+    assert got[("listed", 1)].rcode == RCODE_NOERROR
+    assert got[("clean", 1)].rcode == RCODE_NXDOMAIN
+
+
+def test_counted_nxdomains_are_returned_instead_of_reported(bl: Rbldnsd) -> None:
+    addresses = ["127.0.0.2", "192.0.2.20", *(f"198.51.100.{i}" for i in range(30))]
+    reported: list[object] = []
+
+    def on_result(
+        key: object, i: int, status: int, rcode: int, rdatas: list[bytes], ttl: int | None
+    ) -> None:
+        reported.append(key)
+
+    res = resolver()
+    jobs = jobs_for(addresses, [bl.address])
+    counted = asyncio.run(res.run(jobs, on_result, count_nxdomain=True))
+    assert counted == 30
+    assert sorted(map(str, reported)) == ["127.0.0.2", "192.0.2.20"]
+    assert res.stats.nxdomain == 30
 
 
 def test_a_dropped_query_times_out_after_exactly_attempts_queries(faultdns: FaultDns) -> None:
@@ -209,7 +251,7 @@ def test_an_empty_run_returns_at_once() -> None:
 
 def test_a_failing_callback_ends_the_run_with_its_exception(faultdns: FaultDns) -> None:
     def on_result(
-        key: object, status: int, rcode: int, rdatas: list[bytes], ttl: int | None
+        key: object, i: int, status: int, rcode: int, rdatas: list[bytes], ttl: int | None
     ) -> None:
         raise LookupError("callback failed")
 
