@@ -249,35 +249,39 @@ class _Batch:
             return
         deadline = time.monotonic() + self.r.timeout
         jobs, pending, ids, socks, pack = self.jobs, self.pending, self.r._ids, self.socks, _ID.pack
-        by_server = self.by_server
+        by_server, header_tail = self.by_server, _HEADER_TAIL
         job, i = self.job, self.next_index
+        if job is not None:
+            jkey, tpls, prefix = job
         sent = started = 0
         while started < room:
             if job is None:
                 job = next(jobs, None)
-                i = 0
                 if job is None:
                     self.exhausted = True
                     break
-            tpl = job[1][i]
-            e: _Entry = [job[0], i, tpl, job[2] + tpl.tail, 0, deadline, 0]
+                jkey, tpls, prefix = job
+                i = 0
+            tpl = tpls[i]
             i += 1
-            if i == len(job[1]):
+            if i == len(tpls):
                 job = None
-            if not tpl.servers:
-                self.on_result(e[_KEY], e[_INDEX], Status.NETWORK, 0, _NO_RDATA, None)
+            servers = tpl.servers
+            if not servers:
+                self.on_result(jkey, i - 1, Status.NETWORK, 0, _NO_RDATA, None)
                 continue
-            idxs = by_server.get(tpl.servers[0]) or self._open(tpl.servers[0])
-            while True:
+            idxs = by_server.get(servers[0]) or self._open(servers[0])
+            qid = next(ids)
+            key = (idxs[qid % len(idxs)] << 16) | qid
+            while key in pending:
                 qid = next(ids)
                 key = (idxs[qid % len(idxs)] << 16) | qid
-                if key not in pending:
-                    break
-            e[_WIRE_KEY] = key
-            pending[key] = e  # insertion order is send order, which is deadline order
+            q = prefix + tpl.tail
+            # insertion order is send order, which is deadline order
+            pending[key] = e = [jkey, i - 1, tpl, q, 0, deadline, key]
             started += 1
             try:
-                socks[key >> 16].send(pack(qid) + _HEADER_TAIL + e[_QUESTION])
+                socks[key >> 16].send(pack(qid) + header_tail + q)
                 sent += 1
             except BlockingIOError:
                 pass  # the socket buffer is full: the attempt times out and is retried
@@ -337,13 +341,15 @@ class _Batch:
                     continue
                 q = e[_QUESTION]
                 end = _HEADER_LEN + len(q)
-                asked = data[_HEADER_LEN:end]
                 flags = data[2]
                 if (
                     not flags & 0x80
                     or data[5] != 1
                     or data[4]
-                    or (asked != q and asked.lower() != q)  # case may be echoed differently
+                    or not (
+                        data.startswith(q, _HEADER_LEN)
+                        or data[_HEADER_LEN:end].lower() == q  # case may be echoed differently
+                    )
                 ):
                     self.r._drop("question")
                     continue
