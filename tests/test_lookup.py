@@ -77,6 +77,17 @@ def test_the_ipv6_test_point_is_queried_as_32_nibbles() -> None:
     assert name == "2.0.0.0.0.0.f.7.f.f.f.f." + "0." * 20 + "bl.test"
 
 
+@pytest.mark.parametrize("zone", ["zen.spamhaus.org", "ZEN.Spamhaus.ORG.", "a" * 63 + ".test"])
+def test_zone_wire_equals_dnspythons(zone: str) -> None:
+    assert zone_wire(zone) == dns.name.from_text(zone).canonicalize().to_wire()
+
+
+@pytest.mark.parametrize("zone", ["", ".", "a..b", "a" * 64 + ".test", ("a" * 60 + ".") * 5])
+def test_an_invalid_zone_name_is_refused(zone: str) -> None:
+    with pytest.raises(ValueError, match="zone name"):
+        zone_wire(zone)
+
+
 def test_domain_query_name_appends_the_zone() -> None:
     assert (
         query_name("Example.COM.", TargetKind.DOMAIN, "dbl.spamhaus.org")
