@@ -68,6 +68,23 @@ class Health(enum.StrEnum):
     BLOCKED = "blocked"
 
 
+class EventKind(enum.StrEnum):
+    """What can happen to a (target, list) pair or a list (SPEC §4)."""
+
+    LISTED = "listed"
+    DELISTED = "delisted"
+    CHANGED = "changed"  # codes changed while listed
+    LIST_UNHEALTHY = "list_unhealthy"
+    LIST_RECOVERED = "list_recovered"
+
+
+class PairStatus(enum.StrEnum):
+    """What rblwatch believes about a (target, list) pair."""
+
+    CLEAN = "clean"
+    LISTED = "listed"
+
+
 class TargetKind(enum.StrEnum):
     IPV4 = "ipv4"
     IPV6 = "ipv6"
