@@ -1,0 +1,35 @@
+"""What the parts of a running daemon share: the current config, the store, the counters.
+
+The daemon owns one `Runtime`; the scheduler's cycles write through it, the web listener and
+the metrics collector only read it. A reload swaps `config` (and `version`) in one assignment,
+so a reader sees either the old or the new configuration, never half of each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from rblwatch.config import Config
+from rblwatch.stats import Stats
+from rblwatch.store import Store
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadResult:
+    ok: bool
+    message: str  # one line: what changed, or why the new config was refused
+
+
+@dataclass(slots=True)
+class Runtime:
+    config: Config
+    store: Store
+    stats: Stats = field(default_factory=Stats)
+    # targets per group after expansion (hostnames resolved), from the last cycle
+    targets_per_group: dict[str, int] = field(default_factory=dict)
+    ready: bool = False  # config, store and listener are up (SPEC §13: READY=1)
+    stopping: bool = False
+    version: str = ""
+    # set by the daemon: validate and swap the config (SIGHUP and POST /-/reload share it)
+    reload: Callable[[], Awaitable[ReloadResult]] | None = None
