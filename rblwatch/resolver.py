@@ -21,11 +21,12 @@ a million result objects alive.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import os
 import socket
 import struct
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,6 +89,26 @@ class ResolverStats:
     drop_reasons: dict[str, int] = field(default_factory=dict)
 
 
+class Durations:
+    """How long answered queries took, in cumulative-free buckets (a histogram's raw counts).
+
+    Kept as bucket counts with bisect (C) because it is fed from the receive loop.
+    """
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self.bounds = list(bounds)
+        self.counts = [0] * (len(self.bounds) + 1)  # the last is above every bound
+        self.total = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, seconds)] += 1
+        self.total += seconds
+
+    @property
+    def n(self) -> int:
+        return sum(self.counts)
+
+
 # A lookup in flight is a list, not an object: it is created for every lookup of a scan and a
 # list literal costs a fraction of an instance. Fields:
 _KEY, _INDEX, _TEMPLATE, _QUESTION, _ATTEMPT, _DEADLINE, _WIRE_KEY = range(7)
@@ -145,15 +166,24 @@ class Resolver:
         self._ids = _random_ids()
 
     async def run(
-        self, jobs: Iterable[Job], on_result: ResultCallback, *, count_nxdomain: bool = False
+        self,
+        jobs: Iterable[Job],
+        on_result: ResultCallback,
+        *,
+        count_nxdomain: bool = False,
+        durations: Durations | None = None,
+        max_qps: float | None = None,
     ) -> int:
         """Look up every job on each of its templates.
 
         `on_result(key, i, ...)` is called once per (job, template i), in completion order.
         With `count_nxdomain`, plain NXDOMAIN replies (the bulk of a scan) are only counted:
-        the count is returned and they are not reported.
+        the count is returned and they are not reported. `durations` collects how long each
+        answered query took; `max_qps` caps the rate of queries sent (a list's etiquette).
         """
         batch = _Batch(self, iter(jobs), on_result, count_nxdomain)
+        batch.durations = durations
+        batch.max_qps = max_qps
         await batch.run()
         self.stats.nxdomain += batch.nxdomain
         return batch.nxdomain
@@ -184,6 +214,11 @@ class _Batch:
         self.on_result = on_result
         self.count_nxdomain = count_nxdomain
         self.nxdomain = 0
+        self.durations: Durations | None = None
+        self.max_qps: float | None = None
+        self.started = time.monotonic()
+        self.first_sends = 0  # queries started, for max_qps
+        self.refill: asyncio.TimerHandle | None = None
         self.loop = asyncio.get_running_loop()
         self.pending: dict[int, _Entry] = {}
         self.in_flight = 0
@@ -229,6 +264,8 @@ class _Batch:
     def _close(self) -> None:
         if self.timer is not None:
             self.timer.cancel()
+        if self.refill is not None:
+            self.refill.cancel()
         for t in self.tasks:
             t.cancel()
         for s in self.socks:
@@ -244,8 +281,8 @@ class _Batch:
         This is half of the hot path, so the first attempt's send is written out here rather
         than calling `_send` (retries use that).
         """
-        room = self.r.max_in_flight - self.in_flight
-        if room <= 0 or self.exhausted:
+        room = self._room()
+        if room <= 0:
             return
         deadline = time.monotonic() + self.r.timeout
         jobs, pending, ids, socks, pack = self.jobs, self.pending, self.r._ids, self.socks, _ID.pack
@@ -290,7 +327,32 @@ class _Batch:
                 self._retry_or_finish(e, Status.NETWORK)  # counted in `started` all the same
         self.job, self.next_index = job, i
         self.in_flight += started
+        self.first_sends += started
         self.r.stats.sent += sent
+
+    def _room(self) -> int:
+        """How many lookups may start now: the window's free places, within max_qps."""
+        room = self.r.max_in_flight - self.in_flight
+        if room <= 0 or self.exhausted:
+            return 0
+        return room if self.max_qps is None else self._qps_room(room)
+
+    def _qps_room(self, room: int) -> int:
+        """How many queries may start now under max_qps; arms a refill when none may."""
+        assert self.max_qps is not None
+        allowed = int((time.monotonic() - self.started) * self.max_qps) + 1 - self.first_sends
+        if allowed <= 0 and self.refill is None:
+
+            def refill() -> None:
+                self.refill = None
+                try:
+                    self._fill()
+                    self._check_done()
+                except BaseException as exc:
+                    self._fail(exc)
+
+            self.refill = self.loop.call_later(1 / self.max_qps, refill)
+        return min(room, allowed)
 
     def _send(self, e: _Entry, deadline: float) -> None:
         """Send one attempt (a retry) to the next server in turn."""
@@ -319,60 +381,71 @@ class _Batch:
     # -- receiving ----------------------------------------------------------------------------
 
     def _on_readable(self, si: int) -> None:
+        try:
+            self._drain(si)
+            self._fill()
+            self._check_done()
+        except BaseException as exc:  # a failing callback must end the run, not hang it
+            self._fail(exc)
+
+    def _drain(self, si: int) -> None:
+        """Read every reply waiting on a socket and settle the lookups they answer."""
         recv = self.socks[si].recv
         pending = self.pending
         on_result = self.on_result
         count_nxdomain = self.count_nxdomain
         base = si << 16
         finished = received = nxdomain = 0
-        try:
-            while True:
-                try:
-                    data = recv(_MAX_UDP)
-                except (BlockingIOError, InterruptedError):
-                    break
-                except OSError:
-                    break  # e.g. ICMP port unreachable: the query times out or is retried
-                received += 1
-                key = base | (data[0] << 8 | data[1]) if len(data) >= _HEADER_LEN else -1
-                e = pending.get(key)
-                if e is None:  # too short for a header, or no such query in flight
-                    self.r._drop("id")
-                    continue
-                q = e[_QUESTION]
-                end = _HEADER_LEN + len(q)
-                flags = data[2]
-                if (
-                    not flags & 0x80
-                    or data[5] != 1
-                    or data[4]
-                    or not (
-                        data.startswith(q, _HEADER_LEN)
-                        or data[_HEADER_LEN:end].lower() == q  # case may be echoed differently
-                    )
-                ):
-                    self.r._drop("question")
-                    continue
-                del pending[key]
-                if flags & 0x02:  # TC: the answer did not fit; ask again over TCP
-                    self._start_tcp(e)
-                    continue
-                finished += 1
-                if data[7] == 0 and data[6] == 0:  # no answer records: NXDOMAIN, NODATA, errors
-                    rcode = data[3] & 0x0F
-                    if rcode == 3 and count_nxdomain:
-                        nxdomain += 1
-                    else:
-                        on_result(e[_KEY], e[_INDEX], _OK, rcode, _NO_RDATA, None)
+        durations = self.durations
+        if durations is not None:
+            # one clock read per burst: every reply of it arrived by now. An attempt was sent
+            # at deadline - timeout, so it took (now + timeout) - deadline.
+            now_plus_timeout = time.monotonic() + self.r.timeout
+        while True:
+            try:
+                data = recv(_MAX_UDP)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                break  # e.g. ICMP port unreachable: the query times out or is retried
+            received += 1
+            key = base | (data[0] << 8 | data[1]) if len(data) >= _HEADER_LEN else -1
+            e = pending.get(key)
+            if e is None:  # too short for a header, or no such query in flight
+                self.r._drop("id")
+                continue
+            q = e[_QUESTION]
+            end = _HEADER_LEN + len(q)
+            flags = data[2]
+            if (
+                not flags & 0x80
+                or data[5] != 1
+                or data[4]
+                or not (
+                    data.startswith(q, _HEADER_LEN)
+                    or data[_HEADER_LEN:end].lower() == q  # case may be echoed differently
+                )
+            ):
+                self.r._drop("question")
+                continue
+            del pending[key]
+            if durations is not None:
+                durations.observe(now_plus_timeout - e[_DEADLINE])
+            if flags & 0x02:  # TC: the answer did not fit; ask again over TCP
+                self._start_tcp(e)
+                continue
+            finished += 1
+            if data[7] == 0 and data[6] == 0:  # no answer records: NXDOMAIN, NODATA, errors
+                rcode = data[3] & 0x0F
+                if rcode == 3 and count_nxdomain:
+                    nxdomain += 1
                 else:
-                    self._answers(e, data, end)
-            self.r.stats.received += received
-            self.nxdomain += nxdomain
-            self.in_flight -= finished
-            self._fill()
-            self._check_done()
-        except BaseException as exc:  # a failing callback must end the run, not hang it
-            self._fail(exc)
+                    on_result(e[_KEY], e[_INDEX], _OK, rcode, _NO_RDATA, None)
+            else:
+                self._answers(e, data, end)
+        self.r.stats.received += received
+        self.nxdomain += nxdomain
+        self.in_flight -= finished
 
     def _answers(self, e: _Entry, data: bytes, offset: int) -> None:
         try:
