@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from rblwatch import health, lookup
 from rblwatch.model import CLEAN, DnsList, Outcome, OutcomeKind, Reason, Target, TargetKind, error
-from rblwatch.resolver import QTYPE_TXT, Job, Resolver, Status, Template
+from rblwatch.resolver import QTYPE_TXT, Durations, Job, Resolver, Status, Template
 
 Servers = tuple[tuple[str, int], ...]
 ProgressCallback = Callable[[int, int], None]  # done, total
@@ -187,6 +187,8 @@ async def scan(
     keep_clean: bool = False,
     fetch_txt: bool = False,
     progress: ProgressCallback | None = None,
+    durations: Durations | None = None,
+    max_qps: float | None = None,
 ) -> Report:
     """Look up every target on every plan that takes it. Health must have been probed."""
     state = _Scan(targets, plans, keep_clean, progress)
@@ -202,7 +204,13 @@ async def scan(
             )
         )
     try:
-        clean = await resolver.run(state.jobs(), state.on_result, count_nxdomain=not keep_clean)
+        clean = await resolver.run(
+            state.jobs(),
+            state.on_result,
+            count_nxdomain=not keep_clean,
+            durations=durations,
+            max_qps=max_qps,
+        )
     finally:
         if progress is not None:
             ticker.cancel()

@@ -37,6 +37,13 @@ class Histogram:
         self.total += value * times
         self.n += times
 
+    def add(self, counts: list[int], total: float) -> None:
+        """Merge raw per-bucket counts over the same bounds (the resolver's `Durations`)."""
+        for i, count in enumerate(counts):
+            self.counts[i] += count
+        self.total += total
+        self.n += sum(counts)
+
     def cumulative(self) -> list[tuple[str, int]]:
         """(le, cumulative count) pairs including +Inf, as exposition wants them."""
         out, running = [], 0

@@ -1,0 +1,203 @@
+"""The lifecycle of `rblwatch run`: start, reload, stop, and talking to systemd (SPEC §13).
+
+Start order matters to systemd: READY=1 is sent only once the config is valid, the store is
+open and the HTTP listener is bound, so `systemctl start` fails fast on any of them. SIGHUP
+(`systemctl reload`) and POST /-/reload share one path: validate the new file, swap it only if
+valid, keep the old one otherwise, and export the result. SIGTERM stops within seconds: running
+cycles are abandoned (a cycle commits only when finished, so nothing half-done is written).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from typing import IO
+
+from rblwatch import __version__, config, metrics, web
+from rblwatch.engine import Engine
+from rblwatch.runtime import ReloadResult, Runtime
+from rblwatch.scheduler import Scheduler
+from rblwatch.store import open_store
+
+log = logging.getLogger("rblwatch")
+
+STOP_TIMEOUT = 5.0  # seconds the web listener and running cycles get to wind down
+
+
+class Notifier:
+    """sd_notify(3) spoken directly: datagrams to $NOTIFY_SOCKET (a no-op outside systemd)."""
+
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        env = dict(os.environ) if env is None else env
+        path = env.get("NOTIFY_SOCKET", "")
+        self.addr = "\0" + path[1:] if path.startswith("@") else path  # '@' = abstract socket
+        usec = env.get("WATCHDOG_USEC", "")
+        pid = env.get("WATCHDOG_PID", "")
+        mine = not pid or pid == str(os.getpid())
+        self.watchdog = int(usec) / 1e6 if usec.isdigit() and mine else None
+
+    def send(self, *lines: str) -> None:
+        if not self.addr:
+            return
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+                s.sendto("\n".join(lines).encode(), self.addr)
+        except OSError as exc:  # systemd gone or socket unreachable: never fatal
+            log.debug("sd_notify failed: %s", exc)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line for log shippers (journald adds the timestamp for text)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.created)),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            doc["exc"] = self.formatException(record.exc_info)
+        return json.dumps(doc, ensure_ascii=False)
+
+
+def setup_logging(level: str, fmt: str, stream: IO[str] | None = None) -> None:
+    handler = logging.StreamHandler(stream or sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, root.level))
+    logging.getLogger("aiohttp.access").setLevel(max(logging.WARNING, root.level))
+
+
+class Daemon:
+    def __init__(self, config_path: str, *, listen_address: str | None = None) -> None:
+        self.path = config_path
+        self.listen_override = listen_address
+        self.notify = Notifier()
+        self.stop_event = asyncio.Event()
+        self.runtime: Runtime | None = None
+        self.scheduler: Scheduler | None = None
+
+    async def run(self) -> int:
+        """Run until SIGTERM/SIGINT; the config has been validated by the caller already."""
+        cfg = config.load_config(self.path, require_targets=True)
+        store = await asyncio.to_thread(open_store, cfg.store.url)
+        rt = Runtime(cfg, store, version=__version__)
+        rt.stats.started_at = time.time()
+        rt.stats.reload_success_at = rt.stats.started_at
+        rt.reload = self.reload
+        self.runtime = rt
+        engine = Engine(rt)
+        self.scheduler = Scheduler(rt, engine)
+        host, port = self._listen(cfg)
+        runner = await web.start(rt, metrics.build_registry(rt), host, port)
+        try:
+            self._signals()
+            self.scheduler.start()
+            rt.ready = True
+            self.notify.send("READY=1", f"STATUS=started: {len(cfg.lists)} lists")
+            log.info(
+                "rblwatch %s listening on %s:%d, %d lists", __version__, host, port, len(cfg.lists)
+            )
+            ticker = asyncio.create_task(self._tick())
+            await self.stop_event.wait()
+            ticker.cancel()
+        finally:
+            await self._stop(runner)
+        return 0
+
+    def _listen(self, cfg: config.Config) -> tuple[str, int]:
+        text = self.listen_override or cfg.web.listen_address
+        host, _, port = text.rpartition(":")
+        return host.strip("[]") or "127.0.0.1", int(port)
+
+    def _signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self.stop_event.set)
+        loop.add_signal_handler(signal.SIGINT, self.stop_event.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+
+    async def _stop(self, runner: web.web.AppRunner) -> None:
+        rt = self.runtime
+        assert rt is not None
+        rt.stopping = True
+        rt.ready = False
+        self.notify.send("STOPPING=1")
+        log.info("stopping")
+        if self.scheduler is not None:
+            self.scheduler.shutdown()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(runner.cleanup(), STOP_TIMEOUT)
+        await self._cancel_tasks()  # running cycles and probes: abandoned, never half-written
+        await asyncio.to_thread(rt.store.close)
+
+    @staticmethod
+    async def _cancel_tasks() -> None:
+        me = asyncio.current_task()
+        others = [t for t in asyncio.all_tasks() if t is not me]
+        for t in others:
+            t.cancel()
+        if others:
+            await asyncio.wait(others, timeout=STOP_TIMEOUT)
+
+    async def _tick(self) -> None:
+        """WATCHDOG=1 from the event loop (a stuck loop stops it) and a STATUS= line."""
+        period = (self.notify.watchdog or 60.0) / 2
+        period = min(period, 30.0)
+        while True:
+            rt = self.runtime
+            assert rt is not None
+            if self.notify.watchdog:
+                self.notify.send("WATCHDOG=1")
+            with contextlib.suppress(Exception):
+                listed = await asyncio.to_thread(rt.store.listed_count)
+                self.notify.send(f"STATUS={listed} listed pairs, {len(rt.config.lists)} lists")
+            await asyncio.sleep(period)
+
+    async def reload(self) -> ReloadResult:
+        """Validate the config file again and swap it in only if it is valid."""
+        rt = self.runtime
+        assert rt is not None and self.scheduler is not None
+        self.notify.send("RELOADING=1", f"MONOTONIC_USEC={time.monotonic_ns() // 1000}")
+        try:
+            new = await asyncio.to_thread(config.load_config, self.path, require_targets=True)
+            problem = _unreloadable(rt.config, new)
+        except config.ConfigError as exc:
+            problem = str(exc)
+        if problem:
+            rt.stats.reload_ok = False
+            log.error("reload refused, keeping the running configuration: %s", problem)
+            self.notify.send("READY=1")
+            return ReloadResult(False, problem)
+        rt.config = new
+        self.scheduler.schedule_all()
+        rt.stats.reload_ok = True
+        rt.stats.reload_success_at = time.time()
+        log.info(
+            "configuration reloaded: %d lists, %d target groups", len(new.lists), len(new.targets)
+        )
+        self.notify.send("READY=1")
+        return ReloadResult(
+            True, f"reloaded: {len(new.lists)} lists, {len(new.targets)} target groups"
+        )
+
+
+def _unreloadable(old: config.Config, new: config.Config) -> str:
+    """What a reload cannot change without a restart (the store and the listener are open)."""
+    if new.store.url != old.store.url:
+        return f"{new.source}: store.url: cannot change on reload (restart rblwatch)"
+    if new.web.listen_address != old.web.listen_address:
+        return f"{new.source}: web.listen_address: cannot change on reload (restart rblwatch)"
+    return ""

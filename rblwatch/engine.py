@@ -1,0 +1,347 @@
+"""A cycle: one list's targets → outcomes → transitions → events, written through the store.
+
+The scan reports only what is not clean, so a cycle looks at few pairs: those with a stored
+row (listed, once listed or pending) and those the scan reported. Every other target was
+clean and believed clean, and costs nothing beyond its lookup. Health is probed separately
+(`probe`); while a list is not healthy its cycles send no lookups and change nothing.
+
+Writes per cycle: the changed rows, new targets' `seen` entries, events (with their outbox
+rows), one aggregate row and the day's query count — in one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from rblwatch import health, hostnames, targets, transitions
+from rblwatch.config import Config, Receiver
+from rblwatch.model import CLEAN, DnsList, EventKind, Health, Outcome, Purpose, Reason, Target
+from rblwatch.resolver import Durations, Resolver, normalize_server, system_nameservers
+from rblwatch.runtime import Runtime
+from rblwatch.scan import Plan, plans_for, probe_health, scan
+from rblwatch.stats import DURATION_BUCKETS
+from rblwatch.store import CycleCommit, Event, ListStatus
+
+log = logging.getLogger("rblwatch.engine")
+
+ConfirmCallback = Callable[[str, set[str]], None]
+
+
+@dataclass(slots=True)
+class CycleReport:
+    """What one cycle did (for logs, tests and the scheduler)."""
+
+    list: str
+    lookups: int = 0
+    errors: int = 0
+    events: list[Event] = field(default_factory=list)
+    confirm: set[str] = field(default_factory=set)
+    skipped: str = ""  # why no lookups were sent, if none were
+
+
+def utc_day(at: float) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(at))
+
+
+def receivers_for(config: Config, lst: DnsList) -> Callable[[Event], list[str]]:
+    """Which receivers an event goes to: by kind and group; never pair events of allow-lists."""
+
+    def wanted(r: Receiver, event: Event) -> bool:
+        if event.kind.value not in r.events:
+            return False
+        return not r.groups or event.group is None or event.group in r.groups
+
+    def pick(event: Event) -> list[str]:
+        if lst.purpose is Purpose.ALLOW and event.target is not None:
+            return []  # an allow-list hit is good news, never an alert (SPEC §2)
+        return [r.name for r in config.alerts.receivers if wanted(r, event)]
+
+    return pick
+
+
+class Engine:
+    """Runs cycles and health probes for the daemon, against the runtime's current config."""
+
+    def __init__(self, runtime: Runtime, *, clock: Callable[[], float] = time.time) -> None:
+        self.rt = runtime
+        self.clock = clock
+        self.on_confirm: ConfirmCallback | None = None
+        self._seen: dict[str, set[str]] = {}
+        self._static: tuple[Config, list[Target]] | None = None
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    # -- configuration-derived pieces -----------------------------------------------------------
+
+    def list_named(self, name: str) -> DnsList | None:
+        return next((lst for lst in self.rt.config.lists if lst.name == name), None)
+
+    def resolver(self) -> Resolver:
+        r = self.rt.config.resolver
+        return Resolver(timeout=r.timeout, attempts=r.attempts, max_in_flight=r.max_in_flight)
+
+    def plan(self, lst: DnsList) -> Plan:
+        configured = self.rt.config.resolver.nameservers or system_nameservers()
+        servers = tuple(normalize_server(h, p) for h, p in configured)
+        return plans_for([lst], servers)[0]
+
+    async def targets(self) -> list[Target]:
+        """Every configured target: addresses and domains (expanded once per config) plus
+        hostnames, resolved again every time (SPEC §6)."""
+        cfg = self.rt.config
+        if self._static is None or self._static[0] is not cfg:
+            static: list[Target] = []
+            for g in cfg.targets:
+                static += targets.expand(
+                    g.addresses,
+                    g.exclude,
+                    g.domains,
+                    group=g.group,
+                    ipv4_min_prefix=cfg.limits.ipv4_min_prefix,
+                )
+            self._static = (cfg, static)
+        found = list(self._static[1])
+        for g in cfg.targets:
+            if g.hostnames:
+                found += await self._resolve(g.hostnames, g.group)
+        counts: dict[str, int] = {}
+        for t in found:
+            counts[t.group] = counts.get(t.group, 0) + 1
+        self.rt.targets_per_group = counts
+        return found
+
+    async def _resolve(self, names: Sequence[str], group: str) -> list[Target]:
+        r = self.rt.config.resolver
+        got, failed = await hostnames.resolve_hostnames(
+            names, nameservers=r.nameservers, timeout=r.timeout, group=group
+        )
+        for name, why in failed:
+            log.warning("hostname %s (group %s) not resolved: %s", name, group, why)
+        return got
+
+    # -- health -----------------------------------------------------------------------------
+
+    async def probe(self, name: str) -> health.Verdict | None:
+        """Probe a list's test points, store its health, raise list_unhealthy/list_recovered."""
+        lst = self.list_named(name)
+        if lst is None:
+            return None
+        plan = self.plan(lst)
+        await probe_health(self.resolver(), [plan])
+        verdict = plan.verdict
+        before = self._stored_health(name)
+        event = self._health_event(lst, before, verdict)
+        stored = await asyncio.to_thread(
+            self.rt.store.record_health,
+            name,
+            verdict.health,
+            verdict.detail,
+            self.clock(),
+            event,
+            receivers_for(self.rt.config, lst),
+        )
+        if stored is not None:
+            self._count_events([stored])
+            log.warning("list %s: %s %s", name, stored.kind.value, verdict.detail)
+        return verdict
+
+    def _stored_health(self, name: str) -> Health:
+        for status in self.rt.store.list_statuses():
+            if status.name == name:
+                return status.health
+        return Health.UNKNOWN
+
+    def _health_event(self, lst: DnsList, before: Health, verdict: health.Verdict) -> Event | None:
+        was_ok = before in (Health.HEALTHY, Health.UNKNOWN)
+        if was_ok == verdict.healthy:
+            return None
+        kind = EventKind.LIST_RECOVERED if verdict.healthy else EventKind.LIST_UNHEALTHY
+        return Event(kind=kind, list=lst.name, at=self.clock(), detail=verdict.detail)
+
+    def health_of(self, name: str) -> Health:
+        return self._stored_health(name)
+
+    # -- cycles -----------------------------------------------------------------------------
+
+    async def cycle(self, name: str, only: set[str] | None = None) -> CycleReport:
+        """Look up every target of a list (or just `only`, a confirmation round) and commit."""
+        # one list's cycles and confirmation rounds never interleave: both read the rows,
+        # decide and write, and two deciders on one row could raise the same event twice
+        async with self._locks.setdefault(name, asyncio.Lock()):
+            return await self._cycle(name, only)
+
+    async def _cycle(self, name: str, only: set[str] | None) -> CycleReport:
+        report = CycleReport(name)
+        lst = self.list_named(name)
+        if lst is None:
+            report.skipped = "list no longer configured"
+            return report
+        if self.health_of(name) is Health.UNKNOWN:
+            await self.probe(name)  # never trust a list's answers before its test points
+        start = self.clock()
+        mine = [t for t in await self.targets() if lst.checks(t.kind)]
+        if only is not None:
+            mine = [t for t in mine if t.value in only]
+        reason = await self._why_not(lst, len(mine), start)
+        if reason is not None:
+            return await self._skip(lst, mine, reason, start, report, full=only is None)
+        return await self._run(lst, mine, start, report, full=only is None)
+
+    async def _why_not(self, lst: DnsList, n: int, at: float) -> Reason | None:
+        """Why this cycle must not send lookups: an unhealthy list or a spent budget."""
+        if self.health_of(lst.name) is not Health.HEALTHY:
+            return Reason.LIST_UNHEALTHY
+        limit = lst.daily_query_limit
+        if limit:
+            used = await asyncio.to_thread(self.rt.store.budget_used, lst.name, utc_day(at))
+            if used + n > limit:
+                return Reason.BUDGET_EXHAUSTED
+        return None
+
+    async def _skip(
+        self,
+        lst: DnsList,
+        mine: list[Target],
+        reason: Reason,
+        start: float,
+        report: CycleReport,
+        *,
+        full: bool,
+    ) -> CycleReport:
+        """A cycle without lookups: every one counts as an error; no state changes."""
+        report.skipped = reason.value
+        report.errors = len(mine)
+        self.rt.stats.list(lst.name).errors[reason] += len(mine)
+        log.warning("list %s: cycle skipped (%s), %d lookups not sent", lst.name, reason, len(mine))
+        if full:
+            end = self.clock()
+            commit = CycleCommit(
+                list=lst.name, status=self._status(lst, start, end, 0, len(mine), len(mine))
+            )
+            await asyncio.to_thread(self.rt.store.commit, commit, None)
+        return report
+
+    async def _run(
+        self, lst: DnsList, mine: list[Target], start: float, report: CycleReport, *, full: bool
+    ) -> CycleReport:
+        resolver = self.resolver()
+        durations = Durations(DURATION_BUCKETS)
+        plan = self.plan(lst)
+        result = await scan(resolver, mine, [plan], durations=durations, max_qps=lst.max_qps)
+        outcomes = {r.target.value: r.outcome for r in result.results}
+        report.lookups = result.summary.lookups
+        report.errors = result.summary.error
+        self._count_lookups(lst.name, resolver, durations, result.results)
+        commit = await self._transitions(lst, mine, outcomes, start, report)
+        end = self.clock()
+        if full:
+            commit.status = self._status(lst, start, end, report.lookups, report.errors, len(mine))
+        commit.budget_day = utc_day(start)
+        commit.budget_queries = resolver.stats.sent
+        events = await asyncio.to_thread(
+            self.rt.store.commit, commit, receivers_for(self.rt.config, lst)
+        )
+        self._seen.setdefault(lst.name, set()).update(commit.seen)
+        report.events = events
+        self._count_events(events)
+        for e in events:
+            log.warning(
+                "%s %s on %s: %s%s",
+                e.kind.value,
+                e.target,
+                e.list,
+                ",".join(e.codes) or "-",
+                " (initial)" if e.initial else "",
+            )
+        if report.confirm and self.on_confirm is not None:
+            self.on_confirm(lst.name, report.confirm)
+        return report
+
+    async def _transitions(
+        self,
+        lst: DnsList,
+        mine: list[Target],
+        outcomes: dict[str, Outcome],
+        now: float,
+        report: CycleReport,
+    ) -> CycleCommit:
+        rows = {p.target: p for p in await asyncio.to_thread(self.rt.store.pairs, lst.name)}
+        seen = await self._seen_of(lst.name)
+        commit = CycleCommit(list=lst.name)
+        confirm = self.rt.config.schedule.confirm
+        for t in mine:
+            prev = rows.get(t.value)
+            outcome = outcomes.get(t.value, CLEAN)
+            if prev is None and outcome is CLEAN and t.value in seen:
+                continue  # clean and believed clean: the bulk of every cycle
+            d = transitions.step(
+                prev,
+                outcome,
+                target=t.value,
+                list_name=lst.name,
+                group=t.group,
+                now=now,
+                confirm=confirm,
+                first_lookup=t.value not in seen,
+            )
+            self._collect(commit, t.value, d, report)
+            if t.value not in seen:
+                commit.seen.append(t.value)
+        return commit
+
+    @staticmethod
+    def _collect(
+        commit: CycleCommit, target: str, d: transitions.Decision, report: CycleReport
+    ) -> None:
+        if d.write:
+            if d.row is None:
+                commit.deletes.append(target)
+            else:
+                commit.upserts.append(d.row)
+        if d.event is not None:
+            commit.events.append(d.event)
+        if d.confirm:
+            report.confirm.add(target)
+
+    async def _seen_of(self, name: str) -> set[str]:
+        seen = self._seen.get(name)
+        if seen is None:
+            seen = await asyncio.to_thread(self.rt.store.seen, name)
+            self._seen[name] = seen
+        return seen
+
+    def _status(
+        self, lst: DnsList, start: float, end: float, lookups: int, errors: int, n_targets: int
+    ) -> ListStatus:
+        h = self.health_of(lst.name)
+        return ListStatus(
+            name=lst.name,
+            health=h,
+            last_cycle_start=start,
+            last_cycle_end=end,
+            last_cycle_success=end if errors == 0 else None,
+            last_cycle_duration=end - start,
+            last_cycle_lookups=lookups,
+            last_cycle_errors=errors,
+            targets=n_targets,
+        )
+
+    # -- counters ---------------------------------------------------------------------------
+
+    def _count_lookups(
+        self, name: str, resolver: Resolver, durations: Durations, results: Sequence[object]
+    ) -> None:
+        c = self.rt.stats.list(name)
+        c.queries += resolver.stats.sent
+        c.duration.add(durations.counts, durations.total)
+        for r in results:
+            outcome = getattr(r, "outcome", None)
+            if isinstance(outcome, Outcome) and outcome.reason is not None:
+                c.errors[outcome.reason] += 1
+
+    def _count_events(self, events: Sequence[Event]) -> None:
+        for e in events:
+            self.rt.stats.events[e.kind] += 1

@@ -1,0 +1,154 @@
+"""When things run: per-list cycles, health probes and confirmation rounds (SPEC §5).
+
+APScheduler 3 (`AsyncIOScheduler`) drives them on the daemon's event loop. A list's cycle job
+runs every `interval` (with `jitter`) and never overlaps itself (`max_instances=1`: a cycle
+still running when the next is due makes that one skipped, and counted). Each cycle has a
+deadline shorter than its interval; one that runs over is cancelled — its partial lookups
+change nothing, since only a finished cycle commits — and counted as overrun.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import random
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from rblwatch.engine import Engine
+from rblwatch.model import DnsList
+from rblwatch.runtime import Runtime
+
+log = logging.getLogger("rblwatch.scheduler")
+
+DEADLINE_SHARE = 0.9  # a cycle may take at most this share of its interval
+
+
+def cycle_deadline(interval: float) -> float:
+    return max(1.0, interval * DEADLINE_SHARE)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Scheduler:
+    """Owns the APScheduler instance and the jobs derived from the current config."""
+
+    def __init__(self, runtime: Runtime, engine: Engine) -> None:
+        self.rt = runtime
+        self.engine = engine
+        self.aps = AsyncIOScheduler(timezone=dt.UTC)
+        self.aps.add_listener(self._on_skipped, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
+        self._confirm: dict[str, set[str]] = {}
+        engine.on_confirm = self.confirm_later
+
+    def start(self) -> None:
+        self.schedule_all()
+        self.aps.start()
+
+    def shutdown(self) -> None:
+        if self.aps.running:
+            self.aps.shutdown(wait=False)
+
+    # -- jobs -------------------------------------------------------------------------------
+
+    def schedule_all(self) -> None:
+        """(Re)create every list's jobs from the current config; used at start and on reload."""
+        for job in self.aps.get_jobs():
+            if job.id.startswith(("cycle:", "health:")):
+                job.remove()
+        self.rt.stats.ensure_lists(lst.name for lst in self.rt.config.lists)
+        for lst in self.rt.config.lists:
+            self._add_list(lst)
+
+    def _add_list(self, lst: DnsList) -> None:
+        sched = self.rt.config.schedule
+        interval = lst.interval or sched.interval
+        jitter = sched.jitter if lst.jitter is None else lst.jitter
+        # the first probe at once, the first cycle right after it within the jitter window
+        self.aps.add_job(
+            self._job(self._health, lst.name),
+            IntervalTrigger(seconds=sched.health_interval),
+            id=f"health:{lst.name}",
+            next_run_time=_now(),
+            max_instances=1,
+            coalesce=True,
+        )
+        first = _now() + dt.timedelta(seconds=1 + random.uniform(0, jitter))
+        self.aps.add_job(
+            self._job(self._cycle, lst.name, interval),
+            IntervalTrigger(seconds=interval, jitter=jitter or None),
+            id=f"cycle:{lst.name}",
+            next_run_time=first,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=max(1, int(interval)),
+        )
+
+    @staticmethod
+    def _job(
+        fn: Callable[..., Coroutine[Any, Any, None]], *args: Any
+    ) -> Callable[[], Coroutine[Any, Any, None]]:
+        async def run() -> None:
+            await fn(*args)
+
+        return run
+
+    async def _cycle(self, name: str, interval: float) -> None:
+        try:
+            await asyncio.wait_for(self.engine.cycle(name), cycle_deadline(interval))
+        except TimeoutError:
+            self.rt.stats.list(name).cycles_overrun += 1
+            log.warning(
+                "list %s: cycle overran its %.0fs deadline and was abandoned",
+                name,
+                cycle_deadline(interval),
+            )
+        except Exception:
+            log.exception("list %s: cycle failed", name)
+
+    async def _health(self, name: str) -> None:
+        try:
+            await self.engine.probe(name)
+        except Exception:
+            log.exception("list %s: health probe failed", name)
+
+    def _on_skipped(self, event: JobExecutionEvent) -> None:
+        if event.job_id.startswith("cycle:"):
+            name = event.job_id.removeprefix("cycle:")
+            self.rt.stats.list(name).cycles_skipped += 1
+            log.warning("list %s: cycle skipped (the previous one is still running)", name)
+
+    # -- confirmation rounds ----------------------------------------------------------------
+
+    def confirm_later(self, name: str, targets: set[str]) -> None:
+        """Re-query pairs with a pending change after confirm_delay (SPEC §4), batched per list."""
+        waiting = self._confirm.setdefault(name, set())
+        first = not waiting
+        waiting.update(targets)
+        if not first:
+            return  # a round is already scheduled and will take these too
+        delay = self.rt.config.schedule.confirm_delay
+        self.aps.add_job(
+            self._job(self._confirm_round, name),
+            DateTrigger(run_date=_now() + dt.timedelta(seconds=delay)),
+            id=f"confirm:{name}",
+            replace_existing=True,
+            misfire_grace_time=None,
+        )
+
+    async def _confirm_round(self, name: str) -> None:
+        targets = self._confirm.pop(name, set())
+        if not targets:
+            return
+        try:
+            await self.engine.cycle(name, only=targets)
+        except Exception:
+            log.exception("list %s: confirmation round failed", name)
