@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import gc
 import json
+import logging
 import os
 import sys
 import time
@@ -17,10 +18,12 @@ from collections.abc import Iterable, Sequence
 from typing import IO, NoReturn
 
 from rblwatch import __version__, catalogue, config, output, targets
+from rblwatch import plan as plan_mod
 from rblwatch.model import DnsList, Status, TargetKind
 from rblwatch.parallel import scan_split, worker_count
 from rblwatch.resolver import Resolver, normalize_server, system_nameservers
 from rblwatch.scan import Report, count_lookups, plans_for, probe_health
+from rblwatch.store import Store, StoreError, open_store
 
 EXIT_CLEAN = 0
 EXIT_LISTED = 1
@@ -81,15 +84,45 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--nameserver", metavar="H[:PORT]", help="send every probe to this resolver")
 
     with_config(sub.add_parser("check-config", help="validate the configuration and exit"))
+
+    r = with_config(sub.add_parser("run", help="run the monitoring daemon"))
+    r.add_argument("--web.listen-address", dest="listen_address", metavar="A")
+    r.add_argument(
+        "--log.level",
+        dest="log_level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+    )
+    r.add_argument("--log.format", dest="log_format", default="text", choices=["text", "json"])
+
+    st = with_config(sub.add_parser("status", help="current listings and list health (store)"))
+    st.add_argument("--format", choices=["table", "json"], default="table")
+
+    h = with_config(sub.add_parser("history", help="events from the store"))
+    h.add_argument("--target", metavar="T")
+    h.add_argument("--list", dest="list_name", metavar="L")
+    h.add_argument("--since", default="7d", metavar="DURATION", help="how far back (default 7d)")
+    h.add_argument("--limit", type=int, default=1000, metavar="N")
+    h.add_argument("--format", choices=["table", "json"], default="table")
+
+    with_config(sub.add_parser("plan", help="queries per day per list against its limits"))
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        handler = {"check": cmd_check, "lists": cmd_lists, "check-config": cmd_check_config}
+        handler = {
+            "check": cmd_check,
+            "lists": cmd_lists,
+            "check-config": cmd_check_config,
+            "run": cmd_run,
+            "status": cmd_status,
+            "history": cmd_history,
+            "plan": cmd_plan,
+        }
         return handler[args.command](args)
-    except (UsageError, config.ConfigError, targets.TargetError) as exc:
+    except (UsageError, config.ConfigError, targets.TargetError, StoreError) as exc:
         print(f"rblwatch: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -298,3 +331,138 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 __all__ = ["TargetKind", "main"]
+
+
+# -- the daemon and its store ----------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from rblwatch import daemon  # the daemon's imports (aiohttp, APScheduler) only when needed
+
+    cfg = config.load_config(args.config_file or config.DEFAULT_CONFIG_PATH, require_targets=True)
+    daemon.setup_logging(args.log_level, args.log_format)
+    for line in plan_mod.warnings(cfg):
+        logging.getLogger("rblwatch").warning(line)
+    configured = [(h, p) for h, p in cfg.resolver.nameservers]
+    warn_public_resolvers(
+        configured + [_split(s) for lst in cfg.lists for s in lst.nameservers], sys.stderr
+    )
+    code: int = asyncio.run(daemon.Daemon(cfg.source, listen_address=args.listen_address).run())
+    return code
+
+
+def _split(server: str) -> tuple[str, int]:
+    host, _, port = server.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    cfg = load(args, require_file=True)
+    rows = [
+        [
+            r.list,
+            f"{r.targets:,}",
+            f"{r.interval:g}s",
+            f"{r.queries_per_day:,}",
+            f"{r.limit:,}" if r.limit else "-",
+            "OVER LIMIT" if r.over else "ok",
+        ]
+        for r in plan_mod.plan(cfg)
+    ]
+    header = ["LIST", "TARGETS", "INTERVAL", "QUERIES/DAY", "LIMIT/DAY", ""]
+    sys.stdout.write(output.table(header, rows))
+    return EXIT_CLEAN
+
+
+def open_existing_store(cfg: config.Config) -> Store:
+    """The daemon's store, for reading; a missing SQLite file is an error, not a new store."""
+    url = cfg.store.url
+    if url.startswith("sqlite:///") and not os.path.exists(url.removeprefix("sqlite:///")):
+        raise UsageError(
+            f"{cfg.source}: store.url: {url.removeprefix('sqlite:///')} does not exist"
+            " (has 'rblwatch run' run with this config?)"
+        )
+    return open_store(url)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from rblwatch import web
+
+    cfg = load(args, require_file=True)
+    store = open_existing_store(cfg)
+    try:
+        view = web.read_status(store, cfg)
+    finally:
+        store.close()
+    if args.format == "json":
+        json.dump(web.view_json(view), sys.stdout, indent=1)
+        sys.stdout.write("\n")
+        return EXIT_CLEAN
+    listings = [
+        [
+            p.target,
+            p.list,
+            p.group,
+            web.rfc3339(p.since) or "",
+            ",".join(p.codes),
+            "; ".join(p.meanings),
+        ]
+        for p in view.listings
+    ]
+    sys.stdout.write(
+        output.table(["TARGET", "LIST", "GROUP", "SINCE", "CODES", "MEANINGS"], listings)
+    )
+    sys.stdout.write("\n")
+    lists = [
+        [r.name, r.health.value, web.rfc3339(r.last_cycle_end) or "never", r.health_detail]
+        for r in view.lists
+    ]
+    sys.stdout.write(output.table(["LIST", "HEALTH", "LAST CYCLE", "DETAIL"], lists))
+    sys.stdout.write(f"\n{len(view.listings)} listed pairs, {view.targets} targets\n")
+    return EXIT_CLEAN
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from rblwatch import web
+
+    cfg = load(args, require_file=True)
+    since = _since(args.since)
+    store = open_existing_store(cfg)
+    try:
+        events = store.events(
+            since=since, limit=max(1, args.limit), target=args.target, list_name=args.list_name
+        )
+    finally:
+        store.close()
+    if args.format == "json":
+        json.dump(web.events_json(events), sys.stdout, indent=1)
+        sys.stdout.write("\n")
+        return EXIT_CLEAN
+    rows = [
+        [
+            web.rfc3339(e.at) or "",
+            e.kind.value,
+            e.target or "-",
+            e.list,
+            e.group or "-",
+            ",".join(e.codes),
+            "initial" if e.initial else e.detail,
+        ]
+        for e in events
+    ]
+    sys.stdout.write(output.table(["AT", "KIND", "TARGET", "LIST", "GROUP", "CODES", ""], rows))
+    return EXIT_CLEAN
+
+
+def _since(text: str) -> float:
+    """`--since`: a duration back from now (7d, 12h) or an RFC 3339 time."""
+    from rblwatch import web
+
+    try:
+        return time.time() - config.parse_duration(text)
+    except (ValueError, config.ConfigError):
+        pass
+    try:
+        return web.parse_rfc3339(text)
+    except ValueError:
+        raise UsageError(f"--since {text}: use a duration (7d, 12h) or an RFC 3339 time") from None

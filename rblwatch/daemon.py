@@ -20,6 +20,8 @@ import sys
 import time
 from typing import IO
 
+from aiohttp.web import AppRunner
+
 from rblwatch import __version__, config, metrics, web
 from rblwatch.engine import Engine
 from rblwatch.runtime import ReloadResult, Runtime
@@ -129,7 +131,7 @@ class Daemon:
         loop.add_signal_handler(signal.SIGINT, self.stop_event.set)
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
 
-    async def _stop(self, runner: web.web.AppRunner) -> None:
+    async def _stop(self, runner: AppRunner) -> None:
         rt = self.runtime
         assert rt is not None
         rt.stopping = True

@@ -35,7 +35,7 @@ ConfirmCallback = Callable[[str, set[str]], None]
 class CycleReport:
     """What one cycle did (for logs, tests and the scheduler)."""
 
-    list: str
+    list_name: str
     lookups: int = 0
     errors: int = 0
     events: list[Event] = field(default_factory=list)
@@ -288,8 +288,8 @@ class Engine:
                 first_lookup=t.value not in seen,
             )
             self._collect(commit, t.value, d, report)
-            if t.value not in seen:
-                commit.seen.append(t.value)
+            if t.value not in seen and not outcome.is_error:
+                commit.seen.append(t.value)  # an error is no first look: the baseline waits
         return commit
 
     @staticmethod

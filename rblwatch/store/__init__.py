@@ -17,6 +17,7 @@ outbox rows for it (SPEC §4): a crash at any instant loses no event and duplica
 from __future__ import annotations
 
 import abc
+import builtins
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -84,11 +85,12 @@ class ListStatus:
 class CycleCommit:
     """Everything one cycle (or confirmation round) of one list writes, in one transaction."""
 
+    # `builtins.list` below: for mypy, the field `list` hides the builtin in the rest of the body
     list: str
-    upserts: list[PairState] = field(default_factory=list)
-    deletes: list[str] = field(default_factory=list)  # targets whose row goes (back to no row)
-    seen: list[str] = field(default_factory=list)  # targets looked up for the first time
-    events: list[Event] = field(default_factory=list)
+    upserts: builtins.list[PairState] = field(default_factory=builtins.list)
+    deletes: builtins.list[str] = field(default_factory=builtins.list)  # rows that go (to no row)
+    seen: builtins.list[str] = field(default_factory=builtins.list)  # targets looked up first time
+    events: builtins.list[Event] = field(default_factory=builtins.list)
     status: ListStatus | None = None
     budget_day: str | None = None  # "YYYY-MM-DD" (UTC) the queries below count against
     budget_queries: int = 0
