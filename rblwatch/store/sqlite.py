@@ -1,0 +1,625 @@
+"""The SQLite store: one file, WAL, a versioned schema with forward migrations.
+
+Schema (version 2):
+
+``schema_version(version)``
+    One row: how many migrations of `_MIGRATIONS` have been applied. The file also carries
+    ``PRAGMA application_id`` = `APPLICATION_ID`, which is how a file is recognised as ours
+    before anything is written to it.
+``pairs(list, target, group_name, status, since, first_seen, codes, meanings, txt, pending,
+pending_codes, pending_meanings, pending_count, pending_since)``
+    One row per (list, target) that is listed, was ever listed, or has a change pending.
+    Primary key (list, target), WITHOUT ROWID; an index on status keeps `listed_count` cheap.
+``seen(list, target)``
+    The targets a list has looked up at least once. WITHOUT ROWID: it is only ever probed by key.
+``events(id, kind, list, target, group_name, at, codes, meanings, txt, initial,
+previous_codes, since, detail)``
+    The history. `id` is AUTOINCREMENT so an id is never reused, even after old events are
+    deleted: receivers de-duplicate deliveries by it. Indexed by at, (target, at), (list, at).
+``list_status(name, health, health_detail, health_since, last_cycle_*, targets)``
+    One row per list. `commit` writes the cycle fields, `record_health` the health fields;
+    neither overwrites the other's.
+``budget(list, day, queries)``
+    Queries sent per list and UTC day, incremented by each commit.
+``outbox(id, event_id → events.id, receiver, attempts, next_attempt, created, last_error)``
+    Deliveries not yet done. Indexed by (receiver, next_attempt) for the sender's due query.
+    A new row is due at once: `next_attempt` and `created` are the event's `at`. Deleting an
+    event deletes its deliveries (ON DELETE CASCADE).
+
+Codes and meanings are JSON arrays in TEXT columns; times are unix seconds (REAL).
+
+Decisions:
+
+- One connection shared by all threads (`check_same_thread=False`) and a `threading.Lock`
+  around every operation. The daemon's calls are short and few; a connection per worker thread
+  of `asyncio.to_thread` would buy concurrent reads at the price of connections nobody closes.
+- Transactions are explicit (`isolation_level=None`, `BEGIN IMMEDIATE` … `COMMIT`): the
+  write lock is taken up front, so a transaction never fails half-way on a lock upgrade.
+- `synchronous=FULL`, not NORMAL. In WAL mode NORMAL already survives a killed process; FULL
+  also survives power loss. Commits are rare (one per list per cycle, one per delivery), so
+  the fsync costs nothing that matters, while a commit lost after its alert went out would
+  raise the same transition again under a new event id: a duplicate no receiver can detect.
+- Migrations are tuples of single statements run with `execute`, never `executescript`,
+  which would COMMIT the migration's transaction part-way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
+from typing import Any
+
+from rblwatch.model import EventKind, Health, OutcomeKind, PairStatus
+from rblwatch.store import (
+    CycleCommit,
+    Delivery,
+    Event,
+    ListStatus,
+    PairState,
+    ReceiversFor,
+    Store,
+    StoreError,
+)
+
+APPLICATION_ID = int.from_bytes(b"rblw", "big")
+BUSY_TIMEOUT_S = 10.0
+
+# Each migration takes the schema from version i to i + 1; append, never edit a released one.
+_V1_STATE_AND_HISTORY = (
+    f"PRAGMA application_id = {APPLICATION_ID}",
+    "CREATE TABLE schema_version (version INTEGER NOT NULL)",
+    "INSERT INTO schema_version (version) VALUES (0)",
+    """CREATE TABLE pairs (
+        list TEXT NOT NULL,
+        target TEXT NOT NULL,
+        group_name TEXT NOT NULL,
+        status TEXT NOT NULL,
+        since REAL NOT NULL,
+        first_seen REAL NOT NULL,
+        codes TEXT NOT NULL DEFAULT '[]',
+        meanings TEXT NOT NULL DEFAULT '[]',
+        txt TEXT,
+        pending TEXT,
+        pending_codes TEXT NOT NULL DEFAULT '[]',
+        pending_meanings TEXT NOT NULL DEFAULT '[]',
+        pending_count INTEGER NOT NULL DEFAULT 0,
+        pending_since REAL,
+        PRIMARY KEY (list, target)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX pairs_status ON pairs (status)",
+    """CREATE TABLE seen (
+        list TEXT NOT NULL,
+        target TEXT NOT NULL,
+        PRIMARY KEY (list, target)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        list TEXT NOT NULL,
+        target TEXT,
+        group_name TEXT,
+        at REAL NOT NULL,
+        codes TEXT NOT NULL DEFAULT '[]',
+        meanings TEXT NOT NULL DEFAULT '[]',
+        txt TEXT,
+        initial INTEGER NOT NULL DEFAULT 0,
+        previous_codes TEXT NOT NULL DEFAULT '[]',
+        since REAL,
+        detail TEXT NOT NULL DEFAULT ''
+    )""",
+    "CREATE INDEX events_at ON events (at)",
+    "CREATE INDEX events_target ON events (target, at)",
+    "CREATE INDEX events_list ON events (list, at)",
+    """CREATE TABLE list_status (
+        name TEXT PRIMARY KEY,
+        health TEXT NOT NULL DEFAULT 'unknown',
+        health_detail TEXT NOT NULL DEFAULT '',
+        health_since REAL,
+        last_cycle_start REAL,
+        last_cycle_end REAL,
+        last_cycle_success REAL,
+        last_cycle_duration REAL,
+        last_cycle_lookups INTEGER NOT NULL DEFAULT 0,
+        last_cycle_errors INTEGER NOT NULL DEFAULT 0,
+        targets INTEGER NOT NULL DEFAULT 0
+    )""",
+    """CREATE TABLE budget (
+        list TEXT NOT NULL,
+        day TEXT NOT NULL,
+        queries INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (list, day)
+    ) WITHOUT ROWID""",
+)
+
+_V2_OUTBOX = (
+    """CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id INTEGER NOT NULL REFERENCES events (id) ON DELETE CASCADE,
+        receiver TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt REAL NOT NULL,
+        created REAL NOT NULL,
+        last_error TEXT NOT NULL DEFAULT ''
+    )""",
+    "CREATE INDEX outbox_due ON outbox (receiver, next_attempt)",
+    "CREATE INDEX outbox_event ON outbox (event_id)",  # for the cascade from events
+)
+
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1_STATE_AND_HISTORY, _V2_OUTBOX)
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+_PAIR_COLUMNS = (
+    "list, target, group_name, status, since, first_seen, codes, meanings, txt, pending,"
+    " pending_codes, pending_meanings, pending_count, pending_since"
+)
+_EVENT_COLUMNS = (
+    "kind, list, target, group_name, at, codes, meanings, txt, initial, previous_codes,"
+    " since, detail"
+)
+_EVENT_COLUMNS_OF_E = ", ".join("e." + c.strip() for c in _EVENT_COLUMNS.split(","))
+_STATUS_COLUMNS = (
+    "name, health, health_detail, health_since, last_cycle_start, last_cycle_end,"
+    " last_cycle_success, last_cycle_duration, last_cycle_lookups, last_cycle_errors, targets"
+)
+
+# The cycle fields only: health belongs to record_health.
+_UPSERT_CYCLE_STATUS = """
+    INSERT INTO list_status (name, last_cycle_start, last_cycle_end, last_cycle_success,
+        last_cycle_duration, last_cycle_lookups, last_cycle_errors, targets)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (name) DO UPDATE SET
+        last_cycle_start = excluded.last_cycle_start,
+        last_cycle_end = excluded.last_cycle_end,
+        last_cycle_success = excluded.last_cycle_success,
+        last_cycle_duration = excluded.last_cycle_duration,
+        last_cycle_lookups = excluded.last_cycle_lookups,
+        last_cycle_errors = excluded.last_cycle_errors,
+        targets = excluded.targets
+"""
+
+# SET expressions see the row as it was, so the CASE compares against the old health.
+_UPSERT_HEALTH = """
+    INSERT INTO list_status (name, health, health_detail, health_since) VALUES (?, ?, ?, ?)
+    ON CONFLICT (name) DO UPDATE SET
+        health_since = CASE
+            WHEN list_status.health = excluded.health AND list_status.health_since IS NOT NULL
+            THEN list_status.health_since ELSE excluded.health_since END,
+        health = excluded.health,
+        health_detail = excluded.health_detail
+"""
+
+_ADD_BUDGET = """
+    INSERT INTO budget (list, day, queries) VALUES (?, ?, ?)
+    ON CONFLICT (list, day) DO UPDATE SET queries = queries + excluded.queries
+"""
+
+
+def _codes(value: Sequence[str]) -> str:
+    return json.dumps(list(value))
+
+
+def _uncodes(text: str) -> tuple[str, ...]:
+    return tuple(json.loads(text))
+
+
+def _pair_row(p: PairState) -> tuple[Any, ...]:
+    return (
+        p.list,
+        p.target,
+        p.group,
+        p.status.value,
+        p.since,
+        p.first_seen,
+        _codes(p.codes),
+        _codes(p.meanings),
+        p.txt,
+        p.pending.value if p.pending is not None else None,
+        _codes(p.pending_codes),
+        _codes(p.pending_meanings),
+        p.pending_count,
+        p.pending_since,
+    )
+
+
+def _pair_of(row: sqlite3.Row) -> PairState:
+    return PairState(
+        target=row["target"],
+        list=row["list"],
+        group=row["group_name"],
+        status=PairStatus(row["status"]),
+        since=row["since"],
+        first_seen=row["first_seen"],
+        codes=_uncodes(row["codes"]),
+        meanings=_uncodes(row["meanings"]),
+        txt=row["txt"],
+        pending=OutcomeKind(row["pending"]) if row["pending"] is not None else None,
+        pending_codes=_uncodes(row["pending_codes"]),
+        pending_meanings=_uncodes(row["pending_meanings"]),
+        pending_count=row["pending_count"],
+        pending_since=row["pending_since"],
+    )
+
+
+def _event_row(e: Event) -> tuple[Any, ...]:
+    return (
+        e.kind.value,
+        e.list,
+        e.target,
+        e.group,
+        e.at,
+        _codes(e.codes),
+        _codes(e.meanings),
+        e.txt,
+        int(e.initial),
+        _codes(e.previous_codes),
+        e.since,
+        e.detail,
+    )
+
+
+def _event_of(row: sqlite3.Row) -> Event:
+    return Event(
+        kind=EventKind(row["kind"]),
+        list=row["list"],
+        at=row["at"],
+        target=row["target"],
+        group=row["group_name"],
+        codes=_uncodes(row["codes"]),
+        meanings=_uncodes(row["meanings"]),
+        txt=row["txt"],
+        initial=bool(row["initial"]),
+        previous_codes=_uncodes(row["previous_codes"]),
+        since=row["since"],
+        detail=row["detail"],
+        id=row["id"],
+    )
+
+
+def _status_of(row: sqlite3.Row) -> ListStatus:
+    return ListStatus(
+        name=row["name"],
+        health=Health(row["health"]),
+        health_detail=row["health_detail"],
+        health_since=row["health_since"],
+        last_cycle_start=row["last_cycle_start"],
+        last_cycle_end=row["last_cycle_end"],
+        last_cycle_success=row["last_cycle_success"],
+        last_cycle_duration=row["last_cycle_duration"],
+        last_cycle_lookups=row["last_cycle_lookups"],
+        last_cycle_errors=row["last_cycle_errors"],
+        targets=row["targets"],
+    )
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+class SqliteStore(Store):
+    """The `Store` in one SQLite file. Safe to call from any thread; see the module docstring."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._make_parent()
+        try:
+            conn = sqlite3.connect(
+                path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise self._error(f"cannot open: {_one_line(exc)}") from exc
+        conn.row_factory = sqlite3.Row
+        try:
+            self._check_ours(conn)
+            self._configure(conn)
+            self._migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn: sqlite3.Connection | None = conn
+
+    # -- opening ------------------------------------------------------------------------------
+
+    def _error(self, message: str) -> StoreError:
+        return StoreError(f"store {self.path}: {message}")
+
+    def _make_parent(self) -> None:
+        parent = os.path.dirname(self.path)
+        if not parent:
+            return
+        try:
+            os.makedirs(parent, mode=0o750, exist_ok=True)
+        except OSError as exc:
+            raise self._error(f"cannot create directory {parent}: {exc.strerror}") from exc
+
+    def _check_ours(self, conn: sqlite3.Connection) -> None:
+        """Refuse any file that is not an rblwatch database, before writing a byte to it."""
+        try:
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        except sqlite3.Error as exc:
+            raise self._error(f"cannot open: {_one_line(exc)}") from exc
+        if app_id == APPLICATION_ID or (app_id == 0 and tables == 0):
+            return
+        raise self._error("not an rblwatch database (use another path)")
+
+    def _configure(self, conn: sqlite3.Connection) -> None:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            version = _schema_version(conn)
+        except sqlite3.Error as exc:
+            raise self._error(f"cannot open: {_one_line(exc)}") from exc
+        if version > SCHEMA_VERSION:
+            raise self._error(
+                f"schema version {version} is newer than this rblwatch supports"
+                f" ({SCHEMA_VERSION}); upgrade rblwatch or use another path"
+            )
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        """Apply the missing migrations, one transaction each.
+
+        The version is read again inside each transaction: another process opening the same
+        file at the same moment may have migrated it while this one waited for the lock.
+        """
+        while True:
+            try:
+                with _transaction(conn):
+                    version = _schema_version(conn)
+                    if version >= SCHEMA_VERSION:
+                        return
+                    for statement in _MIGRATIONS[version]:
+                        conn.execute(statement)
+                    conn.execute("UPDATE schema_version SET version = ?", (version + 1,))
+            except sqlite3.Error as exc:
+                raise self._error(f"migration failed: {_one_line(exc)}") from exc
+
+    # -- the shared connection ------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            conn = self._open_conn()
+            try:
+                yield conn
+            except sqlite3.Error as exc:
+                raise self._error(_one_line(exc)) from exc
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction under the lock; a database error becomes a StoreError."""
+        with self._lock:
+            conn = self._open_conn()
+            try:
+                with _transaction(conn):
+                    yield conn
+            except sqlite3.Error as exc:
+                raise self._error(_one_line(exc)) from exc
+
+    def _open_conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise self._error("the store is closed")
+        return self._conn
+
+    # -- pairs and cycles -----------------------------------------------------------------------
+
+    def pairs(self, list_name: str | None = None) -> list[PairState]:
+        sql = f"SELECT {_PAIR_COLUMNS} FROM pairs"
+        params: tuple[str, ...] = ()
+        if list_name is not None:
+            sql += " WHERE list = ?"
+            params = (list_name,)
+        with self._read() as conn:
+            rows = conn.execute(sql + " ORDER BY list, target", params).fetchall()
+        return [_pair_of(row) for row in rows]
+
+    def seen(self, list_name: str) -> set[str]:
+        with self._read() as conn:
+            rows = conn.execute("SELECT target FROM seen WHERE list = ?", (list_name,))
+            return {row[0] for row in rows}
+
+    def commit(self, commit: CycleCommit, receivers_for: ReceiversFor | None = None) -> list[Event]:
+        name = commit.list
+        if commit.status is not None and commit.status.name != name:
+            raise ValueError(f"commit of {name!r} carries the status of {commit.status.name!r}")
+        with self._write() as conn:
+            conn.executemany(
+                "DELETE FROM pairs WHERE list = ? AND target = ?", _keyed(name, commit.deletes)
+            )
+            conn.executemany(
+                f"INSERT OR REPLACE INTO pairs ({_PAIR_COLUMNS}) VALUES ({_marks(14)})",
+                map(_pair_row, commit.upserts),
+            )
+            conn.executemany(
+                "INSERT OR IGNORE INTO seen (list, target) VALUES (?, ?)", _keyed(name, commit.seen)
+            )
+            events = _insert_events(conn, commit.events, receivers_for)
+            if commit.status is not None:
+                conn.execute(_UPSERT_CYCLE_STATUS, _cycle_row(commit.status))
+            if commit.budget_day is not None and commit.budget_queries:
+                conn.execute(_ADD_BUDGET, (name, commit.budget_day, commit.budget_queries))
+        return events
+
+    def record_health(
+        self,
+        name: str,
+        health: Health,
+        detail: str,
+        at: float,
+        event: Event | None,
+        receivers_for: ReceiversFor | None = None,
+    ) -> Event | None:
+        with self._write() as conn:
+            conn.execute(_UPSERT_HEALTH, (name, health.value, detail, at))
+            written = _insert_events(conn, [event] if event is not None else [], receivers_for)
+        return written[0] if written else None
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def list_statuses(self) -> list[ListStatus]:
+        with self._read() as conn:
+            rows = conn.execute(f"SELECT {_STATUS_COLUMNS} FROM list_status ORDER BY name")
+            return [_status_of(row) for row in rows]
+
+    def events(
+        self,
+        *,
+        since: float | None = None,
+        limit: int = 100,
+        target: str | None = None,
+        list_name: str | None = None,
+    ) -> list[Event]:
+        where: list[str] = []
+        params: list[Any] = []
+        for clause, value in (("at >= ?", since), ("target = ?", target), ("list = ?", list_name)):
+            if value is not None:
+                where.append(clause)
+                params.append(value)
+        sql = f"SELECT id, {_EVENT_COLUMNS} FROM events"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY at, id LIMIT ?"
+        params.append(limit)
+        with self._read() as conn:
+            return [_event_of(row) for row in conn.execute(sql, params)]
+
+    def listed_count(self) -> int:
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM pairs WHERE status = ?", (PairStatus.LISTED.value,)
+            ).fetchone()
+        return int(row[0])
+
+    # -- budgets ------------------------------------------------------------------------------
+
+    def budget_used(self, list_name: str, day: str) -> int:
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT queries FROM budget WHERE list = ? AND day = ?", (list_name, day)
+            ).fetchone()
+        return int(row[0]) if row is not None else 0
+
+    # -- the alert outbox -----------------------------------------------------------------------
+
+    def due_deliveries(self, receiver: str, now: float, limit: int = 100) -> list[Delivery]:
+        sql = f"""
+            SELECT o.id AS delivery_id, o.receiver, o.attempts, o.next_attempt, o.created,
+                   e.id, {_EVENT_COLUMNS_OF_E}
+            FROM outbox AS o JOIN events AS e ON e.id = o.event_id
+            WHERE o.receiver = ? AND o.next_attempt <= ?
+            ORDER BY e.id, o.id
+            LIMIT ?
+        """
+        with self._read() as conn:
+            rows = conn.execute(sql, (receiver, now, limit)).fetchall()
+        return [
+            Delivery(
+                id=row["delivery_id"],
+                event=_event_of(row),
+                receiver=row["receiver"],
+                attempts=row["attempts"],
+                next_attempt=row["next_attempt"],
+                created=row["created"],
+            )
+            for row in rows
+        ]
+
+    def delivery_done(self, delivery_id: int) -> None:
+        with self._write() as conn:
+            conn.execute("DELETE FROM outbox WHERE id = ?", (delivery_id,))
+
+    def delivery_retry(self, delivery_id: int, next_attempt: float, error: str) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt = ?, last_error = ?"
+                " WHERE id = ?",
+                (next_attempt, error, delivery_id),
+            )
+
+    def outbox_counts(self) -> dict[str, int]:
+        with self._read() as conn:
+            rows = conn.execute("SELECT receiver, count(*) FROM outbox GROUP BY receiver")
+            return {row[0]: int(row[1]) for row in rows}
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+
+@contextlib.contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any exception (then re-raised)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        # a failed COMMIT can leave the transaction open or already rolled back
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _schema_version(conn: sqlite3.Connection) -> int:
+    """The applied migrations; 0 for a new, empty file."""
+    has_table = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+    ).fetchone()
+    if has_table is None:
+        return 0
+    row = conn.execute("SELECT version FROM schema_version").fetchone()
+    return int(row[0]) if row is not None else 0
+
+
+def _insert_events(
+    conn: sqlite3.Connection, events: Iterable[Event], receivers_for: ReceiversFor | None
+) -> list[Event]:
+    """Insert events one by one (each id is needed) and their outbox rows in bulk."""
+    written: list[Event] = []
+    deliveries: list[tuple[int, str, float, float]] = []
+    for event in events:
+        cursor = conn.execute(
+            f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({_marks(12)})", _event_row(event)
+        )
+        event_id = cursor.lastrowid
+        assert event_id is not None  # always set after a successful INSERT
+        written.append(replace(event, id=event_id))
+        receivers = receivers_for(event) if receivers_for is not None else ()
+        deliveries.extend((event_id, name, event.at, event.at) for name in receivers)
+    conn.executemany(
+        "INSERT INTO outbox (event_id, receiver, next_attempt, created) VALUES (?, ?, ?, ?)",
+        deliveries,
+    )
+    return written
+
+
+def _cycle_row(s: ListStatus) -> tuple[Any, ...]:
+    return (
+        s.name,
+        s.last_cycle_start,
+        s.last_cycle_end,
+        s.last_cycle_success,
+        s.last_cycle_duration,
+        s.last_cycle_lookups,
+        s.last_cycle_errors,
+        s.targets,
+    )
+
+
+def _keyed(list_name: str, targets: Iterable[str]) -> Iterator[tuple[str, str]]:
+    return ((list_name, target) for target in targets)
+
+
+def _marks(n: int) -> str:
+    return ", ".join("?" * n)
