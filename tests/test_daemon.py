@@ -1,0 +1,276 @@
+"""End to end: `rblwatch run` against a real rbldnsd whose zone the tests rewrite (SPEC §4, §13).
+
+rbldnsd runs with `-c 1`, so rewriting a zone file lists or delists an address within a
+second; the daemon cycles every second with confirm 2, so a change becomes an event a few
+seconds later. Everything is on 127.0.0.1 and every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.daemon import DaemonProcess, config_text, free_tcp_port, wait_until
+from tests.rbldnsd import Rbldnsd
+
+ZONE = "bl.test"
+BASE = [":127.0.0.2:Listed: $", "127.0.0.2"]  # the RFC 5782 test point, always listed
+LISTED = "192.0.2.1 :127.0.0.2:spam from $"
+
+
+@pytest.fixture
+def dns(rbldnsd: Rbldnsd) -> Rbldnsd:
+    rbldnsd.add_zone(ZONE, "ip4set", BASE)
+    rbldnsd.start()
+    return rbldnsd
+
+
+@pytest.fixture
+def daemon(tmp_path: Path, dns: Rbldnsd) -> Iterator[DaemonProcess]:
+    cfg = tmp_path / "rblwatch.yaml"
+    web_port = free_tcp_port()
+    cfg.write_text(config_text(dns_port=dns.port, web_port=web_port, store=tmp_path / "state.db"))
+    d = DaemonProcess(cfg)
+    try:
+        yield d
+    finally:
+        d.close()
+
+
+def start(d: DaemonProcess) -> None:
+    port = int(d.config.read_text().split("listen_address: 127.0.0.1:")[1].split()[0])
+    d.start(port)
+
+
+def listed(dns: Rbldnsd, *lines: str) -> None:
+    dns.rewrite_zone(ZONE, [*BASE, *lines])
+
+
+def cycled(d: DaemonProcess) -> bool:
+    lists = d.json("/api/v1/status")["lists"]
+    return bool(lists) and all(x["health"] == "healthy" and x["last_cycle_end"] for x in lists)
+
+
+def events_for(d: DaemonProcess, target: str, kind: str) -> list[dict[str, object]]:
+    return [e for e in d.events(kind) if e["target"] == target]
+
+
+def metric(d: DaemonProcess, name: str, **labels: str) -> float | None:
+    _, body = d.get("/metrics")
+    for family in text_string_to_metric_families(body.decode()):
+        for s in family.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                return float(s.value)
+    return None
+
+
+def test_a_new_listing_is_one_listed_event_and_its_removal_one_delisted_event(
+    daemon: DaemonProcess, dns: Rbldnsd
+) -> None:
+    start(daemon)
+    wait_until("a healthy first cycle", lambda: cycled(daemon))
+    assert daemon.events() == []  # clean targets are a silent baseline
+
+    listed(dns, LISTED)
+    wait_until("the listed event", lambda: events_for(daemon, "192.0.2.1", "listed"))
+    time.sleep(2.5)  # more cycles must not repeat it
+    [event] = events_for(daemon, "192.0.2.1", "listed")
+    assert event["initial"] is False
+    assert event["codes"] == ["127.0.0.2"]
+    assert event["list"] == "bl" and event["group"] == "mail"
+    status = daemon.json("/api/v1/status")
+    assert [(x["target"], x["list"]) for x in status["listings"]] == [("192.0.2.1", "bl")]
+    assert metric(daemon, "rblwatch_listed", target="192.0.2.1", list="bl", group="mail") == 1.0
+    assert metric(daemon, "rblwatch_listings", list="bl", group="mail") == 1.0
+
+    listed(dns)
+    wait_until("the delisted event", lambda: events_for(daemon, "192.0.2.1", "delisted"))
+    time.sleep(2.5)
+    assert len(events_for(daemon, "192.0.2.1", "delisted")) == 1
+    assert len(events_for(daemon, "192.0.2.1", "listed")) == 1
+    assert daemon.json("/api/v1/status")["listings"] == []
+    assert metric(daemon, "rblwatch_listed", target="192.0.2.1", list="bl", group="mail") is None
+    assert daemon.stop() == 0
+
+
+def test_a_listing_already_there_at_start_is_an_initial_event(
+    daemon: DaemonProcess, dns: Rbldnsd
+) -> None:
+    listed(dns, LISTED)
+    start(daemon)
+    [event] = wait_until("the initial event", lambda: events_for(daemon, "192.0.2.1", "listed"))
+    assert event["initial"] is True
+
+
+def test_a_dead_list_server_is_unhealthy_and_never_a_delisting(
+    daemon: DaemonProcess, dns: Rbldnsd
+) -> None:
+    listed(dns, LISTED)
+    start(daemon)
+    wait_until("the listing", lambda: events_for(daemon, "192.0.2.1", "listed"))
+
+    dns.stop()
+    [down] = wait_until("list_unhealthy", lambda: daemon.events("list_unhealthy"))
+    assert down["target"] is None and down["list"] == "bl"
+    time.sleep(4)  # several intervals without answers
+    assert daemon.events("delisted") == []
+    assert len(daemon.events("list_unhealthy")) == 1
+    assert [x["target"] for x in daemon.json("/api/v1/status")["listings"]] == ["192.0.2.1"]
+    assert metric(daemon, "rblwatch_list_healthy", list="bl") == 0.0
+
+    dns.start()
+    wait_until("list_recovered", lambda: daemon.events("list_recovered"))
+    time.sleep(2.5)
+    assert daemon.events("delisted") == []
+    assert len(events_for(daemon, "192.0.2.1", "listed")) == 1
+    assert metric(daemon, "rblwatch_list_healthy", list="bl") == 1.0
+
+
+def test_kill_9_and_a_restart_lose_nothing_and_duplicate_nothing(
+    daemon: DaemonProcess, dns: Rbldnsd
+) -> None:
+    start(daemon)
+    wait_until("a first cycle", lambda: cycled(daemon))
+    listed(dns, LISTED, "192.0.2.2 :127.0.0.4:exploited")
+    # kill while the change is being confirmed or committed: whatever was committed stays
+    wait_until("a pending or confirmed change", lambda: daemon.events("listed") or _pending(daemon))
+    daemon.kill9()
+    start(daemon)
+    wait_until(
+        "both listed events",
+        lambda: {e["target"] for e in daemon.events("listed")} == {"192.0.2.1", "192.0.2.2"},
+    )
+    daemon.kill9()
+    start(daemon)
+    time.sleep(3)
+    for target in ("192.0.2.1", "192.0.2.2"):
+        assert len(events_for(daemon, target, "listed")) == 1, daemon.events()
+    ids = [e["id"] for e in daemon.events()]
+    assert len(ids) == len(set(ids))
+
+    listed(dns)
+    wait_until("both delistings", lambda: len(daemon.events("delisted")) == 2)
+    daemon.kill9()
+    start(daemon)
+    time.sleep(2.5)
+    assert len(daemon.events("delisted")) == 2
+    assert daemon.json("/api/v1/status")["listings"] == []
+
+
+def _pending(d: DaemonProcess) -> bool:
+    # a listing becomes pending after one cycle; the store file is the only witness
+    import sqlite3
+
+    store = d.config.parent / "state.db"
+    with sqlite3.connect(store) as db:
+        return bool(db.execute("SELECT count(*) FROM pairs").fetchone()[0])
+
+
+def test_an_invalid_config_on_reload_keeps_the_daemon_on_the_old_one(
+    daemon: DaemonProcess, dns: Rbldnsd
+) -> None:
+    start(daemon)
+    wait_until("a first cycle", lambda: cycled(daemon))
+    good = daemon.config.read_text()
+    daemon.config.write_text(good + "surprise: 1\n")
+    daemon.signal(signal.SIGHUP)
+    wait_until(
+        "the failed reload in metrics",
+        lambda: metric(daemon, "rblwatch_config_last_reload_successful") == 0.0,
+    )
+    assert "surprise" in daemon.log()
+    assert daemon.get("/-/ready")[0] == 200
+    listed(dns, LISTED)
+    wait_until("a listing found on the old config", lambda: daemon.events("listed"))
+
+    status, body = daemon.post("/-/reload")
+    assert status != 200 and b"surprise" in body
+
+    daemon.config.write_text(good.replace("confirm: 2", "confirm: 1"))
+    status, body = daemon.post("/-/reload")
+    assert status == 200, body
+    assert metric(daemon, "rblwatch_config_last_reload_successful") == 1.0
+    assert daemon.stop() == 0
+
+
+def test_sigterm_stops_the_daemon_within_seconds_with_exit_0(daemon: DaemonProcess) -> None:
+    start(daemon)
+    t0 = time.monotonic()
+    assert daemon.stop(timeout=10) == 0
+    assert time.monotonic() - t0 < 10
+
+
+def test_metrics_have_the_names_and_labels_of_the_spec(daemon: DaemonProcess, dns: Rbldnsd) -> None:
+    listed(dns, LISTED)
+    start(daemon)
+    wait_until("the listing", lambda: daemon.events("listed"))
+    _, body = daemon.get("/metrics")
+    families = {f.name: f for f in text_string_to_metric_families(body.decode())}
+    for name in (
+        "rblwatch_listed",
+        "rblwatch_listed_since_timestamp_seconds",
+        "rblwatch_listings",
+        "rblwatch_targets",
+        "rblwatch_list_healthy",
+        "rblwatch_queries",
+        "rblwatch_query_errors",
+        "rblwatch_query_duration_seconds",
+        "rblwatch_cycle_duration_seconds",
+        "rblwatch_last_cycle_success_timestamp_seconds",
+        "rblwatch_cycles_skipped",
+        "rblwatch_events",
+        "rblwatch_config_last_reload_successful",
+        "rblwatch_build_info",
+    ):
+        assert name in families, name
+    assert metric(daemon, "rblwatch_targets", group="mail") == 5.0
+    assert (metric(daemon, "rblwatch_queries_total", list="bl") or 0) > 0
+    assert metric(daemon, "rblwatch_query_errors_total", list="bl", reason="timeout") == 0.0
+    assert (metric(daemon, "rblwatch_events_total", kind="listed") or 0) >= 1
+    assert (metric(daemon, "rblwatch_query_duration_seconds_count", list="bl") or 0) > 0
+    for family in families.values():
+        for s in family.samples:
+            assert "zone" not in s.labels
+
+
+def test_sd_notify_messages_reach_a_real_notify_socket(tmp_path: Path, dns: Rbldnsd) -> None:
+    path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(10)
+    cfg = tmp_path / "rblwatch.yaml"
+    web_port = free_tcp_port()
+    cfg.write_text(config_text(dns_port=dns.port, web_port=web_port, store=tmp_path / "s.db"))
+    d = DaemonProcess(cfg, env={"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "1000000"})
+    got: list[str] = []
+
+    def receive(line: str, after: int = 0) -> int:
+        """Read datagrams until one at index >= `after` contains `line`; its index."""
+        while True:
+            for i in range(after, len(got)):
+                if line in got[i]:
+                    return i
+            got.append(sock.recv(4096).decode())
+
+    try:
+        d.start(web_port, wait_ready=False)
+        ready = receive("READY=1")
+        assert d.get("/-/ready")[0] == 200  # READY=1 only once the listener is up
+        receive("WATCHDOG=1", ready)
+        receive("STATUS=", ready)
+        mark = len(got)
+        d.signal(signal.SIGHUP)
+        reloading = receive("RELOADING=1", mark)
+        receive("READY=1", reloading + 1)
+        d.signal(signal.SIGTERM)
+        receive("STOPPING=1", reloading)
+        assert d.proc is not None and d.proc.wait(10) == 0
+    finally:
+        d.close()
+        sock.close()
