@@ -218,9 +218,8 @@ class Engine:
         log.warning("list %s: cycle skipped (%s), %d lookups not sent", lst.name, reason, len(mine))
         if full:
             end = self.clock()
-            commit = CycleCommit(
-                list=lst.name, status=self._status(lst, start, end, 0, len(mine), len(mine))
-            )
+            status = self._status(lst, start, end, 0, len(mine), len(mine), completed=False)
+            commit = CycleCommit(list=lst.name, status=status)
             await asyncio.to_thread(self.rt.store.commit, commit, None)
         return report
 
@@ -238,7 +237,9 @@ class Engine:
         commit = await self._transitions(lst, mine, outcomes, start, report)
         end = self.clock()
         if full:
-            commit.status = self._status(lst, start, end, report.lookups, report.errors, len(mine))
+            commit.status = self._status(
+                lst, start, end, report.lookups, report.errors, len(mine), completed=True
+            )
         commit.budget_day = utc_day(start)
         commit.budget_queries = resolver.stats.sent
         events = await asyncio.to_thread(
@@ -314,15 +315,26 @@ class Engine:
         return seen
 
     def _status(
-        self, lst: DnsList, start: float, end: float, lookups: int, errors: int, n_targets: int
+        self,
+        lst: DnsList,
+        start: float,
+        end: float,
+        lookups: int,
+        errors: int,
+        n_targets: int,
+        *,
+        completed: bool,
     ) -> ListStatus:
+        """The list's aggregate row. A cycle counts as a success when it completed its lookups,
+        whatever some of them answered: on a /16 a timeout or two is routine, errors have their
+        own counters, and "no successful cycle for hours" must mean the cycles stopped."""
         h = self.health_of(lst.name)
         return ListStatus(
             name=lst.name,
             health=h,
             last_cycle_start=start,
             last_cycle_end=end,
-            last_cycle_success=end if errors == 0 else None,
+            last_cycle_success=end if completed else None,
             last_cycle_duration=end - start,
             last_cycle_lookups=lookups,
             last_cycle_errors=errors,

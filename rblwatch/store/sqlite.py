@@ -175,7 +175,8 @@ _UPSERT_CYCLE_STATUS = """
     ON CONFLICT (name) DO UPDATE SET
         last_cycle_start = excluded.last_cycle_start,
         last_cycle_end = excluded.last_cycle_end,
-        last_cycle_success = excluded.last_cycle_success,
+        -- a cycle that sent no lookups (unhealthy list, spent budget) keeps the last success
+        last_cycle_success = COALESCE(excluded.last_cycle_success, list_status.last_cycle_success),
         last_cycle_duration = excluded.last_cycle_duration,
         last_cycle_lookups = excluded.last_cycle_lookups,
         last_cycle_errors = excluded.last_cycle_errors,
