@@ -1,0 +1,389 @@
+"""The /metrics collector (SPEC §11): stored state and in-process counters as Prometheus families.
+
+A scrape never does a lookup. It reads the store once (pairs, list rows, outbox counts) and the
+counters of `runtime.stats`, and builds every family from those snapshots, so a scrape sees one
+consistent picture even while a cycle is committing. The label of a list is always its `name`:
+zones may hold access keys.
+
+Cardinality is bounded and known in advance: every configured (list, group), every `Reason`,
+every `EventKind` and every configured receiver is exported (0 included) from the first scrape,
+so alert rules never meet a series that appears only after the first problem. The per-target
+families (`listed`, `listed_since_timestamp_seconds`) follow `metrics.per_target`.
+
+Speed: a provider watching a /16 can have tens of thousands of current listings, and
+prometheus_client's generic `generate_latest` spends several microseconds formatting each
+sample. The per-target families are therefore `PairGauge`s, which `render` writes with a
+specialised loop; every other family goes through `generate_latest` itself, so the output is
+byte-for-byte what prometheus_client would produce (a test pins that).
+"""
+
+from __future__ import annotations
+
+import platform
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
+from prometheus_client.utils import floatToGoString
+
+from rblwatch import __version__
+from rblwatch.config import Config
+from rblwatch.model import EventKind, Health, PairStatus, Reason
+from rblwatch.runtime import Runtime
+from rblwatch.stats import ListCounters, Stats
+from rblwatch.store import ListStatus, PairState
+
+# the text format generate_latest writes (prometheus_client >= 0.22 calls 1.0.0 "latest")
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+_PAIR_LABELS = ("target", "list", "group")
+# prometheus_client's own value formatting (Go style), typed for mypy
+_format_value: Callable[[float], str] = floatToGoString
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """One read of the store: all a scrape needs from it (read once, in the scraping thread)."""
+
+    pairs: list[PairState]
+    lists: dict[str, ListStatus]
+    outbox: dict[str, int]
+
+
+def read_snapshot(runtime: Runtime) -> Snapshot:
+    store = runtime.store
+    return Snapshot(
+        pairs=store.pairs(),
+        lists={row.name: row for row in store.list_statuses()},
+        outbox=store.outbox_counts(),
+    )
+
+
+Row = tuple[str, str, str, float]  # target, list, group, value
+
+
+class PairGauge(GaugeMetricFamily):
+    """A per-(target, list, group) gauge kept as plain rows, which `render` formats directly.
+
+    `samples` is built only when something generic reads it (registry.get_sample_value,
+    generate_latest): a scrape through `render` never makes tens of thousands of Sample
+    objects and label dicts only to take them apart again.
+    """
+
+    def __init__(self, name: str, documentation: str, rows: list[Row]) -> None:
+        self._samples: list[Sample] | None = None
+        super().__init__(name, documentation, labels=_PAIR_LABELS)
+        self.rows = rows
+
+    @property
+    def samples(self) -> list[Sample]:
+        if self._samples is None:
+            name = self.name
+            self._samples = [
+                Sample(name, {"target": t, "list": li, "group": g}, v) for t, li, g, v in self.rows
+            ]
+        return self._samples
+
+    @samples.setter
+    def samples(self, value: list[Sample]) -> None:
+        # Metric.__init__ assigns [] here; the rows are the truth, so only a real list sticks
+        self._samples = value or None
+
+
+class RblwatchCollector(Collector):
+    """Every rblwatch_ family, built on each scrape from the runtime it was given."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+
+    def describe(self) -> Iterable[Metric]:
+        # Nothing: registering must not read the store, and names never clash in our registry.
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        runtime = self._runtime
+        config = runtime.config  # read once: a reload mid-scrape must not mix two configs
+        snap = read_snapshot(runtime)
+        list_names = [lst.name for lst in config.lists]
+        configured = set(list_names)
+        pairs = [p for p in snap.pairs if p.list in configured]
+        yield from _per_target(pairs, config.metrics.per_target)
+        yield _listings(pairs, list_names, [g.group for g in config.targets])
+        yield _gauge(
+            "targets",
+            "Targets per group after expansion.",
+            "group",
+            _sorted(runtime.targets_per_group),
+        )
+        yield _list_healthy(config, snap.lists)
+        yield from _list_cycles(list_names, snap.lists)
+        yield from _query_counters(runtime.stats, list_names)
+        yield from _event_and_alert_families(runtime.stats, config, snap.outbox)
+        yield from _build_and_reload(runtime)
+
+
+def build_registry(runtime: Runtime) -> CollectorRegistry:
+    """A fresh registry holding the rblwatch collector and this process's own metrics.
+
+    Never the global default registry: a test (or a second daemon in one process) gets its
+    own. The process collector adds process_* (CPU, memory, file descriptors) on Linux.
+    """
+    registry = CollectorRegistry()
+    registry.register(RblwatchCollector(runtime))
+    ProcessCollector(registry=registry)
+    return registry
+
+
+# --- the text exposition -------------------------------------------------------------------
+
+
+class _One(Collector):
+    """A collector of one already-built family, so generate_latest can format it alone."""
+
+    def __init__(self, family: Metric) -> None:
+        self._family = family
+
+    def collect(self) -> Iterable[Metric]:
+        return (self._family,)
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    """The registry in Prometheus text format 0.0.4, exactly as generate_latest writes it."""
+    out: list[bytes] = []
+    for family in registry.collect():
+        if isinstance(family, PairGauge):
+            out.append(_render_pairs(family))
+        else:
+            out.append(generate_latest(_One(family)))
+    return b"".join(out)
+
+
+def _escape(value: str) -> str:
+    if "\\" in value or '"' in value or "\n" in value:
+        return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+    return value
+
+
+def _render_pairs(family: PairGauge) -> bytes:
+    """Lines of a PairGauge: labels in sorted order (group, list, target), as generate_latest."""
+    name = family.name
+    doc = family.documentation.replace("\\", r"\\").replace("\n", r"\n")
+    lines = [f"# HELP {name} {doc}\n# TYPE {name} gauge\n"]
+    prefixes: dict[tuple[str, str], str] = {}  # list and group repeat on every line
+    for target, lst, group, value in family.rows:
+        prefix = prefixes.get((lst, group))
+        if prefix is None:
+            prefix = f'{name}{{group="{_escape(group)}",list="{_escape(lst)}",target="'
+            prefixes[lst, group] = prefix
+        v = "1.0" if value == 1 else "0.0" if value == 0 else _format_value(value)
+        lines.append(f'{prefix}{_escape(target)}"}} {v}\n')
+    return "".join(lines).encode()
+
+
+# --- the families -----------------------------------------------------------------------------
+
+
+def _sorted(values: dict[str, int] | dict[str, float]) -> list[tuple[str, float]]:
+    return sorted(values.items())
+
+
+def _gauge(
+    name: str, doc: str, label: str, values: Iterable[tuple[str, float]]
+) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(f"rblwatch_{name}", doc, labels=[label])
+    for key, value in values:
+        family.add_metric([key], value)
+    return family
+
+
+def _counter(
+    name: str, doc: str, label: str, values: Iterable[tuple[str, float]]
+) -> CounterMetricFamily:
+    family = CounterMetricFamily(f"rblwatch_{name}", doc, labels=[label])
+    for key, value in values:
+        family.add_metric([key], value)
+    return family
+
+
+def _per_target(pairs: Sequence[PairState], per_target: str) -> Iterator[Metric]:
+    """rblwatch_listed and rblwatch_listed_since_timestamp_seconds, per `metrics.per_target`.
+
+    Rows, not samples: see PairGauge.
+    """
+    if per_target == "none":
+        return
+    listed: list[Row] = []
+    since: list[Row] = []
+    export_clean = per_target == "all"
+    for p in pairs:
+        if p.status is PairStatus.LISTED:
+            listed.append((p.target, p.list, p.group, 1.0))
+            since.append((p.target, p.list, p.group, p.since))
+        elif export_clean:
+            listed.append((p.target, p.list, p.group, 0.0))
+    yield PairGauge("rblwatch_listed", "1 while the target is listed on the list.", listed)
+    yield PairGauge(
+        "rblwatch_listed_since_timestamp_seconds",
+        "When the current listing was confirmed (unix seconds).",
+        since,
+    )
+
+
+def _listings(
+    pairs: Sequence[PairState], list_names: Sequence[str], groups: Sequence[str]
+) -> GaugeMetricFamily:
+    """Listed targets per list and group: every configured (list, group), zeros included."""
+    counts: Counter[tuple[str, str]] = Counter(
+        (p.list, p.group) for p in pairs if p.status is PairStatus.LISTED
+    )
+    for lst in list_names:
+        for group in groups:
+            counts.setdefault((lst, group), 0)
+    family = GaugeMetricFamily(
+        "rblwatch_listings",
+        "Targets currently listed, per list and group.",
+        labels=["list", "group"],
+    )
+    for (lst, group), n in sorted(counts.items()):
+        family.add_metric([lst, group], n)
+    return family
+
+
+def _healthy(health_check: bool, row: ListStatus | None) -> float:
+    """1 only when the list is known to be usable.
+
+    A list whose health checks are off is never probed, but nothing stops its lookups, so it
+    counts as healthy unless a verdict was stored. A list not probed yet (the first probe runs
+    at start) is 0: not known to be healthy. Alert rules should use `for:` to ride that out.
+    """
+    health = row.health if row is not None else Health.UNKNOWN
+    if health is Health.UNKNOWN:
+        return 0.0 if health_check else 1.0
+    return 1.0 if health is Health.HEALTHY else 0.0
+
+
+def _list_healthy(config: Config, rows: dict[str, ListStatus]) -> GaugeMetricFamily:
+    return _gauge(
+        "list_healthy",
+        "1 if the list answered its RFC 5782 test points correctly, else 0.",
+        "list",
+        ((lst.name, _healthy(lst.health_check, rows.get(lst.name))) for lst in config.lists),
+    )
+
+
+def _list_cycles(list_names: Sequence[str], rows: dict[str, ListStatus]) -> Iterator[Metric]:
+    """Cycle gauges from the stored list rows; a list with no cycle yet has no series."""
+    present = [rows[name] for name in list_names if name in rows]
+    yield _gauge(
+        "cycle_duration_seconds",
+        "Duration of the list's last complete cycle.",
+        "list",
+        ((r.name, r.last_cycle_duration) for r in present if r.last_cycle_duration is not None),
+    )
+    yield _gauge(
+        "last_cycle_success_timestamp_seconds",
+        "End of the list's last cycle without lookup errors (unix seconds).",
+        "list",
+        ((r.name, r.last_cycle_success) for r in present if r.last_cycle_success is not None),
+    )
+
+
+def _list_counters(stats: Stats, list_names: Sequence[str]) -> list[tuple[str, ListCounters]]:
+    """Counters of every configured list (zero if it has none yet) and of earlier lists.
+
+    Copied first: the event loop may add a list (reload) while this thread iterates.
+    """
+    known = dict(stats.lists)
+    for name in list_names:
+        known.setdefault(name, ListCounters())
+    return sorted(known.items())
+
+
+def _query_counters(stats: Stats, list_names: Sequence[str]) -> Iterator[Metric]:
+    lists = _list_counters(stats, list_names)
+    yield _counter(
+        "queries", "Lookups sent to the list.", "list", ((n, c.queries) for n, c in lists)
+    )
+    errors = CounterMetricFamily(
+        "rblwatch_query_errors",
+        "Lookups that ended in error, by reason.",
+        labels=["list", "reason"],
+    )
+    for name, c in lists:
+        for reason in Reason:
+            errors.add_metric([name, reason.value], c.errors.get(reason, 0))
+    yield errors
+    durations = HistogramMetricFamily(
+        "rblwatch_query_duration_seconds",
+        "Time from sending a lookup to its answer.",
+        labels=["list"],
+    )
+    for name, c in lists:
+        h = c.duration
+        buckets = h.cumulative()
+        # the count is the +Inf bucket, so the two agree even if a lookup lands mid-read
+        durations.add_metric([name], buckets=buckets, sum_value=h.total)
+    yield durations
+    yield _counter(
+        "cycles_skipped",
+        "Cycles not started because the previous one of the list was still running.",
+        "list",
+        ((n, c.cycles_skipped) for n, c in lists),
+    )
+
+
+def _event_and_alert_families(
+    stats: Stats, config: Config, outbox: dict[str, int]
+) -> Iterator[Metric]:
+    events = dict(stats.events)
+    yield _counter(
+        "events",
+        "Events raised, by kind.",
+        "kind",
+        ((k.value, events.get(k, 0)) for k in EventKind),
+    )
+    receivers = {r.name for r in config.alerts.receivers}
+    deliveries = {name: 0 for name in receivers} | dict(stats.alert_deliveries)
+    failures = {name: 0 for name in receivers} | dict(stats.alert_failures)
+    queue = {name: 0 for name in receivers} | outbox
+    yield _counter("alert_deliveries", "Alerts delivered (2xx).", "receiver", _sorted(deliveries))
+    yield _counter(
+        "alert_delivery_failures",
+        "Alert deliveries that failed for good (4xx, or older than max_age).",
+        "receiver",
+        _sorted(failures),
+    )
+    yield _gauge("alert_queue", "Alerts waiting in the outbox.", "receiver", _sorted(queue))
+
+
+def _build_and_reload(runtime: Runtime) -> Iterator[Metric]:
+    stats = runtime.stats
+    yield GaugeMetricFamily(
+        "rblwatch_config_last_reload_successful",
+        "1 if the last configuration reload succeeded (or none was tried).",
+        value=1.0 if stats.reload_ok else 0.0,
+    )
+    # before any reload, the config loaded at start is the last successful one
+    loaded = stats.reload_success_at if stats.reload_success_at is not None else stats.started_at
+    if loaded is not None:
+        yield GaugeMetricFamily(
+            "rblwatch_config_last_reload_success_timestamp_seconds",
+            "When the configuration was last loaded successfully (unix seconds).",
+            value=loaded,
+        )
+    info = GaugeMetricFamily(
+        "rblwatch_build_info",
+        "Always 1; the labels say what is running.",
+        labels=["version", "python"],
+    )
+    info.add_metric([runtime.version or __version__, platform.python_version()], 1.0)
+    yield info

@@ -1,0 +1,264 @@
+"""The /metrics collector (SPEC §11) over a real SQLite store, read through a fresh registry."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from rblwatch.metrics import RblwatchCollector, build_registry, render
+from rblwatch.model import EventKind, Health, Reason
+from rblwatch.runtime import Runtime
+from rblwatch.store import CycleCommit, ListStatus
+from tests.webstate import GROUPS, LISTS, SECRET, T0, clean, event, listed, make_runtime, put
+
+PAIR = {"target": "192.0.2.1", "list": "corp-bl", "group": "mail"}
+
+
+def value(registry: CollectorRegistry, name: str, **labels: str) -> float | None:
+    return registry.get_sample_value(name, labels)
+
+
+def sample_names(registry: CollectorRegistry) -> set[str]:
+    return {s.name for family in registry.collect() for s in family.samples}
+
+
+@pytest.fixture
+def runtime(tmp_path: Path) -> Runtime:
+    return make_runtime(tmp_path)
+
+
+def test_a_listed_pair_is_exported_with_target_list_and_group_and_its_since(
+    runtime: Runtime,
+) -> None:
+    put(runtime, [listed("192.0.2.1", since=T0)])
+    registry = build_registry(runtime)
+    assert value(registry, "rblwatch_listed", **PAIR) == 1.0
+    assert value(registry, "rblwatch_listed_since_timestamp_seconds", **PAIR) == T0
+
+
+def test_a_stored_clean_pair_is_absent_by_default(runtime: Runtime) -> None:
+    put(runtime, [listed("192.0.2.1"), clean("192.0.2.2")])
+    registry = build_registry(runtime)
+    assert value(registry, "rblwatch_listed", **(PAIR | {"target": "192.0.2.2"})) is None
+
+
+def test_per_target_all_also_exports_stored_clean_pairs_as_zero(tmp_path: Path) -> None:
+    runtime = make_runtime(tmp_path, per_target="all")
+    put(runtime, [listed("192.0.2.1"), clean("192.0.2.2")])
+    registry = build_registry(runtime)
+    clean_pair = PAIR | {"target": "192.0.2.2"}
+    assert value(registry, "rblwatch_listed", **clean_pair) == 0.0
+    assert value(registry, "rblwatch_listed", **PAIR) == 1.0
+    # a clean pair has no listing to date
+    assert value(registry, "rblwatch_listed_since_timestamp_seconds", **clean_pair) is None
+
+
+def test_per_target_none_exports_no_per_target_series_but_keeps_the_counts(
+    tmp_path: Path,
+) -> None:
+    runtime = make_runtime(tmp_path, per_target="none")
+    put(runtime, [listed("192.0.2.1")])
+    registry = build_registry(runtime)
+    names = sample_names(registry)
+    assert "rblwatch_listed" not in names
+    assert "rblwatch_listed_since_timestamp_seconds" not in names
+    assert value(registry, "rblwatch_listings", list="corp-bl", group="mail") == 1.0
+
+
+def test_listings_count_every_configured_list_and_group_with_zeros(runtime: Runtime) -> None:
+    put(
+        runtime,
+        [listed("192.0.2.1"), listed("192.0.2.2"), listed("example.com", "corp-dbl", "web")],
+    )
+    registry = build_registry(runtime)
+    counts = {
+        (lst, group): value(registry, "rblwatch_listings", list=lst, group=group)
+        for lst in LISTS
+        for group in GROUPS
+    }
+    assert counts == {
+        ("corp-bl", "mail"): 2.0,
+        ("corp-bl", "web"): 0.0,
+        ("spamhaus-zen", "mail"): 0.0,
+        ("spamhaus-zen", "web"): 0.0,
+        ("corp-dbl", "mail"): 0.0,
+        ("corp-dbl", "web"): 1.0,
+    }
+
+
+def test_pairs_of_a_list_no_longer_configured_are_not_exported(runtime: Runtime) -> None:
+    put(runtime, [listed("192.0.2.1", "old-list")])
+    text = render(build_registry(runtime)).decode()
+    assert "old-list" not in text
+
+
+def test_every_reason_event_kind_and_receiver_is_there_at_zero_from_the_start(
+    runtime: Runtime,
+) -> None:
+    registry = build_registry(runtime)
+    for lst in LISTS:
+        assert value(registry, "rblwatch_queries_total", list=lst) == 0.0
+        assert value(registry, "rblwatch_cycles_skipped_total", list=lst) == 0.0
+        for reason in Reason:
+            errors = value(registry, "rblwatch_query_errors_total", list=lst, reason=reason.value)
+            assert errors == 0.0
+    for kind in EventKind:
+        assert value(registry, "rblwatch_events_total", kind=kind.value) == 0.0
+    assert value(registry, "rblwatch_alert_deliveries_total", receiver="ops") == 0.0
+    assert value(registry, "rblwatch_alert_delivery_failures_total", receiver="ops") == 0.0
+    assert value(registry, "rblwatch_alert_queue", receiver="ops") == 0.0
+
+
+def test_a_configured_list_missing_from_the_stats_is_still_exported_at_zero(
+    runtime: Runtime,
+) -> None:
+    del runtime.stats.lists["spamhaus-zen"]
+    registry = build_registry(runtime)
+    assert value(registry, "rblwatch_queries_total", list="spamhaus-zen") == 0.0
+    assert "spamhaus-zen" not in runtime.stats.lists  # the collector only reads
+
+
+def test_counters_come_from_the_process_stats(runtime: Runtime) -> None:
+    stats = runtime.stats
+    stats.list("corp-bl").queries = 42
+    stats.list("corp-bl").errors[Reason.TIMEOUT] = 3
+    stats.list("corp-bl").cycles_skipped = 2
+    stats.events[EventKind.DELISTED] = 5
+    stats.alert_deliveries["ops"] = 7
+    stats.alert_failures["ops"] = 1
+    registry = build_registry(runtime)
+    assert value(registry, "rblwatch_queries_total", list="corp-bl") == 42.0
+    assert value(registry, "rblwatch_query_errors_total", list="corp-bl", reason="timeout") == 3.0
+    assert value(registry, "rblwatch_cycles_skipped_total", list="corp-bl") == 2.0
+    assert value(registry, "rblwatch_events_total", kind="delisted") == 5.0
+    assert value(registry, "rblwatch_alert_deliveries_total", receiver="ops") == 7.0
+    assert value(registry, "rblwatch_alert_delivery_failures_total", receiver="ops") == 1.0
+
+
+def test_the_query_duration_histogram_has_the_stats_buckets(runtime: Runtime) -> None:
+    h = runtime.stats.list("corp-bl").duration
+    h.observe(0.0005)
+    h.observe(0.02, times=2)
+    h.observe(60.0)
+    registry = build_registry(runtime)
+
+    def bucket(le: str) -> float | None:
+        return value(registry, "rblwatch_query_duration_seconds_bucket", list="corp-bl", le=le)
+
+    assert bucket("0.001") == 1.0
+    assert bucket("0.025") == 3.0
+    assert bucket("10.0") == 3.0
+    assert bucket("+Inf") == 4.0
+    assert value(registry, "rblwatch_query_duration_seconds_count", list="corp-bl") == 4.0
+    total = value(registry, "rblwatch_query_duration_seconds_sum", list="corp-bl")
+    assert total == pytest.approx(60.0405)
+
+
+def test_list_health_is_1_only_when_known_healthy(runtime: Runtime) -> None:
+    runtime.store.record_health("corp-bl", Health.HEALTHY, "", T0, None)
+    runtime.store.record_health("spamhaus-zen", Health.DEAD, "127.0.0.2 not listed", T0, None)
+    registry = build_registry(runtime)
+    assert value(registry, "rblwatch_list_healthy", list="corp-bl") == 1.0
+    assert value(registry, "rblwatch_list_healthy", list="spamhaus-zen") == 0.0
+    # corp-dbl has health checks off and no verdict: nothing blocks its lookups
+    assert value(registry, "rblwatch_list_healthy", list="corp-dbl") == 1.0
+
+
+def test_a_list_not_probed_yet_is_not_healthy(runtime: Runtime) -> None:
+    registry = build_registry(runtime)
+    assert value(registry, "rblwatch_list_healthy", list="corp-bl") == 0.0
+
+
+def test_cycle_gauges_come_from_the_stored_list_row_and_are_absent_before_a_cycle(
+    runtime: Runtime,
+) -> None:
+    status = ListStatus(
+        name="corp-bl", last_cycle_end=T0, last_cycle_success=T0 - 60, last_cycle_duration=12.5
+    )
+    runtime.store.commit(CycleCommit(list="corp-bl", status=status))
+    registry = build_registry(runtime)
+    assert value(registry, "rblwatch_cycle_duration_seconds", list="corp-bl") == 12.5
+    success = value(registry, "rblwatch_last_cycle_success_timestamp_seconds", list="corp-bl")
+    assert success == T0 - 60
+    assert value(registry, "rblwatch_cycle_duration_seconds", list="spamhaus-zen") is None
+
+
+def test_the_alert_queue_counts_undelivered_outbox_rows(runtime: Runtime) -> None:
+    put(runtime, events=[event("192.0.2.1", T0), event("192.0.2.2", T0)])
+    registry = build_registry(runtime)
+    assert value(registry, "rblwatch_alert_queue", receiver="ops") == 2.0
+
+
+def test_targets_per_group_are_exported(runtime: Runtime) -> None:
+    runtime.targets_per_group = {"mail": 4, "web": 1}
+    registry = build_registry(runtime)
+    assert value(registry, "rblwatch_targets", group="mail") == 4.0
+    assert value(registry, "rblwatch_targets", group="web") == 1.0
+
+
+def test_reload_gauges_and_build_info(runtime: Runtime) -> None:
+    runtime.stats.started_at = T0
+    registry = build_registry(runtime)
+    assert value(registry, "rblwatch_config_last_reload_successful") == 1.0
+    assert value(registry, "rblwatch_config_last_reload_success_timestamp_seconds") == T0
+    runtime.stats.reload_ok = False
+    runtime.stats.reload_success_at = T0 + 10
+    assert value(registry, "rblwatch_config_last_reload_successful") == 0.0
+    assert value(registry, "rblwatch_config_last_reload_success_timestamp_seconds") == T0 + 10
+    [info] = [f for f in registry.collect() if f.name == "rblwatch_build_info"]
+    [sample] = info.samples
+    assert sample.value == 1.0
+    assert sample.labels["version"] == "9.9.9"
+    assert re.fullmatch(r"3\.\d+\.\d+.*", sample.labels["python"])
+
+
+def test_no_zone_store_url_or_receiver_url_appears_in_the_metrics(runtime: Runtime) -> None:
+    put(runtime, [listed("192.0.2.1")], [event("192.0.2.1", T0)])
+    text = render(build_registry(runtime)).decode()
+    assert SECRET not in text
+    assert "zone" not in text
+    assert "secret-store-path" not in text
+    assert "hooks.example.net" not in text
+
+
+def test_render_is_byte_for_byte_what_generate_latest_writes(runtime: Runtime) -> None:
+    odd = 'a"b\\c\nd'
+    put(
+        runtime,
+        [listed("192.0.2.1", since=T0 + 0.25), listed(odd, group=odd), clean("192.0.2.2")],
+    )
+    runtime.stats.list("corp-bl").duration.observe(0.003)
+    registry = CollectorRegistry()
+    registry.register(RblwatchCollector(runtime))
+    assert render(registry) == generate_latest(registry)
+
+
+def test_the_metrics_text_parses_back_to_the_same_samples(runtime: Runtime) -> None:
+    put(runtime, [listed("192.0.2.1"), listed("192.0.2.2")])
+    families = {
+        f.name: f for f in text_string_to_metric_families(render(build_registry(runtime)).decode())
+    }
+    listed_samples = families["rblwatch_listed"].samples
+    assert sorted(s.labels["target"] for s in listed_samples) == ["192.0.2.1", "192.0.2.2"]
+    assert {s.value for s in listed_samples} == {1.0}
+    assert families["rblwatch_queries"].type == "counter"
+    assert families["rblwatch_query_duration_seconds"].type == "histogram"
+
+
+def test_building_the_registry_reads_nothing_and_leaves_the_default_registry_alone(
+    runtime: Runtime,
+) -> None:
+    before = set(REGISTRY._names_to_collectors)
+    runtime.store.close()  # any read would raise
+    registry = build_registry(runtime)
+    assert set(REGISTRY._names_to_collectors) == before
+    assert registry is not REGISTRY
+
+
+def test_the_registry_includes_this_process_metrics(runtime: Runtime) -> None:
+    names = sample_names(build_registry(runtime))
+    assert "process_cpu_seconds_total" in names

@@ -1,0 +1,432 @@
+"""The HTTP listener (SPEC §10) on a real socket on 127.0.0.1, over a real SQLite store."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from rblwatch import web
+from rblwatch.metrics import build_registry
+from rblwatch.model import EventKind, Health
+from rblwatch.runtime import ReloadResult, Runtime
+from rblwatch.store import CycleCommit, ListStatus
+from tests.webstate import SECRET, T0, event, listed, make_runtime, put
+
+
+@dataclass
+class Reply:
+    status: int
+    content_type: str
+    text: str
+    headers: dict[str, str]
+
+    def json(self) -> Any:
+        return json.loads(self.text)
+
+
+Action = Callable[[Callable[..., Awaitable[Reply]]], Awaitable[Any]]
+
+
+def serve(runtime: Runtime, action: Action) -> Any:
+    """Start the listener on a free port, run `action(request)` against it, stop it."""
+
+    async def main() -> Any:
+        runner = await web.start(runtime, build_registry(runtime), "127.0.0.1", 0)
+        port = runner.addresses[0][1]
+        try:
+            async with aiohttp.ClientSession() as session:
+
+                async def request(path: str, method: str = "GET", **kw: Any) -> Reply:
+                    url = f"http://127.0.0.1:{port}{path}"
+                    async with session.request(method, url, **kw) as r:
+                        return Reply(r.status, r.content_type, await r.text(), dict(r.headers))
+
+                return await action(request)
+        finally:
+            await runner.cleanup()
+
+    return asyncio.run(main())
+
+
+def get(runtime: Runtime, path: str, method: str = "GET", **kw: Any) -> Reply:
+    return serve(runtime, lambda request: request(path, method, **kw))  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def runtime(tmp_path: Path) -> Runtime:
+    return make_runtime(tmp_path)
+
+
+# --- health, readiness, reload -----------------------------------------------------------------
+
+
+def test_healthy_answers_ok(runtime: Runtime) -> None:
+    reply = get(runtime, "/-/healthy")
+    assert (reply.status, reply.text) == (200, "OK\n")
+
+
+def test_ready_is_503_until_the_runtime_is_ready_then_200(runtime: Runtime) -> None:
+    async def action(request: Callable[..., Awaitable[Reply]]) -> list[int]:
+        before = await request("/-/ready")
+        runtime.ready = True
+        after = await request("/-/ready")
+        return [before.status, after.status]
+
+    assert serve(runtime, action) == [503, 200]
+
+
+def test_a_successful_reload_answers_200_with_its_message(runtime: Runtime) -> None:
+    calls = []
+
+    async def reload() -> ReloadResult:
+        calls.append(1)
+        return ReloadResult(True, "config reloaded: 2 lists, 3 targets")
+
+    runtime.reload = reload
+    reply = get(runtime, "/-/reload", "POST")
+    assert (reply.status, reply.text) == (200, "config reloaded: 2 lists, 3 targets\n")
+    assert calls == [1]
+
+
+def test_a_refused_reload_answers_500_with_the_reason(runtime: Runtime) -> None:
+    async def reload() -> ReloadResult:
+        return ReloadResult(False, "config.yaml: lists.0.zone: not a DNS name")
+
+    runtime.reload = reload
+    reply = get(runtime, "/-/reload", "POST")
+    assert (reply.status, reply.text) == (500, "config.yaml: lists.0.zone: not a DNS name\n")
+
+
+def test_reload_needs_post(runtime: Runtime) -> None:
+    reply = get(runtime, "/-/reload")
+    assert reply.status == 405
+    assert reply.headers["Allow"] == "POST"
+
+
+def test_reload_without_a_daemon_behind_it_is_503(runtime: Runtime) -> None:
+    assert get(runtime, "/-/reload", "POST").status == 503
+
+
+# --- /metrics ------------------------------------------------------------------------------------
+
+
+def test_metrics_are_served_in_the_prometheus_text_format(runtime: Runtime) -> None:
+    put(runtime, [listed("192.0.2.1")])
+    reply = get(runtime, "/metrics")
+    assert reply.status == 200
+    assert reply.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+    families = {f.name: f for f in text_string_to_metric_families(reply.text)}
+    [sample] = families["rblwatch_listed"].samples
+    assert sample.labels == {"target": "192.0.2.1", "list": "corp-bl", "group": "mail"}
+    assert sample.value == 1.0
+    assert families["rblwatch_listings"].type == "gauge"
+
+
+def test_metrics_are_gzipped_for_a_scraper_that_asks(runtime: Runtime) -> None:
+    reply = get(runtime, "/metrics", headers={"Accept-Encoding": "gzip"})
+    assert reply.headers["Content-Encoding"] == "gzip"
+    assert "rblwatch_build_info" in reply.text  # the client inflated it
+
+
+def test_ten_thousand_listings_give_ten_thousand_listed_samples(runtime: Runtime) -> None:
+    put(runtime, [listed(f"10.0.{i // 256}.{i % 256}", since=T0 + i) for i in range(10_000)])
+    reply = get(runtime, "/metrics")
+    families = {f.name: f for f in text_string_to_metric_families(reply.text)}
+    samples = families["rblwatch_listed"].samples
+    assert len(samples) == 10_000
+    assert {s.value for s in samples} == {1.0}
+    assert len({s.labels["target"] for s in samples}) == 10_000
+    assert len(families["rblwatch_listed_since_timestamp_seconds"].samples) == 10_000
+
+
+# --- /api/v1/status ------------------------------------------------------------------------------
+
+
+def test_status_lists_listings_lists_and_targets_with_rfc3339_times(runtime: Runtime) -> None:
+    put(
+        runtime,
+        [listed("192.0.2.1", meanings=("spam source",), txt="see https://corp.example.net/x")],
+    )
+    status = ListStatus(name="corp-bl", last_cycle_end=T0 + 30)
+    runtime.store.commit(CycleCommit(list="corp-bl", status=status))
+    runtime.store.record_health("corp-bl", Health.HEALTHY, "", T0, None)
+    runtime.targets_per_group = {"mail": 4, "web": 1}
+    reply = get(runtime, "/api/v1/status")
+    assert reply.status == 200
+    assert reply.content_type == "application/json"
+    assert reply.json() == {
+        "listings": [
+            {
+                "target": "192.0.2.1",
+                "list": "corp-bl",
+                "group": "mail",
+                "since": "2026-11-27T12:00:00Z",
+                "codes": ["127.0.0.2"],
+                "meanings": ["spam source"],
+                "txt": "see https://corp.example.net/x",
+            }
+        ],
+        "lists": [
+            {"name": "corp-bl", "health": "healthy", "last_cycle_end": "2026-11-27T12:00:30Z"},
+            {"name": "spamhaus-zen", "health": "unknown", "last_cycle_end": None},
+            {"name": "corp-dbl", "health": "unknown", "last_cycle_end": None},
+        ],
+        "targets": 5,
+    }
+
+
+def test_status_json_works_from_a_store_and_a_config_alone(runtime: Runtime) -> None:
+    put(runtime, [listed("192.0.2.1")])
+    status = web.status_json(runtime.store, runtime.config)
+    # no daemon: the config's targets are counted (192.0.2.0/30 is 4, plus example.com)
+    assert status["targets"] == 5
+    assert [item["target"] for item in status["listings"]] == ["192.0.2.1"]  # type: ignore[attr-defined]
+
+
+def test_no_secret_appears_in_the_status_api(runtime: Runtime) -> None:
+    put(runtime, [listed("192.0.2.1")])
+    text = get(runtime, "/api/v1/status").text
+    assert SECRET not in text
+    assert "secret-store-path" not in text
+
+
+# --- /api/v1/events ------------------------------------------------------------------------------
+
+
+def events_fixture(runtime: Runtime) -> None:
+    put(
+        runtime,
+        events=[
+            event("192.0.2.1", T0),
+            event("192.0.2.2", T0 + 60),
+            event("example.com", T0 + 120, "corp-dbl", group="web"),
+            event(None, T0 + 180, "spamhaus-zen", EventKind.LIST_UNHEALTHY, group=None),
+        ],
+    )
+
+
+def test_events_come_oldest_first_in_the_documented_shape(runtime: Runtime) -> None:
+    events_fixture(runtime)
+    reply = get(runtime, "/api/v1/events")
+    assert reply.status == 200
+    events = reply.json()["events"]
+    assert [e["at"] for e in events] == [
+        "2026-11-27T12:00:00Z",
+        "2026-11-27T12:01:00Z",
+        "2026-11-27T12:02:00Z",
+        "2026-11-27T12:03:00Z",
+    ]
+    assert events[0] == {
+        "id": events[0]["id"],
+        "kind": "listed",
+        "target": "192.0.2.1",
+        "list": "corp-bl",
+        "group": "mail",
+        "at": "2026-11-27T12:00:00Z",
+        "codes": ["127.0.0.2"],
+        "initial": False,
+    }
+    assert isinstance(events[0]["id"], int)
+    assert (events[3]["kind"], events[3]["target"], events[3]["group"]) == (
+        "list_unhealthy",
+        None,
+        None,
+    )
+
+
+def test_events_since_is_inclusive_and_limit_counts_from_there(runtime: Runtime) -> None:
+    events_fixture(runtime)
+    reply = get(runtime, "/api/v1/events?since=2026-11-27T12:01:00Z&limit=2")
+    assert [e["at"] for e in reply.json()["events"]] == [
+        "2026-11-27T12:01:00Z",
+        "2026-11-27T12:02:00Z",
+    ]
+
+
+def test_events_since_accepts_an_offset(runtime: Runtime) -> None:
+    events_fixture(runtime)
+    reply = get(runtime, "/api/v1/events", params={"since": "2026-11-27T13:02:00+01:00"})
+    assert [e["target"] for e in reply.json()["events"]] == ["example.com", None]
+
+
+def test_events_since_forgives_an_unencoded_plus_in_the_offset(runtime: Runtime) -> None:
+    events_fixture(runtime)
+    reply = get(runtime, "/api/v1/events?since=2026-11-27T13:02:00+01:00")
+    assert reply.status == 200
+    assert [e["target"] for e in reply.json()["events"]] == ["example.com", None]
+
+
+def test_events_filter_by_target_and_by_list(runtime: Runtime) -> None:
+    events_fixture(runtime)
+
+    async def action(request: Callable[..., Awaitable[Reply]]) -> list[list[str]]:
+        by_target = await request("/api/v1/events?target=192.0.2.2")
+        by_list = await request("/api/v1/events?list=corp-dbl")
+        return [
+            [e["target"] for e in by_target.json()["events"]],
+            [e["list"] for e in by_list.json()["events"]],
+        ]
+
+    assert serve(runtime, action) == [["192.0.2.2"], ["corp-dbl"]]
+
+
+def test_a_huge_limit_is_capped(runtime: Runtime) -> None:
+    put(runtime, events=[event(f"10.0.{i // 256}.{i % 256}", T0 + i) for i in range(1005)])
+    reply = get(runtime, "/api/v1/events?limit=5000")
+    assert reply.status == 200
+    assert len(reply.json()["events"]) == web.EVENTS_LIMIT_MAX == 1000
+
+
+@pytest.mark.parametrize(
+    ("query", "problem"),
+    [
+        ("since=yesterday", "since: not an RFC 3339 time"),
+        ("since=2026-11-27T12:00:00", "since: time without a zone"),
+        ("limit=0", "limit: must be at least 1"),
+        ("limit=ten", "limit: not a whole number"),
+        ("limit=5&limit=6", "limit: given 2 times"),
+        ("lmit=5", "unknown parameter 'lmit'"),
+    ],
+)
+def test_bad_event_parameters_are_400_with_a_one_line_json_error(
+    runtime: Runtime, query: str, problem: str
+) -> None:
+    reply = get(runtime, f"/api/v1/events?{query}")
+    assert reply.status == 400
+    assert reply.content_type == "application/json"
+    assert reply.text.count("\n") == 1
+    assert reply.json()["error"].startswith(problem)
+
+
+def test_events_json_is_a_pure_function_of_the_events() -> None:
+    e = event("192.0.2.1", T0 + 0.9)
+    assert web.events_json([e]) == {
+        "events": [
+            {
+                "id": None,
+                "kind": "listed",
+                "target": "192.0.2.1",
+                "list": "corp-bl",
+                "group": "mail",
+                "at": "2026-11-27T12:00:00Z",  # whole seconds, rounded down
+                "codes": ["127.0.0.2"],
+                "initial": False,
+            }
+        ]
+    }
+
+
+def test_rfc3339_round_trips_whole_seconds() -> None:
+    assert web.rfc3339(T0) == "2026-11-27T12:00:00Z"
+    assert web.parse_rfc3339("2026-11-27T12:00:00Z") == T0
+    assert web.rfc3339(None) is None
+
+
+def test_recent_events_are_the_newest_ones_even_in_a_long_history(runtime: Runtime) -> None:
+    now = T0 + 400 * 86400
+    old = [event(f"10.1.{i // 256}.{i % 256}", T0 + i) for i in range(2500)]  # over a scan
+    new = [event(f"10.2.0.{i}", now - 600 + i) for i in range(60)]
+    put(runtime, events=old + new)
+    recent = web.recent_events(runtime.store, 50, now)
+    assert [e.target for e in recent] == [e.target for e in new[-50:]]
+
+
+def test_recent_events_reach_back_past_a_quiet_month(runtime: Runtime) -> None:
+    now = T0 + 90 * 86400
+    put(runtime, events=[event("192.0.2.1", T0), event("192.0.2.2", T0 + 1)])
+    assert [e.target for e in web.recent_events(runtime.store, 50, now)] == [
+        "192.0.2.1",
+        "192.0.2.2",
+    ]
+
+
+# --- the status page ----------------------------------------------------------------------------
+
+
+def test_the_page_shows_listings_lists_events_and_links(runtime: Runtime) -> None:
+    put(runtime, [listed("192.0.2.1", meanings=("spam source",))], [event("192.0.2.1", T0)])
+    runtime.store.record_health("spamhaus-zen", Health.DEAD, "127.0.0.2 not listed", T0, None)
+    reply = get(runtime, "/")
+    assert reply.status == 200
+    assert reply.content_type == "text/html"
+    page = reply.text
+    assert "<td>192.0.2.1</td>" in page
+    assert "<td>spam source</td>" in page
+    assert '<a href="https://corp.example.net/delist?a=1&amp;b=2"' in page
+    assert "127.0.0.2 not listed" in page
+    assert '<span class="bad">dead</span>' in page
+    assert '<a href="/metrics">' in page
+    assert '<a href="/api/v1/status">' in page
+    assert '<a href="/api/v1/events">' in page
+    assert "<td>2026-11-27T12:00:00Z</td>" in page
+    # self-contained: nothing loaded from elsewhere
+    assert "<script" not in page
+    assert "src=" not in page
+    assert "<link" not in page
+
+
+def test_the_page_escapes_every_value(runtime: Runtime) -> None:
+    evil = "<script>alert(1)</script>"
+    put(
+        runtime,
+        [listed(evil, group=evil, meanings=(evil,))],
+        [event(evil, T0, group=evil)],
+    )
+    page = get(runtime, "/").text
+    assert "<script" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_the_page_shows_no_secret(runtime: Runtime) -> None:
+    put(runtime, [listed("192.0.2.1")])
+    page = get(runtime, "/").text
+    assert SECRET not in page
+    assert "secret-store-path" not in page
+    assert "hooks.example.net" not in page
+
+
+def test_the_page_says_when_nothing_is_listed(runtime: Runtime) -> None:
+    page = get(runtime, "/").text
+    assert "No target is listed." in page
+    assert "No events yet." in page
+
+
+# --- failures ------------------------------------------------------------------------------------
+
+
+def test_an_unreadable_store_is_a_one_line_503(runtime: Runtime) -> None:
+    runtime.store.close()
+
+    async def action(request: Callable[..., Awaitable[Reply]]) -> list[Reply]:
+        return [await request(p) for p in ("/api/v1/status", "/api/v1/events", "/")]
+
+    api_status, api_events, page = serve(runtime, action)
+    assert api_status.status == api_events.status == page.status == 503
+    assert api_status.json()["error"].startswith("store unavailable:")
+    assert page.text.startswith("store unavailable:")
+    assert page.text.count("\n") == 1
+
+
+def test_an_address_in_use_is_a_one_line_web_error(runtime: Runtime) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        async def main() -> None:
+            await web.start(runtime, build_registry(runtime), "127.0.0.1", port)
+
+        with pytest.raises(web.WebError) as info:
+            asyncio.run(main())
+    message = str(info.value)
+    assert message.startswith(f"web.listen_address: cannot listen on 127.0.0.1:{port}: ")
+    assert "\n" not in message
