@@ -161,6 +161,10 @@ class Resolver:
         self.timeout = timeout
         self.attempts = max(1, attempts)
         self.max_in_flight = max(1, max_in_flight)
+        # runs at the same time (the daemon's lists) share max_in_flight: each gets an equal
+        # share of it, so one list's cycle cannot starve another's
+        self.in_flight = 0
+        self._batches: list[_Batch] = []
         self.n_sockets = max(1, sockets)
         self.stats = ResolverStats()
         self._ids = _random_ids()
@@ -184,7 +188,13 @@ class Resolver:
         batch = _Batch(self, iter(jobs), on_result, count_nxdomain)
         batch.durations = durations
         batch.max_qps = max_qps
-        await batch.run()
+        self._batches.append(batch)
+        try:
+            await batch.run()
+        finally:
+            self._batches.remove(batch)
+            for other in self._batches:  # their share of max_in_flight just grew
+                other.poke()
         self.stats.nxdomain += batch.nxdomain
         return batch.nxdomain
 
@@ -327,12 +337,15 @@ class _Batch:
                 self._retry_or_finish(e, Status.NETWORK)  # counted in `started` all the same
         self.job, self.next_index = job, i
         self.in_flight += started
+        self.r.in_flight += started
         self.first_sends += started
         self.r.stats.sent += sent
 
     def _room(self) -> int:
         """How many lookups may start now: the window's free places, within max_qps."""
-        room = self.r.max_in_flight - self.in_flight
+        r = self.r
+        share = -(-r.max_in_flight // max(1, len(r._batches)))
+        room = min(r.max_in_flight - r.in_flight, share - self.in_flight)
         if room <= 0 or self.exhausted:
             return 0
         return room if self.max_qps is None else self._qps_room(room)
@@ -446,6 +459,7 @@ class _Batch:
         self.r.stats.received += received
         self.nxdomain += nxdomain
         self.in_flight -= finished
+        self.r.in_flight -= finished
 
     def _answers(self, e: _Entry, data: bytes, offset: int) -> None:
         try:
@@ -459,6 +473,7 @@ class _Batch:
         self, e: _Entry, status: int, rcode: int, rdatas: list[bytes], ttl: int | None
     ) -> None:
         self.in_flight -= 1
+        self.r.in_flight -= 1
         self.on_result(e[_KEY], e[_INDEX], status, rcode, rdatas, ttl)
 
     def _retry_or_finish(self, e: _Entry, status: int) -> None:
@@ -495,6 +510,14 @@ class _Batch:
             return
         if not self.done.done():
             self._arm_timer()
+
+    def poke(self) -> None:
+        """Another run of the same resolver ended: use the room it left."""
+        try:
+            self._fill()
+            self._check_done()
+        except BaseException as exc:
+            self._fail(exc)
 
     def _check_done(self) -> None:
         if self.exhausted and self.in_flight == 0 and not self.done.done():

@@ -25,7 +25,7 @@ from rblwatch.lookup import (
     prefix_wire,
 )
 from rblwatch.model import TargetKind
-from rblwatch.resolver import QTYPE_A, QTYPE_TXT, Job, Resolver, Status, Template
+from rblwatch.resolver import QTYPE_A, QTYPE_TXT, Job, Resolver, ResultCallback, Status, Template
 from tests.faultdns import SPOOF_A, Action, Fault, FaultDns
 from tests.rbldnsd import Rbldnsd
 
@@ -368,6 +368,40 @@ def test_no_more_than_max_in_flight_queries_are_outstanding(
     outstanding = [seen - done for done, seen in enumerate(seen_at_result, start=1)]
     assert max(outstanding) == window - 1
     assert min(outstanding) >= 0
+
+
+def test_concurrent_runs_share_max_in_flight_and_all_finish(faultdns: FaultDns) -> None:
+    # the daemon runs several lists' cycles at once on one resolver: together they must stay
+    # within max_in_flight, and a run that starts while another fills the window still runs
+    faultdns.default = Action(Fault.DELAY, delay_ms=40)
+    window = 4
+    res = resolver(timeout=1.0, max_in_flight=window)
+    seen_at_result: list[int] = []
+    done: dict[str, int] = {"a": 0, "b": 0}
+
+    def on_result(name: str) -> ResultCallback:
+        def record(
+            key: object, i: int, status: int, rcode: int, rdatas: list[bytes], ttl: int | None
+        ) -> None:
+            seen_at_result.append(len(faultdns.queries))
+            done[name] += 1
+
+        return record
+
+    async def both() -> None:
+        a = res.run(
+            jobs_for([f"192.0.2.{i}" for i in range(12)], [faultdns.address]), on_result("a")
+        )
+        b = res.run(
+            jobs_for([f"198.51.100.{i}" for i in range(12)], [faultdns.address]), on_result("b")
+        )
+        await asyncio.gather(a, b)
+
+    asyncio.run(both())
+    assert done == {"a": 12, "b": 12}
+    outstanding = [seen - n for n, seen in enumerate(seen_at_result, start=1)]
+    assert max(outstanding) <= window - 1
+    assert res.in_flight == 0
 
 
 def test_every_job_gets_exactly_one_result_whatever_the_server_does(faultdns: FaultDns) -> None:
