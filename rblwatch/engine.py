@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from rblwatch import health, hostnames, targets, transitions
-from rblwatch.config import Config, Receiver
+from rblwatch.config import Config, Receiver, ResolverConfig
 from rblwatch.model import CLEAN, DnsList, EventKind, Health, Outcome, Purpose, Reason, Target
 from rblwatch.resolver import Durations, Resolver, normalize_server, system_nameservers
 from rblwatch.runtime import Runtime
@@ -73,6 +73,7 @@ class Engine:
         self._seen: dict[str, set[str]] = {}
         self._static: tuple[Config, list[Target]] | None = None
         self._locks: dict[str, asyncio.Lock] = {}
+        self._resolver: tuple[ResolverConfig, Resolver] | None = None
 
     # -- configuration-derived pieces -----------------------------------------------------------
 
@@ -80,8 +81,13 @@ class Engine:
         return next((lst for lst in self.rt.config.lists if lst.name == name), None)
 
     def resolver(self) -> Resolver:
-        r = self.rt.config.resolver
-        return Resolver(timeout=r.timeout, attempts=r.attempts, max_in_flight=r.max_in_flight)
+        """One resolver per configuration: the lists' concurrent cycles share its window."""
+        cfg = self.rt.config
+        if self._resolver is None or self._resolver[0] is not cfg.resolver:
+            r = cfg.resolver
+            res = Resolver(timeout=r.timeout, attempts=r.attempts, max_in_flight=r.max_in_flight)
+            self._resolver = (r, res)
+        return self._resolver[1]
 
     def plan(self, lst: DnsList) -> Plan:
         configured = self.rt.config.resolver.nameservers or system_nameservers()
@@ -233,7 +239,7 @@ class Engine:
         outcomes = {r.target.value: r.outcome for r in result.results}
         report.lookups = result.summary.lookups
         report.errors = result.summary.error
-        self._count_lookups(lst.name, resolver, durations, result.results)
+        self._count_lookups(lst.name, result.queries, durations, result.results)
         commit = await self._transitions(lst, mine, outcomes, start, report)
         end = self.clock()
         if full:
@@ -241,7 +247,7 @@ class Engine:
                 lst, start, end, report.lookups, report.errors, len(mine), completed=True
             )
         commit.budget_day = utc_day(start)
-        commit.budget_queries = resolver.stats.sent
+        commit.budget_queries = result.queries
         events = await asyncio.to_thread(
             self.rt.store.commit, commit, receivers_for(self.rt.config, lst)
         )
@@ -344,10 +350,10 @@ class Engine:
     # -- counters ---------------------------------------------------------------------------
 
     def _count_lookups(
-        self, name: str, resolver: Resolver, durations: Durations, results: Sequence[object]
+        self, name: str, queries: int, durations: Durations, results: Sequence[object]
     ) -> None:
         c = self.rt.stats.list(name)
-        c.queries += resolver.stats.sent
+        c.queries += queries
         c.duration.add(durations.counts, durations.total)
         for r in results:
             outcome = getattr(r, "outcome", None)

@@ -37,10 +37,10 @@ from prometheus_client.utils import floatToGoString
 
 from rblwatch import __version__
 from rblwatch.config import Config
-from rblwatch.model import EventKind, Health, PairStatus, Reason
+from rblwatch.model import EventKind, Health, PairStatus, Purpose, Reason
 from rblwatch.runtime import Runtime
 from rblwatch.stats import ListCounters, Stats
-from rblwatch.store import ListStatus, PairState
+from rblwatch.store import ListStatus, PairSummary
 
 # the text format generate_latest writes (prometheus_client >= 0.22 calls 1.0.0 "latest")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -54,7 +54,7 @@ _format_value: Callable[[float], str] = floatToGoString
 class Snapshot:
     """One read of the store: all a scrape needs from it (read once, in the scraping thread)."""
 
-    pairs: list[PairState]
+    pairs: list[PairSummary]
     lists: dict[str, ListStatus]
     outbox: dict[str, int]
 
@@ -62,7 +62,7 @@ class Snapshot:
 def read_snapshot(runtime: Runtime) -> Snapshot:
     store = runtime.store
     return Snapshot(
-        pairs=store.pairs(),
+        pairs=store.pair_summaries(),
         lists={row.name: row for row in store.list_statuses()},
         outbox=store.outbox_counts(),
     )
@@ -116,7 +116,8 @@ class RblwatchCollector(Collector):
         list_names = [lst.name for lst in config.lists]
         configured = set(list_names)
         pairs = [p for p in snap.pairs if p.list in configured]
-        yield from _per_target(pairs, config.metrics.per_target)
+        allow = {lst.name for lst in config.lists if lst.purpose is Purpose.ALLOW}
+        yield from _per_target(pairs, config.metrics.per_target, allow)
         yield _listings(pairs, list_names, [g.group for g in config.targets])
         yield _gauge(
             "targets",
@@ -214,8 +215,9 @@ def _counter(
     return family
 
 
-def _per_target(pairs: Sequence[PairState], per_target: str) -> Iterator[Metric]:
-    """rblwatch_listed and rblwatch_listed_since_timestamp_seconds, per `metrics.per_target`.
+def _per_target(pairs: Sequence[PairSummary], per_target: str, allow: set[str]) -> Iterator[Metric]:
+    """rblwatch_listed and rblwatch_listed_since_timestamp_seconds, per `metrics.per_target`;
+    hits on allow-lists go to rblwatch_allowlisted instead: exported, never alerted (SPEC §2).
 
     Rows, not samples: see PairGauge.
     """
@@ -223,12 +225,16 @@ def _per_target(pairs: Sequence[PairState], per_target: str) -> Iterator[Metric]
         return
     listed: list[Row] = []
     since: list[Row] = []
+    allowed: list[Row] = []
     export_clean = per_target == "all"
     for p in pairs:
         if p.status is PairStatus.LISTED:
+            if p.list in allow:
+                allowed.append((p.target, p.list, p.group, 1.0))
+                continue
             listed.append((p.target, p.list, p.group, 1.0))
             since.append((p.target, p.list, p.group, p.since))
-        elif export_clean:
+        elif export_clean and p.list not in allow:
             listed.append((p.target, p.list, p.group, 0.0))
     yield PairGauge("rblwatch_listed", "1 while the target is listed on the list.", listed)
     yield PairGauge(
@@ -236,10 +242,13 @@ def _per_target(pairs: Sequence[PairState], per_target: str) -> Iterator[Metric]
         "When the current listing was confirmed (unix seconds).",
         since,
     )
+    yield PairGauge(
+        "rblwatch_allowlisted", "1 while the target is on the allow-list (good news).", allowed
+    )
 
 
 def _listings(
-    pairs: Sequence[PairState], list_names: Sequence[str], groups: Sequence[str]
+    pairs: Sequence[PairSummary], list_names: Sequence[str], groups: Sequence[str]
 ) -> GaugeMetricFamily:
     """Listed targets per list and group: every configured (list, group), zeros included."""
     counts: Counter[tuple[str, str]] = Counter(

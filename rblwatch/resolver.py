@@ -28,7 +28,7 @@ import struct
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from rblwatch.lookup import zone_wire
 
@@ -87,6 +87,11 @@ class ResolverStats:
     nxdomain: int = 0  # plain NXDOMAIN results counted rather than reported (count_nxdomain)
     tcp: int = 0
     drop_reasons: dict[str, int] = field(default_factory=dict)
+
+
+class RunResult(NamedTuple):
+    nxdomain: int  # plain NXDOMAINs counted instead of reported (count_nxdomain)
+    sent: int  # queries sent by this run, retries included
 
 
 class Durations:
@@ -177,7 +182,7 @@ class Resolver:
         count_nxdomain: bool = False,
         durations: Durations | None = None,
         max_qps: float | None = None,
-    ) -> int:
+    ) -> RunResult:
         """Look up every job on each of its templates.
 
         `on_result(key, i, ...)` is called once per (job, template i), in completion order.
@@ -196,7 +201,7 @@ class Resolver:
             for other in self._batches:  # their share of max_in_flight just grew
                 other.poke()
         self.stats.nxdomain += batch.nxdomain
-        return batch.nxdomain
+        return RunResult(batch.nxdomain, batch.sent)
 
     def _drop(self, why: str) -> None:
         self.stats.dropped += 1
@@ -228,6 +233,7 @@ class _Batch:
         self.max_qps: float | None = None
         self.started = time.monotonic()
         self.first_sends = 0  # queries started, for max_qps
+        self.sent = 0  # datagrams sent, retries included (a list's query budget counts these)
         self.refill: asyncio.TimerHandle | None = None
         self.loop = asyncio.get_running_loop()
         self.pending: dict[int, _Entry] = {}
@@ -340,6 +346,7 @@ class _Batch:
         self.r.in_flight += started
         self.first_sends += started
         self.r.stats.sent += sent
+        self.sent += sent
 
     def _room(self) -> int:
         """How many lookups may start now: the window's free places, within max_qps."""
@@ -385,6 +392,7 @@ class _Batch:
         try:
             self.socks[key >> 16].send(_ID.pack(qid) + _HEADER_TAIL + e[_QUESTION])
             self.r.stats.sent += 1
+            self.sent += 1
         except BlockingIOError:
             pass
         except OSError:

@@ -72,6 +72,7 @@ class Summary:
 @dataclass(slots=True)
 class Report:
     plans: list[Plan]
+    queries: int = 0  # datagrams sent for the lookups, retries included
     results: list[Result] = field(default_factory=list)
     summary: Summary = field(default_factory=Summary)
 
@@ -204,7 +205,7 @@ async def scan(
             )
         )
     try:
-        clean = await resolver.run(
+        run = await resolver.run(
             state.jobs(),
             state.on_result,
             count_nxdomain=not keep_clean,
@@ -214,8 +215,9 @@ async def scan(
     finally:
         if progress is not None:
             ticker.cancel()
-    report.summary.lookups += clean
-    report.summary.clean += clean
+    report.summary.lookups += run.nxdomain
+    report.summary.clean += run.nxdomain
+    report.queries = run.sent
     if progress is not None:
         progress(report.summary.lookups, state.total)
     if fetch_txt:

@@ -41,10 +41,6 @@ EVENTS_LIMIT_MAX = 1000  # a larger limit is capped, not refused: page with sinc
 PAGE_EVENTS = 50
 PAGE_LISTINGS = 1000  # the page shows this many listings; the API has them all
 _EVENT_PARAMS = frozenset({"since", "limit", "target", "list"})
-_DAY = 86400.0
-# look-back windows for the page's recent events (see recent_events); None = all history
-_WINDOWS: tuple[float | None, ...] = (3600.0, _DAY, 7 * _DAY, 30 * _DAY, 365 * _DAY, None)
-_SCAN = 2000
 _PLUS_AS_SPACE = re.compile(r" (\d\d:\d\d)$")
 
 
@@ -167,22 +163,9 @@ def events_json(events: Iterable[Event]) -> dict[str, object]:
 
 
 def recent_events(store: Store, n: int, now: float) -> list[Event]:
-    """The newest `n` events, oldest first.
-
-    Store.events reads forward from `since`, so this looks back over widening windows until
-    one holds `n` events. If a window holds more than a scan's worth (a storm of listings in
-    the last hour), the narrower answer is kept; with none, the page shows the first events
-    of that hour rather than reading the whole storm.
-    """
-    best: list[Event] = []
-    for window in _WINDOWS:
-        found = store.events(since=None if window is None else now - window, limit=_SCAN)
-        if len(found) >= _SCAN:
-            return (best or found)[-n:]
-        best = found
-        if len(found) >= n:
-            break
-    return best[-n:]
+    """The newest `n` events, oldest first (`now` is kept for callers; the store knows)."""
+    del now
+    return list(reversed(store.events(limit=n, newest_first=True)))
 
 
 # --- the status page ---------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import pytest
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from rblwatch.config import parse_config
 from rblwatch.metrics import RblwatchCollector, build_registry, render
 from rblwatch.model import EventKind, Health, Reason
 from rblwatch.runtime import Runtime
@@ -262,3 +263,26 @@ def test_building_the_registry_reads_nothing_and_leaves_the_default_registry_alo
 def test_the_registry_includes_this_process_metrics(runtime: Runtime) -> None:
     names = sample_names(build_registry(runtime))
     assert "process_cpu_seconds_total" in names
+
+
+def test_an_allow_list_hit_is_exported_as_allowlisted_never_as_listed(tmp_path: Path) -> None:
+    runtime = make_runtime(tmp_path)
+    config = parse_config(
+        {
+            "lists": ["dnswl", {"name": "corp-bl", "zone": "bl.example.net", "kind": "ip"}],
+            "targets": [{"group": "mail", "addresses": ["192.0.2.0/30"]}],
+        }
+    )
+    runtime.config = config
+    put(runtime, [listed("192.0.2.1", list_name="dnswl"), listed("192.0.2.2")])
+    registry = build_registry(runtime)
+    assert (
+        value(registry, "rblwatch_listed", target="192.0.2.1", list="dnswl", group="mail") is None
+    )
+    assert (
+        value(registry, "rblwatch_allowlisted", target="192.0.2.1", list="dnswl", group="mail")
+        == 1.0
+    )
+    assert (
+        value(registry, "rblwatch_listed", target="192.0.2.2", list="corp-bl", group="mail") == 1.0
+    )

@@ -178,7 +178,8 @@ def test_counted_nxdomains_are_returned_instead_of_reported(bl: Rbldnsd) -> None
     res = resolver()
     jobs = jobs_for(addresses, [bl.address])
     counted = asyncio.run(res.run(jobs, on_result, count_nxdomain=True))
-    assert counted == 30
+    assert counted.nxdomain == 30
+    assert counted.sent == len(addresses)
     assert sorted(map(str, reported)) == ["127.0.0.2", "192.0.2.20"]
     assert res.stats.nxdomain == 30
 

@@ -640,3 +640,26 @@ def test_kill_9_mid_commit_leaves_whole_commits_only(db_path: str, kill_after: f
         assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
     finally:
         conn.close()
+
+
+def test_pair_summaries_carry_what_metrics_need_for_every_pair(store: SqliteStore) -> None:
+    store.commit(CycleCommit("zen", upserts=[listed("192.0.2.1"), listed("192.0.2.2", at=T0 + 5)]))
+    store.commit(
+        CycleCommit("dbl", upserts=[replace(listed("a.test", "dbl"), status=PairStatus.CLEAN)])
+    )
+    got = sorted(store.pair_summaries())
+    assert [(s.target, s.list, s.status, s.since - T0) for s in got] == [
+        ("192.0.2.1", "zen", PairStatus.LISTED, 0),
+        ("192.0.2.2", "zen", PairStatus.LISTED, 5),
+        ("a.test", "dbl", PairStatus.CLEAN, 0),
+    ]
+    full = {(p.target, p.list): p for p in store.pairs()}
+    assert all(full[s.target, s.list].group == s.group for s in got)
+
+
+def test_newest_first_gives_the_latest_events_in_reverse(store: SqliteStore) -> None:
+    for i in range(5):
+        store.commit(CycleCommit("zen", events=[listed_event(f"{i}.test", at=T0 + i)]))
+    newest = store.events(limit=2, newest_first=True)
+    assert [e.target for e in newest] == ["4.test", "3.test"]
+    assert [e.target for e in store.events(limit=2)] == ["0.test", "1.test"]

@@ -20,6 +20,7 @@ import abc
 import builtins
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from rblwatch.model import EventKind, Health, OutcomeKind, PairStatus
 
@@ -43,6 +44,16 @@ class PairState:
     pending_meanings: tuple[str, ...] = ()
     pending_count: int = 0
     pending_since: float | None = None
+
+
+class PairSummary(NamedTuple):
+    """The few fields of a pair that /metrics needs: read without decoding codes and TXT."""
+
+    target: str
+    list: str
+    group: str
+    status: PairStatus
+    since: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +133,11 @@ class Store(abc.ABC):
         """Every stored pair (of one list, or all): listed, once listed, or pending."""
 
     @abc.abstractmethod
+    def pair_summaries(self) -> list[PairSummary]:
+        """(target, list, group, status, since) of every stored pair: the cheap read for
+        /metrics, which must answer in milliseconds with tens of thousands of listings."""
+
+    @abc.abstractmethod
     def seen(self, list_name: str) -> set[str]:
         """The targets this list has looked up at least once."""
 
@@ -155,8 +171,10 @@ class Store(abc.ABC):
         limit: int = 100,
         target: str | None = None,
         list_name: str | None = None,
+        newest_first: bool = False,
     ) -> list[Event]:
-        """History, oldest first, at most `limit` rows from `since` on (inclusive)."""
+        """History, oldest first, at most `limit` rows from `since` on (inclusive); with
+        `newest_first`, the newest `limit` rows (from `since` on), newest first."""
 
     @abc.abstractmethod
     def listed_count(self) -> int:
@@ -213,6 +231,7 @@ __all__ = [
     "Event",
     "ListStatus",
     "PairState",
+    "PairSummary",
     "ReceiversFor",
     "Store",
     "StoreError",

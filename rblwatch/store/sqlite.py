@@ -61,6 +61,7 @@ from rblwatch.store import (
     Event,
     ListStatus,
     PairState,
+    PairSummary,
     ReceiversFor,
     Store,
     StoreError,
@@ -421,6 +422,12 @@ class SqliteStore(Store):
             rows = conn.execute(sql + " ORDER BY list, target", params).fetchall()
         return [_pair_of(row) for row in rows]
 
+    def pair_summaries(self) -> list[PairSummary]:
+        status = {s.value: s for s in PairStatus}
+        with self._read() as conn:
+            rows = conn.execute("SELECT target, list, group_name, status, since FROM pairs")
+            return [PairSummary(t, lst, g, status[st], since) for t, lst, g, st, since in rows]
+
     def seen(self, list_name: str) -> set[str]:
         with self._read() as conn:
             rows = conn.execute("SELECT target FROM seen WHERE list = ?", (list_name,))
@@ -476,6 +483,7 @@ class SqliteStore(Store):
         limit: int = 100,
         target: str | None = None,
         list_name: str | None = None,
+        newest_first: bool = False,
     ) -> list[Event]:
         where: list[str] = []
         params: list[Any] = []
@@ -486,7 +494,7 @@ class SqliteStore(Store):
         sql = f"SELECT id, {_EVENT_COLUMNS} FROM events"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY at, id LIMIT ?"
+        sql += " ORDER BY at DESC, id DESC LIMIT ?" if newest_first else " ORDER BY at, id LIMIT ?"
         params.append(limit)
         with self._read() as conn:
             return [_event_of(row) for row in conn.execute(sql, params)]
