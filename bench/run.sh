@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The benchmark in one command: generate the shared /16 x 4 workload, serve it with rbldnsd on
-# 127.0.0.1, run dnsperf and `rblwatch check` in the same session, verify, report, stop rbldnsd.
+# The benchmarks in one command: generate the shared /16 x 4 workload, serve it with rbldnsd on
+# 127.0.0.1, run dnsperf and `rblwatch check` in the same session and verify them
+# (bench_check.py), then a daemon cycle against check, the daemon's RSS and /metrics with 10,000
+# listings (bench_daemon.py), and stop rbldnsd.
 #
 #   bench/run.sh                 # ROUNDS=3 PORT=5300 SHARED_BENCH=../shared/bench
 # Needs: rbldnsd, dnsperf (apt-get install -y rbldnsd dnsperf) and rblwatch in .venv.
-set -euo pipefail
+set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(dirname "$HERE")"
 SHARED_BENCH="${SHARED_BENCH:-$ROOT/../shared/bench}"
@@ -16,3 +18,8 @@ PY="${PY:-$ROOT/.venv/bin/python}"
 trap '"$SHARED_BENCH/serve.sh" stop' EXIT
 "$PY" "$HERE/bench_check.py" --zonedir "$ZONEDIR" --port "$PORT" --rounds "${ROUNDS:-3}" \
   --rblwatch "$(dirname "$PY")/rblwatch"
+check_rc=$?
+"$PY" "$HERE/bench_daemon.py" --zonedir "$ZONEDIR" --port "$PORT" --rounds "${ROUNDS:-3}" \
+  --rblwatch "$(dirname "$PY")/rblwatch"
+daemon_rc=$?
+exit $(( check_rc || daemon_rc ))

@@ -12,12 +12,13 @@ rows), one aggregate row and the day's query count — in one transaction.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from rblwatch import health, hostnames, targets, transitions
+from rblwatch import health, hostnames, lookup, targets, transitions
 from rblwatch.config import Config, Receiver, ResolverConfig
 from rblwatch.model import CLEAN, DnsList, EventKind, Health, Outcome, Purpose, Reason, Target
 from rblwatch.resolver import Durations, Resolver, normalize_server, system_nameservers
@@ -74,6 +75,9 @@ class Engine:
         self._static: tuple[Config, list[Target]] | None = None
         self._locks: dict[str, asyncio.Lock] = {}
         self._resolver: tuple[ResolverConfig, Resolver] | None = None
+        self._per_list: dict[str, tuple[list[Target], list[Target]]] = {}
+        # query labels per target: every list asks the same targets every cycle
+        self._prefix = functools.lru_cache(maxsize=1 << 20)(lookup.prefix_wire)
 
     # -- configuration-derived pieces -----------------------------------------------------------
 
@@ -85,7 +89,11 @@ class Engine:
         cfg = self.rt.config
         if self._resolver is None or self._resolver[0] is not cfg.resolver:
             r = cfg.resolver
-            res = Resolver(timeout=r.timeout, attempts=r.attempts, max_in_flight=r.max_in_flight)
+            # one socket per run: the lists' concurrent cycles are several runs (so several
+            # random ports already), and fewer sockets give bigger bursts per wake-up
+            res = Resolver(
+                timeout=r.timeout, attempts=r.attempts, max_in_flight=r.max_in_flight, sockets=1
+            )
             self._resolver = (r, res)
         return self._resolver[1]
 
@@ -109,15 +117,26 @@ class Engine:
                     ipv4_min_prefix=cfg.limits.ipv4_min_prefix,
                 )
             self._static = (cfg, static)
-        found = list(self._static[1])
-        for g in cfg.targets:
-            if g.hostnames:
-                found += await self._resolve(g.hostnames, g.group)
+        found = self._static[1]
+        if any(g.hostnames for g in cfg.targets):
+            found = list(found)  # a new list each time: hostnames resolve afresh every cycle
+            for g in cfg.targets:
+                if g.hostnames:
+                    found += await self._resolve(g.hostnames, g.group)
         counts: dict[str, int] = {}
         for t in found:
             counts[t.group] = counts.get(t.group, 0) + 1
         self.rt.targets_per_group = counts
         return found
+
+    def _targets_of(self, lst: DnsList, found: list[Target]) -> list[Target]:
+        """The targets a list takes, cached while the target list is the same object."""
+        cached = self._per_list.get(lst.name)
+        if cached is not None and cached[0] is found:
+            return cached[1]
+        mine = [t for t in found if lst.checks(t.kind)]
+        self._per_list[lst.name] = (found, mine)
+        return mine
 
     async def _resolve(self, names: Sequence[str], group: str) -> list[Target]:
         r = self.rt.config.resolver
@@ -188,7 +207,7 @@ class Engine:
         if self.health_of(name) is Health.UNKNOWN:
             await self.probe(name)  # never trust a list's answers before its test points
         start = self.clock()
-        mine = [t for t in await self.targets() if lst.checks(t.kind)]
+        mine = self._targets_of(lst, await self.targets())
         if only is not None:
             mine = [t for t in mine if t.value in only]
         reason = await self._why_not(lst, len(mine), start)
@@ -235,7 +254,9 @@ class Engine:
         resolver = self.resolver()
         durations = Durations(DURATION_BUCKETS)
         plan = self.plan(lst)
-        result = await scan(resolver, mine, [plan], durations=durations, max_qps=lst.max_qps)
+        result = await scan(
+            resolver, mine, [plan], durations=durations, max_qps=lst.max_qps, prefix=self._prefix
+        )
         outcomes = {r.target.value: r.outcome for r in result.results}
         report.lookups = result.summary.lookups
         report.errors = result.summary.error

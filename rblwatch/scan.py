@@ -20,6 +20,7 @@ from rblwatch.resolver import QTYPE_TXT, Durations, Job, Resolver, Status, Templ
 
 Servers = tuple[tuple[str, int], ...]
 ProgressCallback = Callable[[int, int], None]  # done, total
+PrefixFunction = Callable[[str, TargetKind], bytes]
 
 _STATUS_ERRORS = {
     Status.TIMEOUT: error(Reason.TIMEOUT),
@@ -137,7 +138,9 @@ class _Scan:
         plans: Sequence[Plan],
         keep_clean: bool,
         progress: ProgressCallback | None,
+        prefix: PrefixFunction = lookup.prefix_wire,
     ) -> None:
+        self.prefix = prefix
         self.targets = targets
         self.plans = plans
         self.keep_clean = keep_clean
@@ -173,11 +176,12 @@ class _Scan:
     def jobs(self) -> Iterator[Job]:
         """A job per target over the healthy lists that take it; the others are recorded unsent."""
         templates = {k: tuple(p.template for p in plans) for k, plans in self.asked.items()}
+        prefix = self.prefix
         for ti, t in enumerate(self.targets):
             for plan in self.skipped[t.kind]:
                 self.record(t, plan, _unhealthy(plan))
             if templates[t.kind]:
-                yield (ti, templates[t.kind], lookup.prefix_wire(t.value, t.kind))
+                yield (ti, templates[t.kind], prefix(t.value, t.kind))
 
 
 async def scan(
@@ -190,9 +194,14 @@ async def scan(
     progress: ProgressCallback | None = None,
     durations: Durations | None = None,
     max_qps: float | None = None,
+    prefix: PrefixFunction = lookup.prefix_wire,
 ) -> Report:
-    """Look up every target on every plan that takes it. Health must have been probed."""
-    state = _Scan(targets, plans, keep_clean, progress)
+    """Look up every target on every plan that takes it. Health must have been probed.
+
+    `prefix` builds a target's query labels; the daemon passes a cached one, since it asks
+    the same targets on every list, every cycle.
+    """
+    state = _Scan(targets, plans, keep_clean, progress, prefix)
     report = state.report
     if progress is not None:
         # plain NXDOMAINs are only counted by the resolver, so progress is read from its stats
