@@ -74,6 +74,7 @@ class Engine:
         self._seen: dict[str, set[str]] = {}
         self._static: tuple[Config, list[Target]] | None = None
         self._locks: dict[str, asyncio.Lock] = {}
+        self._probe_locks: dict[str, asyncio.Lock] = {}
         self._resolver: tuple[ResolverConfig, Resolver] | None = None
         self._per_list: dict[str, tuple[list[Target], list[Target]]] = {}
         # query labels per target: every list asks the same targets every cycle
@@ -151,6 +152,12 @@ class Engine:
 
     async def probe(self, name: str) -> health.Verdict | None:
         """Probe a list's test points, store its health, raise list_unhealthy/list_recovered."""
+        # the health job and a cycle's first probe may run at once: one at a time per list,
+        # so each compares against the other's stored result and an event is raised once
+        async with self._probe_locks.setdefault(name, asyncio.Lock()):
+            return await self._probe(name)
+
+    async def _probe(self, name: str) -> health.Verdict | None:
         lst = self.list_named(name)
         if lst is None:
             return None
