@@ -1,0 +1,436 @@
+"""The alert sender: drains the store's outbox, one asyncio task per receiver (SPEC §12).
+
+Semantics, and why:
+
+- **In order, one at a time, per receiver.** A receiver sees an event only after every older
+  event of its own, so a `listing.removed` can never overtake its `listing.created`. A
+  retryable failure therefore holds the receiver's line: the oldest row waits out its backoff
+  and nothing behind it is sent meanwhile (a receiver that fails one request is almost always
+  failing all of them). Receivers are independent: one being down delays no other.
+- **At-least-once.** A row leaves the outbox only after a 2xx answer (or when it is given up).
+  A crash, a kill -9 or a SIGTERM mid-request leaves the row, which is sent again after the
+  restart under the same `webhook-id`; receivers de-duplicate by it.
+- **Outcomes.** 2xx: delivered. 408, 429, 5xx, timeouts and network errors: retried after
+  `backoff.initial` doubling per failed attempt up to `backoff.max`, with jitter (a random
+  50 to 100 % of that step, so senders restarted together do not retry in lock-step), or after the
+  receiver's `Retry-After` (seconds or an HTTP date) when it sends one, capped at `backoff.max`.
+  Anything else (other 4xx, and 3xx: redirects are not followed, the URL is wrong) fails for
+  good. A row older than `max_age` (counted from the event) is dropped. Failures for good and
+  drops are counted in `alert_failures`; every outcome is logged with the receiver's name,
+  never its URL or secret.
+- **Alertmanager** needs more than the outbox: an alert it is not told about again expires at
+  its `endsAt`. So an alertmanager sender, besides delivering events (a listing fires the alert,
+  a delisting resolves it with `endsAt` = the delisting's time), re-posts every pair that is
+  listed now and every unhealthy list every `resend_interval` (60 s) with `endsAt` = now +
+  `ttl` (4 minutes), read from the store's current state. Re-posts are not outbox rows: they
+  are rebuilt from state each time, so a lost one is simply replaced by the next, and they are
+  neither counted as deliveries nor retried. They run in the same task as the outbox drain, so
+  a re-post built before a delisting is always sent before that delisting's resolved alert,
+  never after it (which would revive the alert until its `endsAt`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import enum
+import logging
+import math
+import os
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from rblwatch import __version__
+from rblwatch.alerts import formats
+from rblwatch.alerts.formats import Context, Request
+from rblwatch.config import Config, Receiver
+from rblwatch.engine import receivers_for
+from rblwatch.model import DnsList, EventKind, Health, PairStatus, frozen_map
+from rblwatch.runtime import Runtime
+from rblwatch.store import Delivery, Event, PairState
+
+log = logging.getLogger("rblwatch.alerts")
+
+IDLE_POLL = 1.0  # seconds between outbox reads when nothing wakes the sender
+RESEND_INTERVAL = 60.0  # Alertmanager re-posts
+ALERT_TTL = 4 * RESEND_INTERVAL  # endsAt of a firing alert: survives three lost re-posts
+ALERTMANAGER_BATCH = 500  # alerts per re-post request
+ERROR_PAUSE = 1.0  # after an unexpected error (a store error, say) before trying again
+_MAX_DOUBLINGS = 64  # 2**64 times any initial is past any backoff.max
+
+
+class Verdict(enum.Enum):
+    DELIVERED = "delivered"
+    RETRY = "retry"
+    FAILED = "failed"  # for good
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """What one POST came to. `error` is safe to log: it never holds the URL."""
+
+    status: int | None  # None: no HTTP answer (timeout, refused, reset …)
+    retry_after: float | None = None  # seconds, from the answer's Retry-After
+    error: str = ""
+
+
+def verdict(attempt: Attempt) -> Verdict:
+    """Only 2xx is success; 408, 429, 5xx and no answer at all are worth another try."""
+    status = attempt.status
+    if status is None or status in (408, 429) or status >= 500:
+        return Verdict.RETRY
+    if 200 <= status < 300:
+        return Verdict.DELIVERED
+    return Verdict.FAILED
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Retry-After as seconds from `now`: delta-seconds or an HTTP date (RFC 9110 §10.2.3)."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # an HTTP date is always GMT
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+def backoff(attempts: int, initial: float, maximum: float, rand: float) -> float:
+    """The wait after the `attempts`+1-th failure: initial doubling to maximum; `rand` in
+    [0, 1) picks a point between half that step and all of it."""
+    step: float = min(maximum, initial * 2 ** min(attempts, _MAX_DOUBLINGS))
+    return step * (0.5 + rand / 2)
+
+
+def retry_delay(attempts: int, receiver: Receiver, retry_after: float | None, rand: float) -> float:
+    if retry_after is not None:
+        return min(retry_after, receiver.backoff_max)
+    return backoff(attempts, receiver.backoff_initial, receiver.backoff_max, rand)
+
+
+def context_for(config: Config, event_group: str | None, list_name: str) -> Context:
+    """What the current config says about an event's group and list."""
+    labels = next((g.labels for g in config.targets if g.group == event_group), frozen_map())
+    lst = next((x for x in config.lists if x.name == list_name), None)
+    return Context(labels=labels, dns_list=lst)
+
+
+def _describe(event: Event) -> str:
+    if event.target is None:
+        return f"{event.kind.value} of list {event.list}"
+    return f"{event.kind.value} {event.target} on {event.list}"
+
+
+def _network_error(exc: BaseException) -> str:
+    """A failure as text without the URL: str() of aiohttp's errors names the host and port,
+    and of some (InvalidURL) the whole URL, which may hold a token."""
+    cause = exc.os_error if isinstance(exc, aiohttp.ClientConnectorError) else exc
+    if isinstance(cause, OSError) and cause.errno:
+        return f"{type(exc).__name__}: {os.strerror(cause.errno)}"
+    return type(exc).__name__
+
+
+def _count(counters: dict[str, int], name: str) -> None:
+    counters[name] = counters.get(name, 0) + 1
+
+
+def _chunks(items: Sequence[dict[str, Any]], size: int) -> Iterator[Sequence[dict[str, Any]]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class Sender:
+    """One receiver's task: its outbox rows in order, and Alertmanager re-posts."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        receiver: Receiver,
+        *,
+        clock: Callable[[], float] = time.time,
+        rand: Callable[[], float] = random.random,
+        poll: float = IDLE_POLL,
+        resend_interval: float = RESEND_INTERVAL,
+        ttl: float = ALERT_TTL,
+    ) -> None:
+        self.rt = runtime
+        self.receiver = receiver
+        self.clock = clock
+        self.rand = rand
+        self.poll = poll
+        self.resend_interval = resend_interval
+        self.ttl = ttl
+        self._wake = asyncio.Event()
+        self._next_refresh = 0.0
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def name(self) -> str:
+        return self.receiver.name
+
+    def update(self, receiver: Receiver) -> None:
+        """A reload changed the receiver: the next attempt uses the new settings."""
+        if receiver.format != self.receiver.format or receiver.url != self.receiver.url:
+            self._next_refresh = 0.0
+        self.receiver = receiver
+        self.wake()
+
+    def wake(self) -> None:
+        """New outbox rows may be there: look now rather than at the next poll."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        headers = {"user-agent": f"rblwatch/{__version__}"}
+        async with aiohttp.ClientSession(headers=headers) as session:
+            self._session = session
+            while True:
+                try:
+                    await self._step()
+                except Exception:  # a bug or a store error must not end alerting for good
+                    log.exception("alerts to %s: unexpected error; trying again", self.name)
+                    await asyncio.sleep(ERROR_PAUSE)
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    async def _step(self) -> None:
+        if self._refresh_due():
+            await self._refresh()
+        head = await self._head()
+        now = self.clock()
+        if head is None:
+            await self._idle(min(self.poll, self._until_refresh(now)))
+            return
+        expires = head.created + self.receiver.max_age
+        if now >= expires:
+            await self._give_up(head, f"older than max_age ({self.receiver.max_age:g}s)")
+            return
+        wait = min(head.next_attempt, expires) - now
+        if wait > 0:
+            await self._idle(min(wait, self._until_refresh(now)))
+            return
+        await self._deliver(head)
+
+    async def _head(self) -> Delivery | None:
+        # every pending row, not only the due ones: the oldest holds the line while it waits
+        rows = await asyncio.to_thread(self.rt.store.due_deliveries, self.name, math.inf, 1)
+        return rows[0] if rows else None
+
+    async def _idle(self, seconds: float) -> None:
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), max(0.0, seconds))
+
+    # -- one delivery ---------------------------------------------------------------------------
+
+    async def _deliver(self, d: Delivery) -> None:
+        r = self.receiver
+        event = d.event
+        ctx = context_for(self.rt.config, event.group, event.list)
+        request = formats.event_request(
+            r.format, event, ctx, secret=r.secret, now=self.clock(), ttl=self.ttl
+        )
+        attempt = await self._post(request)
+        outcome = verdict(attempt)
+        if outcome is Verdict.DELIVERED:
+            await asyncio.to_thread(self.rt.store.delivery_done, d.id)
+            _count(self.rt.stats.alert_deliveries, self.name)
+            log.info(
+                "alert %s (%s) delivered to %s: %s after %d failed attempts",
+                formats.webhook_id(event),
+                _describe(event),
+                self.name,
+                attempt.error,
+                d.attempts,
+            )
+        elif outcome is Verdict.RETRY:
+            await self._retry(d, attempt)
+        else:
+            await self._give_up(d, f"{attempt.error} (not retried)")
+
+    async def _retry(self, d: Delivery, attempt: Attempt) -> None:
+        delay = retry_delay(d.attempts, self.receiver, attempt.retry_after, self.rand())
+        await asyncio.to_thread(
+            self.rt.store.delivery_retry, d.id, self.clock() + delay, attempt.error
+        )
+        log.warning(
+            "alert %s (%s) to %s failed: %s; attempt %d, next in %.1fs",
+            formats.webhook_id(d.event),
+            _describe(d.event),
+            self.name,
+            attempt.error,
+            d.attempts + 1,
+            delay,
+        )
+
+    async def _give_up(self, d: Delivery, why: str) -> None:
+        await asyncio.to_thread(self.rt.store.delivery_done, d.id)
+        _count(self.rt.stats.alert_failures, self.name)
+        log.error(
+            "alert %s (%s) to %s given up: %s",
+            formats.webhook_id(d.event),
+            _describe(d.event),
+            self.name,
+            why,
+        )
+
+    async def _post(self, request: Request) -> Attempt:
+        """One POST; every failure becomes an `Attempt` whose text never shows the URL."""
+        assert self._session is not None
+        r = self.receiver
+        url = r.url.rstrip("/") + request.path if request.path else r.url
+        try:
+            async with self._session.post(
+                url,
+                data=request.body,
+                headers=dict(request.headers),
+                timeout=aiohttp.ClientTimeout(total=r.timeout),
+                allow_redirects=False,
+            ) as resp:
+                after = parse_retry_after(resp.headers.get("Retry-After"), self.clock())
+                return Attempt(resp.status, after, f"HTTP {resp.status}")
+        except TimeoutError:
+            return Attempt(None, error=f"no answer within {r.timeout:g}s")
+        except (aiohttp.ClientError, OSError) as exc:
+            return Attempt(None, error=_network_error(exc))
+
+    # -- Alertmanager re-posts ------------------------------------------------------------------
+
+    def _is_alertmanager(self) -> bool:
+        return self.receiver.format == "alertmanager"
+
+    def _refresh_due(self) -> bool:
+        return self._is_alertmanager() and self.clock() >= self._next_refresh
+
+    def _until_refresh(self, now: float) -> float:
+        return max(0.0, self._next_refresh - now) if self._is_alertmanager() else math.inf
+
+    async def _refresh(self) -> None:
+        """Post every alert firing now, so Alertmanager never times one out."""
+        now = self.clock()
+        self._next_refresh = now + self.resend_interval
+        alerts = await asyncio.to_thread(self._firing, now)
+        for chunk in _chunks(alerts, ALERTMANAGER_BATCH):
+            attempt = await self._post(formats.alertmanager_request(chunk))
+            if verdict(attempt) is not Verdict.DELIVERED:
+                log.warning(
+                    "alert re-post to %s failed: %s; again in %.0fs",
+                    self.name,
+                    attempt.error,
+                    self.resend_interval,
+                )
+                return
+        if alerts:
+            log.debug("%d firing alerts re-posted to %s", len(alerts), self.name)
+
+    def _firing(self, now: float) -> list[dict[str, Any]]:
+        """The alerts of this receiver that fire now, from the store (runs in a thread)."""
+        cfg = self.rt.config
+        lists = {x.name: x for x in cfg.lists}
+        wants = _Wants(cfg, self.name, lists)
+        labels = {g.group: g.labels for g in cfg.targets}
+        alerts = []
+        for pair in self.rt.store.pairs():
+            lst = lists.get(pair.list)
+            if pair.status is PairStatus.LISTED and lst is not None and wants.pair(pair, lst):
+                ctx = Context(labels=labels.get(pair.group, frozen_map()), dns_list=lst)
+                alerts.append(formats.pair_alert(pair, ctx, now, self.ttl))
+        for s in self.rt.store.list_statuses():
+            lst = lists.get(s.name)
+            if s.health in (Health.HEALTHY, Health.UNKNOWN) or lst is None:
+                continue
+            if wants.list(lst):
+                since = s.health_since if s.health_since is not None else now
+                alert = formats.unhealthy_alert(s.name, s.health_detail, since, now, self.ttl)
+                alerts.append(alert)
+        return alerts
+
+
+class _Wants:
+    """Whether a receiver takes a pair's or a list's alert: the rule that picks its outbox rows
+    (`engine.receivers_for`), asked about the event that started the condition."""
+
+    def __init__(self, config: Config, name: str, lists: Mapping[str, DnsList]) -> None:
+        self.name = name
+        self._pick = {n: receivers_for(config, lst) for n, lst in lists.items()}
+
+    def pair(self, pair: PairState, lst: DnsList) -> bool:
+        event = Event(
+            kind=EventKind.LISTED, list=lst.name, at=0.0, target=pair.target, group=pair.group
+        )
+        return self.name in self._pick[lst.name](event)
+
+    def list(self, lst: DnsList) -> bool:
+        event = Event(kind=EventKind.LIST_UNHEALTHY, list=lst.name, at=0.0)
+        return self.name in self._pick[lst.name](event)
+
+
+class Alerts:
+    """Every receiver's sender; started with the daemon, swapped on reload, stopped with it."""
+
+    def __init__(self, runtime: Runtime, **sender_options: Any) -> None:
+        self.rt = runtime
+        self.options = sender_options
+        self._senders: dict[str, tuple[Sender, asyncio.Task[None]]] = {}
+
+    @property
+    def senders(self) -> dict[str, Sender]:
+        return {name: s for name, (s, _) in self._senders.items()}
+
+    async def apply(self, config: Config) -> None:
+        """Run one sender per configured receiver: start new ones, update changed ones, stop
+        removed ones (their rows stay in the outbox, sent if the receiver comes back)."""
+        wanted = {r.name: r for r in config.alerts.receivers}
+        self.rt.stats.ensure_receivers(wanted)
+        # no await before the senders are in place: two reloads at once cannot both start one
+        for name, receiver in wanted.items():
+            if name in self._senders:
+                sender = self._senders[name][0]
+                if sender.receiver != receiver:
+                    sender.update(receiver)
+                continue
+            sender = Sender(self.rt, receiver, **self.options)
+            task = asyncio.create_task(sender.run(), name=f"alerts:{name}")
+            self._senders[name] = (sender, task)
+        await self._stop([name for name in self._senders if name not in wanted])
+
+    def wake(self) -> None:
+        """Events were committed: every sender looks at its outbox now."""
+        for sender, _ in self._senders.values():
+            sender.wake()
+
+    async def stop(self) -> None:
+        """Abandon in-flight deliveries: their rows stay and are sent again after a restart."""
+        await self._stop(list(self._senders))
+
+    async def _stop(self, names: Sequence[str]) -> None:
+        tasks = [self._senders.pop(name)[1] for name in names]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=5.0)
+
+
+__all__ = [
+    "ALERT_TTL",
+    "RESEND_INTERVAL",
+    "Alerts",
+    "Attempt",
+    "Sender",
+    "Verdict",
+    "backoff",
+    "context_for",
+    "parse_retry_after",
+    "retry_delay",
+    "verdict",
+]
