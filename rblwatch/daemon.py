@@ -4,7 +4,8 @@ Start order matters to systemd: READY=1 is sent only once the config is valid, t
 open and the HTTP listener is bound, so `systemctl start` fails fast on any of them. SIGHUP
 (`systemctl reload`) and POST /-/reload share one path: validate the new file, swap it only if
 valid, keep the old one otherwise, and export the result. SIGTERM stops within seconds: running
-cycles are abandoned (a cycle commits only when finished, so nothing half-done is written).
+cycles are abandoned (a cycle commits only when finished, so nothing half-done is written), and
+so are alert deliveries in flight (their outbox rows stay and are sent again after a restart).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import IO
 from aiohttp.web import AppRunner
 
 from rblwatch import __version__, config, metrics, web
+from rblwatch.alerts.sender import Alerts
 from rblwatch.engine import Engine
 from rblwatch.runtime import ReloadResult, Runtime
 from rblwatch.scheduler import Scheduler
@@ -91,6 +93,7 @@ class Daemon:
         self.stop_event = asyncio.Event()
         self.runtime: Runtime | None = None
         self.scheduler: Scheduler | None = None
+        self.alerts: Alerts | None = None
 
     async def run(self) -> int:
         """Run until SIGTERM/SIGINT; the config has been validated by the caller already."""
@@ -103,10 +106,13 @@ class Daemon:
         self.runtime = rt
         engine = Engine(rt)
         self.scheduler = Scheduler(rt, engine)
+        self.alerts = Alerts(rt)
+        rt.on_events = self.alerts.wake
         host, port = self._listen(cfg)
         runner = await web.start(rt, metrics.build_registry(rt), host, port)
         try:
             self._signals()
+            await self.alerts.apply(cfg)  # deliveries left by the last run go out first
             self.scheduler.start()
             rt.ready = True
             self.notify.send("READY=1", f"STATUS=started: {len(cfg.lists)} lists")
@@ -140,6 +146,8 @@ class Daemon:
         log.info("stopping")
         if self.scheduler is not None:
             self.scheduler.shutdown()
+        if self.alerts is not None:
+            await self.alerts.stop()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(runner.cleanup(), STOP_TIMEOUT)
         await self._cancel_tasks()  # running cycles and probes: abandoned, never half-written
@@ -185,6 +193,8 @@ class Daemon:
             return ReloadResult(False, problem)
         rt.config = new
         self.scheduler.schedule_all()
+        if self.alerts is not None:
+            await self.alerts.apply(new)
         rt.stats.reload_ok = True
         rt.stats.reload_success_at = time.time()
         log.info(

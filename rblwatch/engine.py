@@ -391,3 +391,5 @@ class Engine:
     def _count_events(self, events: Sequence[Event]) -> None:
         for e in events:
             self.rt.stats.events[e.kind] += 1
+        if events and self.rt.on_events is not None:
+            self.rt.on_events()  # wake the alert senders: these events have outbox rows

@@ -33,3 +33,6 @@ class Runtime:
     version: str = ""
     # set by the daemon: validate and swap the config (SIGHUP and POST /-/reload share it)
     reload: Callable[[], Awaitable[ReloadResult]] | None = None
+    # set by the daemon: called after events (and so outbox rows) are committed, so the alert
+    # senders look at the outbox at once instead of at their next poll
+    on_events: Callable[[], None] | None = None
