@@ -31,7 +31,9 @@ DEADLINE_SHARE = 0.9  # a cycle may take at most this share of its interval
 
 
 def cycle_deadline(interval: float) -> float:
-    return max(1.0, interval * DEADLINE_SHARE)
+    # no floor: at the shortest interval (1s) a floor of 1s would let a cycle run into the
+    # next one's start, which is then skipped as well as this one counted as overrun
+    return interval * DEADLINE_SHARE
 
 
 def _now() -> dt.datetime:

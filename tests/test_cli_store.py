@@ -1,0 +1,250 @@
+"""`rblwatch status` and `rblwatch history` (SPEC §9) reading a store the test fills directly.
+
+The store is a real SQLite file in tmp_path, written through `SqliteStore.commit` and
+`record_health` as the daemon writes it; the commands run in process through `cli.main`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rblwatch import cli, config, web
+from rblwatch.model import EventKind, Health, PairStatus
+from rblwatch.store import CycleCommit, Event, ListStatus, PairState
+from rblwatch.store.sqlite import SqliteStore
+
+NOW = time.time()
+HOUR = 3600.0
+
+
+@dataclass
+class Ran:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> dict[str, object]:
+        doc: dict[str, object] = json.loads(self.out)
+        return doc
+
+
+Run = Callable[..., Ran]
+
+
+@pytest.fixture
+def run(capsys: pytest.CaptureFixture[str]) -> Run:
+    """`rblwatch ARGS...` in process: exit code, stdout and stderr."""
+
+    def go(*args: str) -> Ran:
+        code = cli.main(list(args))
+        captured = capsys.readouterr()
+        return Ran(code, captured.out, captured.err)
+
+    return go
+
+
+def write_config(tmp_path: Path, db: Path) -> Path:
+    path = tmp_path / "rblwatch.yaml"
+    data = {
+        "store": {"url": f"sqlite:///{db}"},
+        "lists": [
+            {"name": "bl", "zone": "bl.test", "kind": "ip"},
+            {"name": "dbl", "zone": "dbl.test", "kind": "domain"},
+        ],
+        "targets": [
+            {"group": "mail", "addresses": ["192.0.2.0/30"]},
+            {"group": "web", "domains": ["example.com"]},
+        ],
+    }
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def listed(target: str, list_name: str, group: str, since: float) -> PairState:
+    return PairState(
+        target=target,
+        list=list_name,
+        group=group,
+        status=PairStatus.LISTED,
+        since=since,
+        first_seen=since,
+        codes=("127.0.0.2",),
+        meanings=("spam source",),
+    )
+
+
+def pair_event(kind: EventKind, target: str, list_name: str, group: str, at: float) -> Event:
+    return Event(kind, list_name, at, target=target, group=group, codes=("127.0.0.2",))
+
+
+@pytest.fixture
+def cfg_path(tmp_path: Path) -> Path:
+    """A config and its store: two listings, list health, a cycle row and five events."""
+    db = tmp_path / "state.db"
+    store = SqliteStore(str(db))
+    try:
+        store.record_health("bl", Health.HEALTHY, "", NOW - 2 * HOUR, None)
+        store.record_health("dbl", Health.DEAD, "test point test should be listed", NOW, None)
+        store.commit(
+            CycleCommit(
+                list="bl",
+                upserts=[listed("192.0.2.1", "bl", "mail", NOW - 3 * HOUR)],
+                events=[
+                    pair_event(EventKind.LISTED, "192.0.2.1", "bl", "mail", NOW - 3 * HOUR),
+                    pair_event(EventKind.LISTED, "192.0.2.2", "bl", "mail", NOW - 2 * HOUR),
+                    pair_event(EventKind.DELISTED, "192.0.2.2", "bl", "mail", NOW - 600),
+                ],
+                status=ListStatus(name="bl", last_cycle_start=NOW - 60, last_cycle_end=NOW - 59),
+            )
+        )
+        store.commit(
+            CycleCommit(
+                list="dbl",
+                upserts=[listed("example.com", "dbl", "web", NOW - 1800)],
+                events=[pair_event(EventKind.LISTED, "example.com", "dbl", "web", NOW - 1800)],
+            )
+        )
+        store.record_health(
+            "dbl", Health.DEAD, "", NOW - 300, Event(EventKind.LIST_UNHEALTHY, "dbl", NOW - 300)
+        )
+    finally:
+        store.close()
+    return write_config(tmp_path, db)
+
+
+def opened(cfg_path: Path) -> tuple[config.Config, SqliteStore]:
+    cfg = config.load_config(cfg_path)
+    return cfg, SqliteStore(cfg.store.url.removeprefix("sqlite:///"))
+
+
+# -- status -------------------------------------------------------------------------------------
+
+
+def test_status_shows_each_listing_and_each_list_s_health(run: Run, cfg_path: Path) -> None:
+    ran = run("status", "--config.file", str(cfg_path))
+
+    assert ran.code == 0 and ran.err == ""
+    lines = ran.out.splitlines()
+    rows = [line.split() for line in lines]
+    assert rows[0] == ["TARGET", "LIST", "GROUP", "SINCE", "CODES", "MEANINGS"]
+    assert rows[1][:3] == ["192.0.2.1", "bl", "mail"] and rows[1][4] == "127.0.0.2"
+    assert rows[2][:3] == ["example.com", "dbl", "web"]
+    health = {r[0]: r[1] for r in rows if r and r[0] in ("bl", "dbl")}
+    assert health == {"bl": "healthy", "dbl": "dead"}
+    assert lines[-1] == "2 listed pairs, 5 targets"
+
+
+def test_status_json_is_the_status_api_object(run: Run, cfg_path: Path) -> None:
+    ran = run("status", "--config.file", str(cfg_path), "--format", "json")
+
+    assert ran.code == 0
+    cfg, store = opened(cfg_path)
+    try:
+        assert ran.json() == web.status_json(store, cfg)
+    finally:
+        store.close()
+    doc = ran.json()
+    assert set(doc) == {"listings", "lists", "targets"}
+    listings = doc["listings"]
+    assert isinstance(listings, list)
+    assert {tuple(sorted(x)) for x in listings} == {
+        ("codes", "group", "list", "meanings", "since", "target", "txt")
+    }
+    assert doc["lists"] == [
+        {"name": "bl", "health": "healthy", "last_cycle_end": web.rfc3339(NOW - 59)},
+        {"name": "dbl", "health": "dead", "last_cycle_end": None},
+    ]
+
+
+# -- history ------------------------------------------------------------------------------------
+
+
+def kinds_and_targets(ran: Ran) -> list[tuple[object, object]]:
+    events = ran.json()["events"]
+    assert isinstance(events, list)
+    return [(e["kind"], e["target"]) for e in events]
+
+
+def test_history_json_is_the_events_api_object_oldest_first(run: Run, cfg_path: Path) -> None:
+    ran = run("history", "--config.file", str(cfg_path), "--format", "json")
+
+    assert ran.code == 0
+    _, store = opened(cfg_path)
+    try:
+        assert ran.json() == web.events_json(store.events(limit=1000))
+    finally:
+        store.close()
+    events = ran.json()["events"]
+    assert isinstance(events, list) and len(events) == 5
+    assert {tuple(sorted(e)) for e in events} == {
+        ("at", "codes", "group", "id", "initial", "kind", "list", "target")
+    }
+
+
+def test_history_since_leaves_out_older_events(run: Run, cfg_path: Path) -> None:
+    args = ["history", "--config.file", str(cfg_path), "--format", "json"]
+
+    ran = run(*args, "--since", "1h")
+
+    assert kinds_and_targets(ran) == [
+        ("listed", "example.com"),
+        ("delisted", "192.0.2.2"),
+        ("list_unhealthy", None),
+    ]
+    since = web.rfc3339(NOW - 2.5 * HOUR)
+    assert len(kinds_and_targets(run(*args, "--since", since))) == 4
+
+
+def test_history_filters_by_target_and_by_list(run: Run, cfg_path: Path) -> None:
+    args = ["history", "--config.file", str(cfg_path), "--format", "json"]
+
+    by_target = run(*args, "--target", "192.0.2.2")
+    by_list = run(*args, "--list", "dbl")
+
+    assert kinds_and_targets(by_target) == [("listed", "192.0.2.2"), ("delisted", "192.0.2.2")]
+    assert kinds_and_targets(by_list) == [("listed", "example.com"), ("list_unhealthy", None)]
+
+
+def test_history_table_has_a_row_per_event_with_dashes_for_list_events(
+    run: Run, cfg_path: Path
+) -> None:
+    ran = run("history", "--config.file", str(cfg_path), "--since", "1h")
+
+    assert ran.code == 0
+    rows = [line.split() for line in ran.out.splitlines()]
+    assert rows[0] == ["AT", "KIND", "TARGET", "LIST", "GROUP", "CODES"]
+    assert [r[1:5] for r in rows[1:]] == [
+        ["listed", "example.com", "dbl", "web"],
+        ["delisted", "192.0.2.2", "bl", "mail"],
+        ["list_unhealthy", "-", "dbl", "-"],
+    ]
+
+
+# -- user errors --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["status", "history"])
+def test_a_missing_store_file_is_one_line_naming_it_and_exit_2(
+    run: Run, tmp_path: Path, command: str
+) -> None:
+    db = tmp_path / "never-written.db"
+    ran = run(command, "--config.file", str(write_config(tmp_path, db)))
+
+    assert ran.code == 2 and ran.out == ""
+    assert ran.err.count("\n") == 1 and str(db) in ran.err
+    assert not db.exists()  # reading never creates a store
+
+
+@pytest.mark.parametrize("since", ["yesterday", "2026-11-01", "-1h"])
+def test_a_bad_since_is_one_line_and_exit_2(run: Run, cfg_path: Path, since: str) -> None:
+    ran = run("history", "--config.file", str(cfg_path), f"--since={since}")
+
+    assert ran.code == 2 and ran.out == ""
+    assert ran.err.count("\n") == 1 and f"--since {since}" in ran.err

@@ -1,0 +1,454 @@
+"""The engine: one list's cycle, health probes and budgets against real peers (SPEC §3, §4, §5).
+
+Every test drives `Engine` directly in one `asyncio.run`, over a real SQLite store in tmp_path.
+rbldnsd plays a healthy list; faultdns plays lists that fail, and counts what was asked, so
+"no lookups were sent" is an observation, not an assumption.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from rblwatch.config import Config, parse_config
+from rblwatch.engine import Engine, utc_day
+from rblwatch.model import EventKind, Health, PairStatus, Reason
+from rblwatch.runtime import Runtime
+from rblwatch.store import CycleCommit, Event, PairState
+from rblwatch.store.sqlite import SqliteStore
+from tests.faultdns import Fault, FaultDns
+from tests.rbldnsd import Rbldnsd
+
+ZONE = "bl.test"
+T0 = 1_795_780_800.0  # 2026-11-27T12:00:00Z, for tests that need a fixed clock
+BL = {"name": "bl", "zone": ZONE, "kind": "ip", "codes": {"127.0.0.2": "spam source"}}
+FOUR = ["192.0.2.0/30"]  # 192.0.2.0 .. 192.0.2.3
+
+R = TypeVar("R")
+
+
+def qname(address: str, zone: str = ZONE) -> str:
+    return ".".join([*reversed(address.split(".")), zone])
+
+
+def healthy(dns: FaultDns, zone: str = ZONE) -> None:
+    """The RFC 5782 test points answer as they should (127.0.0.1 falls to the NXDOMAIN default)."""
+    dns.rule(qname("127.0.0.2", zone), Fault.ANSWER, a=["127.0.0.2"])
+
+
+def listing(dns: FaultDns, address: str, zone: str = ZONE) -> None:
+    dns.rule(qname(address, zone), Fault.ANSWER, a=["127.0.0.2"])
+
+
+def make_config(
+    port: int,
+    *,
+    lists: list[Any] | None = None,
+    targets: list[dict[str, Any]] | None = None,
+    schedule: dict[str, Any] | None = None,
+    resolver: dict[str, Any] | None = None,
+    **extra: Any,
+) -> Config:
+    ours = {"nameservers": [f"127.0.0.1:{port}"], "timeout": "200ms", "attempts": 1}
+    return parse_config(
+        {
+            "resolver": {**ours, **(resolver or {})},
+            "schedule": {"confirm": 2, "jitter": 0, **(schedule or {})},
+            "lists": lists or [BL],
+            "targets": targets or [{"group": "mail", "addresses": FOUR}],
+            **extra,
+        }
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqliteStore]:
+    s = SqliteStore(str(tmp_path / "state.db"))
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def run(scenario: Callable[[], Coroutine[Any, Any, R]]) -> R:
+    """One event loop per test: the engine's locks and resolver belong to it."""
+    return asyncio.run(scenario())
+
+
+def events(store: SqliteStore, kind: EventKind | None = None) -> list[Event]:
+    return [e for e in store.events(limit=1000) if kind is None or e.kind is kind]
+
+
+def pair(store: SqliteStore, target: str, list_name: str = "bl") -> PairState | None:
+    return next((p for p in store.pairs(list_name) if p.target == target), None)
+
+
+def target_queries(dns: FaultDns, addresses: list[str], zone: str = ZONE) -> int:
+    return sum(dns.count(qname(a, zone)) for a in addresses)
+
+
+ADDRS = ["192.0.2.0", "192.0.2.1", "192.0.2.2", "192.0.2.3"]
+
+
+# -- listings and confirmation ------------------------------------------------------------------
+
+
+def test_a_listed_target_on_a_healthy_list_is_one_initial_listed_event_after_confirmation(
+    rbldnsd: Rbldnsd, store: SqliteStore
+) -> None:
+    rbldnsd.add_zone(ZONE, "ip4set", [":127.0.0.2:Listed: $", "127.0.0.2", "192.0.2.1"])
+    rbldnsd.start()
+    engine = Engine(Runtime(make_config(rbldnsd.port or 0), store))
+    asked: list[tuple[str, set[str]]] = []
+    engine.on_confirm = lambda name, targets: asked.append((name, set(targets)))
+
+    async def scenario() -> None:
+        first = await engine.cycle("bl")
+        assert first.lookups == 4 and first.events == []
+        assert asked == [("bl", {"192.0.2.1"})]  # the pending listing, to re-query soon
+        row = pair(store, "192.0.2.1")
+        assert row is not None and row.status is PairStatus.CLEAN and row.pending_count == 1
+
+        round_ = await engine.cycle("bl", only={"192.0.2.1"})
+        assert round_.lookups == 1
+        [event] = round_.events
+        assert (event.kind, event.target, event.group) == (EventKind.LISTED, "192.0.2.1", "mail")
+        assert event.initial is True and event.codes == ("127.0.0.2",)
+
+        again = await engine.cycle("bl")
+        assert again.events == [] and again.confirm == set()
+
+    run(scenario)
+    [event] = events(store)
+    assert event.kind is EventKind.LISTED
+    row = pair(store, "192.0.2.1")
+    assert row is not None and row.status is PairStatus.LISTED
+    assert row.meanings == ("spam source",)
+    assert [p.target for p in store.pairs()] == ["192.0.2.1"]  # clean targets cost no rows
+    assert len(asked) == 1
+
+
+def test_a_listing_after_a_clean_baseline_is_not_initial_and_needs_two_agreeing_cycles(
+    faultdns: FaultDns, store: SqliteStore
+) -> None:
+    healthy(faultdns)
+    engine = Engine(Runtime(make_config(faultdns.port), store))
+
+    async def scenario() -> None:
+        assert (await engine.cycle("bl")).events == []  # the silent baseline
+        listing(faultdns, "192.0.2.3")
+        assert (await engine.cycle("bl")).events == []
+        [event] = (await engine.cycle("bl")).events
+        assert event.kind is EventKind.LISTED and event.initial is False
+
+    run(scenario)
+    assert [(e.kind, e.target) for e in events(store)] == [(EventKind.LISTED, "192.0.2.3")]
+
+
+@pytest.mark.parametrize("fault", [Fault.SERVFAIL, Fault.DROP, Fault.REFUSED])
+def test_lookup_errors_never_change_a_stored_listing(
+    faultdns: FaultDns, store: SqliteStore, fault: Fault
+) -> None:
+    healthy(faultdns)
+    listing(faultdns, "192.0.2.1")
+    rt = Runtime(make_config(faultdns.port, schedule={"confirm": 1}), store)
+    engine = Engine(rt)
+
+    async def scenario() -> None:
+        await engine.cycle("bl")
+        before = pair(store, "192.0.2.1")
+        assert before is not None and before.status is PairStatus.LISTED
+        faultdns.rule(qname("192.0.2.1"), fault)
+        for _ in range(3):
+            report = await engine.cycle("bl")
+            assert report.errors == 1 and report.events == [] and report.confirm == set()
+            assert pair(store, "192.0.2.1") == before
+
+    run(scenario)
+    assert [e.kind for e in events(store)] == [EventKind.LISTED]
+    reason = {Fault.SERVFAIL: Reason.SERVFAIL, Fault.DROP: Reason.TIMEOUT}.get(
+        fault, Reason.REFUSED
+    )
+    assert rt.stats.list("bl").errors[reason] == 3
+    # a cycle with some erring lookups still completed: it counts as a success
+    [status] = store.list_statuses()
+    assert status.last_cycle_success is not None and status.last_cycle_errors == 1
+
+
+# -- list health --------------------------------------------------------------------------------
+
+
+def test_an_unhealthy_list_sends_no_lookups_but_writes_its_aggregate_row(
+    faultdns: FaultDns, store: SqliteStore
+) -> None:
+    # no rule for 127.0.0.2: the listed test point answers NXDOMAIN, so the list is dead
+    rt = Runtime(make_config(faultdns.port), store)
+    engine = Engine(rt)
+
+    report = run(lambda: engine.cycle("bl"))
+
+    assert report.skipped == "list_unhealthy" and report.lookups == 0 and report.errors == 4
+    assert faultdns.count(qname("127.0.0.2")) == 1  # the probe asked its test points ...
+    assert target_queries(faultdns, ADDRS) == 0  # ... and nothing else
+    [status] = store.list_statuses()
+    assert status.health is Health.DEAD
+    assert status.last_cycle_end is not None and status.last_cycle_success is None
+    assert (status.targets, status.last_cycle_lookups, status.last_cycle_errors) == (4, 0, 4)
+    assert rt.stats.list("bl").errors[Reason.LIST_UNHEALTHY] == 4
+    assert store.pairs() == [] and store.seen("bl") == set()
+    [event] = events(store)
+    assert event.kind is EventKind.LIST_UNHEALTHY and event.target is None
+
+
+class SlowHealthWrites(SqliteStore):
+    """A store on a slow disk: writing a list's health takes a while."""
+
+    def record_health(self, *args: Any, **kwargs: Any) -> Event | None:
+        time.sleep(0.2)
+        return super().record_health(*args, **kwargs)
+
+
+def test_two_probes_of_a_dead_list_at_once_raise_one_list_unhealthy_event(
+    faultdns: FaultDns, tmp_path: Path
+) -> None:
+    # the test point answers NXDOMAIN: dead. Both probes hear so at once; the first is still
+    # writing DEAD when the second compares with the stored health, unless they take turns
+    store = SlowHealthWrites(str(tmp_path / "slow.db"))
+    rt = Runtime(make_config(faultdns.port), store)
+    engine = Engine(rt)
+
+    async def scenario() -> None:
+        await asyncio.gather(engine.probe("bl"), engine.probe("bl"))
+
+    try:
+        run(scenario)
+        assert [e.kind for e in events(store)] == [EventKind.LIST_UNHEALTHY]
+    finally:
+        store.close()
+    assert rt.stats.events[EventKind.LIST_UNHEALTHY] == 1
+
+
+def test_a_list_that_dies_keeps_its_listings_and_recovers_with_one_event(
+    faultdns: FaultDns, store: SqliteStore
+) -> None:
+    healthy(faultdns)
+    listing(faultdns, "192.0.2.1")
+    engine = Engine(Runtime(make_config(faultdns.port, schedule={"confirm": 1}), store))
+
+    async def scenario() -> None:
+        await engine.cycle("bl")
+        listed = pair(store, "192.0.2.1")
+        assert listed is not None and listed.status is PairStatus.LISTED
+
+        faultdns.clear()  # the server forgets the zone: everything NXDOMAIN, test point too
+        verdict = await engine.probe("bl")
+        assert verdict is not None and verdict.health is Health.DEAD
+        for _ in range(2):
+            report = await engine.cycle("bl")
+            assert report.skipped == "list_unhealthy" and report.events == []
+        assert target_queries(faultdns, ADDRS) == 0
+        assert pair(store, "192.0.2.1") == listed  # NXDOMAIN from a dead list is no delisting
+
+        healthy(faultdns)
+        listing(faultdns, "192.0.2.1")
+        await engine.probe("bl")
+        await engine.probe("bl")  # still healthy: no second event
+        report = await engine.cycle("bl")
+        assert report.lookups == 4 and report.events == []
+
+    run(scenario)
+    kinds = [e.kind for e in events(store)]
+    assert kinds == [EventKind.LISTED, EventKind.LIST_UNHEALTHY, EventKind.LIST_RECOVERED]
+
+
+# -- budgets and rates --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("used", "sent"), [(6, True), (7, False)])
+def test_a_cycle_that_would_exceed_the_daily_limit_is_skipped_as_budget_exhausted(
+    faultdns: FaultDns, store: SqliteStore, used: int, sent: bool
+) -> None:
+    healthy(faultdns)
+    listing(faultdns, "192.0.2.1")
+    cfg = make_config(
+        faultdns.port, lists=[{**BL, "daily_query_limit": 10}], schedule={"confirm": 1}
+    )
+    rt = Runtime(cfg, store)
+    engine = Engine(rt, clock=lambda: T0)
+    store.commit(CycleCommit(list="bl", budget_day=utc_day(T0), budget_queries=used))
+
+    report = run(lambda: engine.cycle("bl"))
+
+    if sent:  # 6 used + 4 targets = 10: exactly the limit is still allowed
+        assert report.lookups == 4 and report.skipped == ""
+        assert store.budget_used("bl", utc_day(T0)) == 10
+        return
+    assert report.skipped == "budget_exhausted" and report.lookups == 0
+    assert target_queries(faultdns, ADDRS) == 0
+    assert rt.stats.list("bl").errors[Reason.BUDGET_EXHAUSTED] == 4
+    assert store.pairs() == [] and events(store) == [] and store.seen("bl") == set()
+    assert store.budget_used("bl", utc_day(T0)) == 7
+    [status] = store.list_statuses()
+    assert status.health is Health.HEALTHY and status.last_cycle_success is None
+
+
+def test_a_cycle_counts_every_datagram_it_sent_into_the_day_s_budget(
+    faultdns: FaultDns, store: SqliteStore
+) -> None:
+    healthy(faultdns)
+    faultdns.rule(qname("192.0.2.2"), Fault.DROP)  # two attempts, both sent, both counted
+    cfg = make_config(faultdns.port, resolver={"timeout": "100ms", "attempts": 2})
+    engine = Engine(Runtime(cfg, store), clock=lambda: T0)
+
+    async def scenario() -> None:
+        await engine.cycle("bl")
+        assert store.budget_used("bl", utc_day(T0)) == 5
+        await engine.cycle("bl")
+
+    run(scenario)
+    assert store.budget_used("bl", utc_day(T0)) == 10 == target_queries(faultdns, ADDRS)
+
+
+def test_max_qps_spaces_a_cycle_s_queries_out(faultdns: FaultDns, store: SqliteStore) -> None:
+    healthy(faultdns)
+    ten = ["198.51.100.0/29", "198.51.100.8/31"]
+    cfg = make_config(
+        faultdns.port,
+        lists=[{**BL, "max_qps": 20}],
+        targets=[{"group": "mail", "addresses": ten}],
+    )
+    engine = Engine(Runtime(cfg, store))
+
+    async def scenario() -> float:
+        await engine.probe("bl")
+        start = time.monotonic()
+        report = await engine.cycle("bl")
+        assert report.lookups == 10
+        return time.monotonic() - start
+
+    assert run(scenario) >= 9 / 20
+
+
+# -- targets ------------------------------------------------------------------------------------
+
+
+def test_hostnames_are_resolved_again_every_cycle_and_a_failing_one_fails_nothing(
+    faultdns: FaultDns, store: SqliteStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    healthy(faultdns)
+    faultdns.rule("mx1.example.test", Fault.ANSWER, a=["192.0.2.77"])
+    # gone.example.test has no rule: NXDOMAIN
+    group = {
+        "group": "mail",
+        "addresses": ["192.0.2.1"],
+        "hostnames": ["mx1.example.test", "gone.example.test"],
+    }
+    rt = Runtime(make_config(faultdns.port, targets=[group]), store)
+    engine = Engine(rt)
+
+    async def scenario() -> None:
+        first = await engine.cycle("bl")
+        assert first.lookups == 2 and first.skipped == ""
+        faultdns.rule("mx1.example.test", Fault.ANSWER, a=["192.0.2.78"])  # the MX moved
+        second = await engine.cycle("bl")
+        assert second.lookups == 2
+
+    with caplog.at_level(logging.WARNING, logger="rblwatch.engine"):
+        run(scenario)
+    assert faultdns.count("mx1.example.test", rdtype="A") == 2
+    assert faultdns.count(qname("192.0.2.77")) == 1
+    assert faultdns.count(qname("192.0.2.78")) == 1
+    assert faultdns.count(qname("192.0.2.1")) == 2
+    assert "gone.example.test" in caplog.text
+    assert rt.targets_per_group == {"mail": 2}
+
+
+def test_targets_per_group_counts_expanded_addresses_resolved_hostnames_and_domains(
+    faultdns: FaultDns, store: SqliteStore
+) -> None:
+    healthy(faultdns)
+    faultdns.rule("mx1.example.test", Fault.ANSWER, a=["192.0.2.77", "192.0.2.78"])
+    groups = [
+        {"group": "mail", "addresses": FOUR, "hostnames": ["mx1.example.test"]},
+        {"group": "web", "domains": ["example.com"]},
+    ]
+    rt = Runtime(make_config(faultdns.port, targets=groups), store)
+
+    report = run(lambda: Engine(rt).cycle("bl"))
+
+    assert rt.targets_per_group == {"mail": 6, "web": 1}
+    assert report.lookups == 6  # an ip list takes no domains
+
+
+def test_allow_list_hits_are_events_without_alerts_while_block_list_hits_are_alerted(
+    faultdns: FaultDns, store: SqliteStore
+) -> None:
+    healthy(faultdns)
+    healthy(faultdns, "wl.test")
+    listing(faultdns, "192.0.2.1")
+    listing(faultdns, "192.0.2.1", "wl.test")
+    wl = {"name": "wl", "zone": "wl.test", "kind": "ip", "purpose": "allow"}
+    cfg = make_config(
+        faultdns.port,
+        lists=[BL, wl],
+        schedule={"confirm": 1},
+        alerts={"receivers": [{"name": "ops", "url": "http://127.0.0.1:9/hook"}]},
+    )
+    engine = Engine(Runtime(cfg, store))
+
+    async def scenario() -> None:
+        await engine.cycle("bl")
+        await engine.cycle("wl")
+
+    run(scenario)
+    assert sorted((e.list, e.kind) for e in events(store)) == [
+        ("bl", EventKind.LISTED),
+        ("wl", EventKind.LISTED),
+    ]
+    assert store.outbox_counts() == {"ops": 1}
+    [delivery] = store.due_deliveries("ops", time.time() + 60)
+    assert delivery.event.list == "bl"
+
+
+def test_a_target_removed_from_the_config_keeps_its_stored_row_and_is_no_longer_asked(
+    faultdns: FaultDns, store: SqliteStore
+) -> None:
+    """Current behaviour, pinned: nothing deletes or delists a target the config dropped."""
+    healthy(faultdns)
+    listing(faultdns, "192.0.2.1")
+    rt = Runtime(make_config(faultdns.port, schedule={"confirm": 1}), store)
+    engine = Engine(rt)
+
+    async def scenario() -> None:
+        await engine.cycle("bl")
+        rt.config = make_config(
+            faultdns.port,
+            schedule={"confirm": 1},
+            targets=[{"group": "mail", "addresses": ["192.0.2.2"]}],
+        )
+        report = await engine.cycle("bl")
+        assert report.lookups == 1 and report.events == []
+
+    run(scenario)
+    row = pair(store, "192.0.2.1")
+    assert row is not None and row.status is PairStatus.LISTED
+    assert faultdns.count(qname("192.0.2.1")) == 1
+    assert [e.kind for e in events(store)] == [EventKind.LISTED]
+    assert store.list_statuses()[0].targets == 1
+
+
+def test_a_cycle_of_a_list_no_longer_configured_does_nothing(
+    faultdns: FaultDns, store: SqliteStore
+) -> None:
+    engine = Engine(Runtime(make_config(faultdns.port), store))
+
+    report = run(lambda: engine.cycle("gone"))
+
+    assert report.skipped == "list no longer configured"
+    assert faultdns.queries == [] and store.list_statuses() == []

@@ -1,0 +1,209 @@
+"""The scheduler: APScheduler 3 jobs on the daemon's event loop (SPEC §4, §5).
+
+Each test runs a real `AsyncIOScheduler` inside `asyncio.run` for a few seconds at most, with
+1-second intervals. Where a test is about timing rather than DNS, the engine's cycle is
+replaced by a coroutine that records its calls and sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rblwatch import scheduler as scheduler_mod
+from rblwatch.config import Config, parse_config
+from rblwatch.engine import CycleReport, Engine
+from rblwatch.model import EventKind
+from rblwatch.runtime import Runtime
+from rblwatch.scheduler import Scheduler, cycle_deadline
+from rblwatch.store.sqlite import SqliteStore
+from tests.faultdns import Fault, FaultDns
+
+ZONE = "bl.test"
+
+
+def qname(address: str, zone: str = ZONE) -> str:
+    return ".".join([*reversed(address.split(".")), zone])
+
+
+def make_config(port: int, *, lists: list[Any] | None = None, **schedule: Any) -> Config:
+    return parse_config(
+        {
+            "resolver": {"nameservers": [f"127.0.0.1:{port}"], "timeout": "2s", "attempts": 1},
+            "schedule": {"interval": 1, "jitter": 0, "health_interval": 3600, **schedule},
+            "lists": lists or [{"name": "bl", "zone": ZONE, "kind": "ip"}],
+            "targets": [{"group": "mail", "addresses": ["192.0.2.0/30"]}],
+        }
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqliteStore]:
+    s = SqliteStore(str(tmp_path / "state.db"))
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+class SlowCycles:
+    """Stands in for Engine.cycle/probe: records each call and takes `seconds` to finish."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.calls: list[tuple[str, set[str] | None]] = []
+        self.cancelled = 0
+
+    async def cycle(self, name: str, only: set[str] | None = None) -> CycleReport:
+        self.calls.append((name, only))
+        try:
+            await asyncio.sleep(self.seconds)
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        return CycleReport(name)
+
+    async def probe(self, name: str) -> None:
+        return None
+
+
+def with_slow_cycles(monkeypatch: pytest.MonkeyPatch, engine: Engine, seconds: float) -> SlowCycles:
+    slow = SlowCycles(seconds)
+    monkeypatch.setattr(engine, "cycle", slow.cycle)
+    monkeypatch.setattr(engine, "probe", slow.probe)
+    return slow
+
+
+def test_a_cycle_still_running_when_the_next_is_due_makes_that_one_skipped_and_counted(
+    monkeypatch: pytest.MonkeyPatch, faultdns: FaultDns, store: SqliteStore
+) -> None:
+    rt = Runtime(make_config(faultdns.port), store)
+    engine = Engine(rt)
+    slow = with_slow_cycles(monkeypatch, engine, 2.2)
+    # the deadline is lifted here so that only max_instances=1 keeps the cycles apart
+    monkeypatch.setattr(scheduler_mod, "cycle_deadline", lambda interval: 60.0)
+    sched = Scheduler(rt, engine)
+
+    async def scenario() -> None:
+        sched.start()
+        try:
+            await asyncio.sleep(2.7)  # first cycle from +1s to +3.2s; the one due at +2s skips
+        finally:
+            sched.shutdown()
+
+    asyncio.run(scenario())
+    assert slow.calls == [("bl", None)]
+    assert rt.stats.list("bl").cycles_skipped == 1
+    assert rt.stats.list("bl").cycles_overrun == 0
+
+
+def test_a_cycle_past_its_deadline_is_cancelled_counted_as_overrun_and_commits_nothing(
+    faultdns: FaultDns, store: SqliteStore
+) -> None:
+    faultdns.rule(qname("127.0.0.2"), Fault.ANSWER, a=["127.0.0.2"])
+    faultdns.rule(qname("192.0.2.1"), Fault.DELAY, a=["127.0.0.2"], delay_ms=3000)
+    rt = Runtime(make_config(faultdns.port), store)
+    engine = Engine(rt)
+    sched = Scheduler(rt, engine)
+
+    async def scenario() -> None:
+        sched.start()  # the health probe at once, the first cycle at +1s, its deadline at +1.9s
+        try:
+            await asyncio.sleep(2.3)
+        finally:
+            sched.shutdown()
+
+    asyncio.run(scenario())
+    counters = rt.stats.list("bl")
+    assert counters.cycles_overrun == 1
+    assert counters.cycles_skipped == 0  # the deadline ends a cycle before the next is due
+    assert faultdns.count(qname("192.0.2.1")) >= 1
+    [status] = store.list_statuses()
+    assert status.last_cycle_end is None  # the abandoned cycle wrote nothing
+    assert store.pairs() == [] and store.seen("bl") == set()
+
+
+@pytest.mark.parametrize("interval", [1.0, 1.05, 10.0, 1800.0])
+def test_the_deadline_of_a_cycle_is_shorter_than_its_interval(interval: float) -> None:
+    assert 0 < cycle_deadline(interval) < interval
+
+
+def test_confirmations_of_one_list_are_batched_into_one_round_after_confirm_delay(
+    faultdns: FaultDns, store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    faultdns.rule(qname("127.0.0.2"), Fault.ANSWER, a=["127.0.0.2"])
+    for address in ("192.0.2.1", "192.0.2.2"):
+        faultdns.rule(qname(address), Fault.ANSWER, a=["127.0.0.2"])
+    rt = Runtime(make_config(faultdns.port, confirm=2, confirm_delay="400ms"), store)
+    engine = Engine(rt)
+    sched = Scheduler(rt, engine)
+    rounds: list[tuple[set[str] | None, float]] = []
+    real_cycle = engine.cycle
+
+    async def recording(name: str, only: set[str] | None = None) -> CycleReport:
+        rounds.append((only, time.monotonic()))
+        return await real_cycle(name, only)
+
+    monkeypatch.setattr(engine, "cycle", recording)
+
+    async def scenario() -> float:
+        sched.aps.start()  # no cycle jobs: this test drives the one full cycle itself
+        try:
+            await engine.cycle("bl")  # two pending listings → confirm_later(bl, {.1, .2})
+            asked = time.monotonic()
+            await asyncio.sleep(0.25)
+            sched.confirm_later("bl", {"192.0.2.3"})  # joins the round, does not postpone it
+            confirm_jobs = [j for j in sched.aps.get_jobs() if j.id.startswith("confirm:")]
+            assert [j.id for j in confirm_jobs] == ["confirm:bl"]
+            await asyncio.sleep(0.7)
+            return asked
+        finally:
+            sched.shutdown()
+
+    asked = asyncio.run(scenario())
+    assert [only for only, _ in rounds] == [None, {"192.0.2.1", "192.0.2.2", "192.0.2.3"}]
+    assert 0.35 <= rounds[1][1] - asked < 0.6  # confirm_delay after the first request
+    kinds = sorted((e.kind, e.target) for e in store.events())
+    assert kinds == [(EventKind.LISTED, "192.0.2.1"), (EventKind.LISTED, "192.0.2.2")]
+
+
+def test_schedule_all_after_a_config_swap_replaces_the_jobs_and_keeps_old_counters(
+    monkeypatch: pytest.MonkeyPatch, faultdns: FaultDns, store: SqliteStore
+) -> None:
+    def lst(name: str, **kw: Any) -> dict[str, Any]:
+        return {"name": name, "zone": f"{name}.test", "kind": "ip", **kw}
+
+    rt = Runtime(make_config(faultdns.port, lists=[lst("a"), lst("b")], interval=600), store)
+    engine = Engine(rt)
+    with_slow_cycles(monkeypatch, engine, 0)
+    sched = Scheduler(rt, engine)
+
+    def jobs() -> dict[str, float | None]:
+        return {
+            j.id: getattr(j.trigger, "interval", None) and j.trigger.interval.total_seconds()
+            for j in sched.aps.get_jobs()
+        }
+
+    async def scenario() -> tuple[dict[str, float | None], dict[str, float | None]]:
+        sched.start()
+        try:
+            before = jobs()
+            rt.stats.list("a").cycles_skipped = 3
+            rt.config = make_config(
+                faultdns.port, lists=[lst("b", interval=7), lst("c")], interval=600
+            )
+            sched.schedule_all()
+            return before, jobs()
+        finally:
+            sched.shutdown()
+
+    before, after = asyncio.run(scenario())
+    assert before == {"health:a": 3600, "cycle:a": 600, "health:b": 3600, "cycle:b": 600}
+    assert after == {"health:b": 3600, "cycle:b": 7, "health:c": 3600, "cycle:c": 600}
+    assert set(rt.stats.lists) == {"a", "b", "c"}
+    assert rt.stats.list("a").cycles_skipped == 3  # a reload never drops counts
