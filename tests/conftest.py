@@ -2,16 +2,20 @@
 
 ``rbldnsd`` (or ``rbldnsd_factory`` for several) gives an rbldnsd to fill with zones and start;
 ``faultdns`` gives a started :class:`tests.faultdns.FaultDns`. See tests/test_infra.py for use.
+``alertmanager`` gives a started real Alertmanager whose notifications go to a test webhook.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
+from tests import alertmanager as am
 from tests.faultdns import FaultDns
 from tests.rbldnsd import Rbldnsd, available
+from tests.webhooks import WebhookReceiver
 
 
 @pytest.fixture
@@ -48,3 +52,23 @@ def faultdns() -> Iterator[FaultDns]:
         yield srv
     finally:
         srv.stop()
+
+
+@pytest.fixture
+def alertmanager(tmp_path: Path) -> Iterator[am.Alertmanager]:
+    """A started Alertmanager on 127.0.0.1 (cluster off, storage in tmp_path). Its notifications,
+    resolved ones too, arrive at `notifications` (a started WebhookReceiver)."""
+    if am.binary() is None:
+        # never a skip: Alertmanager integration is only proven against the real thing
+        pytest.fail(
+            "alertmanager is not installed: apt-get install -y prometheus-alertmanager"
+            " (see README, Tests)"
+        )
+    notifications = WebhookReceiver().start()
+    server = am.Alertmanager(tmp_path, notifications.url + "/notify")
+    server.notifications = notifications
+    try:
+        yield server.start()
+    finally:
+        server.close()
+        notifications.close()
