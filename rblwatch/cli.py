@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--target", metavar="T")
     h.add_argument("--list", dest="list_name", metavar="L")
     h.add_argument("--since", default="7d", metavar="DURATION", help="how far back (default 7d)")
-    h.add_argument("--limit", type=int, default=1000, metavar="N")
+    h.add_argument("--limit", type=int, default=1000, metavar="N", help="the newest N (1000)")
     h.add_argument("--format", choices=["table", "json"], default="table")
 
     with_config(sub.add_parser("plan", help="queries per day per list against its limits"))
@@ -429,9 +429,15 @@ def cmd_history(args: argparse.Namespace) -> int:
     since = _since(args.since)
     store = open_existing_store(cfg)
     try:
-        events = store.events(
-            since=since, limit=max(1, args.limit), target=args.target, list_name=args.list_name
+        # the newest --limit events (shown oldest first): a busy week must not hide today
+        newest = store.events(
+            since=since,
+            limit=max(1, args.limit),
+            target=args.target,
+            list_name=args.list_name,
+            newest_first=True,
         )
+        events = list(reversed(newest))
     finally:
         store.close()
     if args.format == "json":

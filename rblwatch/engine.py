@@ -77,6 +77,7 @@ class Engine:
         self._probe_locks: dict[str, asyncio.Lock] = {}
         self._resolver: tuple[ResolverConfig, Resolver] | None = None
         self._per_list: dict[str, tuple[list[Target], list[Target]]] = {}
+        self._complete_targets = True  # every configured target is known (hostnames resolved)
         # query labels per target: every list asks the same targets every cycle
         self._prefix = functools.lru_cache(maxsize=1 << 20)(lookup.prefix_wire)
 
@@ -119,6 +120,7 @@ class Engine:
                 )
             self._static = (cfg, static)
         found = self._static[1]
+        self._complete_targets = True
         if any(g.hostnames for g in cfg.targets):
             found = list(found)  # a new list each time: hostnames resolve afresh every cycle
             for g in cfg.targets:
@@ -145,6 +147,7 @@ class Engine:
             names, nameservers=r.nameservers, timeout=r.timeout, group=group
         )
         for name, why in failed:
+            self._complete_targets = False
             log.warning("hostname %s (group %s) not resolved: %s", name, group, why)
         return got
 
@@ -268,7 +271,7 @@ class Engine:
         report.lookups = result.summary.lookups
         report.errors = result.summary.error
         self._count_lookups(lst.name, result.queries, durations, result.results)
-        commit = await self._transitions(lst, mine, outcomes, start, report)
+        commit = await self._transitions(lst, mine, outcomes, start, report, full=full)
         end = self.clock()
         if full:
             commit.status = self._status(
@@ -302,10 +305,18 @@ class Engine:
         outcomes: dict[str, Outcome],
         now: float,
         report: CycleReport,
+        *,
+        full: bool,
     ) -> CycleCommit:
         rows = {p.target: p for p in await asyncio.to_thread(self.rt.store.pairs, lst.name)}
         seen = await self._seen_of(lst.name)
         commit = CycleCommit(list=lst.name)
+        if full and self._complete_targets:
+            # a target no longer configured leaves the status page and /metrics quietly: it
+            # was not delisted, it is no longer watched (no event). Not when a hostname failed
+            # to resolve this cycle: its addresses are missing only for now.
+            current = {t.value for t in mine}
+            commit.deletes.extend(t for t in rows if t not in current)
         confirm = self.rt.config.schedule.confirm
         for t in mine:
             prev = rows.get(t.value)

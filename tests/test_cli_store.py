@@ -248,3 +248,16 @@ def test_a_bad_since_is_one_line_and_exit_2(run: Run, cfg_path: Path, since: str
 
     assert ran.code == 2 and ran.out == ""
     assert ran.err.count("\n") == 1 and f"--since {since}" in ran.err
+
+
+def test_history_limit_keeps_the_newest_events_shown_oldest_first(run: Run, cfg_path: Path) -> None:
+    ran = run("history", "--config.file", str(cfg_path), "--limit", "2", "--format", "json")
+    assert ran.code == 0
+    events = ran.json()["events"]
+    assert isinstance(events, list)
+    # of the fixture's five events the newest two are the delisting (-10 min) and the list
+    # going unhealthy (-5 min), shown in time order
+    assert [(e["kind"], e["target"]) for e in events] == [
+        ("delisted", "192.0.2.2"),
+        ("list_unhealthy", None),
+    ]

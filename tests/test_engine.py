@@ -416,10 +416,10 @@ def test_allow_list_hits_are_events_without_alerts_while_block_list_hits_are_ale
     assert delivery.event.list == "bl"
 
 
-def test_a_target_removed_from_the_config_keeps_its_stored_row_and_is_no_longer_asked(
+def test_a_target_removed_from_the_config_leaves_the_store_quietly_and_is_no_longer_asked(
     faultdns: FaultDns, store: SqliteStore
 ) -> None:
-    """Current behaviour, pinned: nothing deletes or delists a target the config dropped."""
+    """No longer watched is not delisted: the row goes, no event is raised."""
     healthy(faultdns)
     listing(faultdns, "192.0.2.1")
     rt = Runtime(make_config(faultdns.port, schedule={"confirm": 1}), store)
@@ -436,11 +436,26 @@ def test_a_target_removed_from_the_config_keeps_its_stored_row_and_is_no_longer_
         assert report.lookups == 1 and report.events == []
 
     run(scenario)
-    row = pair(store, "192.0.2.1")
-    assert row is not None and row.status is PairStatus.LISTED
+    assert pair(store, "192.0.2.1") is None
     assert faultdns.count(qname("192.0.2.1")) == 1
     assert [e.kind for e in events(store)] == [EventKind.LISTED]
     assert store.list_statuses()[0].targets == 1
+
+
+def test_a_confirmation_round_leaves_the_rows_of_targets_it_did_not_ask_alone(
+    faultdns: FaultDns, store: SqliteStore
+) -> None:
+    healthy(faultdns)
+    listing(faultdns, "192.0.2.1")
+    engine = Engine(Runtime(make_config(faultdns.port, schedule={"confirm": 1}), store))
+
+    async def scenario() -> None:
+        await engine.cycle("bl")
+        await engine.cycle("bl", only={"192.0.2.2"})
+
+    run(scenario)
+    row = pair(store, "192.0.2.1")
+    assert row is not None and row.status is PairStatus.LISTED
 
 
 def test_a_cycle_of_a_list_no_longer_configured_does_nothing(
