@@ -581,5 +581,5 @@ def test_the_commented_examples_in_the_example_config_are_valid(tmp_path: Path) 
     names = [lst.name for lst in cfg.lists]
     assert names[-2:] == ["spamhaus-zen-dqs", "corp-bl"]
     assert cfg.resolver.nameservers != ()
-    assert [r.name for r in cfg.alerts.receivers] == ["ops", "slack"]
+    assert [r.name for r in cfg.alerts.receivers] == ["ops", "slack", "alertmanager"]
     assert cfg.targets[0].exclude and cfg.targets[0].hostnames
