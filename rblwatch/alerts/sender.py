@@ -206,6 +206,8 @@ class Sender:
     async def _step(self) -> None:
         if self._refresh_due():
             await self._refresh()
+        # cleared before the read, so a wake-up during it is not lost: the wait returns at once
+        self._wake.clear()
         head = await self._head()
         now = self.clock()
         if head is None:
@@ -227,7 +229,6 @@ class Sender:
         return rows[0] if rows else None
 
     async def _idle(self, seconds: float) -> None:
-        self._wake.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), max(0.0, seconds))
 
