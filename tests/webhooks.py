@@ -91,8 +91,17 @@ class WebhookReceiver:
     def stop(self) -> None:
         asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(10)
 
+    async def _cancel_the_rest(self) -> None:
+        # a slow answer may still be sleeping: end it here, not as a warning at exit
+        me = asyncio.current_task()
+        rest = [t for t in asyncio.all_tasks() if t is not me]
+        for task in rest:
+            task.cancel()
+        await asyncio.gather(*rest, return_exceptions=True)
+
     def close(self) -> None:
         self.stop()
+        asyncio.run_coroutine_threadsafe(self._cancel_the_rest(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
         self._loop.close()
