@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -192,6 +193,16 @@ def test_the_alert_queue_counts_undelivered_outbox_rows(runtime: Runtime) -> Non
     put(runtime, events=[event("192.0.2.1", T0), event("192.0.2.2", T0)])
     registry = build_registry(runtime)
     assert value(registry, "rblwatch_alert_queue", receiver="ops") == 2.0
+
+
+def test_a_removed_receiver_s_waiting_rows_are_not_exported(runtime: Runtime) -> None:
+    put(runtime, events=[event("192.0.2.1", T0)])
+    runtime.config = dataclasses.replace(
+        runtime.config, alerts=dataclasses.replace(runtime.config.alerts, receivers=())
+    )
+    registry = build_registry(runtime)
+    assert value(registry, "rblwatch_alert_queue", receiver="ops") is None
+    assert runtime.store.outbox_counts() == {"ops": 1}  # kept for the receiver's return
 
 
 def test_targets_per_group_are_exported(runtime: Runtime) -> None:
