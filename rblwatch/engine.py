@@ -15,7 +15,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from rblwatch import health, hostnames, lookup, targets, transitions
@@ -64,6 +64,18 @@ def receivers_for(config: Config, lst: DnsList) -> Callable[[Event], list[str]]:
     return pick
 
 
+def _add_new(out: list[Target], values: set[str], found: Iterable[Target]) -> None:
+    """Append the targets whose value is not in `values` yet (and record it there).
+
+    One target per value, whatever the groups or hostnames it is reached through (the first
+    wins): a cycle decides once per pair, and a value met twice would raise its events twice.
+    """
+    for t in found:
+        if t.value not in values:
+            values.add(t.value)
+            out.append(t)
+
+
 class Engine:
     """Runs cycles and health probes for the daemon, against the runtime's current config."""
 
@@ -72,7 +84,8 @@ class Engine:
         self.clock = clock
         self.on_confirm: ConfirmCallback | None = None
         self._seen: dict[str, set[str]] = {}
-        self._static: tuple[Config, list[Target]] | None = None
+        # the config's addresses and domains, expanded once, and their values
+        self._static: tuple[Config, list[Target], set[str]] | None = None
         self._locks: dict[str, asyncio.Lock] = {}
         self._probe_locks: dict[str, asyncio.Lock] = {}
         self._resolver: tuple[ResolverConfig, Resolver] | None = None
@@ -110,22 +123,27 @@ class Engine:
         cfg = self.rt.config
         if self._static is None or self._static[0] is not cfg:
             static: list[Target] = []
+            values: set[str] = set()
             for g in cfg.targets:
-                static += targets.expand(
+                expanded = targets.expand(
                     g.addresses,
                     g.exclude,
                     g.domains,
                     group=g.group,
                     ipv4_min_prefix=cfg.limits.ipv4_min_prefix,
                 )
-            self._static = (cfg, static)
-        found = self._static[1]
+                _add_new(static, values, expanded)
+            self._static = (cfg, static, values)
+        _, found, static_values = self._static
         self._complete_targets = True
         if any(g.hostnames for g in cfg.targets):
-            found = list(found)  # a new list each time: hostnames resolve afresh every cycle
+            # a new list each time: hostnames resolve afresh every cycle
+            found = list(found)
+            resolved: set[str] = set()
             for g in cfg.targets:
                 if g.hostnames:
-                    found += await self._resolve(g.hostnames, g.group)
+                    got = await self._resolve(g.hostnames, g.group)
+                    _add_new(found, resolved, (t for t in got if t.value not in static_values))
         counts: dict[str, int] = {}
         for t in found:
             counts[t.group] = counts.get(t.group, 0) + 1

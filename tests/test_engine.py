@@ -386,6 +386,27 @@ def test_targets_per_group_counts_expanded_addresses_resolved_hostnames_and_doma
     assert report.lookups == 6  # an ip list takes no domains
 
 
+def test_a_target_reached_through_two_groups_or_a_hostname_is_looked_up_and_alerted_once(
+    faultdns: FaultDns, store: SqliteStore
+) -> None:
+    """One pair is one decision: a second copy of the target would raise the event twice."""
+    healthy(faultdns)
+    listing(faultdns, "192.0.2.1")
+    faultdns.rule("mx1.example.test", Fault.ANSWER, a=["192.0.2.1"])
+    groups = [
+        {"group": "mail", "addresses": ["192.0.2.1"]},
+        {"group": "relay", "addresses": ["192.0.2.1"], "hostnames": ["mx1.example.test"]},
+    ]
+    rt = Runtime(make_config(faultdns.port, targets=groups, schedule={"confirm": 1}), store)
+
+    report = run(lambda: Engine(rt).cycle("bl"))
+
+    assert report.lookups == 1
+    [event] = events(store)
+    assert (event.kind, event.target, event.group) == (EventKind.LISTED, "192.0.2.1", "mail")
+    assert rt.targets_per_group == {"mail": 1}
+
+
 def test_allow_list_hits_are_events_without_alerts_while_block_list_hits_are_alerted(
     faultdns: FaultDns, store: SqliteStore
 ) -> None:
