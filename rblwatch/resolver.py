@@ -606,6 +606,9 @@ def _read_answers(data: bytes, off: int, qtype: int) -> tuple[list[bytes], int |
         if end > len(data):
             raise ValueError("truncated record")
         if rtype == qtype:
+            if qtype == QTYPE_A and rdlen != 4:
+                # callers read A rdata as 4 bytes: any other length is a malformed reply
+                raise ValueError("A record of the wrong length")
             rdatas.append(data[off:end])
             ttl = rttl if ttl is None else min(ttl, rttl)
         off = end

@@ -11,6 +11,9 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import itertools
+import socket
+import struct
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -403,6 +406,26 @@ def test_concurrent_runs_share_max_in_flight_and_all_finish(faultdns: FaultDns) 
     outstanding = [seen - n for n, seen in enumerate(seen_at_result, start=1)]
     assert max(outstanding) <= window - 1
     assert res.in_flight == 0
+
+
+def _answer_once_with_a_short_a_record(sock: socket.socket) -> None:
+    """Reply to one query with its ID and question and an A record only 2 bytes long."""
+    query, peer = sock.recvfrom(512)
+    header = query[:2] + b"\x81\x80" + b"\x00\x01\x00\x01\x00\x00\x00\x00"
+    record = b"\xc0\x0c" + struct.pack(">HHIH", QTYPE_A, 1, 60, 2) + b"\x7f\x00"
+    sock.sendto(header + query[12:] + record, peer)
+
+
+def test_a_matching_reply_with_a_malformed_a_record_is_a_bad_reply_not_a_crash() -> None:
+    """An A record is 4 bytes: any other length is an unparsable reply for that lookup alone,
+    never an exception that ends the whole run without results for the other jobs."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        server = threading.Thread(target=_answer_once_with_a_short_a_record, args=(sock,))
+        server.start()
+        reply = ask(resolver(), sock.getsockname())
+        server.join(5)
+    assert reply.status == Status.BAD_REPLY
 
 
 def test_every_job_gets_exactly_one_result_whatever_the_server_does(faultdns: FaultDns) -> None:
