@@ -337,7 +337,8 @@ __all__ = ["TargetKind", "main"]
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from rblwatch import daemon  # the daemon's imports (aiohttp, APScheduler) only when needed
+    # the daemon's imports (aiohttp, APScheduler) only when needed
+    from rblwatch import daemon, web
 
     cfg = config.load_config(args.config_file or config.DEFAULT_CONFIG_PATH, require_targets=True)
     daemon.setup_logging(args.log_level, args.log_format)
@@ -347,7 +348,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     warn_public_resolvers(
         configured + [_split(s) for lst in cfg.lists for s in lst.nameservers], sys.stderr
     )
-    code: int = asyncio.run(daemon.Daemon(cfg.source, listen_address=args.listen_address).run())
+    try:
+        code: int = asyncio.run(daemon.Daemon(cfg.source, listen_address=args.listen_address).run())
+    except web.WebError as exc:  # the listen address is taken or not ours: one line, exit 2
+        raise UsageError(str(exc)) from None
     return code
 
 

@@ -109,7 +109,11 @@ class Daemon:
         self.alerts = Alerts(rt)
         rt.on_events = self.alerts.wake
         host, port = self._listen(cfg)
-        runner = await web.start(rt, metrics.build_registry(rt), host, port)
+        try:
+            runner = await web.start(rt, metrics.build_registry(rt), host, port)
+        except BaseException:
+            await asyncio.to_thread(store.close)
+            raise
         try:
             self._signals()
             await self.alerts.apply(cfg)  # deliveries left by the last run go out first

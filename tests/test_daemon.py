@@ -206,6 +206,21 @@ def test_sigterm_stops_the_daemon_within_seconds_with_exit_0(daemon: DaemonProce
     assert time.monotonic() - t0 < 10
 
 
+def test_a_listen_address_in_use_is_one_line_and_exit_2_not_a_traceback(
+    daemon: DaemonProcess,
+) -> None:
+    port = int(daemon.config.read_text().split("listen_address: 127.0.0.1:")[1].split()[0])
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        daemon.start(port, wait_ready=False)
+        assert daemon.proc is not None
+        code = daemon.proc.wait(10)
+    assert code == 2
+    assert "Traceback" not in daemon.log()
+    assert f"web.listen_address: cannot listen on 127.0.0.1:{port}" in daemon.log()
+
+
 def test_metrics_have_the_names_and_labels_of_the_spec(daemon: DaemonProcess, dns: Rbldnsd) -> None:
     listed(dns, LISTED)
     start(daemon)
