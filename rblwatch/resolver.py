@@ -288,6 +288,10 @@ class _Batch:
             self.loop.remove_reader(s.fileno())
             s.close()
         self.socks.clear()
+        # a run cancelled (a cycle past its deadline) or failed leaves lookups unanswered:
+        # give their places back, or the resolver, which outlives the run, stays full
+        self.r.in_flight -= self.in_flight
+        self.in_flight = 0
 
     # -- sending ------------------------------------------------------------------------------
 

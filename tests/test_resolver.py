@@ -428,6 +428,31 @@ def test_a_matching_reply_with_a_malformed_a_record_is_a_bad_reply_not_a_crash()
     assert reply.status == Status.BAD_REPLY
 
 
+def test_an_abandoned_run_gives_its_window_back_to_the_resolver(faultdns: FaultDns) -> None:
+    """The daemon cancels a cycle that overruns its deadline; the resolver outlives it and
+    must not count that run's unanswered queries as in flight for ever (later runs would
+    find no room and hang)."""
+    faultdns.rule("*.dead.test", Fault.DROP)
+    res = resolver(timeout=5, attempts=1, max_in_flight=4)
+    addresses = ["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"]
+    got: list[object] = []
+
+    async def scenario() -> None:
+        slow = res.run(jobs_for(addresses, [faultdns.address], zone="dead.test"), _ignore)
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(slow, 0.3)
+        later = res.run(jobs_for(["127.0.0.2"], [faultdns.address]), lambda *a: got.append(a))
+        await asyncio.wait_for(later, 2)
+
+    asyncio.run(scenario())
+    assert len(got) == 1
+    assert res.in_flight == 0
+
+
+def _ignore(*_: object) -> None:
+    pass
+
+
 def test_every_job_gets_exactly_one_result_whatever_the_server_does(faultdns: FaultDns) -> None:
     faults = [
         (Action(Fault.NXDOMAIN), Status.OK),
