@@ -244,8 +244,9 @@ class Sender:
         attempt = await self._post(request)
         outcome = verdict(attempt)
         if outcome is Verdict.DELIVERED:
-            await asyncio.to_thread(self.rt.store.delivery_done, d.id)
+            # counted before the row goes: whoever sees the outbox empty sees the count too
             _count(self.rt.stats.alert_deliveries, self.name)
+            await asyncio.to_thread(self.rt.store.delivery_done, d.id)
             log.info(
                 "alert %s (%s) delivered to %s: %s after %d failed attempts",
                 formats.webhook_id(event),
@@ -275,8 +276,8 @@ class Sender:
         )
 
     async def _give_up(self, d: Delivery, why: str) -> None:
-        await asyncio.to_thread(self.rt.store.delivery_done, d.id)
         _count(self.rt.stats.alert_failures, self.name)
+        await asyncio.to_thread(self.rt.store.delivery_done, d.id)
         log.error(
             "alert %s (%s) to %s given up: %s",
             formats.webhook_id(d.event),
