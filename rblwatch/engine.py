@@ -32,6 +32,10 @@ log = logging.getLogger("rblwatch.engine")
 ConfirmCallback = Callable[[str, set[str]], None]
 
 
+class CycleOverrun(Exception):
+    """A cycle's lookups ran past its deadline: abandoned, nothing decided or written."""
+
+
 @dataclass(slots=True)
 class CycleReport:
     """What one cycle did (for logs, tests and the scheduler)."""
@@ -88,6 +92,8 @@ class Engine:
         self._static: tuple[Config, list[Target], set[str]] | None = None
         self._locks: dict[str, asyncio.Lock] = {}
         self._probe_locks: dict[str, asyncio.Lock] = {}
+        self._health: dict[str, Health] | None = None
+        self._plans: dict[str, tuple[DnsList, ResolverConfig, Plan]] = {}
         self._resolver: tuple[ResolverConfig, Resolver] | None = None
         self._per_list: dict[str, tuple[list[Target], list[Target]]] = {}
         self._complete_targets = True  # every configured target is known (hostnames resolved)
@@ -113,9 +119,17 @@ class Engine:
         return self._resolver[1]
 
     def plan(self, lst: DnsList) -> Plan:
-        configured = self.rt.config.resolver.nameservers or system_nameservers()
+        """How to ask a list: built once per list and resolver config (its decoder keeps a
+        cache of decoded answers), not re-read from resolv.conf every cycle."""
+        resolver_cfg = self.rt.config.resolver
+        cached = self._plans.get(lst.name)
+        if cached is not None and cached[0] is lst and cached[1] is resolver_cfg:
+            return cached[2]
+        configured = resolver_cfg.nameservers or system_nameservers()
         servers = tuple(normalize_server(h, p) for h, p in configured)
-        return plans_for([lst], servers)[0]
+        plan = plans_for([lst], servers)[0]
+        self._plans[lst.name] = (lst, resolver_cfg, plan)
+        return plan
 
     async def targets(self) -> list[Target]:
         """Every configured target: addresses and domains (expanded once per config) plus
@@ -196,16 +210,19 @@ class Engine:
             event,
             receivers_for(self.rt.config, lst),
         )
+        if self._health is not None:
+            self._health[name] = verdict.health
         if stored is not None:
             self._count_events([stored])
             log.warning("list %s: %s %s", name, stored.kind.value, verdict.detail)
         return verdict
 
     def _stored_health(self, name: str) -> Health:
-        for status in self.rt.store.list_statuses():
-            if status.name == name:
-                return status.health
-        return Health.UNKNOWN
+        """A list's health as last stored: read from the store once, then kept here (every
+        change goes through `_probe`), so cycles never wait on the store for it."""
+        if self._health is None:
+            self._health = {s.name: s.health for s in self.rt.store.list_statuses()}
+        return self._health.get(name, Health.UNKNOWN)
 
     def _health_event(self, lst: DnsList, before: Health, verdict: health.Verdict) -> Event | None:
         was_ok = before in (Health.HEALTHY, Health.UNKNOWN)
@@ -219,14 +236,23 @@ class Engine:
 
     # -- cycles -----------------------------------------------------------------------------
 
-    async def cycle(self, name: str, only: set[str] | None = None) -> CycleReport:
-        """Look up every target of a list (or just `only`, a confirmation round) and commit."""
+    async def cycle(
+        self, name: str, only: set[str] | None = None, deadline: float | None = None
+    ) -> CycleReport:
+        """Look up every target of a list (or just `only`, a confirmation round) and commit.
+
+        `deadline` (seconds from now) bounds the lookups: past it they are abandoned and
+        `CycleOverrun` is raised before anything is decided or written. It never interrupts
+        the transitions and the commit, which are quick and must run whole (a commit cut off
+        half way would still land in the store while its bookkeeping here was skipped).
+        """
+        until = None if deadline is None else time.monotonic() + deadline
         # one list's cycles and confirmation rounds never interleave: both read the rows,
         # decide and write, and two deciders on one row could raise the same event twice
         async with self._locks.setdefault(name, asyncio.Lock()):
-            return await self._cycle(name, only)
+            return await self._cycle(name, only, until)
 
-    async def _cycle(self, name: str, only: set[str] | None) -> CycleReport:
+    async def _cycle(self, name: str, only: set[str] | None, until: float | None) -> CycleReport:
         report = CycleReport(name)
         lst = self.list_named(name)
         if lst is None:
@@ -241,7 +267,7 @@ class Engine:
         reason = await self._why_not(lst, len(mine), start)
         if reason is not None:
             return await self._skip(lst, mine, reason, start, report, full=only is None)
-        return await self._run(lst, mine, start, report, full=only is None)
+        return await self._run(lst, mine, start, report, full=only is None, until=until)
 
     async def _why_not(self, lst: DnsList, n: int, at: float) -> Reason | None:
         """Why this cycle must not send lookups: an unhealthy list or a spent budget."""
@@ -277,14 +303,33 @@ class Engine:
         return report
 
     async def _run(
-        self, lst: DnsList, mine: list[Target], start: float, report: CycleReport, *, full: bool
+        self,
+        lst: DnsList,
+        mine: list[Target],
+        start: float,
+        report: CycleReport,
+        *,
+        full: bool,
+        until: float | None,
     ) -> CycleReport:
         resolver = self.resolver()
         durations = Durations(DURATION_BUCKETS)
         plan = self.plan(lst)
-        result = await scan(
+        lookups = scan(
             resolver, mine, [plan], durations=durations, max_qps=lst.max_qps, prefix=self._prefix
         )
+        try:
+            result = await asyncio.wait_for(
+                lookups, None if until is None else max(0.0, until - time.monotonic())
+            )
+        except TimeoutError:
+            raise CycleOverrun(
+                f"list {lst.name}: lookups not done by the cycle's deadline"
+            ) from None
+        if self.health_of(lst.name) is not Health.HEALTHY:
+            # a probe during the scan found the list unhealthy (say, listing everything):
+            # its answers of this cycle are not to be believed either
+            return await self._skip(lst, mine, Reason.LIST_UNHEALTHY, start, report, full=full)
         outcomes = {r.target.value: r.outcome for r in result.results}
         report.lookups = result.summary.lookups
         report.errors = result.summary.error

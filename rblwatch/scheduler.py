@@ -9,7 +9,6 @@ change nothing, since only a finished cycle commits — and counted as overrun.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 import random
@@ -21,7 +20,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from rblwatch.engine import Engine
+from rblwatch.engine import CycleOverrun, Engine
 from rblwatch.model import DnsList
 from rblwatch.runtime import Runtime
 
@@ -105,8 +104,8 @@ class Scheduler:
 
     async def _cycle(self, name: str, interval: float) -> None:
         try:
-            await asyncio.wait_for(self.engine.cycle(name), cycle_deadline(interval))
-        except TimeoutError:
+            await self.engine.cycle(name, deadline=cycle_deadline(interval))
+        except CycleOverrun:
             self.rt.stats.list(name).cycles_overrun += 1
             log.warning(
                 "list %s: cycle overran its %.0fs deadline and was abandoned",

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import pytest
 
 from rblwatch.config import Config, parse_config
-from rblwatch.engine import Engine, utc_day
+from rblwatch.engine import CycleOverrun, Engine, utc_day
 from rblwatch.model import EventKind, Health, PairStatus, Reason
 from rblwatch.runtime import Runtime
 from rblwatch.store import CycleCommit, Event, PairState
@@ -488,3 +488,46 @@ def test_a_cycle_of_a_list_no_longer_configured_does_nothing(
 
     assert report.skipped == "list no longer configured"
     assert faultdns.queries == [] and store.list_statuses() == []
+
+
+def test_a_list_found_unhealthy_during_a_scan_has_that_scan_s_answers_ignored(
+    faultdns: FaultDns, store: SqliteStore
+) -> None:
+    healthy(faultdns)
+    faultdns.rule(qname("192.0.2.1"), Fault.DELAY, a=["127.0.0.2"], delay_ms=400)
+    rt = Runtime(make_config(faultdns.port, schedule={"confirm": 1}), store)
+    engine = Engine(rt)
+
+    async def scenario() -> None:
+        await engine.probe("bl")
+        cycle = asyncio.create_task(engine.cycle("bl"))
+        await asyncio.sleep(0.1)
+        faultdns.rule(qname("127.0.0.1"), Fault.ANSWER, a=["127.0.0.2"])  # lists the world
+        assert (await engine.probe("bl")).health is Health.LISTS_EVERYTHING  # type: ignore[union-attr]
+        report = await cycle
+        assert report.skipped == Reason.LIST_UNHEALTHY.value
+
+    run(scenario)
+    assert pair(store, "192.0.2.1") is None
+    assert events(store, EventKind.LISTED) == []
+
+
+def test_a_cycle_past_its_deadline_raises_overrun_and_writes_nothing(
+    faultdns: FaultDns, store: SqliteStore
+) -> None:
+    healthy(faultdns)
+    faultdns.rule(qname("192.0.2.1"), Fault.DELAY, a=["127.0.0.2"], delay_ms=2000)
+    rt = Runtime(make_config(faultdns.port, resolver={"timeout": "3s"}), store)
+    engine = Engine(rt)
+
+    async def scenario() -> None:
+        await engine.probe("bl")
+        with pytest.raises(CycleOverrun):
+            await engine.cycle("bl", deadline=0.3)
+        # the resolver's window is whole again: the next cycle runs
+        faultdns.rule(qname("192.0.2.1"), Fault.NXDOMAIN)
+        report = await engine.cycle("bl", deadline=2.0)
+        assert report.lookups == 4
+
+    run(scenario)
+    assert store.pairs() == []

@@ -59,7 +59,9 @@ class SlowCycles:
         self.calls: list[tuple[str, set[str] | None]] = []
         self.cancelled = 0
 
-    async def cycle(self, name: str, only: set[str] | None = None) -> CycleReport:
+    async def cycle(
+        self, name: str, only: set[str] | None = None, deadline: float | None = None
+    ) -> CycleReport:
         self.calls.append((name, only))
         try:
             await asyncio.sleep(self.seconds)
