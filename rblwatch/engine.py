@@ -95,6 +95,7 @@ class Engine:
         self._health: dict[str, Health] | None = None
         self._plans: dict[str, tuple[DnsList, ResolverConfig, Plan]] = {}
         self._resolver: tuple[ResolverConfig, Resolver] | None = None
+        self._dropped_seen = 0
         self._per_list: dict[str, tuple[list[Target], list[Target]]] = {}
         self._complete_targets = True  # every configured target is known (hostnames resolved)
         # query labels per target: every list asks the same targets every cycle
@@ -116,7 +117,14 @@ class Engine:
                 timeout=r.timeout, attempts=r.attempts, max_in_flight=r.max_in_flight, sockets=1
             )
             self._resolver = (r, res)
+            self._dropped_seen = 0
         return self._resolver[1]
+
+    def _count_dropped(self, resolver: Resolver) -> None:
+        """Carry the resolver's dropped replies into the process counter (runs overlap, so by
+        difference from what was counted before, not per run)."""
+        self.rt.stats.replies_dropped += resolver.stats.dropped - self._dropped_seen
+        self._dropped_seen = resolver.stats.dropped
 
     def plan(self, lst: DnsList) -> Plan:
         """How to ask a list: built once per list and resolver config (its decoder keeps a
@@ -323,6 +331,7 @@ class Engine:
                 lookups, None if until is None else max(0.0, until - time.monotonic())
             )
         except TimeoutError:
+            self._count_dropped(resolver)
             raise CycleOverrun(
                 f"list {lst.name}: lookups not done by the cycle's deadline"
             ) from None
@@ -330,6 +339,7 @@ class Engine:
             # a probe during the scan found the list unhealthy (say, listing everything):
             # its answers of this cycle are not to be believed either
             return await self._skip(lst, mine, Reason.LIST_UNHEALTHY, start, report, full=full)
+        self._count_dropped(resolver)
         outcomes = {r.target.value: r.outcome for r in result.results}
         report.lookups = result.summary.lookups
         report.errors = result.summary.error

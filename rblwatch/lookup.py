@@ -93,10 +93,6 @@ def _quad(raw: bytes) -> str:
     return f"{raw[0]}.{raw[1]}.{raw[2]}.{raw[3]}"
 
 
-def _code_sort_key(raw: bytes) -> bytes:
-    return raw
-
-
 class Decoder:
     """Turns one reply for one list into exactly one Outcome (SPEC §2).
 
@@ -143,7 +139,7 @@ class Decoder:
             return by_rcode
         if not answers:
             return CLEAN  # NOERROR/NODATA: the name exists but holds no A record
-        key = tuple(sorted(set(answers), key=_code_sort_key))
+        key = tuple(sorted(set(answers)))  # raw bytes sort as the addresses do
         if txt is None:
             hit = self._cache.get((key, ttl))
             if hit is not None:

@@ -348,6 +348,18 @@ def _query_counters(stats: Stats, list_names: Sequence[str]) -> Iterator[Metric]
         "list",
         ((n, c.cycles_skipped) for n, c in lists),
     )
+    yield _counter(
+        "cycles_overrun",
+        "Cycles whose lookups ran past the cycle's deadline and were abandoned.",
+        "list",
+        ((n, c.cycles_overrun) for n, c in lists),
+    )
+    dropped = CounterMetricFamily(
+        "rblwatch_replies_dropped",
+        "DNS replies that matched no query in flight (wrong ID or question, late, garbage).",
+    )
+    dropped.add_metric([], stats.replies_dropped)
+    yield dropped
 
 
 def _event_and_alert_families(

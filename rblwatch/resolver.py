@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import logging
 import os
 import socket
 import struct
@@ -31,6 +32,8 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from rblwatch.lookup import zone_wire
+
+log = logging.getLogger("rblwatch.resolver")
 
 QTYPE_A = 1
 QTYPE_TXT = 16
@@ -108,10 +111,6 @@ class Durations:
     def observe(self, seconds: float) -> None:
         self.counts[bisect.bisect_left(self.bounds, seconds)] += 1
         self.total += seconds
-
-    @property
-    def n(self) -> int:
-        return sum(self.counts)
 
 
 # A lookup in flight is a list, not an object: it is created for every lookup of a scan and a
@@ -277,6 +276,13 @@ class _Batch:
         self.by_server[server] = idxs
         return idxs
 
+    def _open_or_none(self, server: tuple[str, int]) -> list[int] | None:
+        try:
+            return self._open(server)
+        except OSError as exc:
+            log.warning("cannot open a socket to nameserver %s port %d: %s", *server, exc)
+            return None
+
     def _close(self) -> None:
         if self.timer is not None:
             self.timer.cancel()
@@ -324,10 +330,12 @@ class _Batch:
             if i == len(tpls):
                 job = None
             servers = tpl.servers
-            if not servers:
-                self.on_result(jkey, i - 1, Status.NETWORK, 0, _NO_RDATA, None)
-                continue
-            idxs = by_server.get(servers[0]) or self._open(servers[0])
+            idxs = by_server.get(servers[0]) if servers else None
+            if idxs is None:
+                idxs = self._open_or_none(servers[0]) if servers else None
+                if idxs is None:  # no server, or no socket to it (say, IPv6 without a route)
+                    self.on_result(jkey, i - 1, Status.NETWORK, 0, _NO_RDATA, None)
+                    continue
             qid = next(ids)
             key = (idxs[qid % len(idxs)] << 16) | qid
             while key in pending:
@@ -346,6 +354,10 @@ class _Batch:
                 del pending[key]
                 self._retry_or_finish(e, Status.NETWORK)  # counted in `started` all the same
         self.job, self.next_index = job, i
+        self._account(started, sent)
+
+    def _account(self, started: int, sent: int) -> None:
+        """Book a burst of first attempts: in flight here and resolver-wide, and sent."""
         self.in_flight += started
         self.r.in_flight += started
         self.first_sends += started
@@ -382,7 +394,10 @@ class _Batch:
         """Send one attempt (a retry) to the next server in turn."""
         servers = e[_TEMPLATE].servers
         server = servers[e[_ATTEMPT] % len(servers)]
-        idxs = self.by_server.get(server) or self._open(server)
+        idxs = self.by_server.get(server) or self._open_or_none(server)
+        if idxs is None:
+            self._retry_or_finish(e, Status.NETWORK)
+            return
         pending = self.pending
         ids = self.r._ids
         while True:
@@ -572,6 +587,9 @@ class _Batch:
         except (OSError, EOFError):
             status = Status.NETWORK
         except dns.exception.DNSException:
+            status = Status.BAD_REPLY
+        except Exception:  # anything else must still end the lookup, or the run waits forever
+            log.exception("TCP retry failed unexpectedly")
             status = Status.BAD_REPLY
         try:
             self._finish(e, status, rcode, rdatas, ttl)

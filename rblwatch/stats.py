@@ -70,6 +70,7 @@ class Stats:
     events: dict[EventKind, int] = field(default_factory=lambda: dict.fromkeys(EventKind, 0))
     alert_deliveries: dict[str, int] = field(default_factory=dict)
     alert_failures: dict[str, int] = field(default_factory=dict)
+    replies_dropped: int = 0
     reload_ok: bool = True
     reload_success_at: float | None = None
     started_at: float | None = None

@@ -297,3 +297,12 @@ def test_an_allow_list_hit_is_exported_as_allowlisted_never_as_listed(tmp_path: 
     assert (
         value(registry, "rblwatch_listed", target="192.0.2.2", list="corp-bl", group="mail") == 1.0
     )
+
+
+def test_overrun_cycles_and_dropped_replies_are_exported(runtime: Runtime) -> None:
+    runtime.stats.list("corp-bl").cycles_overrun = 2
+    runtime.stats.replies_dropped = 7
+    registry = build_registry(runtime)
+    assert value(registry, "rblwatch_cycles_overrun_total", list="corp-bl") == 2.0
+    assert value(registry, "rblwatch_cycles_overrun_total", list="corp-dbl") == 0.0
+    assert value(registry, "rblwatch_replies_dropped_total") == 7.0

@@ -501,3 +501,24 @@ def test_the_stats_add_up(faultdns: FaultDns) -> None:
     assert res.stats.received == 1 + ATTEMPTS
     assert res.stats.dropped == ATTEMPTS
     assert res.stats.timeouts == 2 * ATTEMPTS
+
+
+def test_a_server_no_socket_can_be_connected_to_ends_its_lookups_as_network_errors(
+    faultdns: FaultDns,
+) -> None:
+    # connecting a UDP socket to the broadcast address fails at once (EACCES) and sends
+    # nothing: a stand-in for an unroutable nameserver; the other server's lookups go on
+    faultdns.rule(qname("127.0.0.2"), Fault.ANSWER, a=["127.0.0.2"])
+    broken = jobs_for(["127.0.0.2"], [("255.255.255.255", 53)])
+    fine = jobs_for(["127.0.0.2"], [faultdns.address])
+    got: list[tuple[object, int]] = []
+
+    def on_result(
+        key: object, i: int, status: int, rcode: int, rdatas: list[bytes], ttl: int | None
+    ) -> None:
+        got.append((id(key), status))
+
+    res = resolver()
+    asyncio.run(res.run([*broken, *fine], on_result))
+    assert sorted(status for _, status in got) == [Status.OK, Status.NETWORK]
+    assert res.in_flight == 0
