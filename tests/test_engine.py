@@ -531,3 +531,16 @@ def test_a_cycle_past_its_deadline_raises_overrun_and_writes_nothing(
 
     run(scenario)
     assert store.pairs() == []
+
+
+def test_replies_that_match_no_query_are_counted_for_metrics(
+    faultdns: FaultDns, store: SqliteStore
+) -> None:
+    healthy(faultdns)
+    faultdns.rule(qname("192.0.2.1"), Fault.WRONG_ID, a=["127.0.0.2"], then_real=True)
+    rt = Runtime(make_config(faultdns.port), store)
+    engine = Engine(rt)
+    run(lambda: engine.cycle("bl"))
+    assert rt.stats.replies_dropped == 1
+    run(lambda: engine.cycle("bl"))
+    assert rt.stats.replies_dropped == 2
