@@ -48,6 +48,7 @@ class Scheduler:
         self.aps = AsyncIOScheduler(timezone=dt.UTC)
         self.aps.add_listener(self._on_skipped, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
         self._confirm: dict[str, set[str]] = {}
+        self._timings: dict[str, tuple[float, float, float]] = {}  # per list, as scheduled
         engine.on_confirm = self.confirm_later
 
     def start(self) -> None:
@@ -61,13 +62,29 @@ class Scheduler:
     # -- jobs -------------------------------------------------------------------------------
 
     def schedule_all(self) -> None:
-        """(Re)create every list's jobs from the current config; used at start and on reload."""
-        for job in self.aps.get_jobs():
-            if job.id.startswith(("cycle:", "health:")):
-                job.remove()
-        self.rt.stats.ensure_lists(lst.name for lst in self.rt.config.lists)
+        """(Re)create the lists' jobs from the current config; used at start and on reload.
+
+        A list whose timing is unchanged keeps its jobs: a reload must not make every list
+        probe and cycle again at once (that spends query budgets for nothing). Its jobs read
+        the list's other settings from the runtime's config when they run.
+        """
+        wanted = {lst.name: self._timing(lst) for lst in self.rt.config.lists}
+        for name, timing in list(self._timings.items()):
+            if wanted.get(name) != timing:
+                for prefix in ("cycle:", "health:"):
+                    if self.aps.get_job(prefix + name) is not None:
+                        self.aps.remove_job(prefix + name)
+                del self._timings[name]
+        self.rt.stats.ensure_lists(wanted)
         for lst in self.rt.config.lists:
-            self._add_list(lst)
+            if lst.name not in self._timings:
+                self._add_list(lst)
+                self._timings[lst.name] = wanted[lst.name]
+
+    def _timing(self, lst: DnsList) -> tuple[float, float, float]:
+        sched = self.rt.config.schedule
+        jitter = sched.jitter if lst.jitter is None else lst.jitter
+        return (lst.interval or sched.interval, jitter, sched.health_interval)
 
     def _add_list(self, lst: DnsList) -> None:
         sched = self.rt.config.schedule

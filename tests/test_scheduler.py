@@ -209,3 +209,37 @@ def test_schedule_all_after_a_config_swap_replaces_the_jobs_and_keeps_old_counte
     assert after == {"health:b": 3600, "cycle:b": 7, "health:c": 3600, "cycle:c": 600}
     assert set(rt.stats.lists) == {"a", "b", "c"}
     assert rt.stats.list("a").cycles_skipped == 3  # a reload never drops counts
+
+
+def test_a_reload_keeps_the_jobs_of_lists_whose_timing_did_not_change(
+    monkeypatch: pytest.MonkeyPatch, faultdns: FaultDns, store: SqliteStore
+) -> None:
+    def lst(name: str, **kw: Any) -> dict[str, Any]:
+        return {"name": name, "zone": f"{name}.test", "kind": "ip", **kw}
+
+    rt = Runtime(make_config(faultdns.port, lists=[lst("a"), lst("b")], interval=600), store)
+    engine = Engine(rt)
+    with_slow_cycles(monkeypatch, engine, 0)
+    sched = Scheduler(rt, engine)
+
+    async def scenario() -> tuple[dict[str, Any], dict[str, Any]]:
+        sched.start()
+        try:
+            await asyncio.sleep(0.2)  # the first probes ran; the next ones are an hour away
+            before = {j.id: j.next_run_time for j in sched.aps.get_jobs()}
+            rt.config = make_config(
+                faultdns.port,
+                lists=[lst("a", codes={"127.0.0.2": "x"}), lst("b", interval=9)],
+                interval=600,
+            )
+            sched.schedule_all()
+            return before, {j.id: j.next_run_time for j in sched.aps.get_jobs()}
+        finally:
+            sched.shutdown()
+
+    before, after = asyncio.run(scenario())
+    # a's codes changed but not its timing: same jobs, same next runs (no probe, no cycle now)
+    assert after["health:a"] == before["health:a"]
+    assert after["cycle:a"] == before["cycle:a"]
+    # b's interval changed: new jobs, probing again at once
+    assert after["health:b"] != before["health:b"]
