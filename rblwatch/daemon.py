@@ -93,6 +93,7 @@ class Daemon:
         self.stop_event = asyncio.Event()
         self.runtime: Runtime | None = None
         self.scheduler: Scheduler | None = None
+        self._tasks: set[asyncio.Task[ReloadResult]] = set()
         self.alerts: Alerts | None = None
 
     async def run(self) -> int:
@@ -139,7 +140,20 @@ class Daemon:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self.stop_event.set)
         loop.add_signal_handler(signal.SIGINT, self.stop_event.set)
-        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+        loop.add_signal_handler(signal.SIGHUP, self._reload_in_background)
+
+    def _reload_in_background(self) -> None:
+        """SIGHUP: reload in a task that is kept (not garbage-collected mid-way) and whose
+        unexpected failure is logged rather than lost."""
+        task = asyncio.ensure_future(self.reload())
+        self._tasks.add(task)
+
+        def done(t: asyncio.Task[ReloadResult]) -> None:
+            self._tasks.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("reload failed: %s", t.exception())
+
+        task.add_done_callback(done)
 
     async def _stop(self, runner: AppRunner) -> None:
         rt = self.runtime
