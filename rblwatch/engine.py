@@ -20,12 +20,22 @@ from dataclasses import dataclass, field
 
 from rblwatch import health, hostnames, lookup, targets, transitions
 from rblwatch.config import Config, Receiver, ResolverConfig
-from rblwatch.model import CLEAN, DnsList, EventKind, Health, Outcome, Purpose, Reason, Target
+from rblwatch.model import (
+    CLEAN,
+    DnsList,
+    EventKind,
+    Health,
+    Outcome,
+    PairStatus,
+    Purpose,
+    Reason,
+    Target,
+)
 from rblwatch.resolver import Durations, Resolver, normalize_server, system_nameservers
 from rblwatch.runtime import Runtime
-from rblwatch.scan import Plan, plans_for, probe_health, scan
+from rblwatch.scan import Plan, fetch_txt, plans_for, probe_health, scan
 from rblwatch.stats import DURATION_BUCKETS
-from rblwatch.store import CycleCommit, Event, ListStatus
+from rblwatch.store import CycleCommit, Event, ListStatus, PairState
 
 log = logging.getLogger("rblwatch.engine")
 
@@ -46,6 +56,13 @@ class CycleReport:
     events: list[Event] = field(default_factory=list)
     confirm: set[str] = field(default_factory=set)
     skipped: str = ""  # why no lookups were sent, if none were
+
+
+def _is_news(row: PairState | None, outcome: Outcome) -> bool:
+    """A listing that is not already stored as such: new, pending, or with other codes."""
+    if row is None or row.status is not PairStatus.LISTED or row.pending is not None:
+        return True
+    return set(row.codes) != set(outcome.codes)
 
 
 def utc_day(at: float) -> str:
@@ -340,11 +357,15 @@ class Engine:
             # its answers of this cycle are not to be believed either
             return await self._skip(lst, mine, Reason.LIST_UNHEALTHY, start, report, full=full)
         self._count_dropped(resolver)
+        rows = {p.target: p for p in await asyncio.to_thread(self.rt.store.pairs, lst.name)}
+        # TXT (the list's reason and removal link) for listings that are new or changed: they
+        # are few, and the events and alerts about them should carry it
+        await fetch_txt(resolver, result, lambda r: _is_news(rows.get(r.target.value), r.outcome))
         outcomes = {r.target.value: r.outcome for r in result.results}
         report.lookups = result.summary.lookups
         report.errors = result.summary.error
         self._count_lookups(lst.name, result.queries, durations, result.results)
-        commit = await self._transitions(lst, mine, outcomes, start, report, full=full)
+        commit = await self._transitions(lst, mine, outcomes, rows, start, report, full=full)
         end = self.clock()
         if full:
             commit.status = self._status(
@@ -376,12 +397,12 @@ class Engine:
         lst: DnsList,
         mine: list[Target],
         outcomes: dict[str, Outcome],
+        rows: dict[str, PairState],
         now: float,
         report: CycleReport,
         *,
         full: bool,
     ) -> CycleCommit:
-        rows = {p.target: p for p in await asyncio.to_thread(self.rt.store.pairs, lst.name)}
         seen = await self._seen_of(lst.name)
         commit = CycleCommit(list=lst.name)
         if full and self._complete_targets:

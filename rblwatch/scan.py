@@ -260,12 +260,22 @@ def _unhealthy(plan: Plan) -> Outcome:
 
 
 async def _fetch_txt(resolver: Resolver, report: Report) -> None:
-    """Ask TXT for every listed result (a second, small batch: listings are few)."""
+    await fetch_txt(resolver, report)
+
+
+async def fetch_txt(
+    resolver: Resolver, report: Report, only: Callable[[Result], bool] | None = None
+) -> None:
+    """Ask TXT for every listed result (or those `only` picks): a second, small batch, since
+    listings are few. Its queries are added to `report.queries`."""
     wanted = [
         i
         for i, r in enumerate(report.results)
         if r.outcome.kind in (OutcomeKind.LISTED, OutcomeKind.ALLOWLISTED)
+        and (only is None or only(r))
     ]
+    if not wanted:
+        return
     templates: dict[str, Template] = {}
     for p in report.plans:
         templates[p.lst.name] = Template.build(p.lst.zone, p.template.servers, QTYPE_TXT)
@@ -284,10 +294,20 @@ async def _fetch_txt(resolver: Resolver, report: Report) -> None:
         jobs.append(
             (i, (templates[r.lst.name],), lookup.prefix_wire(r.target.value, r.target.kind))
         )
-    await resolver.run(jobs, on_result)
+    report.queries += (await resolver.run(jobs, on_result)).sent
     for i, text in texts.items():
         r = report.results[i]
         report.results[i] = Result(r.target, r.lst, dataclasses.replace(r.outcome, txt=text))
 
 
-__all__ = ["CLEAN", "Plan", "Report", "Result", "Summary", "plans_for", "probe_health", "scan"]
+__all__ = [
+    "CLEAN",
+    "Plan",
+    "Report",
+    "Result",
+    "Summary",
+    "fetch_txt",
+    "plans_for",
+    "probe_health",
+    "scan",
+]

@@ -544,3 +544,21 @@ def test_replies_that_match_no_query_are_counted_for_metrics(
     assert rt.stats.replies_dropped == 1
     run(lambda: engine.cycle("bl"))
     assert rt.stats.replies_dropped == 2
+
+
+def test_a_new_listing_s_event_and_row_carry_the_list_s_txt_fetched_once(
+    faultdns: FaultDns, store: SqliteStore
+) -> None:
+    healthy(faultdns)
+    faultdns.rule(
+        qname("192.0.2.1"), Fault.ANSWER, a=["127.0.0.2"], txt=["see https://bl.example/x"]
+    )
+    rt = Runtime(make_config(faultdns.port, schedule={"confirm": 1}), store)
+    engine = Engine(rt)
+    run(lambda: engine.cycle("bl"))
+    [event] = events(store, EventKind.LISTED)
+    assert event.txt == "see https://bl.example/x"
+    row = pair(store, "192.0.2.1")
+    assert row is not None and row.txt == "see https://bl.example/x"
+    run(lambda: engine.cycle("bl"))  # already stored as listed: no TXT asked again
+    assert faultdns.count(qname("192.0.2.1"), rdtype="TXT") == 1
