@@ -356,11 +356,11 @@ class Engine:
             # a probe during the scan found the list unhealthy (say, listing everything):
             # its answers of this cycle are not to be believed either
             return await self._skip(lst, mine, Reason.LIST_UNHEALTHY, start, report, full=full)
-        self._count_dropped(resolver)
         rows = {p.target: p for p in await asyncio.to_thread(self.rt.store.pairs, lst.name)}
         # TXT (the list's reason and removal link) for listings that are new or changed: they
         # are few, and the events and alerts about them should carry it
         await fetch_txt(resolver, result, lambda r: _is_news(rows.get(r.target.value), r.outcome))
+        self._count_dropped(resolver)
         outcomes = {r.target.value: r.outcome for r in result.results}
         report.lookups = result.summary.lookups
         report.errors = result.summary.error
