@@ -28,7 +28,6 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from rblwatch import catalogue
 from rblwatch.model import DnsList, Kind, Purpose, Reason, Status, frozen_map
 
 DEFAULT_CONFIG_PATH = "/etc/rblwatch/config.yaml"
@@ -790,6 +789,8 @@ _LIST_FIELDS: Mapping[str, Parser] = {
 
 def _catalogue_list(path: str, name: str, where: str) -> DnsList:
     """A catalogue entry by name; unknown names are reported at `where`, defunct ones at `path`."""
+    from rblwatch import catalogue  # only when a config names catalogue lists
+
     try:
         found = catalogue.get(name)
     except KeyError:
@@ -1010,6 +1011,8 @@ def _parse_top(ctx: _Ctx, data: object, source: str, require_targets: bool) -> C
         ctx = dataclasses.replace(ctx, limits=_call(_TOP_FIELDS["limits"], ctx, "limits", limits))
     parsed = _walk(ctx, "", dict(data), _TOP_FIELDS)
     if "lists" not in parsed:
+        from rblwatch import catalogue  # only when the catalogue is used: a start-up cost
+
         parsed["lists"] = tuple(catalogue.get(name) for name in catalogue.default_names())
     if require_targets and not parsed.get("targets"):
         raise _Invalid("targets", "at least one target group is required for run")
