@@ -48,6 +48,9 @@ def check_json(report: Report) -> dict[str, object]:
     }
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False)
+
+
 def write_check_json(report: Report, out: IO[str]) -> None:
     """`check_json` written with one result per line.
 
@@ -58,7 +61,8 @@ def write_check_json(report: Report, out: IO[str]) -> None:
     results = doc.pop("results")
     assert isinstance(results, list)
     out.write('{"results": [')
-    out.write(",".join("\n " + json.dumps(r, ensure_ascii=False) for r in results))
+    encode = _ENCODER.encode  # json.dumps with options builds a new encoder on every call
+    out.write(",".join("\n " + encode(r) for r in results))
     out.write("\n ]")
     for key, value in doc.items():
         out.write(f",\n {json.dumps(key)}: {json.dumps(value, ensure_ascii=False)}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import ipaddress
+import socket
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -246,12 +246,9 @@ def result_order(r: Result) -> tuple[int, int, str, str]:
     t = r.target
     if t.kind is TargetKind.DOMAIN:
         return (2, 0, t.value, r.lst.name)
-    return (
-        0 if t.kind is TargetKind.IPV4 else 1,
-        int(ipaddress.ip_address(t.value)),
-        "",
-        r.lst.name,
-    )
+    # inet_pton rather than ipaddress: ten times faster, and a /16 scan sorts thousands
+    family, rank = (socket.AF_INET, 0) if t.kind is TargetKind.IPV4 else (socket.AF_INET6, 1)
+    return (rank, int.from_bytes(socket.inet_pton(family, t.value), "big"), "", r.lst.name)
 
 
 def _unhealthy(plan: Plan) -> Outcome:
