@@ -44,6 +44,13 @@ def store(db_path: str) -> Iterator[SqliteStore]:
         s.close()
 
 
+def id_base(path: str) -> int:
+    """What a store's event ids count up from: its creation time in microseconds."""
+    with sqlite3.connect(path) as db:
+        row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+    return int(row[0])
+
+
 def listed(target: str, list_name: str = "zen", at: float = T0) -> PairState:
     return PairState(
         target=target,
@@ -311,7 +318,8 @@ def test_a_commit_returns_its_events_with_increasing_ids(store: SqliteStore) -> 
         CycleCommit("zen", events=[listed_event("a.test"), listed_event("b.test")])
     )
     second = store.commit(CycleCommit("zen", events=[listed_event("c.test")]))
-    assert [e.id for e in first + second] == [1, 2, 3]
+    base = (first[0].id or 0) - 1
+    assert [e.id for e in first + second] == [base + 1, base + 2, base + 3]
     assert [e.target for e in first + second] == ["a.test", "b.test", "c.test"]
     assert store.events() == first + second
 
@@ -386,7 +394,9 @@ def test_a_commit_of_one_list_refuses_the_status_of_another(store: SqliteStore) 
         store.commit(CycleCommit("zen", status=ListStatus("dbl")))
 
 
-def test_a_failing_receivers_callback_rolls_the_whole_commit_back(store: SqliteStore) -> None:
+def test_a_failing_receivers_callback_rolls_the_whole_commit_back(
+    store: SqliteStore, db_path: str
+) -> None:
     def fail_on_second(event: Event) -> list[str]:
         if event.target == "b.test":
             raise RuntimeError("boom")
@@ -405,8 +415,9 @@ def test_a_failing_receivers_callback_rolls_the_whole_commit_back(store: SqliteS
         store.commit(commit, fail_on_second)
     assert_store_is_empty(store)
     # and the store is still usable, with ids unspent by the rolled-back events
+    base = id_base(db_path)
     (event,) = store.commit(CycleCommit("zen", events=[listed_event("c.test")]))
-    assert event.id == 1
+    assert event.id == base + 1
 
 
 def test_a_database_error_is_a_store_error_and_rolls_the_whole_commit_back(
@@ -452,7 +463,8 @@ def test_commits_from_many_threads_all_land_with_unique_ids(store: SqliteStore) 
     for t in threads:
         t.join()
     events = store.events(limit=1000)
-    assert sorted(e.id or 0 for e in events) == list(range(1, 161))
+    ids = sorted(e.id or 0 for e in events)
+    assert ids == list(range(ids[0], ids[0] + 160))
     assert store.listed_count() == 160
     assert store.outbox_counts() == {"ops": 160}
 
@@ -498,7 +510,7 @@ def test_a_health_change_writes_its_event_and_outbox_rows(store: SqliteStore) ->
     event = Event(EventKind.LIST_UNHEALTHY, "zen", T0, detail="dead")
     written = store.record_health("zen", Health.DEAD, "dead", T0, event, lambda e: ["ops", "chat"])
     assert written is not None
-    assert written.id == 1
+    assert written.id is not None and written.id > 0
     assert store.events() == [written]
     assert store.outbox_counts() == {"ops": 1, "chat": 1}
     assert store.record_health("zen", Health.DEAD, "dead", T0 + 1, None) is None
@@ -627,8 +639,9 @@ def test_kill_9_mid_commit_leaves_whole_commits_only(db_path: str, kill_after: f
 
     n = len(events)
     assert n > 0, "the child never committed: the test proved nothing"
-    assert [e.id for e in events] == list(range(1, n + 1))
-    assert sorted(d.event.id or 0 for d in due) == list(range(1, n + 1))
+    first = events[0].id or 0
+    assert [e.id for e in events] == list(range(first, first + n))
+    assert sorted(d.event.id or 0 for d in due) == list(range(first, first + n))
     expected_pairs = {f"10.{k >> 8}.{k & 255}.{i}" for k in range(1, n + 1) for i in range(50)}
     assert pairs == expected_pairs
     assert all(e.target in pairs for e in events)
@@ -663,3 +676,24 @@ def test_newest_first_gives_the_latest_events_in_reverse(store: SqliteStore) -> 
     newest = store.events(limit=2, newest_first=True)
     assert [e.target for e in newest] == ["4.test", "3.test"]
     assert [e.target for e in store.events(limit=2)] == ["0.test", "1.test"]
+
+
+def test_a_new_store_numbers_its_events_from_its_creation_time(tmp_path: Path) -> None:
+    # receivers de-duplicate alerts by event id: a store deleted and created anew must not
+    # hand out the ids of the old one again
+    path = str(tmp_path / "a.db")
+    old = SqliteStore(path)
+    (first,) = old.commit(CycleCommit("zen", events=[listed_event("a.test")]))
+    old.close()
+    for suffix in ("", "-wal", "-shm"):
+        Path(path + suffix).unlink(missing_ok=True)
+    time.sleep(1.1)  # the clock the ids come from counts whole seconds
+    new = SqliteStore(path)
+    try:
+        (second,) = new.commit(CycleCommit("zen", events=[listed_event("a.test")]))
+    finally:
+        new.close()
+    assert first.id is not None and second.id is not None
+    assert abs(first.id / 1e6 - time.time()) < 60  # seconds since 1970, in microseconds
+    assert second.id > first.id
+    assert second.id < 2**53  # exact as a JSON number

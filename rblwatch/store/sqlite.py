@@ -1,6 +1,6 @@
 """The SQLite store: one file, WAL, a versioned schema with forward migrations.
 
-Schema (version 2):
+Schema (version 3):
 
 ``schema_version(version)``
     One row: how many migrations of `_MIGRATIONS` have been applied. The file also carries
@@ -15,7 +15,9 @@ pending_codes, pending_meanings, pending_count, pending_since)``
 ``events(id, kind, list, target, group_name, at, codes, meanings, txt, initial,
 previous_codes, since, detail)``
     The history. `id` is AUTOINCREMENT so an id is never reused, even after old events are
-    deleted: receivers de-duplicate deliveries by it. Indexed by at, (target, at), (list, at).
+    deleted: receivers de-duplicate deliveries by it. A new store's ids start at its creation
+    time in microseconds (migration 3), so they are not reused by a store created later
+    either. Indexed by at, (target, at), (list, at).
 ``list_status(name, health, health_detail, health_since, last_cycle_*, targets)``
     One row per list. `commit` writes the cycle fields, `record_health` the health fields;
     neither overwrites the other's.
@@ -151,7 +153,22 @@ _V2_OUTBOX = (
     "CREATE INDEX outbox_event ON outbox (event_id)",  # for the cascade from events
 )
 
-_MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1_STATE_AND_HISTORY, _V2_OUTBOX)
+# Event ids are what receivers de-duplicate alerts by (webhook-id evt_<id>). A store that is
+# deleted and created anew would hand out 1, 2, 3 … again, and a receiver that remembers them
+# would drop new alerts as repeats. So a new store's ids start at its creation time in
+# microseconds: a later store's ids are always above an earlier one's (and stay below 2**53,
+# exact as JSON numbers). A store that already has events keeps its numbering.
+_V3_EVENT_IDS_FROM_CREATION = (
+    """INSERT INTO sqlite_sequence (name, seq)
+        SELECT 'events', CAST(strftime('%s', 'now') AS INTEGER) * 1000000
+        WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'events')""",
+)
+
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    _V1_STATE_AND_HISTORY,
+    _V2_OUTBOX,
+    _V3_EVENT_IDS_FROM_CREATION,
+)
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 _PAIR_COLUMNS = (
