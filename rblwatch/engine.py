@@ -222,8 +222,12 @@ class Engine:
         if lst is None:
             return None
         plan = self.plan(lst)
-        await probe_health(self.resolver(), [plan])
+        sent = await probe_health(self.resolver(), [plan])
         verdict = plan.verdict
+        if sent and lst.daily_query_limit:
+            # test-point queries are queries too: they count against the day's budget
+            budget = CycleCommit(list=name, budget_day=utc_day(self.clock()), budget_queries=sent)
+            await asyncio.to_thread(self.rt.store.commit, budget, None)
         before = self._stored_health(name)
         event = self._health_event(lst, before, verdict)
         stored = await asyncio.to_thread(

@@ -94,8 +94,8 @@ def _split_server(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-async def probe_health(resolver: Resolver, plans: Sequence[Plan]) -> None:
-    """Probe every plan's test points and set its verdict."""
+async def probe_health(resolver: Resolver, plans: Sequence[Plan]) -> int:
+    """Probe every plan's test points and set its verdict; the number of queries sent."""
     points = [(pi, tp) for pi, plan in enumerate(plans) for tp in health.test_points(plan.lst)]
     outcomes: dict[int, Outcome] = {}
 
@@ -110,10 +110,11 @@ async def probe_health(resolver: Resolver, plans: Sequence[Plan]) -> None:
         (i, (plans[pi].template,), lookup.prefix_wire(tp.value, tp.kind))
         for i, (pi, tp) in enumerate(points)
     ]
-    await resolver.run(jobs, on_result)
+    run = await resolver.run(jobs, on_result)
     for pi, plan in enumerate(plans):
         mine = [(tp, outcomes[i]) for i, (ppi, tp) in enumerate(points) if ppi == pi]
         plan.verdict = health.evaluate(mine) if mine else health.HEALTHY
+    return run.sent
 
 
 def _decode(

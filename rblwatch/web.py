@@ -384,6 +384,11 @@ class _Handlers:
         return _text("not ready", 503)
 
     async def reload(self, request: web.Request) -> web.StreamResponse:
+        # Browsers send Origin with a cross-site POST; curl, systemd and Prometheus tooling do
+        # not. Refusing it keeps a web page the operator happens to open from reloading (or
+        # hammering) the daemon through the loopback listener.
+        if request.headers.get("Origin") is not None:
+            return _text("reload refused: requests from web pages are not accepted", 403)
         if self.runtime.reload is None:
             return _text("reload is not available", 503)
         result = await self.runtime.reload()

@@ -106,6 +106,19 @@ def test_a_refused_reload_answers_500_with_the_reason(runtime: Runtime) -> None:
     assert (reply.status, reply.text) == (500, "config.yaml: lists.0.zone: not a DNS name\n")
 
 
+def test_a_reload_posted_from_a_web_page_is_refused(runtime: Runtime) -> None:
+    calls = []
+
+    async def reload() -> ReloadResult:
+        calls.append(1)
+        return ReloadResult(True, "reloaded")
+
+    runtime.reload = reload
+    reply = get(runtime, "/-/reload", "POST", headers={"Origin": "https://evil.example"})
+    assert reply.status == 403
+    assert calls == []
+
+
 def test_reload_needs_post(runtime: Runtime) -> None:
     reply = get(runtime, "/-/reload")
     assert reply.status == 405
