@@ -16,7 +16,7 @@ import os
 import pickle
 from collections.abc import Callable, Sequence
 
-from rblwatch.model import Outcome, Target
+from rblwatch.model import DnsList, Outcome, OutcomeKind, Reason, Target, TargetKind
 from rblwatch.resolver import Resolver
 from rblwatch.scan import Plan, ProgressCallback, Report, Result, result_order, scan
 
@@ -81,7 +81,7 @@ def scan_split(
         summary, rows = _collect(pid, fd)
         for field in ("lookups", "listed", "clean", "error", "allowlisted"):
             setattr(report.summary, field, getattr(report.summary, field) + summary[field])
-        report.results.extend(Result(t, by_name[name], out) for t, name, out in rows)
+        report.results.extend(_unflat(row, by_name) for row in rows)
     report.results.sort(key=result_order)
     return report
 
@@ -107,7 +107,7 @@ def _fork(
         )
         s = report.summary
         summary = {f: getattr(s, f) for f in ("lookups", "listed", "clean", "error", "allowlisted")}
-        rows = [(res.target, res.lst.name, res.outcome) for res in report.results]
+        rows = [_flat(res) for res in report.results]
         payload = pickle.dumps(("ok", summary, rows), protocol=pickle.HIGHEST_PROTOCOL)
     except BaseException as exc:  # reported by the parent, which owns stderr's one line
         payload = pickle.dumps(("error", f"{type(exc).__name__}: {exc}", None))
@@ -123,7 +123,51 @@ class WorkerError(RuntimeError):
     pass
 
 
-def _collect(pid: int, fd: int) -> tuple[dict[str, int], list[tuple[Target, str, Outcome]]]:
+# A worker's results cross the pipe as tuples of plain values: pickling enums and dataclasses
+# costs the waiting parent several times as much, on the critical path of every big scan.
+FlatResult = tuple[
+    str,
+    str,
+    str,
+    str,
+    str,
+    str,
+    tuple[str, ...],
+    tuple[str, ...],
+    str | None,
+    str | None,
+    int | None,
+    str,
+]
+_TARGET_KINDS = {k.value: k for k in TargetKind}
+_OUTCOME_KINDS = {k.value: k for k in OutcomeKind}
+_REASONS = {r.value: r for r in Reason}
+
+
+def _flat(r: Result) -> FlatResult:
+    t, o = r.target, r.outcome
+    reason = o.reason.value if o.reason is not None else None
+    return (
+        t.value, t.kind.value, t.group, t.source, r.lst.name,
+        o.kind.value, o.codes, o.meanings, reason, o.txt, o.ttl, o.detail,
+    )  # fmt: skip
+
+
+def _unflat(row: FlatResult, lists: dict[str, DnsList]) -> Result:
+    value, kind, group, source, name, okind, codes, meanings, reason, txt, ttl, detail = row
+    outcome = Outcome(
+        _OUTCOME_KINDS[okind],
+        codes,
+        meanings,
+        _REASONS[reason] if reason is not None else None,
+        txt,
+        ttl,
+        detail,
+    )
+    return Result(Target(value, _TARGET_KINDS[kind], group, source), lists[name], outcome)
+
+
+def _collect(pid: int, fd: int) -> tuple[dict[str, int], list[FlatResult]]:
     with os.fdopen(fd, "rb") as f:
         data = f.read()
     _, status = os.waitpid(pid, 0)

@@ -1,0 +1,73 @@
+"""Big scans split over forked workers give exactly what one process gives."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from rblwatch.model import DnsList, Kind, OutcomeKind, Reason
+from rblwatch.parallel import scan_split, worker_count
+from rblwatch.resolver import Resolver
+from rblwatch.scan import Report, plans_for, probe_health
+from rblwatch.targets import parse_target
+from tests.faultdns import Action, Fault, FaultDns
+from tests.rbldnsd import Rbldnsd
+
+LISTED = {f"192.0.2.{i}" for i in range(0, 256, 7)}
+
+
+@pytest.fixture
+def dns(rbldnsd: Rbldnsd) -> Rbldnsd:
+    lines = [":127.0.0.2:Listed: $", "127.0.0.2"]
+    lines += [f"{a} :127.0.0.4:spam from $" for a in sorted(LISTED)]
+    rbldnsd.add_zone("bl.test", "ip4set", lines)
+    rbldnsd.start()
+    return rbldnsd
+
+
+def run_split(workers: int, plans_of: object, fetch_txt: bool) -> Report:
+    targets = parse_target("192.0.2.0/24")
+    plans = plans_of()  # type: ignore[operator]
+
+    def resolver(n: int) -> Resolver:
+        return Resolver(timeout=0.3, attempts=1, max_in_flight=max(1, 32 // n))
+
+    asyncio.run(probe_health(resolver(1), plans))
+    return scan_split(resolver, targets, plans, workers=workers, fetch_txt=fetch_txt)
+
+
+def outcomes(report: Report) -> list[tuple[str, str, object]]:
+    return [(r.target.value, r.lst.name, r.outcome) for r in report.results]
+
+
+def test_two_workers_report_exactly_what_one_process_does(dns: Rbldnsd, faultdns: FaultDns) -> None:
+    # one list on rbldnsd (listings with TXT), one on a server that fails some names
+    faultdns.rule("2.0.0.127.flaky.test", Fault.ANSWER, a=["127.0.0.2"])
+    for i in range(0, 256, 5):
+        faultdns.rule(f"{i}.2.0.192.flaky.test", Fault.SERVFAIL)
+    faultdns.default = Action(Fault.NXDOMAIN)
+
+    def plans() -> object:
+        return plans_for(
+            [DnsList(name="bl", zone="bl.test", kind=Kind.IP)], (dns.address,)
+        ) + plans_for([DnsList(name="flaky", zone="flaky.test", kind=Kind.IP)], (faultdns.address,))
+
+    one = run_split(1, plans, fetch_txt=True)
+    two = run_split(2, plans, fetch_txt=True)
+    assert outcomes(two) == outcomes(one)
+    assert two.summary == one.summary
+    listed = {r.target.value for r in two.results if r.outcome.kind is OutcomeKind.LISTED}
+    assert listed == LISTED
+    txts = {r.outcome.txt for r in two.results if r.outcome.kind is OutcomeKind.LISTED}
+    assert all(t and t.startswith("spam from 192.0.2.") for t in txts)
+    errors = [r.outcome for r in two.results if r.outcome.kind is OutcomeKind.ERROR]
+    assert len(errors) == len(range(0, 256, 5))
+    assert {e.reason for e in errors} == {Reason.SERVFAIL}
+    assert two.summary.lookups == 2 * 256
+
+
+def test_a_scan_is_split_only_when_it_is_big_enough() -> None:
+    assert worker_count(1_000, cpus=2) == 1
+    assert worker_count(262_144, cpus=2) == 2
+    assert worker_count(262_144, cpus=1) == 1
