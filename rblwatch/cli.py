@@ -355,23 +355,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     from rblwatch import daemon, web
 
     cfg = config.load_config(args.config_file or config.DEFAULT_CONFIG_PATH, require_targets=True)
+    if args.listen_address is not None:
+        try:
+            config.split_listen_address(args.listen_address)
+        except ValueError as exc:
+            raise UsageError(f"--web.listen-address: {exc}") from None
     daemon.setup_logging(args.log_level, args.log_format)
     for line in plan_mod.warnings(cfg):
         logging.getLogger("rblwatch").warning(line)
     configured = [(h, p) for h, p in cfg.resolver.nameservers]
     warn_public_resolvers(
-        configured + [_split(s) for lst in cfg.lists for s in lst.nameservers], sys.stderr
+        configured + [config.parse_nameserver(s) for lst in cfg.lists for s in lst.nameservers],
+        sys.stderr,
     )
     try:
         code: int = asyncio.run(daemon.Daemon(cfg.source, listen_address=args.listen_address).run())
     except web.WebError as exc:  # the listen address is taken or not ours: one line, exit 2
         raise UsageError(str(exc)) from None
     return code
-
-
-def _split(server: str) -> tuple[str, int]:
-    host, _, port = server.rpartition(":")
-    return host.strip("[]"), int(port)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:

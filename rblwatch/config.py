@@ -79,11 +79,11 @@ class WebConfig:
     @property
     def host(self) -> str:
         """The host to bind ("" = every interface), IPv6 without brackets."""
-        return _split_listen_address(self.listen_address)[0]
+        return split_listen_address(self.listen_address)[0]
 
     @property
     def port(self) -> int:
-        return _split_listen_address(self.listen_address)[1]
+        return split_listen_address(self.listen_address)[1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -624,7 +624,8 @@ def _mask_password(url: str) -> str:
     return url.replace(f":{parts.password}@", ":***@", 1)
 
 
-def _split_listen_address(text: str) -> tuple[str, int]:
+def split_listen_address(text: str) -> tuple[str, int]:
+    """(host, port) of `web.listen_address` or `--web.listen-address` (ValueError if invalid)."""
     host, sep, port = text.rpartition(":")
     if not sep:
         raise ValueError(f"invalid listen address {text!r} (use host:port, e.g. 127.0.0.1:9798)")
@@ -640,7 +641,7 @@ def _split_listen_address(text: str) -> tuple[str, int]:
 def _listen_address(ctx: _Ctx, path: str, raw: object) -> str:
     text = _text(ctx, path, raw)
     try:
-        _split_listen_address(text)
+        split_listen_address(text)
     except ValueError:
         raise ValueError(
             f"invalid listen address {text!r} (use host:port, e.g. 127.0.0.1:9798 or [::1]:9798)"

@@ -132,9 +132,8 @@ class Daemon:
         return 0
 
     def _listen(self, cfg: config.Config) -> tuple[str, int]:
-        text = self.listen_override or cfg.web.listen_address
-        host, _, port = text.rpartition(":")
-        return host.strip("[]") or "127.0.0.1", int(port)
+        host, port = config.split_listen_address(self.listen_override or cfg.web.listen_address)
+        return host or "127.0.0.1", port
 
     def _signals(self) -> None:
         loop = asyncio.get_running_loop()

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from rblwatch import health, lookup
+from rblwatch.config import parse_nameserver
 from rblwatch.model import CLEAN, DnsList, Outcome, OutcomeKind, Reason, Target, TargetKind, error
 from rblwatch.resolver import QTYPE_TXT, Durations, Job, Resolver, Status, Template
 
@@ -84,14 +85,10 @@ def plans_for(
     """Plans for lists, each asking its own nameservers unless `override` (--nameserver) is set."""
     plans = []
     for lst in lists:
-        servers = override or tuple(_split_server(s) for s in lst.nameservers) or default_servers
+        own = tuple(parse_nameserver(s) for s in lst.nameservers)
+        servers = override or own or default_servers
         plans.append(Plan.build(lst, servers))
     return plans
-
-
-def _split_server(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    return host.strip("[]"), int(port)
 
 
 async def probe_health(resolver: Resolver, plans: Sequence[Plan]) -> int:
