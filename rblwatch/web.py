@@ -20,7 +20,6 @@ import datetime
 import html
 import json
 import re
-import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 
@@ -162,9 +161,8 @@ def events_json(events: Iterable[Event]) -> dict[str, object]:
     }
 
 
-def recent_events(store: Store, n: int, now: float) -> list[Event]:
-    """The newest `n` events, oldest first (`now` is kept for callers; the store knows)."""
-    del now
+def recent_events(store: Store, n: int) -> list[Event]:
+    """The newest `n` events, oldest first."""
     return list(reversed(store.events(limit=n, newest_first=True)))
 
 
@@ -250,13 +248,12 @@ def _events_html(events: list[Event]) -> str:
     return _table(("at", "kind", "target", "list", "group", "codes / detail"), rows)
 
 
-def render_page(runtime: Runtime, now: float | None = None) -> str:
+def render_page(runtime: Runtime) -> str:
     """The HTML status page: self-contained (no external assets), every value escaped."""
     config = runtime.config
-    now = time.time() if now is None else now
     targets = sum(runtime.targets_per_group.values()) if runtime.targets_per_group else None
     view = read_status(runtime.store, config, targets)
-    events = recent_events(runtime.store, PAGE_EVENTS, now)
+    events = recent_events(runtime.store, PAGE_EVENTS)
     delist = {lst.name: lst.delist_url for lst in config.lists}
     links = (
         '<a href="/metrics">/metrics</a> · <a href="/api/v1/status">/api/v1/status</a> · '
