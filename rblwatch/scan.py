@@ -71,12 +71,18 @@ class Summary:
             self.allowlisted += 1
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class Report:
     plans: list[Plan]
     queries: int = 0  # datagrams sent for the lookups, retries included
     results: list[Result] = field(default_factory=list)
     summary: Summary = field(default_factory=Summary)
+
+    def __repr__(self) -> str:
+        # short on purpose: asyncio.run() ends by restoring SIGINT, and signal.signal() formats
+        # the old handler, which holds the main task and so this result; the full dataclass
+        # repr of a /16's results cost ~75 ms of every big `check`
+        return f"<Report: {len(self.plans)} lists, {self.summary}, {len(self.results)} results>"
 
 
 def plans_for(

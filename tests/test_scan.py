@@ -15,7 +15,7 @@ import pytest
 from rblwatch import catalogue
 from rblwatch.model import DnsList, Health, Kind, Outcome, OutcomeKind, Purpose, Reason, Target
 from rblwatch.resolver import Resolver
-from rblwatch.scan import Report, Servers, plans_for, probe_health, scan
+from rblwatch.scan import Report, Result, Servers, plans_for, probe_health, scan
 from rblwatch.targets import parse_target
 from tests.faultdns import SPOOF_A, Action, Fault, FaultDns
 from tests.rbldnsd import Rbldnsd, available
@@ -468,3 +468,16 @@ def test_a_list_nameserver_may_be_an_ipv6_literal_in_brackets() -> None:
     lst = DnsList(name="a", zone="a.test", nameservers=("[::1]:5353",))
     (plan,) = plans_for([lst], (("127.0.0.1", 53),))
     assert plan.template.servers == (("::1", 5353),)
+
+
+def test_a_report_repr_stays_short_however_many_results_it_holds() -> None:
+    # asyncio.run() formats its main task's result while restoring SIGINT: a full dataclass
+    # repr of a /16's results would be built (and thrown away) at the end of every scan
+    report = Report(plans_for([BL], (("127.0.0.1", 53),)))
+    listed = Outcome(OutcomeKind.LISTED, ("127.0.0.2",))
+    report.results = [
+        Result(targets(f"10.0.{i // 256}.{i % 256}")[0], BL, listed) for i in range(10_000)
+    ]
+    text = repr(report)
+    assert len(text) < 200
+    assert "1 lists" in text and "10000 results" in text
