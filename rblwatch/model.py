@@ -7,7 +7,8 @@ closed sets: their values are what users see in output and what metrics use as l
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+import itertools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import NamedTuple
@@ -161,6 +162,17 @@ class Target(NamedTuple):
     kind: TargetKind
     group: str = ""
     source: str = ""  # what the user wrote (e.g. the CIDR or hostname), for messages
+
+
+def make_targets(values: Sequence[str], kind: TargetKind, group: str = "") -> list[Target]:
+    """Targets of canonical values, each its own source, without a Python call per target.
+
+    `tuple.__new__` over zipped fields is what `Target._make` does, less that call: about
+    half the time of building a /16's targets one by one.
+    """
+    r = itertools.repeat
+    fields = zip(values, r(kind), r(group), values, strict=False)
+    return list(map(tuple.__new__, r(Target), fields))
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ import pytest
 from rblwatch.model import Target, TargetKind
 from rblwatch.targets import (
     TargetError,
+    _plain_ipv4,
     expand,
     parse_cli_targets,
     parse_target,
@@ -215,3 +216,30 @@ def test_cli_targets_apply_the_network_limit() -> None:
     with pytest.raises(TargetError, match=r"limits\.ipv4_min_prefix"):
         parse_cli_targets(["10.0.0.0/15"])
     assert len(parse_cli_targets(["10.0.0.0/15"], ipv4_min_prefix=15)) == 131_072
+
+
+def test_a_file_of_plain_addresses_reads_as_the_general_parser_reads_it(tmp_path: Path) -> None:
+    # only digits, dots and line ends: the bulk path; the same lines with a comment take the
+    # general one, and both must give the same targets in the same order
+    body = "192.0.2.3\r\n\r\n192.0.2.1\n192.0.2.3\n198.51.100.7\n\n192.0.2.2"
+    plain, commented = tmp_path / "plain.txt", tmp_path / "commented.txt"
+    plain.write_text(body)
+    commented.write_text("# pool\n" + body)
+    assert _plain_ipv4(plain.read_text()) is not None
+    assert _plain_ipv4(commented.read_text()) is None
+    args = ["192.0.2.2", "@{}", "2001:db8::1"]
+    fast = parse_cli_targets([a.format(plain) for a in args])
+    general = parse_cli_targets([a.format(commented) for a in args])
+    assert fast == general
+    assert values(fast) == ["192.0.2.2", "192.0.2.3", "192.0.2.1", "198.51.100.7", "2001:db8::1"]
+    assert fast[1] == Target("192.0.2.3", TargetKind.IPV4, "", "192.0.2.3")
+
+
+@pytest.mark.parametrize("bad", ["999.1.1.1", "192.0.2", "192.0.2.01", "1.2.3.4.5"])
+def test_a_bad_address_in_a_file_of_plain_addresses_names_its_line(
+    tmp_path: Path, bad: str
+) -> None:
+    path = tmp_path / "targets.txt"
+    path.write_text(f"192.0.2.10\n192.0.2.11\n{bad}\n192.0.2.12\n")
+    with pytest.raises(TargetError, match=rf"^{re.escape(str(path))}:3: target '{re.escape(bad)}'"):
+        parse_cli_targets([f"@{path}"])
