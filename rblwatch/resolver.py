@@ -117,6 +117,8 @@ class Durations:
 # list literal costs a fraction of an instance. Fields:
 _KEY, _INDEX, _TEMPLATE, _QUESTION, _ATTEMPT, _DEADLINE, _WIRE_KEY = range(7)
 _Entry = list[Any]
+# a template as _fill uses it: (index in its job, template, wire tail, socket key bases)
+_Route = tuple[int, "Template", bytes, tuple[int, ...]]
 _OK = 0  # Status.OK, as a constant for the hot path
 
 
@@ -240,6 +242,8 @@ class _Batch:
         self.exhausted = False
         self.job: Job | None = None  # the job being fanned out, and its next template
         self.next_index = 0
+        self.route: list[_Route] = []  # what _fill needs of the templates of `route_of`
+        self.route_of: tuple[Template, ...] | None = None
         self.socks: list[socket.socket] = []
         self.by_server: dict[tuple[str, int], list[int]] = {}
         self.tasks: set[asyncio.Task[None]] = set()
@@ -302,18 +306,13 @@ class _Batch:
     # -- sending ------------------------------------------------------------------------------
 
     def _fill(self) -> None:
-        """Top the window up to max_in_flight from the jobs, one template at a time.
-
-        This is half of the hot path, so the first attempt's send is written out here rather
-        than calling `_send` (retries use that).
-        """
+        """Top the window up to max_in_flight from the jobs, a job's templates in turn."""
         room = self._room()
         if room <= 0:
             return
         deadline = time.monotonic() + self.r.timeout
-        jobs, pending, ids, socks, pack = self.jobs, self.pending, self.r._ids, self.socks, _ID.pack
-        by_server, header_tail = self.by_server, _HEADER_TAIL
-        job, i = self.job, self.next_index
+        jobs = self.jobs
+        job, i, route = self.job, self.next_index, self.route
         if job is not None:
             jkey, tpls, prefix = job
         sent = started = 0
@@ -324,27 +323,49 @@ class _Batch:
                     self.exhausted = True
                     break
                 jkey, tpls, prefix = job
+                if tpls is not self.route_of:
+                    route = self._route(tpls)
                 i = 0
-            tpl = tpls[i]
-            i += 1
-            if i == len(tpls):
+            if i == 0 and len(route) <= room - started:
+                todo = route  # the whole job fits: the common case
                 job = None
-            servers = tpl.servers
-            idxs = by_server.get(servers[0]) if servers else None
-            if idxs is None:
-                idxs = self._open_or_none(servers[0]) if servers else None
-                if idxs is None:  # no server, or no socket to it (say, IPv6 without a route)
-                    self.on_result(jkey, i - 1, Status.NETWORK, 0, _NO_RDATA, None)
-                    continue
+            else:
+                todo = route[i : i + room - started]
+                i += len(todo)
+                if i == len(route):
+                    job = None
+            n_started, n_sent = self._start(jkey, prefix, todo, deadline)
+            started += n_started
+            sent += n_sent
+        self.job, self.next_index, self.route = job, i, route
+        self._account(started, sent)
+
+    def _start(
+        self, jkey: object, prefix: bytes, todo: list[_Route], deadline: float
+    ) -> tuple[int, int]:
+        """First attempts of one job on some of its templates: (lookups started, datagrams sent).
+
+        Half of the hot path, so the send is written out here rather than calling `_send`
+        (retries use that).
+        """
+        pending, ids, socks, pack, header_tail = (
+            self.pending, self.r._ids, self.socks, _ID.pack, _HEADER_TAIL
+        )  # fmt: skip
+        started = len(todo)
+        sent = 0
+        for ti, tpl, tail, bases in todo:
+            if not bases:  # no server, or no socket to it (say, IPv6 without a route)
+                started -= 1
+                self.on_result(jkey, ti, Status.NETWORK, 0, _NO_RDATA, None)
+                continue
             qid = next(ids)
-            key = (idxs[qid % len(idxs)] << 16) | qid
+            key = bases[qid % len(bases)] | qid
             while key in pending:
                 qid = next(ids)
-                key = (idxs[qid % len(idxs)] << 16) | qid
-            q = prefix + tpl.tail
+                key = bases[qid % len(bases)] | qid
+            q = prefix + tail
             # insertion order is send order, which is deadline order
-            pending[key] = e = [jkey, i - 1, tpl, q, 0, deadline, key]
-            started += 1
+            pending[key] = e = [jkey, ti, tpl, q, 0, deadline, key]
             try:
                 socks[key >> 16].send(pack(qid) + header_tail + q)
                 sent += 1
@@ -352,9 +373,24 @@ class _Batch:
                 pass  # the socket buffer is full: the attempt times out and is retried
             except OSError:
                 del pending[key]
-                self._retry_or_finish(e, Status.NETWORK)  # counted in `started` all the same
-        self.job, self.next_index = job, i
-        self._account(started, sent)
+                self._retry_or_finish(e, Status.NETWORK)  # counted as started all the same
+        return started, sent
+
+    def _route(self, tpls: tuple[Template, ...]) -> list[_Route]:
+        """For each template of a job: its index, itself, its wire tail and its key bases.
+
+        A key base is a socket index shifted past the 16 bits of a query ID; an empty tuple
+        means the template cannot be sent (no server, or no socket to it). Cached for the
+        last tuple of templates seen: a scan's jobs share one per target kind.
+        """
+        route: list[_Route] = []
+        for ti, tpl in enumerate(tpls):
+            idxs: list[int] | None = None
+            if tpl.servers:
+                idxs = self.by_server.get(tpl.servers[0]) or self._open_or_none(tpl.servers[0])
+            route.append((ti, tpl, tpl.tail, tuple(si << 16 for si in idxs or ())))
+        self.route_of = tpls
+        return route
 
     def _account(self, started: int, sent: int) -> None:
         """Book a burst of first attempts: in flight here and resolver-wide, and sent."""

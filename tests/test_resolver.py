@@ -374,6 +374,36 @@ def test_no_more_than_max_in_flight_queries_are_outstanding(
     assert min(outstanding) >= 0
 
 
+@pytest.mark.parametrize("window", [1, 2, 4])
+def test_the_window_holds_when_a_job_has_more_templates_than_fit(
+    faultdns: FaultDns, window: int
+) -> None:
+    # jobs of 3 templates in windows of 1, 2 and 4: a job is split across fills and the
+    # window is never exceeded, while every (job, template) is asked and reported once
+    faultdns.default = Action(Fault.DELAY, delay_ms=40)
+    tpls = tuple(Template.build(z, [faultdns.address]) for z in ("a.test", "b.test", "c.test"))
+    jobs: list[Job] = [
+        (a, tpls, prefix_wire(a, TargetKind.IPV4)) for a in ("192.0.2.1", "192.0.2.2", "192.0.2.3")
+    ]
+    got: list[tuple[object, int]] = []
+    seen_at_result: list[int] = []
+
+    def on_result(
+        key: object, i: int, status: int, rcode: int, rdatas: list[bytes], ttl: int | None
+    ) -> None:
+        assert status == Status.OK
+        got.append((key, i))
+        seen_at_result.append(len(faultdns.queries))
+
+    asyncio.run(resolver(timeout=1.0, max_in_flight=window).run(jobs, on_result))
+    assert sorted(got, key=str) == sorted([(a, i) for a, _, _ in jobs for i in range(3)], key=str)
+    outstanding = [seen - done for done, seen in enumerate(seen_at_result, start=1)]
+    assert max(outstanding) == window - 1
+    assert sorted(q.name for q in faultdns.queries) == sorted(
+        qname(a, z) for a, _, _ in jobs for z in ("a.test", "b.test", "c.test")
+    )
+
+
 def test_concurrent_runs_share_max_in_flight_and_all_finish(faultdns: FaultDns) -> None:
     # the daemon runs several lists' cycles at once on one resolver: together they must stay
     # within max_in_flight, and a run that starts while another fills the window still runs
