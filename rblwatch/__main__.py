@@ -2,4 +2,4 @@
 
 from rblwatch import cli
 
-raise SystemExit(cli.main())
+raise SystemExit(cli.console())

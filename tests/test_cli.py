@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -809,3 +810,20 @@ def test_a_run_as_its_own_process_prints_no_progress_and_exits_by_outcome(
         ran.out.splitlines()[-1]
         == "257 lookups on 1 lists: 2 listed, 255 clean, 0 error, 0 allowlisted"
     )
+
+
+@pytest.mark.parametrize("script", [False, True], ids=["python -m", "console script"])
+def test_a_process_of_its_own_prints_every_result_before_it_exits(
+    make_config: MakeConfig, script: bool
+) -> None:
+    # check ends its process without tearing it down: what it printed must all be flushed
+    # (stdout to a pipe is block-buffered, unless PYTHONUNBUFFERED says otherwise)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    ran = run_process(
+        "check", "--config.file", make_config([BL]), "--all", "--format", "json",
+        "198.51.100.0/24", "192.0.2.10", script=script, env=env,
+    )  # fmt: skip
+    assert ran.code == cli.EXIT_LISTED, ran.err
+    assert ran.err == ""
+    assert len(ran.results()) == 257
+    assert ran.out.endswith("}\n")
