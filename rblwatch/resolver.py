@@ -108,9 +108,15 @@ class Durations:
         self.counts = [0] * (len(self.bounds) + 1)  # the last is above every bound
         self.total = 0.0
 
-    def observe(self, seconds: float) -> None:
-        self.counts[bisect.bisect_left(self.bounds, seconds)] += 1
-        self.total += seconds
+    def observe_since(self, end: float, starts: Iterable[float]) -> None:
+        """Observe `end - start` for each of `starts` (a burst of replies read at once)."""
+        counts, bounds, where = self.counts, self.bounds, bisect.bisect_left
+        total = 0.0
+        for start in starts:
+            took = end - start
+            counts[where(bounds, took)] += 1
+            total += took
+        self.total += total
 
 
 # A lookup in flight is a list, not an object: it is created for every lookup of a scan and a
@@ -311,70 +317,104 @@ class _Batch:
         if room <= 0:
             return
         deadline = time.monotonic() + self.r.timeout
-        jobs = self.jobs
-        job, i, route = self.job, self.next_index, self.route
-        if job is not None:
-            jkey, tpls, prefix = job
-        sent = started = 0
-        while started < room:
-            if job is None:
-                job = next(jobs, None)
-                if job is None:
-                    self.exhausted = True
-                    break
-                jkey, tpls, prefix = job
-                if tpls is not self.route_of:
-                    route = self._route(tpls)
-                i = 0
-            if i == 0 and len(route) <= room - started:
-                todo = route  # the whole job fits: the common case
-                job = None
-            else:
-                todo = route[i : i + room - started]
-                i += len(todo)
-                if i == len(route):
-                    job = None
-            n_started, n_sent = self._start(jkey, prefix, todo, deadline)
-            started += n_started
-            sent += n_sent
-        self.job, self.next_index, self.route = job, i, route
+        started = sent = 0
+        if self.job is not None:  # a job the window split: its remaining templates first
+            started, sent = self._resume(room, deadline)
+        if started < room and self.job is None:
+            more, more_sent = self._start_jobs(room - started, deadline)
+            started += more
+            sent += more_sent
         self._account(started, sent)
 
-    def _start(
-        self, jkey: object, prefix: bytes, todo: list[_Route], deadline: float
-    ) -> tuple[int, int]:
-        """First attempts of one job on some of its templates: (lookups started, datagrams sent).
+    def _start_jobs(self, room: int, deadline: float) -> tuple[int, int]:
+        """First attempts of whole jobs while they fit in `room`: (lookups started, sent).
 
-        Half of the hot path, so the send is written out here rather than calling `_send`
-        (retries use that).
+        The hot half of the resolver, so the send is written out here (retries use `_send`).
+        A job with more templates than the room left is started as far as it fits and
+        finished by `_resume` in a later fill.
         """
-        pending, ids, socks, pack, header_tail = (
-            self.pending, self.r._ids, self.socks, _ID.pack, _HEADER_TAIL
-        )  # fmt: skip
-        started = len(todo)
-        sent = 0
-        for ti, tpl, tail, bases in todo:
-            if not bases:  # no server, or no socket to it (say, IPv6 without a route)
-                started -= 1
-                self.on_result(jkey, ti, Status.NETWORK, 0, _NO_RDATA, None)
-                continue
-            qid = next(ids)
-            key = bases[qid % len(bases)] | qid
-            while key in pending:
+        jobs, pending, ids, socks, pack = self.jobs, self.pending, self.r._ids, self.socks, _ID.pack
+        header_tail = _HEADER_TAIL
+        route, route_of = self.route, self.route_of
+        started = sent = 0
+        while started < room:
+            job = next(jobs, None)
+            if job is None:
+                self.exhausted = True
+                break
+            jkey, tpls, prefix = job
+            if tpls is not route_of:
+                route, route_of = self._route(tpls), tpls
+            if len(route) > room - started:
+                self.job, self.next_index, self.route = job, 0, route
+                more, more_sent = self._resume(room - started, deadline)
+                return started + more, sent + more_sent
+            started += len(route)
+            for ti, tpl, tail, bases in route:
+                if not bases:  # no server, or no socket to it (say, IPv6 without a route)
+                    started -= 1
+                    self.on_result(jkey, ti, Status.NETWORK, 0, _NO_RDATA, None)
+                    continue
                 qid = next(ids)
                 key = bases[qid % len(bases)] | qid
-            q = prefix + tail
-            # insertion order is send order, which is deadline order
-            pending[key] = e = [jkey, ti, tpl, q, 0, deadline, key]
-            try:
-                socks[key >> 16].send(pack(qid) + header_tail + q)
-                sent += 1
-            except BlockingIOError:
-                pass  # the socket buffer is full: the attempt times out and is retried
-            except OSError:
-                del pending[key]
-                self._retry_or_finish(e, Status.NETWORK)  # counted as started all the same
+                while key in pending:
+                    qid = next(ids)
+                    key = bases[qid % len(bases)] | qid
+                q = prefix + tail
+                # insertion order is send order, which is deadline order
+                pending[key] = e = [jkey, ti, tpl, q, 0, deadline, key]
+                try:
+                    socks[key >> 16].send(pack(qid) + header_tail + q)
+                    sent += 1
+                except BlockingIOError:
+                    pass  # the socket buffer is full: the attempt times out and is retried
+                except OSError:
+                    del pending[key]
+                    self._retry_or_finish(e, Status.NETWORK)  # counted as started all the same
+        self.route = route
         return started, sent
+
+    def _resume(self, room: int, deadline: float) -> tuple[int, int]:
+        """First attempts of the split job's next templates, as many as `room` allows."""
+        assert self.job is not None
+        jkey, _tpls, prefix = self.job
+        i = self.next_index
+        todo = self.route[i : i + room]
+        self.next_index = i + len(todo)
+        if self.next_index == len(self.route):
+            self.job = None
+        started = sent = 0
+        for ti, tpl, _tail, bases in todo:
+            if not bases:
+                self.on_result(jkey, ti, Status.NETWORK, 0, _NO_RDATA, None)
+                continue
+            started += 1
+            e = [jkey, ti, tpl, prefix + tpl.tail, 0, deadline, 0]
+            sent += self._transmit(e, bases)
+        return started, sent
+
+    def _transmit(self, e: _Entry, bases: tuple[int, ...]) -> int:
+        """Send an attempt on one of `bases`' sockets under a fresh ID: 1 if a datagram went.
+
+        A failing socket ends the attempt at once (retried, or a network error).
+        """
+        pending, ids = self.pending, self.r._ids
+        qid = next(ids)
+        key = bases[qid % len(bases)] | qid
+        while key in pending:
+            qid = next(ids)
+            key = bases[qid % len(bases)] | qid
+        e[_WIRE_KEY] = key
+        pending[key] = e
+        try:
+            self.socks[key >> 16].send(_ID.pack(qid) + _HEADER_TAIL + e[_QUESTION])
+            return 1
+        except BlockingIOError:
+            return 0
+        except OSError:
+            del pending[key]
+            self._retry_or_finish(e, Status.NETWORK)
+            return 0
 
     def _route(self, tpls: tuple[Template, ...]) -> list[_Route]:
         """For each template of a job: its index, itself, its wire tail and its key bases.
@@ -434,25 +474,10 @@ class _Batch:
         if idxs is None:
             self._retry_or_finish(e, Status.NETWORK)
             return
-        pending = self.pending
-        ids = self.r._ids
-        while True:
-            qid = next(ids)
-            key = (idxs[qid % len(idxs)] << 16) | qid
-            if key not in pending:
-                break
-        e[_WIRE_KEY] = key
         e[_DEADLINE] = deadline
-        pending[key] = e
-        try:
-            self.socks[key >> 16].send(_ID.pack(qid) + _HEADER_TAIL + e[_QUESTION])
-            self.r.stats.sent += 1
-            self.sent += 1
-        except BlockingIOError:
-            pass
-        except OSError:
-            del pending[key]
-            self._retry_or_finish(e, Status.NETWORK)
+        n = self._transmit(e, tuple(si << 16 for si in idxs))
+        self.r.stats.sent += n
+        self.sent += n
 
     # -- receiving ----------------------------------------------------------------------------
 
@@ -468,15 +493,11 @@ class _Batch:
         """Read every reply waiting on a socket and settle the lookups they answer."""
         recv = self.socks[si].recv
         pending = self.pending
-        on_result = self.on_result
         count_nxdomain = self.count_nxdomain
         base = si << 16
         finished = received = nxdomain = 0
         durations = self.durations
-        if durations is not None:
-            # one clock read per burst: every reply of it arrived by now. An attempt was sent
-            # at deadline - timeout, so it took (now + timeout) - deadline.
-            now_plus_timeout = time.monotonic() + self.r.timeout
+        arrived: list[float] = []  # the deadlines of the answered attempts, for durations
         while True:
             try:
                 data = recv(_MAX_UDP)
@@ -485,44 +506,56 @@ class _Batch:
             except OSError:
                 break  # e.g. ICMP port unreachable: the query times out or is retried
             received += 1
-            key = base | (data[0] << 8 | data[1]) if len(data) >= _HEADER_LEN else -1
-            e = pending.get(key)
-            if e is None:  # too short for a header, or no such query in flight
+            try:
+                e = pending.get(base | data[0] << 8 | data[1])
+                if e is None:  # no such query in flight
+                    self.r._drop("id")
+                    continue
+                q = e[_QUESTION]
+                flags = data[2]
+                if (
+                    not flags & 0x80
+                    or data[5] != 1
+                    or data[4]
+                    or not (
+                        data.startswith(q, _HEADER_LEN)
+                        # case may be echoed differently
+                        or data[_HEADER_LEN : _HEADER_LEN + len(q)].lower() == q
+                    )
+                ):
+                    self.r._drop("question")
+                    continue
+            except IndexError:  # too short for a header
                 self.r._drop("id")
                 continue
-            q = e[_QUESTION]
-            end = _HEADER_LEN + len(q)
-            flags = data[2]
-            if (
-                not flags & 0x80
-                or data[5] != 1
-                or data[4]
-                or not (
-                    data.startswith(q, _HEADER_LEN)
-                    or data[_HEADER_LEN:end].lower() == q  # case may be echoed differently
-                )
-            ):
-                self.r._drop("question")
-                continue
-            del pending[key]
+            del pending[e[_WIRE_KEY]]
             if durations is not None:
-                durations.observe(now_plus_timeout - e[_DEADLINE])
-            if flags & 0x02:  # TC: the answer did not fit; ask again over TCP
-                self._start_tcp(e)
+                arrived.append(e[_DEADLINE])
+            if flags & 0x02 or data[7] or data[6] or data[3] & 0x0F != 3 or not count_nxdomain:
+                finished += self._settle(e, data, flags)
                 continue
-            finished += 1
-            if data[7] == 0 and data[6] == 0:  # no answer records: NXDOMAIN, NODATA, errors
-                rcode = data[3] & 0x0F
-                if rcode == 3 and count_nxdomain:
-                    nxdomain += 1
-                else:
-                    on_result(e[_KEY], e[_INDEX], _OK, rcode, _NO_RDATA, None)
-            else:
-                self._answers(e, data, end)
+            finished += 1  # a plain NXDOMAIN, only counted: the bulk of any scan
+            nxdomain += 1
+        if arrived:
+            assert durations is not None
+            # one clock read per burst: every reply of it arrived by now. An attempt was sent
+            # at deadline - timeout, so it took (now + timeout) - deadline.
+            durations.observe_since(time.monotonic() + self.r.timeout, arrived)
         self.r.stats.received += received
         self.nxdomain += nxdomain
         self.in_flight -= finished
         self.r.in_flight -= finished
+
+    def _settle(self, e: _Entry, data: bytes, flags: int) -> int:
+        """Report a matched reply other than a counted NXDOMAIN: 1, or 0 if it goes to TCP."""
+        if flags & 0x02:  # TC: the answer did not fit; ask again over TCP
+            self._start_tcp(e)
+            return 0
+        if data[7] == 0 and data[6] == 0:  # no answer records: NXDOMAIN, NODATA, errors
+            self.on_result(e[_KEY], e[_INDEX], _OK, data[3] & 0x0F, _NO_RDATA, None)
+        else:
+            self._answers(e, data, _HEADER_LEN + len(e[_QUESTION]))
+        return 1
 
     def _answers(self, e: _Entry, data: bytes, offset: int) -> None:
         try:

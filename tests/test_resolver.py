@@ -28,7 +28,16 @@ from rblwatch.lookup import (
     prefix_wire,
 )
 from rblwatch.model import TargetKind
-from rblwatch.resolver import QTYPE_A, QTYPE_TXT, Job, Resolver, ResultCallback, Status, Template
+from rblwatch.resolver import (
+    QTYPE_A,
+    QTYPE_TXT,
+    Durations,
+    Job,
+    Resolver,
+    ResultCallback,
+    Status,
+    Template,
+)
 from tests.faultdns import SPOOF_A, Action, Fault, FaultDns
 from tests.rbldnsd import Rbldnsd
 
@@ -552,3 +561,18 @@ def test_a_server_no_socket_can_be_connected_to_ends_its_lookups_as_network_erro
     asyncio.run(res.run([*broken, *fine], on_result))
     assert sorted(status for _, status in got) == [Status.OK, Status.NETWORK]
     assert res.in_flight == 0
+
+
+def test_durations_count_every_answered_query_in_its_bucket(faultdns: FaultDns) -> None:
+    # replies held back 60 ms: every answered query lands in (0.05, 0.5], none below
+    faultdns.default = Action(Fault.DELAY, delay_ms=60)
+    durations = Durations([0.01, 0.05, 0.5])
+    addresses = [f"192.0.2.{i}" for i in range(1, 9)]
+
+    def on_result(*_: object) -> None:
+        pass
+
+    jobs = jobs_for(addresses, [faultdns.address])
+    asyncio.run(resolver(timeout=1.0, max_in_flight=4).run(jobs, on_result, durations=durations))
+    assert durations.counts == [0, 0, len(addresses), 0]
+    assert 0.06 * len(addresses) <= durations.total < 0.5 * len(addresses)
