@@ -113,7 +113,8 @@ class Engine:
         self._plans: dict[str, tuple[DnsList, ResolverConfig, Plan]] = {}
         self._resolver: tuple[ResolverConfig, Resolver] | None = None
         self._dropped_seen = 0
-        self._per_list: dict[str, tuple[list[Target], list[Target]]] = {}
+        # per list: (all targets, the ones it takes, their values), while the first is the same
+        self._per_list: dict[str, tuple[list[Target], list[Target], frozenset[str]]] = {}
         self._complete_targets = True  # every configured target is known (hostnames resolved)
         # query labels per target: every list asks the same targets every cycle
         self._prefix = functools.lru_cache(maxsize=1 << 20)(lookup.prefix_wire)
@@ -195,8 +196,15 @@ class Engine:
         if cached is not None and cached[0] is found:
             return cached[1]
         mine = [t for t in found if lst.checks(t.kind)]
-        self._per_list[lst.name] = (found, mine)
+        self._per_list[lst.name] = (found, mine, frozenset(t.value for t in mine))
         return mine
+
+    def _values_of(self, lst: DnsList, mine: list[Target]) -> frozenset[str]:
+        """The values of `mine`, a list's targets: cached with them, built if `mine` is not."""
+        cached = self._per_list.get(lst.name)
+        if cached is not None and cached[1] is mine:
+            return cached[2]
+        return frozenset(t.value for t in mine)
 
     async def _resolve(self, names: Sequence[str], group: str) -> list[Target]:
         r = self.rt.config.resolver
@@ -413,14 +421,15 @@ class Engine:
             # a target no longer configured leaves the status page and /metrics quietly: it
             # was not delisted, it is no longer watched (no event). Not when a hostname failed
             # to resolve this cycle: its addresses are missing only for now.
-            current = {t.value for t in mine}
+            current = self._values_of(lst, mine)
             commit.deletes.extend(t for t in rows if t not in current)
         confirm = self.rt.config.schedule.confirm
-        for t in mine:
+        # only targets with something to decide: a stored row, an outcome other than clean,
+        # or no clean look yet. The rest, clean and believed clean, are the bulk of a cycle.
+        news = rows.keys() | outcomes.keys()
+        for t in [t for t in mine if t.value in news or t.value not in seen]:
             prev = rows.get(t.value)
             outcome = outcomes.get(t.value, CLEAN)
-            if prev is None and outcome is CLEAN and t.value in seen:
-                continue  # clean and believed clean: the bulk of every cycle
             d = transitions.step(
                 prev,
                 outcome,

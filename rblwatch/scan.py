@@ -181,6 +181,12 @@ class _Scan:
         """A job per target over the healthy lists that take it; the others are recorded unsent."""
         templates = {k: tuple(p.template for p in plans) for k, plans in self.asked.items()}
         prefix = self.prefix
+        if not any(self.skipped.values()):  # every list healthy: one job per target, lean
+            for ti, (value, kind, _group, _source) in enumerate(self.targets):
+                tpls = templates[kind]
+                if tpls:
+                    yield ti, tpls, prefix(value, kind)
+            return
         for ti, t in enumerate(self.targets):
             for plan in self.skipped[t.kind]:
                 self.record(t, plan, _unhealthy(plan))
