@@ -30,6 +30,7 @@ from rblwatch.model import (
     Purpose,
     Reason,
     Target,
+    TargetKind,
 )
 from rblwatch.resolver import Durations, Resolver, normalize_server, system_nameservers
 from rblwatch.runtime import Runtime
@@ -85,6 +86,11 @@ def receivers_for(config: Config, lst: DnsList) -> Callable[[Event], list[str]]:
     return pick
 
 
+def _kinds_of(lst: DnsList) -> tuple[TargetKind, ...]:
+    """The kinds of target a list is asked about, in a fixed order."""
+    return tuple(k for k in TargetKind if lst.checks(k))
+
+
 def _add_new(out: list[Target], values: set[str], found: Iterable[Target]) -> None:
     """Append the targets whose value is not in `values` yet (and record it there).
 
@@ -113,8 +119,11 @@ class Engine:
         self._plans: dict[str, tuple[DnsList, ResolverConfig, Plan]] = {}
         self._resolver: tuple[ResolverConfig, Resolver] | None = None
         self._dropped_seen = 0
-        # per list: (all targets, the ones it takes, their values), while the first is the same
-        self._per_list: dict[str, tuple[list[Target], list[Target], frozenset[str]]] = {}
+        # per set of target kinds a list takes: (all targets, the ones of those kinds, their
+        # values), valid while the first is the same object; lists of one kind share them
+        self._per_kinds: dict[
+            tuple[TargetKind, ...], tuple[list[Target], list[Target], frozenset[str]]
+        ] = {}
         self._complete_targets = True  # every configured target is known (hostnames resolved)
         # query labels per target: every list asks the same targets every cycle
         self._prefix = functools.lru_cache(maxsize=1 << 20)(lookup.prefix_wire)
@@ -192,16 +201,17 @@ class Engine:
 
     def _targets_of(self, lst: DnsList, found: list[Target]) -> list[Target]:
         """The targets a list takes, cached while the target list is the same object."""
-        cached = self._per_list.get(lst.name)
+        kinds = _kinds_of(lst)
+        cached = self._per_kinds.get(kinds)
         if cached is not None and cached[0] is found:
             return cached[1]
-        mine = [t for t in found if lst.checks(t.kind)]
-        self._per_list[lst.name] = (found, mine, frozenset(t.value for t in mine))
+        mine = [t for t in found if t.kind in kinds]
+        self._per_kinds[kinds] = (found, mine, frozenset(t.value for t in mine))
         return mine
 
     def _values_of(self, lst: DnsList, mine: list[Target]) -> frozenset[str]:
         """The values of `mine`, a list's targets: cached with them, built if `mine` is not."""
-        cached = self._per_list.get(lst.name)
+        cached = self._per_kinds.get(_kinds_of(lst))
         if cached is not None and cached[1] is mine:
             return cached[2]
         return frozenset(t.value for t in mine)
