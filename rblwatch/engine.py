@@ -12,6 +12,7 @@ rows), one aggregate row and the day's query count — in one transaction.
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
 import logging
 import time
@@ -113,6 +114,7 @@ class Engine:
         self._seen: dict[str, set[str]] = {}
         # the config's addresses and domains, expanded once, and their values
         self._static: tuple[Config, list[Target], set[str]] | None = None
+        self._counted: list[Target] | None = None  # the target list targets_per_group counts
         self._locks: dict[str, asyncio.Lock] = {}
         self._probe_locks: dict[str, asyncio.Lock] = {}
         self._health: dict[str, Health] | None = None
@@ -193,10 +195,9 @@ class Engine:
                 if g.hostnames:
                     got = await self._resolve(g.hostnames, g.group)
                     _add_new(found, resolved, (t for t in got if t.value not in static_values))
-        counts: dict[str, int] = {}
-        for t in found:
-            counts[t.group] = counts.get(t.group, 0) + 1
-        self.rt.targets_per_group = counts
+        if found is not self._counted:  # counted once per target list, not every cycle
+            self._counted = found
+            self.rt.targets_per_group = dict(collections.Counter(t.group for t in found))
         return found
 
     def _targets_of(self, lst: DnsList, found: list[Target]) -> list[Target]:

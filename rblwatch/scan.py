@@ -9,7 +9,9 @@ counts of every outcome, and the results that are not `clean` (all of them with
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
+import operator
 import socket
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -129,8 +131,8 @@ def _decode(
 
 
 def count_lookups(targets: Sequence[Target], plans: Sequence[Plan]) -> int:
-    per_kind = {k: sum(1 for p in plans if p.lst.checks(k)) for k in TargetKind}
-    return sum(per_kind[t.kind] for t in targets)
+    kinds = collections.Counter(map(operator.attrgetter("kind"), targets))
+    return sum(n * sum(1 for p in plans if p.lst.checks(k)) for k, n in kinds.items())
 
 
 class _Scan:
