@@ -1,9 +1,9 @@
 """Big scans on several cores: the targets split between forked worker processes.
 
 One Python process spends most of a core on a DNSBL scan (the kernel's UDP work included);
-a /16 on a dozen lists is done sooner on two. Each worker runs its own resolver on its share
-of the targets with its share of `max_in_flight`, so the total load on a list's servers stays
-what the configuration allows. Workers send back only their summary and the results that are
+a /16 on a dozen lists is done sooner on two. Each worker runs its own resolver, with its share
+of `max_in_flight` so the total load on a list's servers stays what the configuration allows,
+on the ranges of targets it claims as it goes. Workers send back only their summary and the results that are
 kept (not `clean` unless asked), which for a scan are few.
 
 Forking happens outside any event loop: call `scan_split` from synchronous code.
@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import os
 import pickle
-from collections.abc import Callable, Sequence
+import struct
+from collections.abc import Callable, Iterator, Sequence
 
 from rblwatch.model import DnsList, Outcome, OutcomeKind, Reason, Target, TargetKind
 from rblwatch.resolver import Resolver
@@ -42,7 +43,12 @@ def scan_split(
     fetch_txt: bool = False,
     progress: ProgressCallback | None = None,
 ) -> Report:
-    """`scan` over `workers` processes; `make_resolver(workers)` builds each one's resolver."""
+    """`scan` over `workers` processes; `make_resolver(workers)` builds each one's resolver.
+
+    The targets are cut into small ranges that the processes claim as they go (from a pipe
+    filled before forking), so one that gets less CPU does less of the work instead of
+    making the others wait for it at the end.
+    """
     if workers <= 1 or len(targets) < workers or not hasattr(os, "fork"):
         return asyncio.run(
             scan(
@@ -54,28 +60,36 @@ def scan_split(
                 progress=progress,
             )
         )
-    size = -(-len(targets) // workers)
-    chunks = [targets[i : i + size] for i in range(0, len(targets), size)]
+    claims, size = _claims(len(targets), workers)
 
     def resolver_of() -> Resolver:
         return make_resolver(workers)
 
-    children = [_fork(resolver_of, chunk, plans, keep_clean, fetch_txt) for chunk in chunks[1:]]
+    def share() -> Iterator[range]:
+        return _claimed(claims, size, len(targets))
 
     def scaled(done: int, total: int) -> None:
         assert progress is not None
-        progress(min(done * len(chunks), total * len(chunks)), total * len(chunks))
+        progress(min(done * workers, total), total)
 
-    report = asyncio.run(
-        scan(
-            resolver_of(),
-            chunks[0],
-            plans,
-            keep_clean=keep_clean,
-            fetch_txt=fetch_txt,
-            progress=scaled if progress else None,
+    try:
+        children = [
+            _fork(resolver_of, targets, share(), plans, keep_clean, fetch_txt)
+            for _ in range(workers - 1)
+        ]
+        report = asyncio.run(
+            scan(
+                resolver_of(),
+                targets,
+                plans,
+                keep_clean=keep_clean,
+                fetch_txt=fetch_txt,
+                progress=scaled if progress else None,
+                share=share(),
+            )
         )
-    )
+    finally:
+        os.close(claims)
     by_name = {p.lst.name: p.lst for p in plans}
     for pid, fd in children:
         summary, rows = _collect(pid, fd)
@@ -86,9 +100,46 @@ def scan_split(
     return report
 
 
+_RANGES_PER_WORKER = 64
+# at most 1,024 records of 4 bytes: 4 KiB, which even a one-page pipe holds (its writer
+# would block on more, with nobody reading yet)
+_MAX_RANGES = 1024
+_CLAIM = struct.Struct("=I")
+
+
+def _claims(n: int, workers: int) -> tuple[int, int]:
+    """(a pipe's read end holding the start of every range of n targets, the range size).
+
+    Every record is written before any process reads, and a read of one record from a pipe
+    is atomic, so each range is claimed by exactly one process.
+    """
+    ranges = min(_MAX_RANGES, workers * _RANGES_PER_WORKER)
+    size = max(16, -(-n // ranges))
+    r, w = os.pipe()
+    try:
+        os.write(w, b"".join(_CLAIM.pack(start) for start in range(0, n, size)))
+    except BaseException:
+        os.close(r)
+        raise
+    finally:
+        os.close(w)
+    return r, size
+
+
+def _claimed(fd: int, size: int, n: int) -> Iterator[range]:
+    """The ranges this process claims from `_claims`' pipe, one read as each is needed."""
+    while True:
+        record = os.read(fd, _CLAIM.size)
+        if not record:
+            return
+        (start,) = _CLAIM.unpack(record)
+        yield range(start, min(start + size, n))
+
+
 def _fork(
     make_resolver: Callable[[], Resolver],
-    chunk: Sequence[Target],
+    targets: Sequence[Target],
+    share: Iterator[range],
     plans: Sequence[Plan],
     keep_clean: bool,
     fetch_txt: bool,
@@ -103,7 +154,14 @@ def _fork(
     code = 0
     try:
         report = asyncio.run(
-            scan(make_resolver(), chunk, plans, keep_clean=keep_clean, fetch_txt=fetch_txt)
+            scan(
+                make_resolver(),
+                targets,
+                plans,
+                keep_clean=keep_clean,
+                fetch_txt=fetch_txt,
+                share=share,
+            )
         )
         s = report.summary
         summary = {f: getattr(s, f) for f in ("lookups", "listed", "clean", "error", "allowlisted")}

@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import itertools
 import operator
 import socket
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from rblwatch import health, lookup
@@ -145,9 +146,11 @@ class _Scan:
         keep_clean: bool,
         progress: ProgressCallback | None,
         prefix: PrefixFunction = lookup.prefix_wire,
+        share: Iterable[range] | None = None,
     ) -> None:
         self.prefix = prefix
         self.targets = targets
+        self.share = share
         self.plans = plans
         self.keep_clean = keep_clean
         self.progress = progress
@@ -182,14 +185,17 @@ class _Scan:
     def jobs(self) -> Iterator[Job]:
         """A job per target over the healthy lists that take it; the others are recorded unsent."""
         templates = {k: tuple(p.template for p in plans) for k, plans in self.asked.items()}
-        prefix = self.prefix
+        prefix, targets = self.prefix, self.targets
+        mine: Iterable[tuple[int, Target]] = enumerate(targets)
+        if self.share is not None:  # ranges claimed one at a time, as the resolver asks
+            mine = ((ti, targets[ti]) for ti in itertools.chain.from_iterable(self.share))
         if not any(self.skipped.values()):  # every list healthy: one job per target, lean
-            for ti, (value, kind, _group, _source) in enumerate(self.targets):
+            for ti, (value, kind, _group, _source) in mine:
                 tpls = templates[kind]
                 if tpls:
                     yield ti, tpls, prefix(value, kind)
             return
-        for ti, t in enumerate(self.targets):
+        for ti, t in mine:
             for plan in self.skipped[t.kind]:
                 self.record(t, plan, _unhealthy(plan))
             if templates[t.kind]:
@@ -207,13 +213,16 @@ async def scan(
     durations: Durations | None = None,
     max_qps: float | None = None,
     prefix: PrefixFunction = lookup.prefix_wire,
+    share: Iterable[range] | None = None,
 ) -> Report:
     """Look up every target on every plan that takes it. Health must have been probed.
 
     `prefix` builds a target's query labels; the daemon passes a cached one, since it asks
-    the same targets on every list, every cycle.
+    the same targets on every list, every cycle. `share` limits the scan to ranges of target
+    indices, taken one at a time as lookups go out (processes splitting one scan share
+    them this way); progress still counts against all the targets.
     """
-    state = _Scan(targets, plans, keep_clean, progress, prefix)
+    state = _Scan(targets, plans, keep_clean, progress, prefix, share)
     report = state.report
     if progress is not None:
         # plain NXDOMAINs are only counted by the resolver, so progress is read from its stats

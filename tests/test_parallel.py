@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import os
 
 import pytest
 
 from rblwatch.model import DnsList, Kind, OutcomeKind, Reason
-from rblwatch.parallel import scan_split, worker_count
+from rblwatch.parallel import _claimed, _claims, scan_split, worker_count
 from rblwatch.resolver import Resolver
 from rblwatch.scan import Report, plans_for, probe_health
 from rblwatch.targets import parse_target
@@ -41,7 +43,10 @@ def outcomes(report: Report) -> list[tuple[str, str, object]]:
     return [(r.target.value, r.lst.name, r.outcome) for r in report.results]
 
 
-def test_two_workers_report_exactly_what_one_process_does(dns: Rbldnsd, faultdns: FaultDns) -> None:
+@pytest.mark.parametrize("workers", [2, 3])
+def test_split_scans_report_exactly_what_one_process_does(
+    dns: Rbldnsd, faultdns: FaultDns, workers: int
+) -> None:
     # one list on rbldnsd (listings with TXT), one on a server that fails some names
     faultdns.rule("2.0.0.127.flaky.test", Fault.ANSWER, a=["127.0.0.2"])
     for i in range(0, 256, 5):
@@ -54,7 +59,7 @@ def test_two_workers_report_exactly_what_one_process_does(dns: Rbldnsd, faultdns
         ) + plans_for([DnsList(name="flaky", zone="flaky.test", kind=Kind.IP)], (faultdns.address,))
 
     one = run_split(1, plans, fetch_txt=True)
-    two = run_split(2, plans, fetch_txt=True)
+    two = run_split(workers, plans, fetch_txt=True)
     assert outcomes(two) == outcomes(one)
     assert two.summary == one.summary
     listed = {r.target.value for r in two.results if r.outcome.kind is OutcomeKind.LISTED}
@@ -71,3 +76,24 @@ def test_a_scan_is_split_only_when_it_is_big_enough() -> None:
     assert worker_count(1_000, cpus=2) == 1
     assert worker_count(262_144, cpus=2) == 2
     assert worker_count(262_144, cpus=1) == 1
+
+
+@pytest.mark.parametrize("n", [1, 17, 1000, 65_536])
+def test_claimed_ranges_cover_every_target_once_however_readers_interleave(n: int) -> None:
+    fd, size = _claims(n, workers=2)
+    try:
+        first, second = _claimed(fd, size, n), _claimed(fd, size, n)
+        got: list[range] = []
+        for turn in itertools.count():  # two readers of one pipe, taking turns unevenly
+            reader = first if turn % 3 else second
+            claimed = next(reader, None)
+            if claimed is None:
+                got.extend(first)
+                got.extend(second)
+                break
+            got.append(claimed)
+    finally:
+        os.close(fd)
+    indices = [i for r in got for i in r]
+    assert sorted(indices) == list(range(n))
+    assert len(got) <= 2 * 64
