@@ -3,8 +3,8 @@
 One Python process spends most of a core on a DNSBL scan (the kernel's UDP work included);
 a /16 on a dozen lists is done sooner on two. Each worker runs its own resolver, with its share
 of `max_in_flight` so the total load on a list's servers stays what the configuration allows,
-on the ranges of targets it claims as it goes. Workers send back only their summary and the results that are
-kept (not `clean` unless asked), which for a scan are few.
+on the ranges of targets it claims as it goes. Workers send back only their summary and the
+results that are kept (not `clean` unless asked), which for a scan are few.
 
 Forking happens outside any event loop: call `scan_split` from synchronous code.
 """
