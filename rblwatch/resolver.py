@@ -345,11 +345,7 @@ class _Batch:
         header_tail, write = _HEADER_TAIL, os.write
         route, route_of = self.route, self.route_of
         started = unsent = 0
-        while started < room:
-            job = next(jobs, None)
-            if job is None:
-                self.exhausted = True
-                break
+        for job in jobs:  # the caller made sure there is room for one lookup at least
             jkey, tpls, prefix = job
             if tpls is not route_of:
                 route, route_of = self._route(tpls), tpls
@@ -379,6 +375,10 @@ class _Batch:
                     unsent += 1
                     del pending[key]
                     self._retry_or_finish(e, Status.NETWORK)  # counted as started all the same
+            if started >= room:
+                break
+        else:
+            self.exhausted = True
         self.route = route
         return started, started - unsent
 
