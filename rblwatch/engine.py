@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import functools
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -87,6 +86,16 @@ def receivers_for(config: Config, lst: DnsList) -> Callable[[Event], list[str]]:
     return pick
 
 
+@dataclass(frozen=True, slots=True)
+class _Mine:
+    """The targets of the kinds some lists take, with what every cycle needs of them."""
+
+    found: list[Target]  # every target, which these were taken from
+    targets: list[Target]
+    values: frozenset[str]
+    labels: list[bytes]  # query labels, in the order of `targets`
+
+
 def _kinds_of(lst: DnsList) -> tuple[TargetKind, ...]:
     """The kinds of target a list is asked about, in a fixed order."""
     return tuple(k for k in TargetKind if lst.checks(k))
@@ -121,14 +130,13 @@ class Engine:
         self._plans: dict[str, tuple[DnsList, ResolverConfig, Plan]] = {}
         self._resolver: tuple[ResolverConfig, Resolver] | None = None
         self._dropped_seen = 0
-        # per set of target kinds a list takes: (all targets, the ones of those kinds, their
-        # values), valid while the first is the same object; lists of one kind share them
-        self._per_kinds: dict[
-            tuple[TargetKind, ...], tuple[list[Target], list[Target], frozenset[str]]
-        ] = {}
+        # per set of target kinds a list takes: the targets of those kinds with their values
+        # and query labels, valid while built from the same target list; lists of the same
+        # kinds share them
+        self._per_kinds: dict[tuple[TargetKind, ...], _Mine] = {}
+        # query labels by target value: every list asks the same targets every cycle
+        self._labels: dict[str, bytes] = {}
         self._complete_targets = True  # every configured target is known (hostnames resolved)
-        # query labels per target: every list asks the same targets every cycle
-        self._prefix = functools.lru_cache(maxsize=1 << 20)(lookup.prefix_wire)
 
     # -- configuration-derived pieces -----------------------------------------------------------
 
@@ -185,6 +193,7 @@ class Engine:
                 )
                 _add_new(static, values, expanded)
             self._static = (cfg, static, values)
+            self._labels = {}  # targets may have gone: start the labels afresh
         _, found, static_values = self._static
         self._complete_targets = True
         if any(g.hostnames for g in cfg.targets):
@@ -204,18 +213,26 @@ class Engine:
         """The targets a list takes, cached while the target list is the same object."""
         kinds = _kinds_of(lst)
         cached = self._per_kinds.get(kinds)
-        if cached is not None and cached[0] is found:
-            return cached[1]
+        if cached is not None and cached.found is found:
+            return cached.targets
         mine = [t for t in found if t.kind in kinds]
-        self._per_kinds[kinds] = (found, mine, frozenset(t.value for t in mine))
+        values = frozenset(t.value for t in mine)
+        self._per_kinds[kinds] = _Mine(found, mine, values, self._labels_of(mine))
         return mine
 
-    def _values_of(self, lst: DnsList, mine: list[Target]) -> frozenset[str]:
-        """The values of `mine`, a list's targets: cached with them, built if `mine` is not."""
+    def _mine(self, lst: DnsList, mine: list[Target]) -> _Mine | None:
+        """What is cached with `mine`, a list's targets, unless `mine` is not the cached list."""
         cached = self._per_kinds.get(_kinds_of(lst))
-        if cached is not None and cached[1] is mine:
-            return cached[2]
-        return frozenset(t.value for t in mine)
+        return cached if cached is not None and cached.targets is mine else None
+
+    def _labels_of(self, targets: list[Target]) -> list[bytes]:
+        labels, out = self._labels, []
+        for t in targets:
+            label = labels.get(t.value)
+            if label is None:
+                label = labels[t.value] = lookup.prefix_wire(t.value, t.kind)
+            out.append(label)
+        return out
 
     async def _resolve(self, names: Sequence[str], group: str) -> list[Target]:
         r = self.rt.config.resolver
@@ -364,7 +381,12 @@ class Engine:
         durations = Durations(DURATION_BUCKETS)
         plan = self.plan(lst)
         lookups = scan(
-            resolver, mine, [plan], durations=durations, max_qps=lst.max_qps, prefix=self._prefix
+            resolver,
+            mine,
+            [plan],
+            durations=durations,
+            max_qps=lst.max_qps,
+            prefixes=cached.labels if (cached := self._mine(lst, mine)) else None,
         )
         try:
             result = await asyncio.wait_for(
@@ -432,7 +454,8 @@ class Engine:
             # a target no longer configured leaves the status page and /metrics quietly: it
             # was not delisted, it is no longer watched (no event). Not when a hostname failed
             # to resolve this cycle: its addresses are missing only for now.
-            current = self._values_of(lst, mine)
+            cached = self._mine(lst, mine)
+            current = cached.values if cached else frozenset(t.value for t in mine)
             commit.deletes.extend(t for t in rows if t not in current)
         confirm = self.rt.config.schedule.confirm
         # only targets with something to decide: a stored row, an outcome other than clean,

@@ -24,7 +24,6 @@ from rblwatch.resolver import QTYPE_TXT, Durations, Job, Resolver, Status, Templ
 
 Servers = tuple[tuple[str, int], ...]
 ProgressCallback = Callable[[int, int], None]  # done, total
-PrefixFunction = Callable[[str, TargetKind], bytes]
 
 _STATUS_ERRORS = {
     Status.TIMEOUT: error(Reason.TIMEOUT),
@@ -132,7 +131,14 @@ def _decode(
 
 
 def count_lookups(targets: Sequence[Target], plans: Sequence[Plan]) -> int:
-    kinds = collections.Counter(map(operator.attrgetter("kind"), targets))
+    return _lookups(_kinds(targets), plans)
+
+
+def _kinds(targets: Sequence[Target]) -> collections.Counter[TargetKind]:
+    return collections.Counter(map(operator.attrgetter("kind"), targets))
+
+
+def _lookups(kinds: collections.Counter[TargetKind], plans: Sequence[Plan]) -> int:
     return sum(n * sum(1 for p in plans if p.lst.checks(k)) for k, n in kinds.items())
 
 
@@ -145,17 +151,18 @@ class _Scan:
         plans: Sequence[Plan],
         keep_clean: bool,
         progress: ProgressCallback | None,
-        prefix: PrefixFunction = lookup.prefix_wire,
+        prefixes: Sequence[bytes] | None = None,
         share: Iterable[range] | None = None,
     ) -> None:
-        self.prefix = prefix
+        self.prefixes = prefixes
         self.targets = targets
         self.share = share
         self.plans = plans
         self.keep_clean = keep_clean
         self.progress = progress
         self.report = Report(list(plans))
-        self.total = count_lookups(targets, plans)
+        self.kinds = _kinds(targets)
+        self.total = _lookups(self.kinds, plans)
         self.step = max(1, self.total // 200)
         # per target kind: the healthy plans a target of that kind is looked up on (a job's
         # template i is plan asked[kind][i]) and the unhealthy ones its lookups fail on
@@ -185,11 +192,20 @@ class _Scan:
     def jobs(self) -> Iterator[Job]:
         """A job per target over the healthy lists that take it; the others are recorded unsent."""
         templates = {k: tuple(p.template for p in plans) for k, plans in self.asked.items()}
-        prefix, targets = self.prefix, self.targets
+        if self.prefixes is not None and self.share is None and not any(self.skipped.values()):
+            asked = {templates[k] for k in self.kinds}
+            if len(asked) == 1 and (tpls := asked.pop()):
+                # one tuple of templates for every target, the query labels built already
+                # (a daemon cycle): the jobs are made in C, with no Python run per target
+                return zip(itertools.count(), itertools.repeat(tpls), self.prefixes)
+        return self._jobs(templates)
+
+    def _jobs(self, templates: dict[TargetKind, tuple[Template, ...]]) -> Iterator[Job]:
+        targets, prefixes, prefix = self.targets, self.prefixes, lookup.prefix_wire
         mine: Iterable[tuple[int, Target]] = enumerate(targets)
         if self.share is not None:  # ranges claimed one at a time, as the resolver asks
             mine = ((ti, targets[ti]) for ti in itertools.chain.from_iterable(self.share))
-        if not any(self.skipped.values()):  # every list healthy: one job per target, lean
+        if prefixes is None and not any(self.skipped.values()):  # all healthy: lean
             for ti, (value, kind, _group, _source) in mine:
                 tpls = templates[kind]
                 if tpls:
@@ -199,7 +215,8 @@ class _Scan:
             for plan in self.skipped[t.kind]:
                 self.record(t, plan, _unhealthy(plan))
             if templates[t.kind]:
-                yield (ti, templates[t.kind], prefix(t.value, t.kind))
+                labels = prefix(t.value, t.kind) if prefixes is None else prefixes[ti]
+                yield (ti, templates[t.kind], labels)
 
 
 async def scan(
@@ -212,17 +229,18 @@ async def scan(
     progress: ProgressCallback | None = None,
     durations: Durations | None = None,
     max_qps: float | None = None,
-    prefix: PrefixFunction = lookup.prefix_wire,
+    prefixes: Sequence[bytes] | None = None,
     share: Iterable[range] | None = None,
 ) -> Report:
     """Look up every target on every plan that takes it. Health must have been probed.
 
-    `prefix` builds a target's query labels; the daemon passes a cached one, since it asks
-    the same targets on every list, every cycle. `share` limits the scan to ranges of target
-    indices, taken one at a time as lookups go out (processes splitting one scan share
-    them this way); progress still counts against all the targets.
+    `prefixes`, if given, are the targets' query labels (`lookup.prefix_wire`), in the same
+    order: the daemon keeps them, since it asks the same targets on every list, every cycle.
+    `share` limits the scan to ranges of target indices, taken one at a time as lookups go
+    out (processes splitting one scan share them this way); progress still counts against
+    all the targets.
     """
-    state = _Scan(targets, plans, keep_clean, progress, prefix, share)
+    state = _Scan(targets, plans, keep_clean, progress, prefixes, share)
     report = state.report
     if progress is not None:
         # plain NXDOMAINs are only counted by the resolver, so progress is read from its stats

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import types
 from collections.abc import Iterator, Sequence
 
 import pytest
 
 from rblwatch import catalogue
+from rblwatch.lookup import prefix_wire
 from rblwatch.model import DnsList, Health, Kind, Outcome, OutcomeKind, Purpose, Reason, Target
 from rblwatch.resolver import Resolver
-from rblwatch.scan import Report, Result, Servers, plans_for, probe_health, scan
+from rblwatch.scan import Report, Result, Servers, _Scan, plans_for, probe_health, scan
 from rblwatch.targets import parse_target
 from tests.faultdns import SPOOF_A, Action, Fault, FaultDns
 from tests.rbldnsd import Rbldnsd, available
@@ -427,6 +429,48 @@ def test_progress_ends_with_every_lookup_done(faultdns: FaultDns) -> None:
     )
     assert calls[-1] == (20, 20)
     assert [d for d, _t in calls] == sorted(d for d, _t in calls)
+
+
+# -- query labels given by the caller (a daemon cycle) --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("lists", "texts"),
+    [
+        ([BL], ["192.0.2.8/29", "2001:db8:bad::1"]),  # one list, two kinds: the fast path
+        (
+            [BL, V4ONLY, DBL],
+            ["192.0.2.8/29", "2001:db8:bad::1", "xn--bcher-kva.example", "clean.example"],
+        ),
+        ([BL, DEAD], ["192.0.2.8/29"]),  # an unhealthy list: recorded, never asked
+    ],
+)
+def test_scanning_with_the_labels_given_reports_what_building_them_does(
+    bl: Rbldnsd, lists: list[DnsList], texts: list[str]
+) -> None:
+    plans = plans_for(lists, (bl.address,))
+    tgts = targets(*texts)
+    labels = [prefix_wire(t.value, t.kind) for t in tgts]
+
+    async def go() -> tuple[Report, Report]:
+        await probe_health(resolver(), plans)
+        built = await scan(resolver(), tgts, plans, keep_clean=True)
+        given = await scan(resolver(), tgts, plans, keep_clean=True, prefixes=labels)
+        return built, given
+
+    built, given = asyncio.run(go())
+    assert outcomes(given) == outcomes(built)
+    assert given.summary == built.summary
+    assert any(o.kind is OutcomeKind.LISTED for o in outcomes(given).values())
+
+
+def test_one_tuple_of_templates_and_given_labels_make_the_jobs_without_a_generator() -> None:
+    plans = plans_for([BL], (("127.0.0.1", 53),))
+    tgts = targets("192.0.2.0/30", "2001:db8::1")
+    labels = [prefix_wire(t.value, t.kind) for t in tgts]
+    jobs = _Scan(tgts, plans, False, None, labels).jobs()
+    assert not isinstance(jobs, types.GeneratorType)
+    assert [(ti, p) for ti, _tpls, p in jobs] == list(enumerate(labels))
 
 
 # -- which nameservers are asked ----------------------------------------------------------------
