@@ -321,6 +321,8 @@ class _Batch:
 
     def _fill(self) -> None:
         """Top the window up to max_in_flight from the jobs, a job's templates in turn."""
+        if self.done.done():  # failed (or finished): callbacks queued before that send nothing
+            return
         room = self._room()
         if room <= 0:
             return
@@ -348,9 +350,13 @@ class _Batch:
         for job in jobs:  # the caller made sure there is room for one lookup at least
             jkey, tpls, prefix = job
             if tpls is not route_of:
-                route, route_of = self._route(tpls), tpls
+                route = self._route(tpls)
+                route_of = self._cacheable(tpls, route)
+                # stored at once: a callback failing further down must not leave the cached
+                # route of one tuple of templates standing for another
+                self.route, self.route_of = route, route_of
             if len(route) > room - started:
-                self.job, self.next_index, self.route = job, 0, route
+                self.job, self.next_index = job, 0
                 more, more_sent = self._resume(room - started, deadline)
                 return started + more, started - unsent + more_sent
             started += len(route)
@@ -379,7 +385,6 @@ class _Batch:
                 break
         else:
             self.exhausted = True
-        self.route = route
         return started, started - unsent
 
     def _resume(self, room: int, deadline: float) -> tuple[int, int]:
@@ -438,8 +443,16 @@ class _Batch:
                 idxs = self.by_server.get(tpl.servers[0]) or self._open_or_none(tpl.servers[0])
             bases = tuple(si << 16 for si in idxs or ())
             route.append((ti, tpl, tpl.tail, bases, len(bases)))
-        self.route_of = tpls
         return route
+
+    @staticmethod
+    def _cacheable(tpls: tuple[Template, ...], route: list[_Route]) -> tuple[Template, ...] | None:
+        """`tpls`, unless a socket to one of its servers failed to open: then the next job
+        works its route out again (and tries to open it again), as a single failure (say,
+        out of descriptors for a moment) must not fail every later lookup of the run."""
+        if any(n == 0 and tpl.servers for _ti, tpl, _tail, _bases, n in route):
+            return None
+        return tpls
 
     def _account(self, started: int, sent: int) -> None:
         """Book a burst of first attempts: in flight here and resolver-wide, and sent."""
@@ -533,7 +546,7 @@ class _Batch:
                     )
                 ):
                     dropped += 1
-                    self.r._drop("question")
+                    self.r._drop("question" if len(data) >= _HEADER_LEN else "id")
                     continue
             except IndexError:  # too short for a header
                 dropped += 1

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from rblwatch import resolver as resolver_module
 from rblwatch.lookup import (
     RCODE_NOERROR,
     RCODE_NXDOMAIN,
@@ -576,3 +577,60 @@ def test_durations_count_every_answered_query_in_its_bucket(faultdns: FaultDns) 
     asyncio.run(resolver(timeout=1.0, max_in_flight=4).run(jobs, on_result, durations=durations))
     assert durations.counts == [0, 0, len(addresses), 0]
     assert 0.06 * len(addresses) <= durations.total < 0.5 * len(addresses)
+
+
+def test_a_socket_that_fails_to_open_once_is_tried_again_for_the_next_job(
+    faultdns: FaultDns, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # one failure to open (say, out of descriptors for a moment) fails that lookup only
+    faultdns.default = Action(Fault.NXDOMAIN)
+    real_open = resolver_module._Batch._open
+    failures = iter([True])
+
+    def flaky_open(self: resolver_module._Batch, server: Server) -> list[int]:
+        if next(failures, False):
+            raise OSError(24, "Too many open files")
+        return real_open(self, server)
+
+    monkeypatch.setattr(resolver_module._Batch, "_open", flaky_open)
+    addresses = ["192.0.2.1", "192.0.2.2", "192.0.2.3"]
+    tpls = (Template.build(ZONE, [faultdns.address]),)  # one tuple, as a scan's jobs share
+    jobs: list[Job] = [(a, tpls, prefix_wire(a, TargetKind.IPV4)) for a in addresses]
+    got = run(resolver(max_in_flight=1), jobs)
+    assert [got[a].status for a in addresses] == [Status.NETWORK, Status.OK, Status.OK]
+    assert sorted(q.name for q in faultdns.queries) == [qname("192.0.2.2"), qname("192.0.2.3")]
+
+
+def test_a_run_whose_callback_failed_sends_nothing_more() -> None:
+    # the failure happens mid-job (a template without a server is reported at once); the
+    # callbacks already queued in the loop (another socket's reader, the timer) still call
+    # _fill, which must neither send more nor use one job's templates for another's
+    with FaultDns() as server:
+
+        async def go() -> list[tuple[object, bytes]]:
+            one = (Template.build("one.test", [server.address]),)
+            two = (Template.build("two.test", []), Template.build("three.test", [server.address]))
+            jobs: list[Job] = [
+                (n, tpls, prefix_wire(f"10.0.0.{n}", TargetKind.IPV4))
+                for n, tpls in ((1, one), (2, two), (3, two))
+            ]
+
+            def on_result(key: object, *_: object) -> None:
+                if key == 2:
+                    raise RuntimeError("callback failed")
+
+            res = resolver(max_in_flight=1)
+            batch = resolver_module._Batch(res, iter(jobs), on_result, True)
+            res._batches.append(batch)
+            batch._fill()  # job 1 fills the window
+            res.max_in_flight = 64
+            with pytest.raises(RuntimeError):
+                batch._fill()
+            batch._fail(RuntimeError("callback failed"))
+            batch._fill()  # a callback queued before the failure
+            pending = [(e[0], e[2].tail) for e in batch.pending.values()]
+            batch._close()
+            return pending
+
+        pending = asyncio.run(go())
+    assert pending == [(1, Template.build("one.test", []).tail)]
