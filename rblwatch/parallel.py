@@ -12,8 +12,10 @@ Forking happens outside any event loop: call `scan_split` from synchronous code.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import pickle
+import signal
 import struct
 from collections.abc import Callable, Iterator, Sequence
 
@@ -72,11 +74,10 @@ def scan_split(
         assert progress is not None
         progress(min(done * workers, total), total)
 
+    children: list[tuple[int, int]] = []
     try:
-        children = [
-            _fork(resolver_of, targets, share(), plans, keep_clean, fetch_txt)
-            for _ in range(workers - 1)
-        ]
+        for _ in range(workers - 1):
+            children.append(_fork(resolver_of, targets, share(), plans, keep_clean, fetch_txt))
         report = asyncio.run(
             scan(
                 resolver_of(),
@@ -88,6 +89,10 @@ def scan_split(
                 share=share(),
             )
         )
+    except BaseException:
+        for pid, fd in children:  # their work is lost with ours: stop them and reap them
+            _abandon(pid, fd)
+        raise
     finally:
         os.close(claims)
     by_name = {p.lst.name: p.lst for p in plans}
@@ -175,6 +180,13 @@ def _fork(
             f.write(payload)
     finally:
         os._exit(code)
+
+
+def _abandon(pid: int, fd: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    os.close(fd)
+    os.waitpid(pid, 0)
 
 
 class WorkerError(RuntimeError):

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+from typing import Any
 
 import pytest
 
+from rblwatch import parallel
 from rblwatch.model import DnsList, Kind, OutcomeKind, Reason
 from rblwatch.parallel import _claimed, _claims, scan_split, worker_count
 from rblwatch.resolver import Resolver
@@ -97,3 +99,36 @@ def test_claimed_ranges_cover_every_target_once_however_readers_interleave(n: in
     indices = [i for r in got for i in r]
     assert sorted(indices) == list(range(n))
     assert len(got) <= 2 * 64
+
+
+def test_a_failing_parent_scan_stops_and_reaps_its_workers(
+    dns: Rbldnsd, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parent = os.getpid()
+    real_scan, real_fork = parallel.scan, parallel._fork
+    forked: list[int] = []
+
+    async def failing_in_parent(*args: Any, **kw: Any) -> Report:
+        if os.getpid() == parent:
+            raise RuntimeError("the parent's scan failed")
+        return await real_scan(*args, **kw)
+
+    def recording_fork(*args: Any) -> tuple[int, int]:
+        pid, fd = real_fork(*args)
+        forked.append(pid)
+        return pid, fd
+
+    monkeypatch.setattr(parallel, "scan", failing_in_parent)
+    monkeypatch.setattr(parallel, "_fork", recording_fork)
+    plans = plans_for([DnsList(name="bl", zone="bl.test", kind=Kind.IP)], (dns.address,))
+    with pytest.raises(RuntimeError, match="parent's scan failed"):
+        scan_split(
+            lambda n: Resolver(timeout=0.3, attempts=1, max_in_flight=8),
+            parse_target("192.0.2.0/24"),
+            plans,
+            workers=3,
+        )
+    assert len(forked) == 2
+    for pid in forked:
+        with pytest.raises(ChildProcessError):  # already reaped: no zombie left behind
+            os.waitpid(pid, os.WNOHANG)
