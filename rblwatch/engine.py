@@ -217,6 +217,10 @@ class Engine:
             return cached.targets
         mine = [t for t in found if t.kind in kinds]
         values = frozenset(t.value for t in mine)
+        if len(self._labels) > 2 * len(found) + 1024:
+            # hostnames' addresses come and go between cycles: start the labels kept afresh
+            # once they are well over what is configured, so they cannot grow without end
+            self._labels = {}
         self._per_kinds[kinds] = _Mine(found, mine, values, self._labels_of(mine))
         return mine
 
@@ -226,6 +230,7 @@ class Engine:
         return cached if cached is not None and cached.targets is mine else None
 
     def _labels_of(self, targets: list[Target]) -> list[bytes]:
+        """The query labels of `targets`, from those kept since the config was last loaded."""
         labels, out = self._labels, []
         for t in targets:
             label = labels.get(t.value)
