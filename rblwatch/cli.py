@@ -393,7 +393,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         sys.stderr,
     )
     try:
-        code: int = asyncio.run(daemon.Daemon(cfg.source, listen_address=args.listen_address).run())
+        d = daemon.Daemon(cfg.source, listen_address=args.listen_address, loaded=cfg)
+        code: int = asyncio.run(d.run())
     except web.WebError as exc:  # the listen address is taken or not ours: one line, exit 2
         raise UsageError(str(exc)) from None
     return code

@@ -86,8 +86,17 @@ def setup_logging(level: str, fmt: str, stream: IO[str] | None = None) -> None:
 
 
 class Daemon:
-    def __init__(self, config_path: str, *, listen_address: str | None = None) -> None:
+    def __init__(
+        self,
+        config_path: str,
+        *,
+        listen_address: str | None = None,
+        loaded: config.Config | None = None,
+    ) -> None:
+        """`loaded`, if given, is `config_path` as the caller already read and checked it
+        (then it is not read again at start); reloads always read the file."""
         self.path = config_path
+        self.initial = loaded
         self.listen_override = listen_address
         self.notify = Notifier()
         self.stop_event = asyncio.Event()
@@ -98,7 +107,8 @@ class Daemon:
 
     async def run(self) -> int:
         """Run until SIGTERM/SIGINT; the config has been validated by the caller already."""
-        cfg = config.load_config(self.path, require_targets=True)
+        cfg = self.initial or config.load_config(self.path, require_targets=True)
+        self.initial = None
         store = await asyncio.to_thread(open_store, cfg.store.url)
         rt = Runtime(cfg, store, version=__version__)
         rt.stats.started_at = time.time()
