@@ -159,16 +159,25 @@ def verify(
     }
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+def parse_args(description: str) -> argparse.Namespace:
+    """The options both benchmarks take (bench/run.sh passes them)."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--zonedir", default="/tmp/rblbench/zones")
     ap.add_argument("--port", type=int, default=5300)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--rblwatch", default=os.path.join(os.path.dirname(sys.executable), "rblwatch"))
-    a = ap.parse_args()
+    return ap.parse_args()
 
-    with open(os.path.join(a.zonedir, "zones.txt")) as f:
-        zones = [z.strip() for z in f if z.strip()]
+
+def read_zones(zonedir: str) -> list[str]:
+    """The workload's ip4set zones, as make_zones.py lists them."""
+    with open(os.path.join(zonedir, "zones.txt")) as f:
+        return [z.strip() for z in f if z.strip()]
+
+
+def main() -> int:
+    a = parse_args(__doc__.split("\n")[1])
+    zones = read_zones(a.zonedir)
     truth = read_truth(os.path.join(a.zonedir, "truth.tsv"))
     targets = os.path.join(a.zonedir, "targets.txt")
     tmp = tempfile.mkdtemp(prefix="rblwatch-bench-")

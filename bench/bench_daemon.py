@@ -12,7 +12,6 @@ listener. Bounded: every wait has a deadline and the daemon is always stopped.
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import statistics
 import subprocess
@@ -24,6 +23,9 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_check import parse_args, read_zones  # the options and zones both benchmarks share
 
 from rblwatch.model import PairStatus
 from rblwatch.store import CycleCommit, PairState
@@ -244,14 +246,8 @@ def bench_scrape(a: argparse.Namespace, tmp: Path) -> float:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--zonedir", default="/tmp/rblbench/zones")
-    ap.add_argument("--port", type=int, default=5300)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--rblwatch", default=os.path.join(os.path.dirname(sys.executable), "rblwatch"))
-    a = ap.parse_args()
-    with open(os.path.join(a.zonedir, "zones.txt")) as f:
-        zones = [z.strip() for z in f if z.strip()]
+    a = parse_args(__doc__.split("\n")[0])
+    zones = read_zones(a.zonedir)
     with tempfile.TemporaryDirectory(prefix="rblwatch-bench-") as tmpdir:
         tmp = Path(tmpdir)
         checks = bench_check(a, zones, tmp)
