@@ -27,8 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_check import parse_args, read_zones  # the options and zones both benchmarks share
 
-from rblwatch.model import PairStatus
-from rblwatch.store import CycleCommit, PairState
+from rblwatch.model import CycleCommit, PairState, PairStatus
 from rblwatch.store.sqlite import SqliteStore
 
 BAR_CYCLE_RATIO = 1.5

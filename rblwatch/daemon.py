@@ -178,7 +178,7 @@ class Daemon:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(runner.cleanup(), STOP_TIMEOUT)
         await self._cancel_tasks()  # running cycles and probes: abandoned, never half-written
-        await asyncio.to_thread(rt.store.close)
+        await rt.db.close()
 
     @staticmethod
     async def _cancel_tasks() -> None:
@@ -199,7 +199,7 @@ class Daemon:
             if self.notify.watchdog:
                 self.notify.send("WATCHDOG=1")
             with contextlib.suppress(Exception):
-                listed = await asyncio.to_thread(rt.store.listed_count)
+                listed = await rt.db.listed_count()
                 self.notify.send(f"STATUS={listed} listed pairs, {len(rt.config.lists)} lists")
             await asyncio.sleep(period)
 

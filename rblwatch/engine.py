@@ -19,15 +19,19 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from rblwatch import health, hostnames, lookup, targets, transitions
-from rblwatch.config import Config, Receiver, ResolverConfig
+from rblwatch.alerts.routing import receivers_for
+from rblwatch.config import Config, ResolverConfig
 from rblwatch.model import (
     CLEAN,
+    CycleCommit,
     DnsList,
+    Event,
     EventKind,
     Health,
+    ListStatus,
     Outcome,
+    PairState,
     PairStatus,
-    Purpose,
     Reason,
     Target,
     TargetKind,
@@ -36,7 +40,6 @@ from rblwatch.resolver import Durations, Resolver, normalize_server, system_name
 from rblwatch.runtime import Runtime
 from rblwatch.scan import Plan, fetch_txt, plans_for, probe_health, scan
 from rblwatch.stats import DURATION_BUCKETS
-from rblwatch.store import CycleCommit, Event, ListStatus, PairState
 
 log = logging.getLogger("rblwatch.engine")
 
@@ -68,22 +71,6 @@ def _is_news(row: PairState | None, outcome: Outcome) -> bool:
 
 def utc_day(at: float) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(at))
-
-
-def receivers_for(config: Config, lst: DnsList) -> Callable[[Event], list[str]]:
-    """Which receivers an event goes to: by kind and group; never pair events of allow-lists."""
-
-    def wanted(r: Receiver, event: Event) -> bool:
-        if event.kind.value not in r.events:
-            return False
-        return not r.groups or event.group is None or event.group in r.groups
-
-    def pick(event: Event) -> list[str]:
-        if lst.purpose is Purpose.ALLOW and event.target is not None:
-            return []  # an allow-list hit is good news, never an alert (SPEC §2)
-        return [r.name for r in config.alerts.receivers if wanted(r, event)]
-
-    return pick
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,17 +255,16 @@ class Engine:
         if sent and lst.daily_query_limit:
             # test-point queries are queries too: they count against the day's budget
             budget = CycleCommit(list=name, budget_day=utc_day(self.clock()), budget_queries=sent)
-            await asyncio.to_thread(self.rt.store.commit, budget, None)
+            await self.rt.db.commit(budget)
         before = self._stored_health(name)
         event = self._health_event(lst, before, verdict)
-        stored = await asyncio.to_thread(
-            self.rt.store.record_health,
+        stored = await self.rt.db.record_health(
             name,
             verdict.health,
             verdict.detail,
             self.clock(),
             event,
-            receivers_for(self.rt.config, lst),
+            receivers_for(self.rt.config.alerts.receivers, lst),
         )
         if self._health is not None:
             self._health[name] = verdict.health
@@ -345,7 +331,7 @@ class Engine:
             return Reason.LIST_UNHEALTHY
         limit = lst.daily_query_limit
         if limit:
-            used = await asyncio.to_thread(self.rt.store.budget_used, lst.name, utc_day(at))
+            used = await self.rt.db.budget_used(lst.name, utc_day(at))
             if used + n > limit:
                 return Reason.BUDGET_EXHAUSTED
         return None
@@ -369,7 +355,7 @@ class Engine:
             end = self.clock()
             status = self._status(lst, start, end, 0, len(mine), len(mine), completed=False)
             commit = CycleCommit(list=lst.name, status=status)
-            await asyncio.to_thread(self.rt.store.commit, commit, None)
+            await self.rt.db.commit(commit)
         return report
 
     async def _run(
@@ -406,7 +392,7 @@ class Engine:
             # a probe during the scan found the list unhealthy (say, listing everything):
             # its answers of this cycle are not to be believed either
             return await self._skip(lst, mine, Reason.LIST_UNHEALTHY, start, report, full=full)
-        rows = {p.target: p for p in await asyncio.to_thread(self.rt.store.pairs, lst.name)}
+        rows = {p.target: p for p in await self.rt.db.pairs(lst.name)}
         # TXT (the list's reason and removal link) for listings that are new or changed: they
         # are few, and the events and alerts about them should carry it
         await fetch_txt(resolver, result, lambda r: _is_news(rows.get(r.target.value), r.outcome))
@@ -423,8 +409,8 @@ class Engine:
             )
         commit.budget_day = utc_day(start)
         commit.budget_queries = result.queries
-        events = await asyncio.to_thread(
-            self.rt.store.commit, commit, receivers_for(self.rt.config, lst)
+        events = await self.rt.db.commit(
+            commit, receivers_for(self.rt.config.alerts.receivers, lst)
         )
         self._seen.setdefault(lst.name, set()).update(commit.seen)
         report.events = events
@@ -501,7 +487,7 @@ class Engine:
     async def _seen_of(self, name: str) -> set[str]:
         seen = self._seen.get(name)
         if seen is None:
-            seen = await asyncio.to_thread(self.rt.store.seen, name)
+            seen = await self.rt.db.seen(name)
             self._seen[name] = seen
         return seen
 

@@ -37,10 +37,9 @@ from prometheus_client.utils import floatToGoString
 
 from rblwatch import __version__
 from rblwatch.config import Config
-from rblwatch.model import EventKind, Health, PairStatus, Purpose, Reason
+from rblwatch.model import EventKind, Health, ListStatus, PairStatus, PairSummary, Purpose, Reason
 from rblwatch.runtime import Runtime
 from rblwatch.stats import ListCounters, Stats
-from rblwatch.store import ListStatus, PairSummary
 
 # the text format generate_latest writes (prometheus_client >= 0.22 calls 1.0.0 "latest")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

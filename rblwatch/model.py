@@ -1,4 +1,6 @@
-"""The vocabulary of rblwatch: lists, targets, outcomes, reasons and health.
+"""The vocabulary of rblwatch: lists, targets, outcomes, reasons, health, and the records
+(pair states, events, list aggregates, cycle commits, deliveries) that pure code decides and
+the store keeps.
 
 Everything else imports from here; this module imports nothing of rblwatch. The enums are
 closed sets: their values are what users see in output and what metrics use as label values.
@@ -6,9 +8,10 @@ closed sets: their values are what users see in output and what metrics use as l
 
 from __future__ import annotations
 
+import builtins
 import enum
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import NamedTuple
@@ -197,3 +200,104 @@ CLEAN = Outcome(OutcomeKind.CLEAN)
 
 def error(reason: Reason, detail: str = "") -> Outcome:
     return Outcome(OutcomeKind.ERROR, reason=reason, detail=detail)
+
+
+# -- records: what pure code decides and the store keeps ----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PairState:
+    """What rblwatch believes about one (target, list) pair, and any change being confirmed."""
+
+    target: str
+    list: str
+    group: str
+    status: PairStatus
+    since: float  # when `status` was confirmed (unix seconds)
+    first_seen: float  # when the pair was first looked up
+    codes: tuple[str, ...] = ()
+    meanings: tuple[str, ...] = ()
+    txt: str | None = None
+    # a different outcome seen `pending_count` times in a row, not yet confirmed
+    pending: OutcomeKind | None = None
+    pending_codes: tuple[str, ...] = ()
+    pending_meanings: tuple[str, ...] = ()
+    pending_count: int = 0
+    pending_since: float | None = None
+
+
+class PairSummary(NamedTuple):
+    """The few fields of a pair that /metrics needs: read without decoding codes and TXT."""
+
+    target: str
+    list: str
+    group: str
+    status: PairStatus
+    since: float
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One history row. `id` is assigned by the store; `target`/`group` are None for list events."""
+
+    kind: EventKind
+    list: str
+    at: float
+    target: str | None = None
+    group: str | None = None
+    codes: tuple[str, ...] = ()
+    meanings: tuple[str, ...] = ()
+    txt: str | None = None
+    initial: bool = False
+    previous_codes: tuple[str, ...] = ()
+    since: float | None = None  # when the state this event ends began (delisted/changed)
+    detail: str = ""  # for list events: why the list is unhealthy
+    id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListStatus:
+    """The per-list aggregate row."""
+
+    name: str
+    health: Health = Health.UNKNOWN
+    health_detail: str = ""
+    health_since: float | None = None
+    last_cycle_start: float | None = None
+    last_cycle_end: float | None = None
+    last_cycle_success: float | None = None  # end of the last cycle without lookup errors
+    last_cycle_duration: float | None = None
+    last_cycle_lookups: int = 0
+    last_cycle_errors: int = 0
+    targets: int = 0
+
+
+@dataclass(slots=True)
+class CycleCommit:
+    """Everything one cycle (or confirmation round) of one list writes, in one transaction."""
+
+    # `builtins.list` below: for mypy, the field `list` hides the builtin in the rest of the body
+    list: str
+    upserts: builtins.list[PairState] = field(default_factory=builtins.list)
+    deletes: builtins.list[str] = field(default_factory=builtins.list)  # rows that go (to no row)
+    seen: builtins.list[str] = field(default_factory=builtins.list)  # targets looked up first time
+    events: builtins.list[Event] = field(default_factory=builtins.list)
+    status: ListStatus | None = None
+    budget_day: str | None = None  # "YYYY-MM-DD" (UTC) the queries below count against
+    budget_queries: int = 0
+
+
+# receivers (by name) that an event goes to; the store writes one outbox row for each
+ReceiversFor = Callable[[Event], Sequence[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One outbox row: an event on its way to one receiver."""
+
+    id: int
+    event: Event
+    receiver: str
+    attempts: int
+    next_attempt: float
+    created: float

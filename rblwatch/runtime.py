@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from rblwatch.config import Config
 from rblwatch.stats import Stats
 from rblwatch.store import Store
+from rblwatch.store.aio import AsyncStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,3 +37,8 @@ class Runtime:
     # set by the daemon: called after events (and so outbox rows) are committed, so the alert
     # senders look at the outbox at once instead of at their next poll
     on_events: Callable[[], None] | None = None
+
+    @property
+    def db(self) -> AsyncStore:
+        """The store for code on the event loop: each call runs in a worker thread."""
+        return AsyncStore(self.store)

@@ -22,8 +22,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from rblwatch.model import EventKind, Outcome, OutcomeKind, PairStatus
-from rblwatch.store import Event, PairState
+from rblwatch.model import Event, EventKind, Outcome, OutcomeKind, PairState, PairStatus
 
 # How much earlier than `now` a row records `first_seen` when it is created for a pair that was
 # looked up before (it is in the store's seen set but had no row, i.e. was believed clean). The

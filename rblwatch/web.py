@@ -30,9 +30,9 @@ from prometheus_client import CollectorRegistry
 from rblwatch import __version__
 from rblwatch.config import Config
 from rblwatch.metrics import CONTENT_TYPE, render
-from rblwatch.model import Health, PairStatus
+from rblwatch.model import Event, Health, ListStatus, PairState, PairStatus
 from rblwatch.runtime import Runtime
-from rblwatch.store import Event, ListStatus, PairState, Store, StoreError
+from rblwatch.store import Store, StoreError
 from rblwatch.targets import expand
 
 EVENTS_LIMIT_DEFAULT = 100
@@ -395,17 +395,17 @@ class _Handlers:
         runtime = self.runtime
         targets = sum(runtime.targets_per_group.values()) if runtime.targets_per_group else None
 
-        def build() -> str:
-            return json.dumps(status_json(runtime.store, runtime.config, targets=targets)) + "\n"
+        def build(store: Store) -> str:
+            return json.dumps(status_json(store, runtime.config, targets=targets)) + "\n"
 
-        return web.Response(text=await asyncio.to_thread(build), content_type="application/json")
+        return web.Response(text=await runtime.db.read(build), content_type="application/json")
 
     async def events(self, request: web.Request) -> web.StreamResponse:
         try:
             query = events_query(request.query)
         except _BadRequest as e:
             return _json({"error": str(e)}, 400)
-        found = await asyncio.to_thread(query.run, self.runtime.store)
+        found = await self.runtime.db.read(query.run)
         return _json(events_json(found))
 
     async def page(self, request: web.Request) -> web.StreamResponse:

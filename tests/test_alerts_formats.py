@@ -20,8 +20,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from rblwatch.alerts import formats
 from rblwatch.alerts.formats import Context
-from rblwatch.model import DnsList, EventKind, PairStatus, frozen_map
-from rblwatch.store import Event, PairState
+from rblwatch.model import DnsList, Event, EventKind, PairState, PairStatus, frozen_map
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 LIST = DnsList(

@@ -23,6 +23,7 @@ import pytest
 from standardwebhooks import Webhook
 
 from rblwatch.alerts import formats
+from rblwatch.alerts.routing import receivers_for
 from rblwatch.alerts.sender import (
     Alerts,
     Attempt,
@@ -33,10 +34,18 @@ from rblwatch.alerts.sender import (
     verdict,
 )
 from rblwatch.config import AlertsConfig, Config, Receiver, TargetGroup
-from rblwatch.engine import receivers_for
-from rblwatch.model import DnsList, EventKind, Health, PairStatus, Purpose, frozen_map
+from rblwatch.model import (
+    CycleCommit,
+    DnsList,
+    Event,
+    EventKind,
+    Health,
+    PairState,
+    PairStatus,
+    Purpose,
+    frozen_map,
+)
 from rblwatch.runtime import Runtime
-from rblwatch.store import CycleCommit, Event, PairState
 from rblwatch.store.sqlite import SqliteStore
 from tests.webhooks import Received, Reply, WebhookReceiver
 
@@ -111,7 +120,7 @@ def listed(target: str, *, at: float | None = None, group: str = "mail", lst: st
 def commit(rt: Runtime, *events: Event) -> list[Event]:
     lst = BL if events[0].list == "bl" else AL
     batch = CycleCommit(list=lst.name, events=list(events))
-    return rt.store.commit(batch, receivers_for(rt.config, lst))
+    return rt.store.commit(batch, receivers_for(rt.config.alerts.receivers, lst))
 
 
 @contextlib.asynccontextmanager

@@ -16,8 +16,7 @@ import pytest
 import yaml
 
 from rblwatch import cli, config, web
-from rblwatch.model import EventKind, Health, PairStatus
-from rblwatch.store import CycleCommit, Event, ListStatus, PairState
+from rblwatch.model import CycleCommit, Event, EventKind, Health, ListStatus, PairState, PairStatus
 from rblwatch.store.sqlite import SqliteStore
 
 NOW = time.time()

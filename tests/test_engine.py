@@ -18,9 +18,8 @@ import pytest
 
 from rblwatch.config import Config, parse_config
 from rblwatch.engine import CycleOverrun, Engine, utc_day
-from rblwatch.model import EventKind, Health, PairStatus, Reason
+from rblwatch.model import CycleCommit, Event, EventKind, Health, PairState, PairStatus, Reason
 from rblwatch.runtime import Runtime
-from rblwatch.store import CycleCommit, Event, PairState
 from rblwatch.store.sqlite import SqliteStore
 from tests.faultdns import Fault, FaultDns
 from tests.rbldnsd import Rbldnsd

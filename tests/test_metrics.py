@@ -12,9 +12,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from rblwatch.config import parse_config
 from rblwatch.metrics import RblwatchCollector, build_registry, render
-from rblwatch.model import EventKind, Health, Reason
+from rblwatch.model import CycleCommit, EventKind, Health, ListStatus, Reason
 from rblwatch.runtime import Runtime
-from rblwatch.store import CycleCommit, ListStatus
 from tests.webstate import GROUPS, LISTS, SECRET, T0, clean, event, listed, make_runtime, put
 
 PAIR = {"target": "192.0.2.1", "list": "corp-bl", "group": "mail"}

@@ -16,15 +16,17 @@ from pathlib import Path
 
 import pytest
 
-from rblwatch.model import EventKind, Health, OutcomeKind, PairStatus
-from rblwatch.store import (
+from rblwatch.model import (
     CycleCommit,
     Event,
+    EventKind,
+    Health,
     ListStatus,
+    OutcomeKind,
     PairState,
-    StoreError,
-    open_store,
+    PairStatus,
 )
+from rblwatch.store import StoreError, open_store
 from rblwatch.store.sqlite import APPLICATION_ID, SCHEMA_VERSION, SqliteStore
 
 T0 = 1_800_000_000.0
@@ -585,7 +587,7 @@ def test_a_done_delivery_leaves_the_outbox_but_its_event_stays(store: SqliteStor
 CRASH_CHILD = """
 import sys
 from rblwatch.model import EventKind, PairStatus
-from rblwatch.store import CycleCommit, Event, PairState
+from rblwatch.model import CycleCommit, Event, PairState
 from rblwatch.store.sqlite import SqliteStore
 
 store = SqliteStore(sys.argv[1])

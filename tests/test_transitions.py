@@ -8,8 +8,17 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from rblwatch.model import CLEAN, EventKind, Outcome, OutcomeKind, PairStatus, Reason, error
-from rblwatch.store import Event, PairState
+from rblwatch.model import (
+    CLEAN,
+    Event,
+    EventKind,
+    Outcome,
+    OutcomeKind,
+    PairState,
+    PairStatus,
+    Reason,
+    error,
+)
 from rblwatch.transitions import Decision, step
 
 T0 = 1_700_000_000.0  # a realistic clock: baseline detection compares stored times exactly

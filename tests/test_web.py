@@ -16,9 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from rblwatch import web
 from rblwatch.metrics import build_registry
-from rblwatch.model import EventKind, Health
+from rblwatch.model import CycleCommit, EventKind, Health, ListStatus
 from rblwatch.runtime import ReloadResult, Runtime
-from rblwatch.store import CycleCommit, ListStatus
 from tests.webstate import SECRET, T0, event, listed, make_runtime, put
 
 

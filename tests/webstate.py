@@ -11,10 +11,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from rblwatch.config import Config, parse_config
-from rblwatch.model import EventKind, PairStatus
+from rblwatch.model import CycleCommit, Event, EventKind, PairState, PairStatus
 from rblwatch.runtime import Runtime
 from rblwatch.stats import Stats
-from rblwatch.store import CycleCommit, Event, PairState
 from rblwatch.store.sqlite import SqliteStore
 
 T0 = 1_795_780_800.0  # 2026-11-27T12:00:00Z

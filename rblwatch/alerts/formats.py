@@ -28,8 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from rblwatch.model import DnsList, EventKind, PairStatus, frozen_map
-from rblwatch.store import Event, PairState
+from rblwatch.model import DnsList, Event, EventKind, PairState, PairStatus, frozen_map
 
 JSON_TYPES: Mapping[EventKind, str] = {
     EventKind.LISTED: "listing.created",

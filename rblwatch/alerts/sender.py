@@ -49,11 +49,20 @@ import aiohttp
 from rblwatch import __version__
 from rblwatch.alerts import formats
 from rblwatch.alerts.formats import Context, Request
+from rblwatch.alerts.routing import receivers_for
 from rblwatch.config import Config, Receiver
-from rblwatch.engine import receivers_for
-from rblwatch.model import DnsList, EventKind, Health, PairStatus, frozen_map
+from rblwatch.model import (
+    Delivery,
+    DnsList,
+    Event,
+    EventKind,
+    Health,
+    PairState,
+    PairStatus,
+    frozen_map,
+)
 from rblwatch.runtime import Runtime
-from rblwatch.store import Delivery, Event, PairState
+from rblwatch.store import Store
 
 log = logging.getLogger("rblwatch.alerts")
 
@@ -225,7 +234,7 @@ class Sender:
 
     async def _head(self) -> Delivery | None:
         # every pending row, not only the due ones: the oldest holds the line while it waits
-        rows = await asyncio.to_thread(self.rt.store.due_deliveries, self.name, math.inf, 1)
+        rows = await self.rt.db.due_deliveries(self.name, math.inf, 1)
         return rows[0] if rows else None
 
     async def _idle(self, seconds: float) -> None:
@@ -246,7 +255,7 @@ class Sender:
         if outcome is Verdict.DELIVERED:
             # counted before the row goes: whoever sees the outbox empty sees the count too
             _count(self.rt.stats.alert_deliveries, self.name)
-            await asyncio.to_thread(self.rt.store.delivery_done, d.id)
+            await self.rt.db.delivery_done(d.id)
             log.info(
                 "alert %s (%s) delivered to %s: %s after %d failed attempts",
                 formats.webhook_id(event),
@@ -262,9 +271,7 @@ class Sender:
 
     async def _retry(self, d: Delivery, attempt: Attempt) -> None:
         delay = retry_delay(d.attempts, self.receiver, attempt.retry_after, self.rand())
-        await asyncio.to_thread(
-            self.rt.store.delivery_retry, d.id, self.clock() + delay, attempt.error
-        )
+        await self.rt.db.delivery_retry(d.id, self.clock() + delay, attempt.error)
         log.warning(
             "alert %s (%s) to %s failed: %s; attempt %d, next in %.1fs",
             formats.webhook_id(d.event),
@@ -277,7 +284,7 @@ class Sender:
 
     async def _give_up(self, d: Delivery, why: str) -> None:
         _count(self.rt.stats.alert_failures, self.name)
-        await asyncio.to_thread(self.rt.store.delivery_done, d.id)
+        await self.rt.db.delivery_done(d.id)
         log.error(
             "alert %s (%s) to %s given up: %s",
             formats.webhook_id(d.event),
@@ -321,7 +328,7 @@ class Sender:
         """Post every alert firing now, so Alertmanager never times one out."""
         now = self.clock()
         self._next_refresh = now + self.resend_interval
-        alerts = await asyncio.to_thread(self._firing, now)
+        alerts = await self.rt.db.read(lambda store: self._firing(store, now))
         for chunk in _chunks(alerts, ALERTMANAGER_BATCH):
             attempt = await self._post(formats.alertmanager_request(chunk))
             if verdict(attempt) is not Verdict.DELIVERED:
@@ -335,19 +342,19 @@ class Sender:
         if alerts:
             log.debug("%d firing alerts re-posted to %s", len(alerts), self.name)
 
-    def _firing(self, now: float) -> list[dict[str, Any]]:
+    def _firing(self, store: Store, now: float) -> list[dict[str, Any]]:
         """The alerts of this receiver that fire now, from the store (runs in a thread)."""
         cfg = self.rt.config
         lists = {x.name: x for x in cfg.lists}
         wants = _Wants(cfg, self.name, lists)
         labels = {g.group: g.labels for g in cfg.targets}
         alerts = []
-        for pair in self.rt.store.pairs():
+        for pair in store.pairs():
             lst = lists.get(pair.list)
             if pair.status is PairStatus.LISTED and lst is not None and wants.pair(pair, lst):
                 ctx = Context(labels=labels.get(pair.group, frozen_map()), dns_list=lst)
                 alerts.append(formats.pair_alert(pair, ctx, now, self.ttl))
-        for s in self.rt.store.list_statuses():
+        for s in store.list_statuses():
             lst = lists.get(s.name)
             if s.health in (Health.HEALTHY, Health.UNKNOWN) or lst is None:
                 continue
@@ -360,11 +367,11 @@ class Sender:
 
 class _Wants:
     """Whether a receiver takes a pair's or a list's alert: the rule that picks its outbox rows
-    (`engine.receivers_for`), asked about the event that started the condition."""
+    (`alerts.routing`), asked about the event that started the condition."""
 
     def __init__(self, config: Config, name: str, lists: Mapping[str, DnsList]) -> None:
         self.name = name
-        self._pick = {n: receivers_for(config, lst) for n, lst in lists.items()}
+        self._pick = {n: receivers_for(config.alerts.receivers, lst) for n, lst in lists.items()}
 
     def pair(self, pair: PairState, lst: DnsList) -> bool:
         event = Event(

@@ -1,7 +1,8 @@
 """The store: state per (target, list), the event history, list aggregates and the alert outbox.
 
 One interface (`Store`) that SQLite implements now and PostgreSQL can later; no SQL leaves this
-package. Methods are synchronous and short; the daemon calls them through `asyncio.to_thread`.
+package. Methods are synchronous and short; code on the event loop calls them through the
+one facade in `store.aio`. The records it reads and writes are the vocabulary's (`model`).
 
 What is stored, and why so little: a pair that has always been clean has no row at all (a /16
 would otherwise cost 65,536 writes a cycle). Rows exist for pairs that are listed, that were
@@ -17,110 +18,17 @@ outbox rows for it (SPEC §4): a crash at any instant loses no event and duplica
 from __future__ import annotations
 
 import abc
-import builtins
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import NamedTuple
 
-from rblwatch.model import EventKind, Health, OutcomeKind, PairStatus
-
-
-@dataclass(frozen=True, slots=True)
-class PairState:
-    """What rblwatch believes about one (target, list) pair, and any change being confirmed."""
-
-    target: str
-    list: str
-    group: str
-    status: PairStatus
-    since: float  # when `status` was confirmed (unix seconds)
-    first_seen: float  # when the pair was first looked up
-    codes: tuple[str, ...] = ()
-    meanings: tuple[str, ...] = ()
-    txt: str | None = None
-    # a different outcome seen `pending_count` times in a row, not yet confirmed
-    pending: OutcomeKind | None = None
-    pending_codes: tuple[str, ...] = ()
-    pending_meanings: tuple[str, ...] = ()
-    pending_count: int = 0
-    pending_since: float | None = None
-
-
-class PairSummary(NamedTuple):
-    """The few fields of a pair that /metrics needs: read without decoding codes and TXT."""
-
-    target: str
-    list: str
-    group: str
-    status: PairStatus
-    since: float
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """One history row. `id` is assigned by the store; `target`/`group` are None for list events."""
-
-    kind: EventKind
-    list: str
-    at: float
-    target: str | None = None
-    group: str | None = None
-    codes: tuple[str, ...] = ()
-    meanings: tuple[str, ...] = ()
-    txt: str | None = None
-    initial: bool = False
-    previous_codes: tuple[str, ...] = ()
-    since: float | None = None  # when the state this event ends began (delisted/changed)
-    detail: str = ""  # for list events: why the list is unhealthy
-    id: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ListStatus:
-    """The per-list aggregate row."""
-
-    name: str
-    health: Health = Health.UNKNOWN
-    health_detail: str = ""
-    health_since: float | None = None
-    last_cycle_start: float | None = None
-    last_cycle_end: float | None = None
-    last_cycle_success: float | None = None  # end of the last cycle without lookup errors
-    last_cycle_duration: float | None = None
-    last_cycle_lookups: int = 0
-    last_cycle_errors: int = 0
-    targets: int = 0
-
-
-@dataclass(slots=True)
-class CycleCommit:
-    """Everything one cycle (or confirmation round) of one list writes, in one transaction."""
-
-    # `builtins.list` below: for mypy, the field `list` hides the builtin in the rest of the body
-    list: str
-    upserts: builtins.list[PairState] = field(default_factory=builtins.list)
-    deletes: builtins.list[str] = field(default_factory=builtins.list)  # rows that go (to no row)
-    seen: builtins.list[str] = field(default_factory=builtins.list)  # targets looked up first time
-    events: builtins.list[Event] = field(default_factory=builtins.list)
-    status: ListStatus | None = None
-    budget_day: str | None = None  # "YYYY-MM-DD" (UTC) the queries below count against
-    budget_queries: int = 0
-
-
-# receivers (by name) that an event goes to; the store writes one outbox row for each
-ReceiversFor = Callable[[Event], Sequence[str]]
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """One outbox row: an event on its way to one receiver."""
-
-    id: int
-    event: Event
-    receiver: str
-    attempts: int
-    next_attempt: float
-    created: float
+from rblwatch.model import (
+    CycleCommit,
+    Delivery,
+    Event,
+    Health,
+    ListStatus,
+    PairState,
+    PairSummary,
+    ReceiversFor,
+)
 
 
 class Store(abc.ABC):
@@ -225,15 +133,4 @@ def open_store(url: str) -> Store:
     )
 
 
-__all__ = [
-    "CycleCommit",
-    "Delivery",
-    "Event",
-    "ListStatus",
-    "PairState",
-    "PairSummary",
-    "ReceiversFor",
-    "Store",
-    "StoreError",
-    "open_store",
-]
+__all__ = ["Store", "StoreError", "open_store"]

@@ -56,18 +56,20 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
-from rblwatch.model import EventKind, Health, OutcomeKind, PairStatus
-from rblwatch.store import (
+from rblwatch.model import (
     CycleCommit,
     Delivery,
     Event,
+    EventKind,
+    Health,
     ListStatus,
+    OutcomeKind,
     PairState,
+    PairStatus,
     PairSummary,
     ReceiversFor,
-    Store,
-    StoreError,
 )
+from rblwatch.store import Store, StoreError
 
 APPLICATION_ID = int.from_bytes(b"rblw", "big")
 BUSY_TIMEOUT_S = 10.0

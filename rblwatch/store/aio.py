@@ -1,0 +1,79 @@
+"""The store as the event loop sees it: every call runs in a worker thread.
+
+Store methods are synchronous and short, but a slow disk (or, later, a database round trip)
+must never stall the event loop that sends lookups and watchdog pings. So every caller on the
+loop goes through this one facade instead of sprinkling `asyncio.to_thread` over the daemon;
+a store that is natively asynchronous can later replace it behind the same methods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TypeVar
+
+from rblwatch.model import CycleCommit, Delivery, Event, Health, ListStatus, PairState, ReceiversFor
+from rblwatch.store import Store
+
+T = TypeVar("T")
+
+
+class AsyncStore:
+    """Awaitable twins of `Store`'s methods, plus `read` for a view built from several reads."""
+
+    __slots__ = ("sync",)
+
+    def __init__(self, store: Store) -> None:
+        self.sync = store
+
+    async def read(self, build: Callable[[Store], T]) -> T:
+        """Run `build(store)` in a thread: a view that reads and formats thousands of rows."""
+        return await asyncio.to_thread(build, self.sync)
+
+    async def pairs(self, list_name: str | None = None) -> list[PairState]:
+        return await asyncio.to_thread(self.sync.pairs, list_name)
+
+    async def seen(self, list_name: str) -> set[str]:
+        return await asyncio.to_thread(self.sync.seen, list_name)
+
+    async def commit(
+        self, commit: CycleCommit, receivers_for: ReceiversFor | None = None
+    ) -> list[Event]:
+        return await asyncio.to_thread(self.sync.commit, commit, receivers_for)
+
+    async def record_health(
+        self,
+        name: str,
+        health: Health,
+        detail: str,
+        at: float,
+        event: Event | None,
+        receivers_for: ReceiversFor | None = None,
+    ) -> Event | None:
+        return await asyncio.to_thread(
+            self.sync.record_health, name, health, detail, at, event, receivers_for
+        )
+
+    async def list_statuses(self) -> list[ListStatus]:
+        return await asyncio.to_thread(self.sync.list_statuses)
+
+    async def listed_count(self) -> int:
+        return await asyncio.to_thread(self.sync.listed_count)
+
+    async def budget_used(self, list_name: str, day: str) -> int:
+        return await asyncio.to_thread(self.sync.budget_used, list_name, day)
+
+    async def due_deliveries(self, receiver: str, now: float, limit: int = 100) -> list[Delivery]:
+        return await asyncio.to_thread(self.sync.due_deliveries, receiver, now, limit)
+
+    async def delivery_done(self, delivery_id: int) -> None:
+        await asyncio.to_thread(self.sync.delivery_done, delivery_id)
+
+    async def delivery_retry(self, delivery_id: int, next_attempt: float, error: str) -> None:
+        await asyncio.to_thread(self.sync.delivery_retry, delivery_id, next_attempt, error)
+
+    async def outbox_counts(self) -> dict[str, int]:
+        return await asyncio.to_thread(self.sync.outbox_counts)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.sync.close)
