@@ -12,23 +12,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import signal
 import socket
-import sys
 import time
-from typing import IO
 
 from aiohttp.web import AppRunner
 
 from rblwatch import __version__, config, metrics, web
 from rblwatch.alerts.sender import Alerts
 from rblwatch.engine import Engine
+from rblwatch.logs import setup_logging
 from rblwatch.runtime import ReloadResult, Runtime
 from rblwatch.scheduler import Scheduler
 from rblwatch.store import open_store
+
+# setup_logging: `rblwatch run` sets logging up through the daemon module
+__all__ = ["Daemon", "setup_logging"]
 
 log = logging.getLogger("rblwatch")
 
@@ -55,34 +56,6 @@ class Notifier:
                 s.sendto("\n".join(lines).encode(), self.addr)
         except OSError as exc:  # systemd gone or socket unreachable: never fatal
             log.debug("sd_notify failed: %s", exc)
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line for log shippers (journald adds the timestamp for text)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        doc = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.created)),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        if record.exc_info:
-            doc["exc"] = self.formatException(record.exc_info)
-        return json.dumps(doc, ensure_ascii=False)
-
-
-def setup_logging(level: str, fmt: str, stream: IO[str] | None = None) -> None:
-    handler = logging.StreamHandler(stream or sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, root.level))
-    logging.getLogger("aiohttp.access").setLevel(max(logging.WARNING, root.level))
 
 
 class Daemon:
