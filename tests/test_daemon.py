@@ -289,3 +289,28 @@ def test_sd_notify_messages_reach_a_real_notify_socket(tmp_path: Path, dns: Rbld
     finally:
         d.close()
         sock.close()
+
+
+def test_a_hostname_that_never_resolves_is_one_log_line_not_one_a_cycle(
+    tmp_path: Path, dns: Rbldnsd
+) -> None:
+    # the daemon cycles every second; rbldnsd serves no such name, so every cycle's
+    # resolution of it fails the same way: one line for the problem, not one per cycle
+    cfg = tmp_path / "rblwatch.yaml"
+    web_port = free_tcp_port()
+    text = config_text(
+        dns_port=dns.port,
+        web_port=web_port,
+        store=tmp_path / "state.db",
+        extra="    hostnames: [mx1.nowhere.test]\n",
+    )
+    cfg.write_text(text)
+    d = DaemonProcess(cfg)
+    try:
+        d.start(web_port)
+        # five targets a cycle: wait for six cycles' queries (health probes add a few more)
+        wait_until("six cycles", lambda: (metric(d, "rblwatch_queries_total", list="bl") or 0) > 30)
+    finally:
+        d.stop()
+    lines = [line for line in d.log().splitlines() if "mx1.nowhere.test" in line]
+    assert len(lines) == 1, "\n".join(lines)
