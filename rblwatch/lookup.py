@@ -90,6 +90,8 @@ def zone_wire(zone: str) -> bytes:
 
 
 def _quad(raw: bytes) -> str:
+    if len(raw) != 4:  # an A record of another length is shown, not read as an address
+        return f"{len(raw)}-byte rdata {raw[:8].hex()}"
     return f"{raw[0]}.{raw[1]}.{raw[2]}.{raw[3]}"
 
 
