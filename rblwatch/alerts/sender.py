@@ -19,7 +19,8 @@ Semantics, and why:
   drops are counted in `alert_failures`; every outcome is logged with the receiver's name,
   never its URL or secret.
 - **Alertmanager** needs more than the outbox: an alert it is not told about again expires at
-  its `endsAt`. So an alertmanager sender, besides delivering events (a listing fires the alert,
+  its `endsAt`. So the sender of a receiver whose format `resends` (alertmanager's, see
+  `rblwatch.alerts.formats`), besides delivering events (a listing fires the alert,
   a delisting resolves it with `endsAt` = the delisting's time), re-posts every pair that is
   listed now and every unhealthy list every `resend_interval` (60 s) with `endsAt` = now +
   `ttl` (4 minutes), read from the store's current state. Re-posts are not outbox rows: they
