@@ -9,7 +9,9 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from standardwebhooks import Webhook
@@ -17,7 +19,7 @@ from standardwebhooks import Webhook
 from tests.alertmanager import Alertmanager
 from tests.daemon import DaemonProcess, config_text, free_tcp_port, wait_until
 from tests.rbldnsd import Rbldnsd
-from tests.test_daemon import BASE, LISTED, ZONE, listed, metric
+from tests.test_daemon import BASE, LISTED, ZONE, cycled, listed, metric
 from tests.webhooks import Received, WebhookReceiver
 
 SECRET = "whsec_" + base64.b64encode(b"e2e-secret-e2e-secret-e2e-secret").decode()
@@ -159,6 +161,64 @@ def test_a_real_alertmanager_shows_the_listing_active_then_resolved(
         listed(dns)
         wait_until("the alert to end", lambda: ours() == [])
         wait_until("a resolved notification", lambda: notified("resolved"))
+        assert d.stop() == 0
+    finally:
+        d.close()
+
+
+def seconds(rfc3339: object) -> float:
+    assert isinstance(rfc3339, str)
+    return datetime.fromisoformat(rfc3339).timestamp()
+
+
+def test_a_real_alertmanager_resolves_a_recovered_list_from_when_it_became_unhealthy(
+    tmp_path: Path, dns: Rbldnsd, alertmanager: Alertmanager
+) -> None:
+    # issue 9: the resolve had startsAt = endsAt and the description "test points: -."
+    d = daemon_with(
+        tmp_path,
+        dns,
+        f"""\
+    - name: am
+      url: {alertmanager.url}
+      format: alertmanager
+""",
+    )
+    notifications = alertmanager.notifications
+    assert notifications is not None
+
+    def unhealthy(status: str) -> list[dict[str, Any]]:
+        docs = [json.loads(r.body) for r in notifications.received]
+        return [
+            alert
+            for doc in docs
+            for alert in doc["alerts"]
+            if alert["labels"]["alertname"] == "RblwatchListUnhealthy" and alert["status"] == status
+        ]
+
+    try:
+        d.start(d.web_port)
+        wait_until("a healthy first cycle", lambda: cycled(d))
+        dns.stop()
+        [firing] = wait_until("a firing notification", lambda: unhealthy("firing"))
+        [down] = d.events("list_unhealthy")
+        dns.start()
+        [resolved] = wait_until("a resolved notification", lambda: unhealthy("resolved"))
+        [up] = d.events("list_recovered")
+        assert (
+            resolved["labels"]
+            == firing["labels"]
+            == {
+                "alertname": "RblwatchListUnhealthy",
+                "list": "bl",
+            }
+        )
+        assert resolved["startsAt"] == firing["startsAt"]
+        assert abs(seconds(resolved["startsAt"]) - seconds(down["at"])) < 1
+        assert abs(seconds(resolved["endsAt"]) - seconds(up["at"])) < 1
+        description = resolved["annotations"]["description"]
+        assert description.startswith("List bl passes its RFC 5782 test points again")
+        assert "test points: -" not in description
         assert d.stop() == 0
     finally:
         d.close()

@@ -11,16 +11,27 @@ import hashlib
 import hmac
 import json
 import time
+from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from rblwatch.alerts import formats
-from rblwatch.alerts.formats import Context
-from rblwatch.model import DnsList, Event, EventKind, PairState, PairStatus, frozen_map
+from rblwatch.alerts.formats import Context, Firing
+from rblwatch.config import ConfigError, ReceiverFormat, parse_config
+from rblwatch.model import (
+    DnsList,
+    Event,
+    EventKind,
+    Health,
+    ListStatus,
+    PairState,
+    PairStatus,
+    frozen_map,
+)
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 LIST = DnsList(
@@ -69,6 +80,16 @@ DELISTED = Event(
 )
 UNHEALTHY = Event(
     kind=EventKind.LIST_UNHEALTHY, list="bl", at=T0, detail="127.0.0.2 not listed", id=45
+)
+PAIR = PairState(
+    target="192.0.2.1",
+    list="bl",
+    group="mail",
+    status=PairStatus.LISTED,
+    since=T0,
+    first_seen=T0 - 100,
+    codes=("127.0.0.2",),
+    meanings=("spam source",),
 )
 
 
@@ -275,17 +296,134 @@ def test_an_unhealthy_list_is_its_own_alert_resolved_by_recovery() -> None:
 
 
 def test_the_re_post_of_a_listed_pair_starts_when_the_listing_began() -> None:
-    pair = PairState(
-        target="192.0.2.1",
-        list="bl",
-        group="mail",
-        status=PairStatus.LISTED,
-        since=T0,
-        first_seen=T0 - 100,
-        codes=("127.0.0.2",),
-        meanings=("spam source",),
-    )
+    pair = PAIR
     alert = formats.pair_alert(pair, CTX, T0 + 3600, 240)
     assert alert["labels"] == formats.event_alert(LISTED, CTX, T0, 240)["labels"]
     assert alert["startsAt"] == formats.rfc3339(T0)
     assert alert["endsAt"] == formats.rfc3339(T0 + 3840)
+
+
+def test_a_recovery_resolves_the_unhealthy_alert_from_when_the_list_became_unhealthy() -> None:
+    # issue 9: the resolve started when it ended and said "fails its test points: -."
+    fired = formats.event_alert(UNHEALTHY, CTX, T0, 240)
+    recovered = Event(kind=EventKind.LIST_RECOVERED, list="bl", at=T0 + 600, since=T0, id=46)
+    resolved = formats.event_alert(recovered, CTX, T0 + 601, 240)
+    assert resolved["labels"] == fired["labels"]
+    assert (resolved["startsAt"], resolved["endsAt"]) == (
+        fired["startsAt"],
+        formats.rfc3339(T0 + 600),
+    )
+    description = resolved["annotations"]["description"]
+    assert description == (
+        "List bl passes its RFC 5782 test points again (unhealthy since 2026-09-21T14:13:20.000Z)."
+        " Its answers are trusted and its listings are re-checked."
+    )
+    assert resolved["annotations"]["summary"] == fired["annotations"]["summary"]
+
+
+def test_a_recovery_whose_start_is_unknown_still_says_the_list_is_healthy_again() -> None:
+    recovered = Event(kind=EventKind.LIST_RECOVERED, list="bl", at=T0 + 600, id=46)
+    resolved = formats.event_alert(recovered, CTX, T0 + 601, 240)
+    assert resolved["startsAt"] == resolved["endsAt"] == formats.rfc3339(T0 + 600)
+    assert "-." not in resolved["annotations"]["description"]
+    assert "passes its RFC 5782 test points again." in resolved["annotations"]["description"]
+
+
+# -- the registry ---------------------------------------------------------------------------------
+
+# The exact bytes of one event in each format, as the README documents them: a refactoring of
+# the formats must not change a byte (json is signed over these bytes).
+GOLDEN = {
+    "json": (
+        "",
+        '{"type":"listing.created","timestamp":"2026-09-21T14:13:20.000Z","data":{"id":"evt_42",'
+        '"event_id":42,"kind":"listed","list":"bl","delist_url":"https://bl.example/remove",'
+        '"target":"192.0.2.1","group":"mail","labels":{"team":"mail-ops"},"state":"listed",'
+        '"codes":[{"code":"127.0.0.2","meaning":"spam source"}],"txt":"spam from 192.0.2.1",'
+        '"since":"2026-09-21T14:13:20.000Z","initial":false,'
+        '"previous":{"state":"clean","codes":[]}}}',
+    ),
+    "slack": (
+        "",
+        '{"text":":rotating_light: 192.0.2.1 is listed on bl","blocks":[{"type":"header",'
+        '"text":{"type":"plain_text","text":"192.0.2.1 is listed on bl"}},{"type":"section",'
+        '"fields":[{"type":"mrkdwn","text":"*Target*\\n192.0.2.1"},'
+        '{"type":"mrkdwn","text":"*List*\\nbl"},{"type":"mrkdwn","text":"*Group*\\nmail"},'
+        '{"type":"mrkdwn","text":"*Codes*\\n127.0.0.2 spam source"},'
+        '{"type":"mrkdwn","text":"*TXT*\\nspam from 192.0.2.1"}]},{"type":"section",'
+        '"text":{"type":"mrkdwn","text":"<https://bl.example/remove|Request removal from bl>"}},'
+        '{"type":"context","elements":[{"type":"mrkdwn",'
+        '"text":"rblwatch evt_42 · 2026-09-21T14:13:20.000Z"}]}]}',
+    ),
+    "alertmanager": (
+        "/api/v2/alerts",
+        '[{"labels":{"team":"mail-ops","target":"192.0.2.1","list":"bl","group":"mail",'
+        '"alertname":"RblwatchListed"},"annotations":{"summary":"192.0.2.1 is listed on bl",'
+        '"description":"192.0.2.1 (group mail) is listed on bl: 127.0.0.2 spam source",'
+        '"delist_url":"https://bl.example/remove","codes":"127.0.0.2"},'
+        '"startsAt":"2026-09-21T14:13:20.000Z","endsAt":"2026-09-21T14:17:25.000Z"}]',
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN))
+def test_each_format_sends_exactly_the_documented_bytes(name: str) -> None:
+    req = formats.FORMATS[name].event_request(LISTED, CTX, secret=SECRET, now=T0 + 5, ttl=240)
+    assert (req.path, req.body.decode()) == GOLDEN[name]
+    assert req.headers["content-type"] == "application/json"
+
+
+def test_the_registry_names_every_format_config_accepts_and_no_other() -> None:
+    assert set(formats.FORMATS) == set(get_args(ReceiverFormat)) == set(GOLDEN)
+    assert all(f.name == name for name, f in formats.FORMATS.items())
+
+
+def receiver_config(fmt: str, **extra: str) -> dict[str, Any]:
+    receiver = {"name": "r", "url": "http://127.0.0.1:9/hook", "format": fmt, **extra}
+    return {"alerts": {"receivers": [receiver]}}
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN))
+def test_config_takes_a_secret_exactly_for_the_formats_that_sign(name: str) -> None:
+    fmt = formats.FORMATS[name]
+    parse_config(receiver_config(name))
+    if fmt.signs:
+        parse_config(receiver_config(name, secret=SECRET))
+    else:
+        with pytest.raises(ConfigError, match="only json deliveries are signed"):
+            parse_config(receiver_config(name, secret=SECRET))
+
+
+def test_only_a_signing_format_signs_and_only_alertmanager_resends() -> None:
+    signed = {n for n, f in formats.FORMATS.items() if f.signs}
+    resent = {n for n, f in formats.FORMATS.items() if f.resends}
+    assert (signed, resent) == ({"json"}, {"alertmanager"})
+    for name, fmt in formats.FORMATS.items():
+        headers = fmt.event_request(LISTED, CTX, secret=SECRET, now=T0, ttl=240).headers
+        assert ("webhook-signature" in headers) is fmt.signs, name
+
+
+def test_formats_that_do_not_resend_have_nothing_to_resend() -> None:
+    firing = Firing(pairs=[(PAIR, CTX)], lists=[ListStatus("bl", Health.DEAD, "x", T0)])
+    for fmt in formats.FORMATS.values():
+        requests = fmt.resend_requests(firing, now=T0, ttl=240)
+        assert bool(requests) is fmt.resends
+
+
+def test_alertmanager_resends_every_firing_alert_in_batches_of_500() -> None:
+    pairs = [(replace(PAIR, target=f"10.0.{i >> 8}.{i & 255}"), CTX) for i in range(1001)]
+    unhealthy = ListStatus("bl", Health.DEAD, "127.0.0.2 not listed", T0 - 60)
+    firing = Firing(pairs=pairs, lists=[unhealthy])
+    requests = formats.FORMATS["alertmanager"].resend_requests(firing, now=T0, ttl=240)
+    batches = [json.loads(r.body) for r in requests]
+    assert [len(b) for b in batches] == [500, 500, 2]
+    assert {r.path for r in requests} == {"/api/v2/alerts"}
+    assert batches[0][0] == formats.pair_alert(pairs[0][0], CTX, T0, 240)
+    assert batches[-1][-1] == formats.unhealthy_alert(
+        "bl", "127.0.0.2 not listed", T0 - 60, T0, 240
+    )
+
+
+def test_an_unknown_format_name_is_refused_naming_the_known_ones() -> None:
+    with pytest.raises(ValueError, match="json, slack, alertmanager"):
+        formats.format_named("teams")

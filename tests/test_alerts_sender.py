@@ -562,3 +562,36 @@ def test_a_receiver_outage_loses_nothing_and_ends_within_backoff_max_of_recovery
         assert rt.stats.alert_failures == {"ops": 0}
 
     run(scenario())
+
+
+def test_alertmanager_gets_a_recovery_resolving_from_when_the_list_became_unhealthy(
+    store: SqliteStore, receivers: Callable[[], WebhookReceiver]
+) -> None:
+    # issue 9: the resolve had startsAt = endsAt and the description "test points: -."
+    am = receivers().start()
+    rt = Runtime(config(hook("am", am.url, format="alertmanager")), store)
+    pick = receivers_for(rt.config.alerts.receivers, BL)
+    down_at = time.time() - 600
+    down = Event(EventKind.LIST_UNHEALTHY, "bl", down_at, detail="127.0.0.2 not listed")
+    rt.store.record_health("bl", Health.DEAD, "127.0.0.2 not listed", down_at, down, pick)
+    up = Event(EventKind.LIST_RECOVERED, "bl", down_at + 300)
+    rt.store.record_health("bl", Health.HEALTHY, "", down_at + 300, up, pick)
+
+    async def scenario() -> None:
+        async with sending(rt, resend_interval=3600.0):
+            await until("two posts", lambda: len(am.delivered()) == 2)
+            await drained(rt)
+
+    run(scenario())
+    firing, resolved = (json.loads(r.body)[0] for r in am.delivered())
+    assert (
+        firing["labels"]
+        == resolved["labels"]
+        == {
+            "alertname": "RblwatchListUnhealthy",
+            "list": "bl",
+        }
+    )
+    assert resolved["startsAt"] == firing["startsAt"] == formats.rfc3339(down_at)
+    assert resolved["endsAt"] == formats.rfc3339(down_at + 300)
+    assert "passes its RFC 5782 test points again" in resolved["annotations"]["description"]

@@ -19,7 +19,8 @@ Semantics, and why:
   drops are counted in `alert_failures`; every outcome is logged with the receiver's name,
   never its URL or secret.
 - **Alertmanager** needs more than the outbox: an alert it is not told about again expires at
-  its `endsAt`. So an alertmanager sender, besides delivering events (a listing fires the alert,
+  its `endsAt`. So the sender of a receiver whose format `resends` (alertmanager's, see
+  `rblwatch.alerts.formats`), besides delivering events (a listing fires the alert,
   a delisting resolves it with `endsAt` = the delisting's time), re-posts every pair that is
   listed now and every unhealthy list every `resend_interval` (60 s) with `endsAt` = now +
   `ttl` (4 minutes), read from the store's current state. Re-posts are not outbox rows: they
@@ -40,7 +41,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,7 +49,7 @@ import aiohttp
 
 from rblwatch import __version__
 from rblwatch.alerts import formats
-from rblwatch.alerts.formats import Context, Request
+from rblwatch.alerts.formats import AlertFormat, Context, Firing, Request
 from rblwatch.alerts.routing import receivers_for
 from rblwatch.config import Config, Receiver
 from rblwatch.model import (
@@ -69,7 +70,6 @@ log = logging.getLogger("rblwatch.alerts")
 IDLE_POLL = 1.0  # seconds between outbox reads when nothing wakes the sender
 RESEND_INTERVAL = 60.0  # Alertmanager re-posts
 ALERT_TTL = 4 * RESEND_INTERVAL  # endsAt of a firing alert: survives three lost re-posts
-ALERTMANAGER_BATCH = 500  # alerts per re-post request
 ERROR_PAUSE = 1.0  # after an unexpected error (a store error, say) before trying again
 _MAX_DOUBLINGS = 64  # 2**64 times any initial is past any backoff.max
 
@@ -154,11 +154,6 @@ def _count(counters: dict[str, int], name: str) -> None:
     counters[name] = counters.get(name, 0) + 1
 
 
-def _chunks(items: Sequence[dict[str, Any]], size: int) -> Iterator[Sequence[dict[str, Any]]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 class Sender:
     """One receiver's task: its outbox rows in order, and Alertmanager re-posts."""
 
@@ -187,6 +182,10 @@ class Sender:
     @property
     def name(self) -> str:
         return self.receiver.name
+
+    @property
+    def format(self) -> AlertFormat:
+        return formats.format_named(self.receiver.format)
 
     def update(self, receiver: Receiver) -> None:
         """A reload changed the receiver: the next attempt uses the new settings."""
@@ -247,8 +246,8 @@ class Sender:
         r = self.receiver
         event = d.event
         ctx = context_for(self.rt.config, event.group, event.list)
-        request = formats.event_request(
-            r.format, event, ctx, secret=r.secret, now=self.clock(), ttl=self.ttl
+        request = self.format.event_request(
+            event, ctx, secret=r.secret, now=self.clock(), ttl=self.ttl
         )
         attempt = await self._post(request)
         outcome = verdict(attempt)
@@ -313,24 +312,21 @@ class Sender:
         except (aiohttp.ClientError, OSError) as exc:
             return Attempt(None, error=_network_error(exc))
 
-    # -- Alertmanager re-posts ------------------------------------------------------------------
-
-    def _is_alertmanager(self) -> bool:
-        return self.receiver.format == "alertmanager"
+    # -- re-posts (Alertmanager) ---------------------------------------------------------------
 
     def _refresh_due(self) -> bool:
-        return self._is_alertmanager() and self.clock() >= self._next_refresh
+        return self.format.resends and self.clock() >= self._next_refresh
 
     def _until_refresh(self, now: float) -> float:
-        return max(0.0, self._next_refresh - now) if self._is_alertmanager() else math.inf
+        return max(0.0, self._next_refresh - now) if self.format.resends else math.inf
 
     async def _refresh(self) -> None:
-        """Post every alert firing now, so Alertmanager never times one out."""
+        """Post every alert firing now, so the receiver never times one out."""
         now = self.clock()
         self._next_refresh = now + self.resend_interval
-        alerts = await self.rt.db.read(lambda store: self._firing(store, now))
-        for chunk in _chunks(alerts, ALERTMANAGER_BATCH):
-            attempt = await self._post(formats.alertmanager_request(chunk))
+        count, requests = await self.rt.db.read(lambda store: self._resends(store, now))
+        for request in requests:
+            attempt = await self._post(request)
             if verdict(attempt) is not Verdict.DELIVERED:
                 log.warning(
                     "alert re-post to %s failed: %s; again in %.0fs",
@@ -339,30 +335,36 @@ class Sender:
                     self.resend_interval,
                 )
                 return
-        if alerts:
-            log.debug("%d firing alerts re-posted to %s", len(alerts), self.name)
+        if count:
+            log.debug("%d firing alerts re-posted to %s", count, self.name)
 
-    def _firing(self, store: Store, now: float) -> list[dict[str, Any]]:
-        """The alerts of this receiver that fire now, from the store (runs in a thread)."""
+    def _resends(self, store: Store, now: float) -> tuple[int, list[Request]]:
+        """How many alerts fire now and the requests that re-post them (runs in a thread:
+        thousands of listings make a body worth keeping off the event loop)."""
+        firing = self._firing(store)
+        requests = self.format.resend_requests(firing, now=now, ttl=self.ttl)
+        return len(firing.pairs) + len(firing.lists), requests
+
+    def _firing(self, store: Store) -> Firing:
+        """What fires now for this receiver, from the store (runs in a thread)."""
         cfg = self.rt.config
         lists = {x.name: x for x in cfg.lists}
         wants = _Wants(cfg, self.name, lists)
         labels = {g.group: g.labels for g in cfg.targets}
-        alerts = []
+        pairs = []
         for pair in store.pairs():
             lst = lists.get(pair.list)
             if pair.status is PairStatus.LISTED and lst is not None and wants.pair(pair, lst):
                 ctx = Context(labels=labels.get(pair.group, frozen_map()), dns_list=lst)
-                alerts.append(formats.pair_alert(pair, ctx, now, self.ttl))
+                pairs.append((pair, ctx))
+        unhealthy = []
         for s in store.list_statuses():
             lst = lists.get(s.name)
             if s.health in (Health.HEALTHY, Health.UNKNOWN) or lst is None:
                 continue
             if wants.list(lst):
-                since = s.health_since if s.health_since is not None else now
-                alert = formats.unhealthy_alert(s.name, s.health_detail, since, now, self.ttl)
-                alerts.append(alert)
-        return alerts
+                unhealthy.append(s)
+        return Firing(pairs=pairs, lists=unhealthy)
 
 
 class _Wants:

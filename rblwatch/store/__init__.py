@@ -1,8 +1,10 @@
 """The store: state per (target, list), the event history, list aggregates and the alert outbox.
 
 One interface (`Store`) that SQLite implements now and PostgreSQL can later; no SQL leaves this
-package. Methods are synchronous and short; code on the event loop calls them through the
-one facade in `store.aio`. The records it reads and writes are the vocabulary's (`model`).
+package, and `open_store` is the one place that maps a `store.url` to an implementation
+(`SCHEMES`). Every implementation passes the same contract suite (`tests/store_contract.py`).
+Methods are synchronous and short; code on the event loop calls them through the one facade in
+`store.aio`. The records it reads and writes are the vocabulary's (`model`).
 
 What is stored, and why so little: a pair that has always been clean has no row at all (a /16
 would otherwise cost 65,536 writes a cycle). Rows exist for pairs that are listed, that were
@@ -18,6 +20,9 @@ outbox rows for it (SPEC §4): a crash at any instant loses no event and duplica
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
 
 from rblwatch.model import (
     CycleCommit,
@@ -63,7 +68,11 @@ class Store(abc.ABC):
         event: Event | None,
         receivers_for: ReceiversFor | None = None,
     ) -> Event | None:
-        """Set a list's health (and write its list_unhealthy/list_recovered event) atomically."""
+        """Set a list's health (and write its list_unhealthy/list_recovered event) atomically.
+
+        A `list_recovered` event without `since` is stored with the time the list's previous
+        (unhealthy) health began, read in the same transaction: the resolved alert of a
+        recovery must say when the trouble started, and only the store knows it then."""
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -122,15 +131,56 @@ class StoreError(Exception):
     """The store cannot be opened or used (one line, for the user)."""
 
 
+class StoreUnavailable(StoreError):
+    """A `store.url` whose scheme names no store this rblwatch has."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Scheme:
+    prefix: str  # what every URL of the scheme starts with, followed by something
+    form: str  # how a URL of the scheme looks, for messages
+    open: Callable[[str], Store]
+
+
+def _open_sqlite(url: str) -> Store:
+    from rblwatch.store.sqlite import SqliteStore  # here: a store's driver loads only if used
+
+    return SqliteStore(url.removeprefix("sqlite:///"))
+
+
+# The one map from a `store.url` scheme to its implementation: a new store is a module of this
+# package and one entry here.
+_SCHEMES: Mapping[str, _Scheme] = MappingProxyType(
+    {"sqlite": _Scheme("sqlite:///", "sqlite:///PATH", _open_sqlite)}
+)
+
+SCHEMES: tuple[str, ...] = tuple(_SCHEMES)  # the `store.url` schemes `open_store` opens
+
+
+def _scheme_of(url: str) -> _Scheme:
+    name, sep, _ = url.partition("://")
+    use = " or ".join(s.form for s in _SCHEMES.values())
+    if not sep or not name:
+        raise StoreUnavailable(f"store.url: not a store URL (use {use})")
+    scheme = _SCHEMES.get(name)
+    if scheme is None:
+        raise StoreUnavailable(
+            f"store.url: {name} stores are not available in this rblwatch (use {use})"
+        )
+    if not url.startswith(scheme.prefix) or len(url) == len(scheme.prefix):
+        raise StoreError(f"store.url: a {name} URL is {scheme.form}")
+    return scheme
+
+
+def check_url(url: str) -> None:
+    """Raise StoreError unless `open_store` can open `url` by its form (no I/O): what
+    `check-config` asks so that it accepts exactly the URLs `run` opens."""
+    _scheme_of(url)
+
+
 def open_store(url: str) -> Store:
-    """The store for a `store.url` (sqlite:///… now; postgresql://… is not built yet)."""
-    if url.startswith("sqlite:///"):
-        from rblwatch.store.sqlite import SqliteStore
-
-        return SqliteStore(url.removeprefix("sqlite:///"))
-    raise StoreError(
-        f"store.url: {url.split(':', 1)[0]} stores are not supported yet (use sqlite:///PATH)"
-    )
+    """The store for a `store.url`: the implementation its scheme names, opened."""
+    return _scheme_of(url).open(url)
 
 
-__all__ = ["Store", "StoreError", "open_store"]
+__all__ = ["SCHEMES", "Store", "StoreError", "StoreUnavailable", "check_url", "open_store"]

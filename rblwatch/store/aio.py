@@ -9,17 +9,28 @@ a store that is natively asynchronous can later replace it behind the same metho
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 from typing import TypeVar
 
-from rblwatch.model import CycleCommit, Delivery, Event, Health, ListStatus, PairState, ReceiversFor
+from rblwatch.model import (
+    CycleCommit,
+    Delivery,
+    Event,
+    Health,
+    ListStatus,
+    PairState,
+    PairSummary,
+    ReceiversFor,
+)
 from rblwatch.store import Store
 
 T = TypeVar("T")
 
 
 class AsyncStore:
-    """Awaitable twins of `Store`'s methods, plus `read` for a view built from several reads."""
+    """Awaitable twins of every `Store` method (the contract suite checks that none is
+    missing), plus `read` for a view built from several reads."""
 
     __slots__ = ("sync",)
 
@@ -32,6 +43,9 @@ class AsyncStore:
 
     async def pairs(self, list_name: str | None = None) -> list[PairState]:
         return await asyncio.to_thread(self.sync.pairs, list_name)
+
+    async def pair_summaries(self) -> list[PairSummary]:
+        return await asyncio.to_thread(self.sync.pair_summaries)
 
     async def seen(self, list_name: str) -> set[str]:
         return await asyncio.to_thread(self.sync.seen, list_name)
@@ -56,6 +70,26 @@ class AsyncStore:
 
     async def list_statuses(self) -> list[ListStatus]:
         return await asyncio.to_thread(self.sync.list_statuses)
+
+    async def events(
+        self,
+        *,
+        since: float | None = None,
+        limit: int = 100,
+        target: str | None = None,
+        list_name: str | None = None,
+        newest_first: bool = False,
+    ) -> list[Event]:
+        return await asyncio.to_thread(
+            functools.partial(
+                self.sync.events,
+                since=since,
+                limit=limit,
+                target=target,
+                list_name=list_name,
+                newest_first=newest_first,
+            )
+        )
 
     async def listed_count(self) -> int:
         return await asyncio.to_thread(self.sync.listed_count)

@@ -484,6 +484,8 @@ class SqliteStore(Store):
         receivers_for: ReceiversFor | None = None,
     ) -> Event | None:
         with self._write() as conn:
+            if event is not None and event.kind is EventKind.LIST_RECOVERED and event.since is None:
+                event = replace(event, since=_health_since(conn, name))
             conn.execute(_UPSERT_HEALTH, (name, health.value, detail, at))
             written = _insert_events(conn, [event] if event is not None else [], receivers_for)
         return written[0] if written else None
@@ -608,6 +610,12 @@ def _schema_version(conn: sqlite3.Connection) -> int:
         return 0
     row = conn.execute("SELECT version FROM schema_version").fetchone()
     return int(row[0]) if row is not None else 0
+
+
+def _health_since(conn: sqlite3.Connection, name: str) -> float | None:
+    """When a list's stored health began (None: no row yet)."""
+    row = conn.execute("SELECT health_since FROM list_status WHERE name = ?", (name,)).fetchone()
+    return float(row[0]) if row is not None and row[0] is not None else None
 
 
 def _insert_events(

@@ -1,0 +1,129 @@
+"""The one shape every alert format has, and the pieces the formats share.
+
+Pure: no sockets, no clock, no config files. The sender hands a format the event, what the
+config says about it (`Context`) and the time of the attempt, and gets back the `Request` to
+POST. A format that `resends` is also handed, every resend interval, what fires now (`Firing`,
+read from the store's state) and returns the requests that keep those alerts alive.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from rblwatch.model import DnsList, Event, EventKind, ListStatus, PairState, frozen_map
+
+JSON_HEADERS: Mapping[str, str] = frozen_map({"content-type": "application/json"})
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What the configuration says about an event's target and list, at the time of sending."""
+
+    labels: Mapping[str, str] = field(default_factory=frozen_map)  # the target group's labels
+    dns_list: DnsList | None = None  # None: the list is no longer configured
+
+    @property
+    def delist_url(self) -> str | None:
+        return self.dns_list.delist_url if self.dns_list is not None else None
+
+    def meaning(self, code: str) -> str:
+        """The configured meaning of an exact code ("" if none): for previous codes, whose
+        meanings the event does not carry."""
+        return self.dns_list.codes.get(code, "") if self.dns_list is not None else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One POST: appended to the receiver's URL, with its body and headers."""
+
+    path: str
+    body: bytes
+    headers: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Firing:
+    """What fires now for one receiver: its listed pairs (each with its context) and its
+    unhealthy lists, as the store holds them at the time of a resend."""
+
+    pairs: Sequence[tuple[PairState, Context]] = ()
+    lists: Sequence[ListStatus] = ()
+
+
+class AlertFormat(Protocol):
+    """One receiver format (`receivers[].format`): a module of `rblwatch.alerts.formats`
+    and one entry in its `FORMATS` map."""
+
+    @property
+    def name(self) -> str:
+        """The `format:` value that selects it."""
+
+    @property
+    def signs(self) -> bool:
+        """Whether it takes a receiver `secret` and signs requests with it (config refuses a
+        secret for a format that does not)."""
+
+    @property
+    def resends(self) -> bool:
+        """Whether the sender re-posts what is firing every resend interval (`resend_requests`):
+        for receivers that forget an alert they are not told about again."""
+
+    def event_request(
+        self, event: Event, ctx: Context, *, secret: str | None, now: float, ttl: float
+    ) -> Request:
+        """The POST that delivers `event` at time `now`; `ttl` is how long a firing alert
+        lasts unless re-posted (formats that do not resend ignore it)."""
+
+    def resend_requests(self, firing: Firing, *, now: float, ttl: float) -> list[Request]:
+        """The POSTs that keep `firing` alive until `now + ttl` ([] for formats that do not
+        resend)."""
+
+
+# -- shared pieces --------------------------------------------------------------------------------
+
+
+def rfc3339(at: float) -> str:
+    """UTC with milliseconds and a Z, as both Standard Webhooks and Alertmanager read it."""
+    text = datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds")
+    return text.replace("+00:00", "Z")
+
+
+def webhook_id(event: Event) -> str:
+    """The stable id of an event's deliveries: the same on every retry and after restarts."""
+    return f"evt_{event.id}"
+
+
+def is_list_event(event: Event) -> bool:
+    return event.kind in (EventKind.LIST_UNHEALTHY, EventKind.LIST_RECOVERED)
+
+
+def codes_of(codes: Sequence[str], meanings: Sequence[str], ctx: Context) -> list[dict[str, str]]:
+    """Codes as objects with their meanings: the event's own, else the configured ones."""
+    out = []
+    for i, code in enumerate(codes):
+        meaning = meanings[i] if i < len(meanings) and meanings[i] else ctx.meaning(code)
+        out.append({"code": code, "meaning": meaning})
+    return out
+
+
+def dumps(doc: object) -> bytes:
+    """Compact UTF-8 JSON: the bytes the README documents and the tests pin."""
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+__all__ = [
+    "JSON_HEADERS",
+    "AlertFormat",
+    "Context",
+    "Firing",
+    "Request",
+    "codes_of",
+    "dumps",
+    "is_list_event",
+    "rfc3339",
+    "webhook_id",
+]

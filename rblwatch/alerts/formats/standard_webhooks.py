@@ -1,0 +1,134 @@
+"""`format: json`: an event as a Standard Webhooks 1.0 delivery (SPEC §12).
+
+Decisions:
+
+- The body is built from the event alone, so every retry of an event sends the same bytes under
+  the same `webhook-id` (`evt_<event id>`); only `webhook-timestamp` and the signature change per
+  attempt, as the standard intends (a receiver rejects timestamps more than a few minutes off,
+  so a retry must not replay an old one).
+- Codes travel as objects, `[{"code": "127.0.0.2", "meaning": "SBL"}]`: parallel arrays are easy
+  to misalign, and an object per code leaves room for more fields later.
+- Signed with the receiver's `whsec_…` secret when it has one; unsigned otherwise.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Mapping
+from typing import Any
+
+from rblwatch.alerts.formats.base import (
+    JSON_HEADERS,
+    Context,
+    Firing,
+    Request,
+    codes_of,
+    dumps,
+    is_list_event,
+    rfc3339,
+    webhook_id,
+)
+from rblwatch.model import Event, EventKind, PairStatus
+
+JSON_TYPES: Mapping[EventKind, str] = {
+    EventKind.LISTED: "listing.created",
+    EventKind.DELISTED: "listing.removed",
+    EventKind.CHANGED: "listing.changed",
+    EventKind.LIST_UNHEALTHY: "list.unhealthy",
+    EventKind.LIST_RECOVERED: "list.recovered",
+}
+
+
+def _previous(event: Event, ctx: Context) -> dict[str, Any]:
+    """The state the event ends: clean before a listing (unknown before a first-lookup one)."""
+    if event.kind is EventKind.LISTED:
+        return {"state": None if event.initial else PairStatus.CLEAN.value, "codes": []}
+    codes = codes_of(event.previous_codes, (), ctx)
+    return {"state": PairStatus.LISTED.value, "codes": codes}
+
+
+def _pair_data(event: Event, ctx: Context) -> dict[str, Any]:
+    state = PairStatus.CLEAN if event.kind is EventKind.DELISTED else PairStatus.LISTED
+    since = event.at if event.kind is EventKind.LISTED else event.since
+    return {
+        "target": event.target,
+        "group": event.group,
+        "labels": dict(ctx.labels),
+        "state": state.value,
+        # for listing.removed: the codes of the listing that ended
+        "codes": codes_of(event.codes, event.meanings, ctx),
+        "txt": event.txt,
+        "since": rfc3339(since) if since is not None else None,
+        "initial": event.initial,
+        "previous": _previous(event, ctx),
+    }
+
+
+def json_body(event: Event, ctx: Context) -> bytes:
+    """`{type, timestamp, data}`; the same bytes for every attempt of the event."""
+    data: dict[str, Any] = {
+        "id": webhook_id(event),
+        "event_id": event.id,
+        "kind": event.kind.value,
+        "list": event.list,
+        "delist_url": ctx.delist_url,
+    }
+    if is_list_event(event):
+        data["detail"] = event.detail
+    else:
+        data.update(_pair_data(event, ctx))
+    return dumps({"type": JSON_TYPES[event.kind], "timestamp": rfc3339(event.at), "data": data})
+
+
+def signing_key(secret: str) -> bytes:
+    """The HMAC key of a `whsec_…` secret: the base64-decoded part after the prefix."""
+    return base64.b64decode(secret.removeprefix("whsec_"))
+
+
+def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """`v1,<base64 HMAC-SHA256 of "id.timestamp.body">` (Standard Webhooks 1.0, symmetric)."""
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    digest = hmac.new(signing_key(secret), signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def json_request(event: Event, ctx: Context, secret: str | None, now: float) -> Request:
+    """The webhook POST; unsigned (no `webhook-signature`) when the receiver has no secret."""
+    body = json_body(event, ctx)
+    msg_id = webhook_id(event)
+    timestamp = int(now)
+    headers = {**JSON_HEADERS, "webhook-id": msg_id, "webhook-timestamp": str(timestamp)}
+    if secret:
+        headers["webhook-signature"] = sign(secret, msg_id, timestamp, body)
+    return Request("", body, headers)
+
+
+class StandardWebhooks:
+    """The `AlertFormat` of `format: json`."""
+
+    name = "json"
+    signs = True
+    resends = False
+
+    def event_request(
+        self, event: Event, ctx: Context, *, secret: str | None, now: float, ttl: float
+    ) -> Request:
+        return json_request(event, ctx, secret, now)
+
+    def resend_requests(self, firing: Firing, *, now: float, ttl: float) -> list[Request]:
+        return []
+
+
+FORMAT = StandardWebhooks()
+
+__all__ = [
+    "FORMAT",
+    "JSON_TYPES",
+    "StandardWebhooks",
+    "json_body",
+    "json_request",
+    "sign",
+    "signing_key",
+]
