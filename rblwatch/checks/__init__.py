@@ -1,8 +1,9 @@
 """Check kinds: what rblwatch can check about a target, one module each behind `CheckKind`.
 
 `CHECK_KINDS` is the one map of them (blackbox_exporter's `Probers`); `subject_of` finds what
-a scheduled name refers to and which kind checks it. Today every subject is a DNS list,
-checked by `dnsbl`.
+a scheduled name refers to and which kind checks it, and `subjects` lists every one the
+scheduler runs. Today every subject is a DNS list, checked by `dnsbl`; a new kind with
+subjects of its own adds them in these two functions (from its config section).
 """
 
 from __future__ import annotations
@@ -17,6 +18,11 @@ from rblwatch.config import Config
 from rblwatch.model import DnsList
 
 CHECK_KINDS: Mapping[str, Callable[[], CheckKind[Any]]] = MappingProxyType({"dnsbl": DnsblCheck})
+
+
+def subjects(cfg: Config) -> list[DnsList]:
+    """Everything the scheduler runs cycles of, each under its own name."""
+    return list(cfg.lists)
 
 
 def subject_of(cfg: Config, name: str) -> tuple[str, DnsList] | None:
@@ -34,4 +40,5 @@ __all__ = [
     "Probed",
     "States",
     "subject_of",
+    "subjects",
 ]
