@@ -11,10 +11,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rblwatch.model import DnsList, Health, Kind, Outcome, OutcomeKind, Reason, TargetKind
+from rblwatch.model import (
+    TARGET_KINDS,
+    DnsList,
+    Event,
+    EventKind,
+    Health,
+    Outcome,
+    OutcomeKind,
+    Reason,
+    TargetKind,
+    kind_of_value,
+    kinds_taken,
+)
 
-_V4_LISTED, _V4_CLEAN = ("127.0.0.2",), ("127.0.0.1",)
-_V6_LISTED, _V6_CLEAN = ("::ffff:7f00:2",), ("::ffff:7f00:1",)
 _BLOCKING = frozenset({Reason.BLOCKED, Reason.RATE_LIMITED, Reason.REFUSED})
 _HIT = frozenset({OutcomeKind.LISTED, OutcomeKind.ALLOWLISTED})
 
@@ -40,28 +50,19 @@ HEALTHY = Verdict(Health.HEALTHY)
 
 
 def test_points(lst: DnsList) -> list[ProbePoint]:
-    """The test points to probe for a list: its overrides, or RFC 5782's for its kind."""
+    """The test points to probe for a list: its overrides, or RFC 5782's for the kinds it takes."""
     if not lst.health_check:
         return []
-    listed: tuple[str, ...]
-    clean: tuple[str, ...]
-    if lst.kind is Kind.DOMAIN:
-        kind, listed, clean = TargetKind.DOMAIN, ("test",), ("invalid",)
-    elif lst.ipv6:
-        kind, listed, clean = TargetKind.IPV4, (*_V4_LISTED, *_V6_LISTED), (*_V4_CLEAN, *_V6_CLEAN)
-    else:
-        kind, listed, clean = TargetKind.IPV4, _V4_LISTED, _V4_CLEAN
-    listed = lst.test_listed if lst.test_listed is not None else listed
-    clean = lst.test_clean if lst.test_clean is not None else clean
-    points = [ProbePoint(v, _kind_of(v, kind), True) for v in listed]
-    points += [ProbePoint(v, _kind_of(v, kind), False) for v in clean]
+    taken = [TARGET_KINDS[k] for k in kinds_taken(lst)]
+    listed = lst.test_listed
+    if listed is None:
+        listed = tuple(v for info in taken for v in info.test_listed)
+    clean = lst.test_clean
+    if clean is None:
+        clean = tuple(v for info in taken for v in info.test_clean)
+    points = [ProbePoint(v, kind_of_value(v, lst.kind), True) for v in listed]
+    points += [ProbePoint(v, kind_of_value(v, lst.kind), False) for v in clean]
     return points
-
-
-def _kind_of(value: str, default: TargetKind) -> TargetKind:
-    if default is TargetKind.DOMAIN:
-        return default
-    return TargetKind.IPV6 if ":" in value else TargetKind.IPV4
 
 
 def evaluate(results: Sequence[tuple[ProbePoint, Outcome]]) -> Verdict:
@@ -89,6 +90,18 @@ def evaluate(results: Sequence[tuple[ProbePoint, Outcome]]) -> Verdict:
                 Health.LISTS_EVERYTHING, f"test point {point.value} should be clean, got {got}"
             )
     return HEALTHY
+
+
+def event_for(list_name: str, before: Health, verdict: Verdict, at: float) -> Event | None:
+    """The list event a verdict raises against the health stored before, if any.
+
+    A list not probed yet counts as healthy: its first verdict raises an event only if bad.
+    """
+    was_ok = before in (Health.HEALTHY, Health.UNKNOWN)
+    if was_ok == verdict.healthy:
+        return None
+    kind = EventKind.LIST_RECOVERED if verdict.healthy else EventKind.LIST_UNHEALTHY
+    return Event(kind=kind, list=list_name, at=at, detail=verdict.detail)
 
 
 def _d(out: Outcome) -> str:

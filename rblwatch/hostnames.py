@@ -16,7 +16,7 @@ import dns.name
 import dns.nameserver
 import dns.resolver
 
-from rblwatch.model import Target, TargetKind
+from rblwatch.model import Kind, Target, kind_of_value
 from rblwatch.targets import TargetError, normalize_domain
 
 _RDTYPES = ("A", "AAAA")
@@ -110,8 +110,7 @@ async def resolve_hostnames(
         for address in addresses:
             if address not in seen:
                 seen.add(address)
-                kind = TargetKind.IPV6 if ":" in address else TargetKind.IPV4
-                targets.append(Target(address, kind, group, name))
+                targets.append(Target(address, kind_of_value(address, Kind.IP), group, name))
         if err is not None:
             failures.append((name, err))
     return targets, failures

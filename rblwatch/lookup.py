@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from rblwatch.model import (
     CLEAN,
+    TARGET_KINDS,
     DnsList,
     Outcome,
     OutcomeKind,
@@ -33,21 +34,10 @@ RCODE_REFUSED = 5
 _LOOPBACK_FIRST_OCTET = 127
 UNKNOWN_CODE = "unknown code"
 
-# One wire label per decimal octet ("10" -> b"\x0210"), built once: the IPv4 hot path is four
-# dictionary hits and a join.
-_OCTET_LABEL: dict[str, bytes] = {
-    str(i): bytes([len(str(i))]) + str(i).encode() for i in range(256)
-}
-_NIBBLE_LABEL: dict[str, bytes] = {c: b"\x01" + c.encode() for c in "0123456789abcdef"}
-
 
 def reversed_labels(value: str, kind: TargetKind) -> list[str]:
     """The labels put in front of a list's zone for a target (RFC 5782 §2.1, §2.4, §3)."""
-    if kind is TargetKind.IPV4:
-        return value.split(".")[::-1]
-    if kind is TargetKind.IPV6:
-        return list(ipaddress.IPv6Address(value).exploded.replace(":", "")[::-1])
-    return value.rstrip(".").lower().split(".")
+    return TARGET_KINDS[kind].labels(value)
 
 
 def query_name(value: str, kind: TargetKind, zone: str) -> str:
@@ -55,23 +45,12 @@ def query_name(value: str, kind: TargetKind, zone: str) -> str:
     return ".".join([*reversed_labels(value, kind), zone.rstrip(".")])
 
 
-def ipv4_prefix_wire(value: str) -> bytes:
-    """Wire labels of a reversed IPv4 address ("10.20.1.2" -> 2.1.20.10 as labels)."""
-    a, b, c, d = value.split(".")
-    t = _OCTET_LABEL
-    return t[d] + t[c] + t[b] + t[a]
-
-
 def prefix_wire(value: str, kind: TargetKind) -> bytes:
-    """Wire-format labels for the part of the query name in front of the zone."""
-    if kind is TargetKind.IPV4:
-        return ipv4_prefix_wire(value)
-    if kind is TargetKind.IPV6:
-        nib = ipaddress.IPv6Address(value).exploded.replace(":", "")
-        return b"".join(_NIBBLE_LABEL[c] for c in reversed(nib))
-    return b"".join(
-        bytes([len(p)]) + p for p in (s.encode("ascii") for s in reversed_labels(value, kind))
-    )
+    """Wire-format labels for the part of the query name in front of the zone.
+
+    Loops over many targets take `TARGET_KINDS[kind].wire` once per kind instead.
+    """
+    return TARGET_KINDS[kind].wire(value)
 
 
 def zone_wire(zone: str) -> bytes:

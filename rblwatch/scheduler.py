@@ -20,6 +20,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from rblwatch.checks import subjects
 from rblwatch.engine import CycleOverrun, Engine
 from rblwatch.model import DnsList
 from rblwatch.runtime import Runtime
@@ -68,7 +69,8 @@ class Scheduler:
         probe and cycle again at once (that spends query budgets for nothing). Its jobs read
         the list's other settings from the runtime's config when they run.
         """
-        wanted = {lst.name: self._timing(lst) for lst in self.rt.config.lists}
+        current = subjects(self.rt.config)
+        wanted = {lst.name: self._timing(lst) for lst in current}
         for name, timing in list(self._timings.items()):
             if wanted.get(name) != timing:
                 for prefix in ("cycle:", "health:"):
@@ -76,7 +78,7 @@ class Scheduler:
                         self.aps.remove_job(prefix + name)
                 del self._timings[name]
         self.rt.stats.ensure_lists(wanted)
-        for lst in self.rt.config.lists:
+        for lst in current:
             if lst.name not in self._timings:
                 self._add_list(lst)
                 self._timings[lst.name] = wanted[lst.name]

@@ -13,16 +13,17 @@ import re
 import socket
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from encodings import idna
 
-from rblwatch.model import Target, TargetKind, make_targets
+import idna
+
+from rblwatch.model import TARGET_KINDS, Target, TargetKind, make_targets
 
 IPV6_MIN_PREFIX = 120  # a /120 is 256 addresses; anything larger is almost surely a mistake
 _MAX_NAME = 253
 _MAX_LABEL = 63
 _LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?")
 _DIGITS_AND_DOTS = re.compile(r"[0-9.]+")
-# IDNA (RFC 3490 §3.1) treats these as label separators too; Python's codec does, so do we
+# IDNA (RFC 3490 §3.1, UTS 46) treats these as label separators too, and so do we
 _IDNA_DOTS = str.maketrans({"\u3002": ".", "\uff0e": ".", "\uff61": "."})
 
 
@@ -56,8 +57,12 @@ def _bad(text: str, why: str) -> TargetError:
 # --- parsing one piece of text ----------------------------------------------------------------
 
 
+# the address kinds by IP version, from the kind table
+_BY_VERSION = {info.ip_version: k for k, info in TARGET_KINDS.items() if info.ip_version}
+
+
 def _kind_of(version: int) -> TargetKind:
-    return TargetKind.IPV4 if version == 4 else TargetKind.IPV6
+    return _BY_VERSION[version]
 
 
 def _parse_address(text: str) -> _Range:
@@ -121,9 +126,12 @@ def _to_a_label(label: str, text: str) -> str:
                 raise _bad(text, f"label {label!r} is not valid punycode") from None
         return label
     try:
-        return idna.ToASCII(label).decode("ascii")
-    except UnicodeError:
-        raise _bad(text, f"label {label!r} cannot be converted with IDNA") from None
+        # IDNA 2008 with the UTS 46 mapping browsers apply to what users type: "faß" is
+        # xn--fa-hia, where the stdlib's IDNA 2003 codec would map it to "fass"
+        return idna.encode(label, uts46=True, transitional=False).decode("ascii")
+    except (idna.IDNAError, UnicodeError) as e:
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise _bad(text, f"label {label!r} cannot be converted with IDNA ({why})") from None
 
 
 def _check_label(label: str, text: str) -> None:
@@ -142,7 +150,8 @@ def _check_label(label: str, text: str) -> None:
 def normalize_domain(text: str) -> str:
     """The canonical form of a domain: A-labels, lower case, no trailing dot; or TargetError.
 
-    Lower-casing comes before IDNA because Python's codec leaves ASCII labels untouched.
+    Lower-casing comes before IDNA because ASCII labels are not passed through it (they may
+    hold '_', which IDNA refuses).
     """
     name = text.strip().lower().translate(_IDNA_DOTS).removesuffix(".")
     if not name:
@@ -179,6 +188,10 @@ def _format_ipv4(n: int) -> str:
 
 def _format_ipv6(n: int) -> str:
     return str(ipaddress.IPv6Address(n))
+
+
+# an address kind's text from its number
+_FORMAT = {TargetKind.IPV4: _format_ipv4, TargetKind.IPV6: _format_ipv6}
 
 
 def _merge(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -230,7 +243,7 @@ class _Collector:
         self.targets.extend(make_targets(fresh, kind, self.group))
 
     def add_range(self, first: int, last: int, kind: TargetKind, source: str) -> None:
-        fmt = _format_ipv4 if kind is TargetKind.IPV4 else _format_ipv6
+        fmt = _FORMAT[kind]
         seen, targets, group = self.seen, self.targets, self.group
         for n in range(first, last + 1):  # the hot loop of a /16: keep it lean
             value = fmt(n)

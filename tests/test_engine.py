@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
@@ -18,7 +19,16 @@ import pytest
 
 from rblwatch.config import Config, parse_config
 from rblwatch.engine import CycleOverrun, Engine, utc_day
-from rblwatch.model import CycleCommit, Event, EventKind, Health, PairState, PairStatus, Reason
+from rblwatch.model import (
+    CycleCommit,
+    Event,
+    EventKind,
+    Health,
+    ListStatus,
+    PairState,
+    PairStatus,
+    Reason,
+)
 from rblwatch.runtime import Runtime
 from rblwatch.store.sqlite import SqliteStore
 from tests.faultdns import Fault, FaultDns
@@ -211,6 +221,37 @@ class SlowHealthWrites(SqliteStore):
     def record_health(self, *args: Any, **kwargs: Any) -> Event | None:
         time.sleep(0.2)
         return super().record_health(*args, **kwargs)
+
+
+class ThreadsSeen(SqliteStore):
+    """A store that notes which threads call it."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.threads: set[int] = set()
+
+    def list_statuses(self) -> list[ListStatus]:
+        self.threads.add(threading.get_ident())
+        return super().list_statuses()
+
+    def pairs(self, list_name: str | None = None) -> list[PairState]:
+        self.threads.add(threading.get_ident())
+        return super().pairs(list_name)
+
+
+def test_a_cycle_never_calls_the_store_on_the_event_loop_s_thread(
+    faultdns: FaultDns, tmp_path: Path
+) -> None:
+    # the stored health used to be read synchronously on the loop at the first cycle: a slow
+    # disk (or a database round trip) stalled every lookup in flight
+    healthy(faultdns)
+    store = ThreadsSeen(str(tmp_path / "state.db"))
+    engine = Engine(Runtime(make_config(faultdns.port), store))
+    try:
+        run(lambda: engine.cycle("bl"))
+    finally:
+        store.close()
+    assert store.threads and threading.get_ident() not in store.threads
 
 
 def test_two_probes_of_a_dead_list_at_once_raise_one_list_unhealthy_event(

@@ -146,6 +146,29 @@ def test_an_idn_domain_becomes_its_a_label_form() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("written", "a_label"),
+    [
+        ("faß.de", "xn--fa-hia.de"),  # IDNA 2008; the stdlib's IDNA 2003 codec gives fass.de
+        ("Faß.DE", "xn--fa-hia.de"),
+        ("\uff22ÜCHER.example", "xn--bcher-kva.example"),  # UTS 46 maps width and case
+    ],
+)
+def test_idn_domains_are_converted_by_idna_2008_with_the_uts_46_mapping(
+    written: str, a_label: str
+) -> None:
+    assert values(parse_target(written)) == [a_label]
+
+
+@pytest.mark.parametrize("written", ["☃.example", "a\u200db.example", "ü-.example"])
+def test_a_label_idna_2008_refuses_is_one_line_naming_it(written: str) -> None:
+    with pytest.raises(TargetError) as info:
+        parse_target(written)
+    message = str(info.value)
+    assert "\n" not in message and "cannot be converted with IDNA" in message
+    assert message.startswith(f"target {written!r}: ")
+
+
 @pytest.mark.parametrize("written", ["WWW.Example.COM.", "www.example.com", "www.example.com."])
 def test_domains_are_lower_case_without_the_trailing_dot(written: str) -> None:
     assert values(parse_target(written)) == ["www.example.com"]

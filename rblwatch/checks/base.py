@@ -1,0 +1,101 @@
+"""The check seam: the one shape every kind of check has.
+
+A check kind looks up something about each target of a subject and decodes what comes back
+into one `Outcome` per target, on the state machine's three states: the bad one (`listed`
+for a DNS list; `fail` for a hygiene check), the good one (`clean` / `pass`) and `error`,
+which never changes stored state. Everything after the outcomes — confirmation, transitions,
+events, alerts, the store and the metrics — is the engine's and the same for every kind.
+
+As in blackbox_exporter's prober package (one `ProbeFn` signature, one map of probers), a
+new kind is one module implementing `CheckKind` and one entry in `checks.CHECK_KINDS`.
+The seam is per subject and cycle, not per lookup: `run` gets all of a subject's targets at
+once, so a kind keeps its own batched hot loop (the DNSBL kind's is one resolver run).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
+
+from rblwatch.config import ResolverConfig
+from rblwatch.health import Verdict
+from rblwatch.inventory import Slice
+from rblwatch.model import Outcome, TargetKind
+from rblwatch.resolver import Durations, Resolver
+
+S_contra = TypeVar(
+    "S_contra", contravariant=True
+)  # what a kind checks targets against (DnsList for dnsbl)
+
+
+@dataclass(frozen=True, slots=True)
+class States:
+    """A kind's tri-state outcome in its own words (for output and event names)."""
+
+    bad: str  # OutcomeKind.LISTED (or ALLOWLISTED) in the state machine
+    good: str  # OutcomeKind.CLEAN
+    error: str = "error"  # OutcomeKind.ERROR, with a Reason
+
+
+@dataclass(frozen=True, slots=True)
+class CheckIO:
+    """What a check kind may use for its lookups: the daemon's one resolver and its config
+    (never a library's private resolver behind its back)."""
+
+    resolver: Resolver
+    config: ResolverConfig
+
+
+@dataclass(frozen=True, slots=True)
+class Probed:
+    """What a health probe found, and the queries it sent (they count against the budget)."""
+
+    verdict: Verdict
+    queries: int = 0
+
+
+@dataclass(slots=True)
+class CheckRun:
+    """What one run of a subject's targets found."""
+
+    # by target value, every outcome that is not the good one: a target not in it was good
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    lookups: int = 0  # targets looked up
+    errors: int = 0  # of which ended in error
+    queries: int = 0  # queries sent, retries and `annotate`'s included (the budget counts them)
+
+
+# the engine asks whether an outcome will make news (a new or changed bad state): only those
+# get the kind's extra detail, since they are few and their events should carry it
+IsNews = Callable[[str, Outcome], bool]
+
+
+class CheckKind(Protocol[S_contra]):
+    """One kind of check. Instances are made once per engine and may keep caches."""
+
+    name: str  # its key in CHECK_KINDS (and, later, a metric label value)
+    states: States
+
+    def takes(self, subject: S_contra) -> tuple[TargetKind, ...]:
+        """The kinds of target looked up for this subject, in the kind table's order."""
+        ...
+
+    async def probe(self, io: CheckIO, subject: S_contra) -> Probed:
+        """Judge whether the subject's answers can be trusted now. A kind without a health
+        probe returns `Probed(health.HEALTHY)` and sends nothing."""
+        ...
+
+    async def run(
+        self, io: CheckIO, subject: S_contra, targets: Slice, durations: Durations
+    ) -> CheckRun:
+        """Look up every target of `targets` (their query labels given) and decode each
+        answer into one Outcome; `durations` collects the lookups' times for the metrics."""
+        ...
+
+    async def annotate(self, io: CheckIO, subject: S_contra, run: CheckRun, news: IsNews) -> None:
+        """Add detail to the outcomes that make news (the DNSBL kind fetches TXT), in place."""
+        ...
+
+
+__all__ = ["CheckIO", "CheckKind", "CheckRun", "IsNews", "Probed", "States"]

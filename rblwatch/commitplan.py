@@ -1,0 +1,136 @@
+"""The commit planner: a cycle's outcomes and the stored state in, the cycle's commit out.
+
+Pure, like dnspython's `_Resolution`: no sockets, no clock, no store. The engine reads the
+pairs' rows and the seen set, runs the lookups, and hands both here; what comes back is what
+it writes in one transaction (upserts, deletes, first looks, events) and the targets to look
+at again soon (a pending change to confirm). The rules for one pair are `transitions.step`;
+this module decides which pairs are looked at, and what a full cycle removes.
+
+The scan reports only outcomes that are not the good one (clean), so a cycle looks at few
+pairs: those with a stored row, those the scan reported and those never looked at before.
+Every other target was clean and believed clean, and costs nothing here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, field
+
+from rblwatch import transitions
+from rblwatch.model import (
+    CLEAN,
+    CycleCommit,
+    Health,
+    ListStatus,
+    Outcome,
+    PairState,
+    PairStatus,
+    Target,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CycleInput:
+    """Everything a cycle's decisions depend on: what was found and what is stored."""
+
+    list_name: str
+    targets: Sequence[Target]  # the targets looked up (all of the list's, or a round's few)
+    values: AbstractSet[str]  # their values
+    outcomes: Mapping[str, Outcome]  # by target value; a target not in it was clean
+    rows: Mapping[str, PairState]  # the list's stored rows, by target value
+    seen: AbstractSet[str]  # targets looked up (without error) before
+    confirm: int  # agreeing observations a change needs (config's schedule.confirm)
+    now: float
+    # a full cycle (not a confirmation round) over every configured target (every hostname
+    # resolved): only such a cycle may drop the rows of targets no longer configured
+    prune: bool = False
+
+
+@dataclass(slots=True)
+class PlannedCommit:
+    commit: CycleCommit
+    confirm: set[str] = field(default_factory=set)  # targets with a change pending
+
+
+def plan_commit(cycle: CycleInput) -> PlannedCommit:
+    """The commit of one cycle (its `status` and budget are the engine's to fill in)."""
+    planned = PlannedCommit(CycleCommit(list=cycle.list_name))
+    commit, rows, seen, outcomes = planned.commit, cycle.rows, cycle.seen, cycle.outcomes
+    if cycle.prune:
+        # a target no longer configured leaves the status page and /metrics quietly: it was
+        # not delisted, it is no longer watched (no event)
+        commit.deletes.extend(t for t in rows if t not in cycle.values)
+    # only targets with something to decide: a stored row, an outcome other than clean, or
+    # no clean look yet. The rest, clean and believed clean, are the bulk of a cycle.
+    news = rows.keys() | outcomes.keys()
+    for t in [t for t in cycle.targets if t.value in news or t.value not in seen]:
+        outcome = outcomes.get(t.value, CLEAN)
+        first = t.value not in seen
+        d = transitions.step(
+            rows.get(t.value),
+            outcome,
+            target=t.value,
+            list_name=cycle.list_name,
+            group=t.group,
+            now=cycle.now,
+            confirm=cycle.confirm,
+            first_lookup=first,
+        )
+        _collect(planned, t.value, d)
+        if first and not outcome.is_error:
+            commit.seen.append(t.value)  # an error is no first look: the baseline waits
+    return planned
+
+
+def _collect(planned: PlannedCommit, target: str, d: transitions.Decision) -> None:
+    commit = planned.commit
+    if d.write:
+        if d.row is None:
+            commit.deletes.append(target)
+        else:
+            commit.upserts.append(d.row)
+    if d.event is not None:
+        commit.events.append(d.event)
+    if d.confirm:
+        planned.confirm.add(target)
+
+
+def is_news(row: PairState | None, outcome: Outcome) -> bool:
+    """A listing that is not already stored as such: new, pending, or with other codes.
+
+    Its events and alerts should carry the list's detail (TXT), so that is fetched for it.
+    """
+    if row is None or row.status is not PairStatus.LISTED or row.pending is not None:
+        return True
+    return set(row.codes) != set(outcome.codes)
+
+
+def list_status(
+    name: str,
+    health: Health,
+    start: float,
+    end: float,
+    *,
+    lookups: int,
+    errors: int,
+    targets: int,
+    completed: bool,
+) -> ListStatus:
+    """The list's aggregate row. A cycle counts as a success when it completed its lookups,
+    whatever some of them answered: on a /16 a timeout or two is routine, errors have their
+    own counters, and "no successful cycle for hours" must mean the cycles stopped."""
+    return ListStatus(
+        name=name,
+        health=health,
+        last_cycle_start=start,
+        last_cycle_end=end,
+        last_cycle_success=end if completed else None,
+        last_cycle_duration=end - start,
+        last_cycle_lookups=lookups,
+        last_cycle_errors=errors,
+        targets=targets,
+    )
+
+
+__all__ = ["CycleInput", "PlannedCommit", "is_news", "list_status", "plan_commit"]

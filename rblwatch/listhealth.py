@@ -1,0 +1,90 @@
+"""The health keeper: each list's health as stored, and the probes that change it (SPEC §3).
+
+A probe's verdict is stored, and raises `list_unhealthy` / `list_recovered` when it crosses
+between healthy and not (`health.event_for`). The health is read from the store once and then
+kept here (every change goes through `probe`), so cycles never wait on the store for it. What
+a probe asks is the check kind's business: the keeper is handed the probe to run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+
+from rblwatch import health
+from rblwatch.alerts.routing import receivers_for
+from rblwatch.checks.base import Probed
+from rblwatch.model import CycleCommit, DnsList, Event, Health
+from rblwatch.runtime import Runtime
+
+log = logging.getLogger("rblwatch.engine")
+
+
+def utc_day(at: float) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(at))
+
+
+class HealthKeeper:
+    """Stored list health, one probe at a time per list."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        clock: Callable[[], float],
+        on_events: Callable[[Sequence[Event]], None],
+    ) -> None:
+        self.rt = runtime
+        self.clock = clock
+        self._on_events = on_events
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._health: dict[str, Health] | None = None
+
+    async def load(self) -> None:
+        """Read the stored health once; a no-op after that."""
+        if self._health is None:
+            stored = {s.name: s.health for s in await self.rt.db.list_statuses()}
+            # two first cycles may read at once: the first read wins, and any probe since
+            # has updated it, so a later (older) read must not replace it
+            if self._health is None:
+                self._health = stored
+
+    def health_of(self, name: str) -> Health:
+        """A list's health as last stored (UNKNOWN until `load` or a probe)."""
+        return Health.UNKNOWN if self._health is None else self._health.get(name, Health.UNKNOWN)
+
+    async def probe(self, lst: DnsList, run: Callable[[], Awaitable[Probed]]) -> health.Verdict:
+        """Run a list's probe, store its health, raise list_unhealthy/list_recovered."""
+        # the health job and a cycle's first probe may run at once: one at a time per list,
+        # so each compares against the other's stored result and an event is raised once
+        async with self._locks.setdefault(lst.name, asyncio.Lock()):
+            await self.load()
+            return await self._probe(lst, await run())
+
+    async def _probe(self, lst: DnsList, probed: Probed) -> health.Verdict:
+        name, verdict = lst.name, probed.verdict
+        if probed.queries and lst.daily_query_limit:
+            # test-point queries are queries too: they count against the day's budget
+            budget = CycleCommit(
+                list=name, budget_day=utc_day(self.clock()), budget_queries=probed.queries
+            )
+            await self.rt.db.commit(budget)
+        event = health.event_for(name, self.health_of(name), verdict, self.clock())
+        stored = await self.rt.db.record_health(
+            name,
+            verdict.health,
+            verdict.detail,
+            self.clock(),
+            event,
+            receivers_for(self.rt.config.alerts.receivers, lst),
+        )
+        assert self._health is not None
+        self._health[name] = verdict.health
+        if stored is not None:
+            self._on_events([stored])
+            log.warning("list %s: %s %s", name, stored.kind.value, verdict.detail)
+        return verdict
+
+
+__all__ = ["HealthKeeper", "utc_day"]
