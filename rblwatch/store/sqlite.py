@@ -52,6 +52,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any
@@ -361,8 +362,15 @@ class SqliteStore(Store):
     def _check_ours(self, conn: sqlite3.Connection) -> None:
         """Refuse any file that is not an rblwatch database, before writing a byte to it."""
         try:
-            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-            tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            # both read in one transaction: another process creating the schema at this very
+            # moment must be seen before its commit (id 0, no tables) or after it (ours, with
+            # tables), never half way, which would look like somebody else's file
+            conn.execute("BEGIN")
+            try:
+                app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+                tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            finally:
+                conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise self._error(f"cannot open: {_one_line(exc)}") from exc
         if app_id == APPLICATION_ID or (app_id == 0 and tables == 0):
@@ -371,7 +379,7 @@ class SqliteStore(Store):
 
     def _configure(self, conn: sqlite3.Connection) -> None:
         try:
-            conn.execute("PRAGMA journal_mode = WAL")
+            _set_wal(conn)
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
@@ -599,6 +607,24 @@ def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+def _set_wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL, waiting out another process that is creating the same new file.
+
+    The switch needs the file to itself, and SQLite answers "database is locked" at once rather
+    than waiting (its busy handler would deadlock) while another connection is half way through
+    a write, as when several instances start together on a new database; so wait here.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _schema_version(conn: sqlite3.Connection) -> int:
