@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -198,7 +199,9 @@ def assert_one_line_error(ran: Ran, *mentions: str) -> None:
     assert ran.code == cli.EXIT_USAGE, ran.err
     assert ran.out == ""
     assert ran.err.endswith("\n") and ran.err.count("\n") == 1, ran.err
-    assert ran.err.startswith("rblwatch: ")
+    # "rblwatch: …", or "rblwatch check: …" for a command line argparse refused; never both
+    assert re.match(r"rblwatch( [a-z-]+)?: ", ran.err), ran.err
+    assert not ran.err.startswith("rblwatch: rblwatch"), ran.err
     for text in mentions:
         assert text in ran.err
 
@@ -628,6 +631,23 @@ def test_bad_input_is_one_line_and_exit_2(
     args: list[str], mentions: list[str], make_config: MakeConfig, rblwatch: Callable[..., Ran]
 ) -> None:
     assert_one_line_error(rblwatch(*_args(args, make_config())), *mentions)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["check"], "rblwatch check: the following arguments are required: TARGET (see --help)"),
+        (["status", "--format", "xml"], "rblwatch status: argument --format: invalid choice: "),
+        (["--bogus"], "rblwatch: the following arguments are required: command (see --help)"),
+    ],
+)
+def test_an_argument_error_names_the_command_once(
+    args: list[str], expected: str, rblwatch: Callable[..., Ran]
+) -> None:
+    ran = rblwatch(*args)
+    assert (ran.code, ran.out) == (cli.EXIT_USAGE, "")
+    assert ran.err.startswith(expected), ran.err
+    assert ran.err.count("\n") == 1 and ran.err.endswith("(see --help)\n"), ran.err
 
 
 def _expected(path: Path) -> str:
