@@ -847,3 +847,42 @@ def test_a_process_of_its_own_prints_every_result_before_it_exits(
     assert ran.err == ""
     assert len(ran.results()) == 257
     assert ran.out.endswith("}\n")
+
+
+# -- what a command loads --------------------------------------------------------------------------
+
+
+def imported_by(*args: str | Path) -> tuple[int, set[str]]:
+    """The exit code of `python -m rblwatch ARGS…` and the modules it imported (`-X importtime`)."""
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "rblwatch", *map(str, args)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("import time:")]
+    assert lines, proc.stderr
+    return proc.returncode, {ln.rsplit("|", 1)[1].strip() for ln in lines}
+
+
+def test_only_run_loads_the_web_listener(make_config: MakeConfig, tmp_path: Path) -> None:
+    from rblwatch.store.sqlite import SqliteStore
+
+    db = tmp_path / "state.db"
+    SqliteStore(str(db)).close()
+    cfg = make_config([BL], store={"url": f"sqlite:///{db}"})
+    commands = {
+        "status": (["status", "--config.file", cfg, "--format", "json"], cli.EXIT_CLEAN),
+        "history": (["history", "--config.file", cfg], cli.EXIT_CLEAN),
+        "check": (["check", "--config.file", cfg, "192.0.2.10"], cli.EXIT_LISTED),
+        "lists": (["lists", "--config.file", cfg, "--test"], cli.EXIT_CLEAN),
+        "plan": (["plan", "--config.file", cfg], cli.EXIT_CLEAN),
+        "check-config": (["check-config", "--config.file", cfg], cli.EXIT_CLEAN),
+    }
+    for name, (args, expected) in commands.items():
+        code, modules = imported_by(*args)
+        loaded = sorted(m for m in modules if m.split(".")[0] == "aiohttp" or m == "rblwatch.web")
+        assert loaded == [], f"rblwatch {name} loads {loaded[:3]}"
+        assert code == expected, f"rblwatch {name} exited {code}"
