@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
@@ -91,11 +92,12 @@ class ProblemLog:
             if final or now - window.start >= self.interval:
                 del self.windows[problem]
                 if window.repeats:
+                    elapsed = math.ceil(min(now - window.start, self.interval))
                     self.logger.warning(
-                        "web: %d more like %r in the last %g s",
+                        "web: %d more like %r in the last %d s",
                         window.repeats,
                         problem,
-                        min(now - window.start, self.interval),
+                        max(1, elapsed),
                     )
 
     @property
