@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import re
 import time
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ _REFUSAL = (
 )
 
 log = logging.getLogger("rblwatch.web")
+_PEER_PART = re.compile(r"[:'\"]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +110,9 @@ class ProblemLog:
 def describe(exc: HttpProcessingError) -> str:
     """The problem, short and on one line: the class and the first line of aiohttp's message."""
     first = next((ln.strip() for ln in str(exc.message).splitlines() if ln.strip()), "")
-    first = first.split(":", 1)[0]  # what follows a colon quotes the peer's bytes
+    # what follows a colon or a quote is the peer's bytes: not ours to echo, and it would
+    # make every request a distinct problem
+    first = _PEER_PART.split(first, maxsplit=1)[0].strip()
     return f"{type(exc).__name__}: {first[:80]}" if first else type(exc).__name__
 
 
@@ -116,9 +120,9 @@ class PeerErrorLog(logging.LoggerAdapter):  # type: ignore[type-arg]
     """The `logger` aiohttp's request handler writes to: a peer's malformed request becomes
     one throttled line; anything else (a bug of ours) is logged as aiohttp meant it."""
 
-    def __init__(self, problems: ProblemLog) -> None:
+    def __init__(self, guard: Guard) -> None:
         super().__init__(logging.getLogger("aiohttp.server"), {})
-        self.problems = problems
+        self.guard = guard
 
     def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info")
@@ -126,7 +130,7 @@ class PeerErrorLog(logging.LoggerAdapter):  # type: ignore[type-arg]
             remote = args[0] if args else "?"
             code = exc.code or 400
             problem = describe(exc)
-            self.problems.report(problem, f"web: bad request from {remote}: {problem} ({code})")
+            self.guard.report(problem, f"web: bad request from {remote}: {problem} ({code})")
             return
         super().log(level, msg, *args, **kwargs)
 
@@ -163,15 +167,19 @@ class Guard:
         if guarded is not None:
             guarded.stop_timer()
 
+    def report(self, problem: str, line: str) -> None:
+        """Log a peer's problem through the problem log, its repeats summarised in time."""
+        if not self.problems.report(problem, line):
+            self.schedule_flush()
+
     def refused(self, transport: asyncio.BaseTransport) -> None:
         peer = transport.get_extra_info("peername")
         host = peer[0] if isinstance(peer, tuple) else "?"
-        self.problems.report(
+        self.report(
             "too many connections",
             f"web: refused a connection from {host}: {self.limits.max_connections}"
             " connections are open (the limit)",
         )
-        self.schedule_flush()
 
     def schedule_flush(self) -> None:
         """Summarise counted repeats when their interval ends, even if no more arrive."""
@@ -211,7 +219,6 @@ class _Guarded(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.inner.data_received(data)
-        self.guard.schedule_flush()  # a malformed request may just have been counted
 
     def eof_received(self) -> bool | None:
         return self.inner.eof_received()
@@ -292,12 +299,12 @@ def guard_middleware(guard: Guard) -> Any:
     return started
 
 
-def runner_args(limits: Limits, problems: ProblemLog) -> dict[str, Any]:
+def runner_args(guard: Guard) -> dict[str, Any]:
     """aiohttp's own request-handler settings for the listener (`web.AppRunner` kwargs)."""
     return {
         "access_log": None,  # Prometheus scraping every 15 s would drown the journal
-        "keepalive_timeout": limits.header_timeout,
-        "logger": PeerErrorLog(problems),
+        "keepalive_timeout": guard.limits.header_timeout,
+        "logger": PeerErrorLog(guard),
     }
 
 

@@ -245,9 +245,8 @@ async def start(
     15 seconds would drown the journal. `limits`: the listener's defences (`rblwatch.listener`).
     """
     limits = limits or Limits()
-    problems = ProblemLog(limits.problem_interval)
-    guard = Guard(limits, problems)
-    runner = web.AppRunner(make_app(runtime, registry, guard), **runner_args(limits, problems))
+    guard = Guard(limits, ProblemLog(limits.problem_interval))
+    runner = web.AppRunner(make_app(runtime, registry, guard), **runner_args(guard))
     await runner.setup()
     site = GuardedSite(runner, host or None, port, guard)
     try:

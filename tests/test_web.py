@@ -18,7 +18,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from rblwatch import web
-from rblwatch.listener import Limits, ProblemLog
+from rblwatch.listener import Limits, ProblemLog, describe
 from rblwatch.metrics import build_registry
 from rblwatch.model import CycleCommit, EventKind, Health, ListStatus
 from rblwatch.runtime import ReloadResult, Runtime
@@ -578,3 +578,13 @@ def test_connections_over_the_cap_are_refused_at_once_and_the_rest_kept(
     assert still_open == [True, True, True]
     assert served.startswith(b"HTTP/1.1 200 OK")
     assert sum("refused a connection from 127.0.0.1" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_a_problem_is_described_without_the_peer_s_bytes() -> None:
+    from aiohttp.http_exceptions import BadHttpMethod, BadStatusLine, LineTooLong
+
+    assert describe(BadStatusLine("GET /x-s3cret")) == "BadStatusLine: Bad status line"
+    assert describe(BadHttpMethod("FROB")) == "BadHttpMethod: Bad HTTP method in status line"
+    assert describe(LineTooLong(b"a" * 100, 8190)) == (
+        "LineTooLong: Got more than 8190 bytes when reading"
+    )
