@@ -1,10 +1,8 @@
-"""The built-in catalogue: SPEC §7 names, error codes that must never read as listings, views."""
+"""The built-in catalogue: SPEC §7 names, error codes that must never read as listings."""
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
-import json
 import re
 from typing import Any
 
@@ -222,104 +220,6 @@ def test_default_names_are_known_active_and_keyless() -> None:
 def test_defaults_cover_ip_and_domain_targets() -> None:
     kinds = {cat.get(name).kind for name in cat.default_names()}
     assert kinds == {Kind.IP, Kind.DOMAIN}
-
-
-# --------------------------------------------------------------------------- views
-
-JSON_KEYS = {
-    "name",
-    "zone",
-    "kind",
-    "ipv6",
-    "purpose",
-    "status",
-    "status_since",
-    "codes",
-    "bits",
-    "errors",
-    "error_bits",
-    "delist_url",
-    "access",
-    "daily_query_limit",
-    "health",
-}
-
-
-def test_lists_json_has_one_stable_object_per_list() -> None:
-    rows = cat.lists_json(all_lists())
-    assert [row["name"] for row in rows] == list(cat.catalogue())
-    for row in rows:
-        assert set(row) == JSON_KEYS
-        assert row["health"] is None
-    json.dumps(rows)  # serialisable as is
-
-
-def test_lists_json_uses_plain_values_and_string_bit_keys() -> None:
-    surbl, zen = cat.lists_json([cat.get("surbl-multi"), cat.get("spamhaus-zen")])
-    assert surbl["kind"] == "domain"
-    assert surbl["bits"] == {
-        "4": "DM - disposable mail domains",
-        "8": "PH - phishing",
-        "16": "MW - malware",
-        "32": "CT - click-tracker domains",
-        "64": "ABUSE - spam and abuse (former SC/AB/JP)",
-        "128": "CR - cracked sites",
-    }
-    assert surbl["error_bits"] == {"1": "blocked"}
-    assert zen["errors"] == {
-        "127.255.255.252": "blocked",
-        "127.255.255.254": "blocked",
-        "127.255.255.255": "rate_limited",
-    }
-    assert zen["ipv6"] is True
-    assert zen["daily_query_limit"] == 300_000
-
-
-def test_lists_json_fills_health_when_given() -> None:
-    rows = cat.lists_json([cat.get("psbl"), cat.get("spamcop")], {"psbl": "healthy"})
-    assert [row["health"] for row in rows] == ["healthy", None]
-
-
-def test_views_show_the_masked_zone_never_the_secret() -> None:
-    keyed = dataclasses.replace(
-        cat.get("spamhaus-zen-dqs"),
-        zone="s3cr3tkey.zen.dq.spamhaus.net",
-        display_zone="***.zen.dq.spamhaus.net",
-    )
-    assert cat.lists_json([keyed])[0]["zone"] == "***.zen.dq.spamhaus.net"
-    table = cat.lists_table([keyed])
-    assert "***.zen.dq.spamhaus.net" in table
-    assert "s3cr3tkey" not in table
-
-
-def test_lists_table_has_a_health_column_only_when_health_is_given() -> None:
-    lists = [cat.get("spamhaus-zen"), cat.get("sorbs")]
-    plain = cat.lists_table(lists).splitlines()
-    assert plain[0].split() == [
-        "NAME",
-        "KIND",
-        "IPV6",
-        "PURPOSE",
-        "STATUS",
-        "ZONE",
-        "DAILY",
-        "LIMIT",
-    ]
-    assert plain[1].split() == [
-        "spamhaus-zen",
-        "ip",
-        "yes",
-        "block",
-        "active",
-        "zen.spamhaus.org",
-        "300,000",
-    ]
-    assert plain[2].split()[-1] == "-"
-    probed = cat.lists_table(lists, {"spamhaus-zen": "blocked"}).splitlines()
-    assert probed[0].split()[-1] == "HEALTH"
-    assert probed[1].split()[-1] == "blocked"
-    assert probed[2].split()[-1] == "-"
-    assert cat.lists_table(lists).endswith("-\n")
 
 
 # --------------------------------------------------------------------------- strict loading

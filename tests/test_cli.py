@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -198,7 +199,9 @@ def assert_one_line_error(ran: Ran, *mentions: str) -> None:
     assert ran.code == cli.EXIT_USAGE, ran.err
     assert ran.out == ""
     assert ran.err.endswith("\n") and ran.err.count("\n") == 1, ran.err
-    assert ran.err.startswith("rblwatch: ")
+    # "rblwatch: …", or "rblwatch check: …" for a command line argparse refused; never both
+    assert re.match(r"rblwatch( [a-z-]+)?: ", ran.err), ran.err
+    assert not ran.err.startswith("rblwatch: rblwatch"), ran.err
     for text in mentions:
         assert text in ran.err
 
@@ -630,6 +633,23 @@ def test_bad_input_is_one_line_and_exit_2(
     assert_one_line_error(rblwatch(*_args(args, make_config())), *mentions)
 
 
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["check"], "rblwatch check: the following arguments are required: TARGET (see --help)"),
+        (["status", "--format", "xml"], "rblwatch status: argument --format: invalid choice: "),
+        (["--bogus"], "rblwatch: the following arguments are required: command (see --help)"),
+    ],
+)
+def test_an_argument_error_names_the_command_once(
+    args: list[str], expected: str, rblwatch: Callable[..., Ran]
+) -> None:
+    ran = rblwatch(*args)
+    assert (ran.code, ran.out) == (cli.EXIT_USAGE, "")
+    assert ran.err.startswith(expected), ran.err
+    assert ran.err.count("\n") == 1 and ran.err.endswith("(see --help)\n"), ran.err
+
+
 def _expected(path: Path) -> str:
     first = path.read_text(encoding="utf-8").splitlines()[0]
     assert first.startswith("# expect: ")
@@ -827,3 +847,42 @@ def test_a_process_of_its_own_prints_every_result_before_it_exits(
     assert ran.err == ""
     assert len(ran.results()) == 257
     assert ran.out.endswith("}\n")
+
+
+# -- what a command loads --------------------------------------------------------------------------
+
+
+def imported_by(*args: str | Path) -> tuple[int, set[str]]:
+    """The exit code of `python -m rblwatch ARGS…` and the modules it imported (`-X importtime`)."""
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "rblwatch", *map(str, args)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("import time:")]
+    assert lines, proc.stderr
+    return proc.returncode, {ln.rsplit("|", 1)[1].strip() for ln in lines}
+
+
+def test_only_run_loads_the_web_listener(make_config: MakeConfig, tmp_path: Path) -> None:
+    from rblwatch.store.sqlite import SqliteStore
+
+    db = tmp_path / "state.db"
+    SqliteStore(str(db)).close()
+    cfg = make_config([BL], store={"url": f"sqlite:///{db}"})
+    commands = {
+        "status": (["status", "--config.file", cfg, "--format", "json"], cli.EXIT_CLEAN),
+        "history": (["history", "--config.file", cfg], cli.EXIT_CLEAN),
+        "check": (["check", "--config.file", cfg, "192.0.2.10"], cli.EXIT_LISTED),
+        "lists": (["lists", "--config.file", cfg, "--test"], cli.EXIT_CLEAN),
+        "plan": (["plan", "--config.file", cfg], cli.EXIT_CLEAN),
+        "check-config": (["check-config", "--config.file", cfg], cli.EXIT_CLEAN),
+    }
+    for name, (args, expected) in commands.items():
+        code, modules = imported_by(*args)
+        loaded = sorted(m for m in modules if m.split(".")[0] == "aiohttp" or m == "rblwatch.web")
+        assert loaded == [], f"rblwatch {name} loads {loaded[:3]}"
+        assert code == expected, f"rblwatch {name} exited {code}"

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
+import re
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -15,9 +18,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from rblwatch import web
+from rblwatch.listener import Limits, ProblemLog, describe
 from rblwatch.metrics import build_registry
 from rblwatch.model import CycleCommit, EventKind, Health, ListStatus
 from rblwatch.runtime import ReloadResult, Runtime
+from rblwatch.views.status import status_json
 from tests.webstate import SECRET, T0, event, listed, make_runtime, put
 
 
@@ -198,7 +203,7 @@ def test_status_lists_listings_lists_and_targets_with_rfc3339_times(runtime: Run
 
 def test_status_json_works_from_a_store_and_a_config_alone(runtime: Runtime) -> None:
     put(runtime, [listed("192.0.2.1")])
-    status = web.status_json(runtime.store, runtime.config)
+    status = status_json(web.read_status(runtime.store, runtime.config))
     # no daemon: the config's targets are counted (192.0.2.0/30 is 4, plus example.com)
     assert status["targets"] == 5
     assert [item["target"] for item in status["listings"]] == ["192.0.2.1"]  # type: ignore[attr-defined]
@@ -319,30 +324,6 @@ def test_bad_event_parameters_are_400_with_a_one_line_json_error(
     assert reply.json()["error"].startswith(problem)
 
 
-def test_events_json_is_a_pure_function_of_the_events() -> None:
-    e = event("192.0.2.1", T0 + 0.9)
-    assert web.events_json([e]) == {
-        "events": [
-            {
-                "id": None,
-                "kind": "listed",
-                "target": "192.0.2.1",
-                "list": "corp-bl",
-                "group": "mail",
-                "at": "2026-11-27T12:00:00Z",  # whole seconds, rounded down
-                "codes": ["127.0.0.2"],
-                "initial": False,
-            }
-        ]
-    }
-
-
-def test_rfc3339_round_trips_whole_seconds() -> None:
-    assert web.rfc3339(T0) == "2026-11-27T12:00:00Z"
-    assert web.parse_rfc3339("2026-11-27T12:00:00Z") == T0
-    assert web.rfc3339(None) is None
-
-
 def test_recent_events_are_the_newest_ones_even_in_a_long_history(runtime: Runtime) -> None:
     now = T0 + 400 * 86400
     old = [event(f"10.1.{i // 256}.{i % 256}", T0 + i) for i in range(2500)]  # over a scan
@@ -441,3 +422,169 @@ def test_an_address_in_use_is_a_one_line_web_error(runtime: Runtime) -> None:
     message = str(info.value)
     assert message.startswith(f"web.listen_address: cannot listen on 127.0.0.1:{port}: ")
     assert "\n" not in message
+
+
+# --- hostile peers (issue 9): raw sockets against the real listener ------------------------------
+
+
+def on_listener(runtime: Runtime, limits: Limits, action: Callable[[int], Awaitable[Any]]) -> Any:
+    """Start the listener with `limits`, run `action(port)`, stop it (which flushes its log)."""
+
+    async def main() -> Any:
+        runner = await web.start(runtime, build_registry(runtime), "127.0.0.1", 0, limits=limits)
+        try:
+            return await asyncio.wait_for(action(runner.addresses[0][1]), 20)
+        finally:
+            await runner.cleanup()
+
+    return asyncio.run(main())
+
+
+async def exchange(port: int, data: bytes, timeout: float = 5.0) -> bytes:
+    """Send `data` on a new connection and read until the server closes it."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(data)
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(), timeout)
+    except ConnectionResetError:
+        return b""
+    finally:
+        writer.close()
+
+
+HEALTHY = b"GET /-/healthy HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+MALFORMED = {
+    "bad content length": b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: abc\r\n\r\n",
+    "over-long request line": b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: t\r\n\r\n",
+    "over-long header": b"GET / HTTP/1.1\r\nHost: t\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n",
+    "bad version": b"GET / HTTP/9.9\r\nHost: t\r\n\r\n",
+}
+
+
+def test_the_listener_limits_are_documented_defaults() -> None:
+    assert (Limits().header_timeout, Limits().max_connections) == (10.0, 256)
+
+
+def test_malformed_requests_get_400_and_one_log_line_per_kind_never_a_traceback(
+    runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+
+    async def action(port: int) -> list[bytes]:
+        return [await exchange(port, data) for data in MALFORMED.values() for _ in range(3)]
+
+    replies = on_listener(runtime, Limits(), action)
+    assert [r.split(b"\r\n")[0][9:12] for r in replies] == [b"400"] * 12
+    assert "Traceback" not in caplog.text
+    assert [r for r in caplog.records if r.exc_info and r.exc_info[0] is not None] == []
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    first = [ln for ln in lines if "bad request from 127.0.0.1" in ln]
+    # three kinds: the two over-long lines are one problem (LineTooLong)
+    assert len(first) == 3, lines
+    repeats = [re.match(r"web: (\d+) more like '([^']+)' in the last 1 s$", ln) for ln in lines]
+    counted = {m[2]: int(m[1]) for m in repeats if m}
+    assert sum(counted.values()) == 12 - 3, lines  # every repeat counted once, at the end
+    assert len(lines) == 3 + len(counted), lines
+    assert all("\n" not in ln and len(ln) < 160 for ln in lines), lines
+    assert "bbbb" not in caplog.text  # the peer's bytes are not echoed
+
+
+def test_repeats_are_summarised_when_their_interval_ends(
+    runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def action(port: int) -> list[str]:
+        for _ in range(4):
+            await exchange(port, MALFORMED["bad content length"])
+        await asyncio.sleep(0.8)  # the interval (0.3 s) has ended; no new request came
+        return [r.getMessage() for r in caplog.records]
+
+    lines = on_listener(runtime, Limits(problem_interval=0.3), action)
+    assert sum("bad request from" in ln for ln in lines) == 1, lines
+    assert sum(ln.startswith("web: 3 more like") for ln in lines) == 1, lines
+
+
+def test_the_problem_log_counts_repeats_within_an_interval() -> None:
+    now = [0.0]
+    logger = logging.getLogger("tests.problems")
+    problems = ProblemLog(60.0, logger, clock=lambda: now[0])
+    assert problems.report("LineTooLong", "first") is True
+    assert problems.report("LineTooLong", "again") is False
+    assert problems.report("BadStatusLine", "other") is True
+    now[0] = 61.0
+    assert problems.report("LineTooLong", "a new interval") is True
+    assert problems.windows["LineTooLong"].repeats == 0
+    assert "BadStatusLine" not in problems.windows  # ended with no repeat: nothing to say
+
+
+async def _trickle(port: int, first: bytes) -> float:
+    """Send `first`, then a header line every 0.1 s; seconds until the server drops us."""
+    loop = asyncio.get_running_loop()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    start = loop.time()
+    writer.write(first)
+    closed = asyncio.ensure_future(reader.read())
+    try:
+        while not closed.done():
+            writer.write(b"X-Slow: 1\r\n")
+            await asyncio.wait([closed], timeout=0.1)
+        with contextlib.suppress(ConnectionError):
+            await closed
+        return loop.time() - start
+    finally:
+        writer.close()
+
+
+def test_a_client_that_trickles_its_request_head_is_dropped(runtime: Runtime) -> None:
+    async def action(port: int) -> tuple[float, bytes]:
+        slow = await _trickle(port, b"GET / HTTP/1.1\r\nHost: t\r\n")
+        return slow, await exchange(port, HEALTHY)
+
+    slow, after = on_listener(runtime, Limits(header_timeout=0.5), action)
+    assert 0.4 <= slow < 3.0
+    assert after.startswith(b"HTTP/1.1 200 OK")
+
+
+def test_the_next_request_on_a_kept_alive_connection_is_timed_too(runtime: Runtime) -> None:
+    async def action(port: int) -> float:
+        first = b"GET /-/healthy HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\n"
+        return await _trickle(port, first)
+
+    assert on_listener(runtime, Limits(header_timeout=0.5), action) < 3.0
+
+
+def test_connections_over_the_cap_are_refused_at_once_and_the_rest_kept(
+    runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def action(port: int) -> tuple[bytes, list[bool], bytes]:
+        idle = [await asyncio.open_connection("127.0.0.1", port) for _ in range(3)]
+        await asyncio.sleep(0.2)  # accepted and counted
+        refused = await exchange(port, HEALTHY, timeout=2.0)
+        still_open = []
+        for reader, _ in idle:
+            try:
+                still_open.append(await asyncio.wait_for(reader.read(), 0.2) != b"")
+            except TimeoutError:
+                still_open.append(True)
+        idle[0][1].close()
+        await asyncio.sleep(0.2)
+        served = await exchange(port, HEALTHY)
+        for _, writer in idle[1:]:
+            writer.close()
+        return refused, still_open, served
+
+    refused, still_open, served = on_listener(runtime, Limits(max_connections=3), action)
+    assert refused == b"" or refused.startswith(b"HTTP/1.1 503 Service Unavailable")
+    assert still_open == [True, True, True]
+    assert served.startswith(b"HTTP/1.1 200 OK")
+    assert sum("refused a connection from 127.0.0.1" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_a_problem_is_described_without_the_peer_s_bytes() -> None:
+    from aiohttp.http_exceptions import BadHttpMethod, BadStatusLine, LineTooLong
+
+    assert describe(BadStatusLine("GET /x-s3cret")) == "BadStatusLine: Bad status line"
+    assert describe(BadHttpMethod("FROB")) == "BadHttpMethod: Bad HTTP method in status line"
+    assert describe(LineTooLong(b"a" * 100, 8190)) == (
+        "LineTooLong: Got more than 8190 bytes when reading"
+    )

@@ -1,15 +1,77 @@
-"""How check results are shown: the stable JSON of SPEC §9 and a table for people."""
+"""How `rblwatch check` results are shown: the stable JSON of SPEC §9 and a table for people.
+
+The views read a scan's report through the small protocols below (a `scan.Report` fits them),
+so they stay free of the resolver and the sockets that produced it.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import IO
+from collections.abc import Sequence
+from typing import IO, Protocol
 
-from rblwatch.model import OutcomeKind
-from rblwatch.scan import Report, Result
+from rblwatch.model import DnsList, Health, Outcome, OutcomeKind, Target
+from rblwatch.views.tables import table
 
 
-def result_json(r: Result) -> dict[str, object]:
+class CheckResult(Protocol):
+    """One target on one list (`scan.Result`)."""
+
+    @property
+    def target(self) -> Target: ...
+    @property
+    def lst(self) -> DnsList: ...
+    @property
+    def outcome(self) -> Outcome: ...
+
+
+class Verdict(Protocol):
+    """A list's health as its test points showed it (`health.Verdict`)."""
+
+    @property
+    def health(self) -> Health: ...
+    @property
+    def detail(self) -> str: ...
+    @property
+    def healthy(self) -> bool: ...
+
+
+class CheckedList(Protocol):
+    """A list as the scan used it (`scan.Plan`)."""
+
+    @property
+    def lst(self) -> DnsList: ...
+    @property
+    def verdict(self) -> Verdict: ...
+
+
+class Counts(Protocol):
+    """Every lookup's outcome, counted (`scan.Summary`)."""
+
+    @property
+    def lookups(self) -> int: ...
+    @property
+    def listed(self) -> int: ...
+    @property
+    def clean(self) -> int: ...
+    @property
+    def error(self) -> int: ...
+    @property
+    def allowlisted(self) -> int: ...
+
+
+class CheckReport(Protocol):
+    """What a check found (`scan.Report`)."""
+
+    @property
+    def plans(self) -> Sequence[CheckedList]: ...
+    @property
+    def results(self) -> Sequence[CheckResult]: ...
+    @property
+    def summary(self) -> Counts: ...
+
+
+def result_json(r: CheckResult) -> dict[str, object]:
     o = r.outcome
     return {
         "target": r.target.value,
@@ -25,7 +87,7 @@ def result_json(r: Result) -> dict[str, object]:
     }
 
 
-def check_json(report: Report) -> dict[str, object]:
+def check_json(report: CheckReport) -> dict[str, object]:
     s = report.summary
     return {
         "results": [result_json(r) for r in report.results],
@@ -51,7 +113,7 @@ def check_json(report: Report) -> dict[str, object]:
 _ENCODER = json.JSONEncoder(ensure_ascii=False)
 
 
-def write_check_json(report: Report, out: IO[str]) -> None:
+def write_check_json(report: CheckReport, out: IO[str]) -> None:
     """`check_json` written with one result per line.
 
     Readable in a terminal and diffable, and fast: json's indent mode is pure Python, which
@@ -69,7 +131,7 @@ def write_check_json(report: Report, out: IO[str]) -> None:
     out.write("\n}\n")
 
 
-def _what(r: Result) -> str:
+def _what(r: CheckResult) -> str:
     o = r.outcome
     if o.kind is OutcomeKind.ERROR:
         assert o.reason is not None
@@ -80,17 +142,7 @@ def _what(r: Result) -> str:
     return text
 
 
-def table(header: list[str], rows: list[list[str]]) -> str:
-    """Left-aligned columns separated by two spaces; the last column is not padded."""
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
-    lines = []
-    for row in [header, *rows]:
-        cells = [c.ljust(w) for c, w in zip(row, widths, strict=False)] + [row[-1]]
-        lines.append("  ".join(cells).rstrip())
-    return "\n".join(lines) + "\n"
-
-
-def check_table(report: Report) -> str:
+def check_table(report: CheckReport) -> str:
     out = []
     if report.results:
         rows = [
@@ -108,3 +160,6 @@ def check_table(report: Report) -> str:
         f"{s.error} error, {s.allowlisted} allowlisted\n"
     )
     return "".join(out)
+
+
+__all__ = ["CheckReport", "check_json", "check_table", "result_json", "write_check_json"]

@@ -1,0 +1,185 @@
+"""`rblwatch check` and `rblwatch lists` (SPEC §9): lookups and probes made now, printed.
+
+The only commands besides `run` that send DNS queries, so the only ones that load the
+resolver and the scanner.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import sys
+import time
+from collections.abc import Iterable
+from typing import IO
+
+from rblwatch import catalogue, config, targets
+from rblwatch.cli.common import (
+    EXIT_CLEAN,
+    EXIT_ERRORS,
+    EXIT_LISTED,
+    Servers,
+    UsageError,
+    from_catalogue,
+    load,
+    select_lists,
+    warn_public_resolvers,
+)
+from rblwatch.model import DnsList, Status, Target
+from rblwatch.parallel import scan_split, worker_count
+from rblwatch.resolver import Resolver, normalize_server, system_nameservers
+from rblwatch.scan import Report, count_lookups, plans_for, probe_health
+from rblwatch.views.check import check_table, write_check_json
+from rblwatch.views.lists import lists_json, lists_table
+
+
+def servers_of(cfg: config.Config, nameserver: str | None) -> tuple[Servers, Servers | None]:
+    """(default servers, override servers) with hostnames resolved to addresses."""
+    override: Servers | None = None
+    if nameserver is not None:
+        try:
+            override = (_numeric(*config.parse_nameserver(nameserver)),)
+        except ValueError as exc:
+            raise UsageError(f"--nameserver {nameserver}: {exc}") from None
+    configured = cfg.resolver.nameservers or system_nameservers()
+    return tuple(_numeric(h, p) for h, p in configured), override
+
+
+def _numeric(host: str, port: int) -> tuple[str, int]:
+    try:
+        return normalize_server(host, port)
+    except OSError as exc:
+        raise UsageError(f"nameserver {host}: cannot be resolved ({exc})") from None
+
+
+def make_resolver(cfg: config.Config, workers: int = 1) -> Resolver:
+    """A resolver with its share of max_in_flight when `workers` processes scan together."""
+    r = cfg.resolver
+    return Resolver(
+        timeout=r.timeout, attempts=r.attempts, max_in_flight=max(1, r.max_in_flight // workers)
+    )
+
+
+# -- check ---------------------------------------------------------------------------------
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    cfg = load(args)
+    lists = select_lists(cfg, args.lists)
+    tgts = targets.parse_cli_targets(args.targets, ipv4_min_prefix=cfg.limits.ipv4_min_prefix)
+    # what exists now lives until the check ends, and the scan makes no reference cycles
+    # worth a collector: spare it re-walking 65,536 targets of a /16 and the scan's
+    # short-lived bookkeeping (forked workers inherit this)
+    gc.freeze()
+    gc.disable()
+    try:
+        report = _check(cfg, lists, tgts, args)
+    finally:
+        gc.enable()
+        gc.unfreeze()
+    if args.format == "json":
+        write_check_json(report, sys.stdout)
+    else:
+        sys.stdout.write(check_table(report))
+    return exit_code(report)
+
+
+def _check(
+    cfg: config.Config, lists: list[DnsList], tgts: list[Target], args: argparse.Namespace
+) -> Report:
+    defaults, override = servers_of(cfg, args.nameserver)
+    plans = plans_for(lists, defaults, override)
+    warn_public_resolvers({s for p in plans for s in p.template.servers}, sys.stderr)
+    progress = Progress(sys.stderr)
+    asyncio.run(probe_health(make_resolver(cfg), plans))
+    report = scan_split(
+        lambda workers: make_resolver(cfg, workers),
+        tgts,
+        plans,
+        workers=worker_count(count_lookups(tgts, plans)),
+        keep_clean=args.all,
+        fetch_txt=args.txt,
+        progress=progress.update,
+    )
+    progress.finish()
+    return report
+
+
+def exit_code(report: Report) -> int:
+    s = report.summary
+    if s.listed:
+        return EXIT_LISTED
+    if s.error:
+        return EXIT_ERRORS
+    return EXIT_CLEAN
+
+
+class Progress:
+    """A one-line progress bar on a terminal, shown only once a run takes more than a moment."""
+
+    DELAY = 1.0
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self.enabled = stream.isatty()
+        self.start = time.monotonic()
+        self.last = 0.0
+        self.shown = False
+
+    def update(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self.start < self.DELAY or now - self.last < 0.1:
+            return
+        self.last = now
+        frac = done / total if total else 1.0
+        bar = "#" * int(frac * 30)
+        rate = done / (now - self.start)
+        self.stream.write(f"\r[{bar:<30}] {frac:4.0%} {done}/{total} lookups {rate:,.0f}/s ")
+        self.stream.flush()
+        self.shown = True
+
+    def finish(self) -> None:
+        if self.shown:
+            self.stream.write("\r" + " " * 79 + "\r")
+            self.stream.flush()
+
+
+# -- lists ---------------------------------------------------------------------------------
+
+
+def cmd_lists(args: argparse.Namespace) -> int:
+    from_config = args.config_file is not None or os.path.exists(config.DEFAULT_CONFIG_PATH)
+    cfg = load(args) if from_config else config.default_config()
+    lists = list(cfg.lists) if from_config else list(catalogue.catalogue().values())
+    health: dict[str, str] | None = None
+    if args.test:
+        live = [lst for lst in lists if lst.status is not Status.DEFUNCT]
+        if not from_config:
+            live = testable(live, sys.stderr)
+        defaults, override = servers_of(cfg, args.nameserver)
+        plans = plans_for(live, defaults, override)
+        warn_public_resolvers({s for p in plans for s in p.template.servers}, sys.stderr)
+        asyncio.run(probe_health(make_resolver(cfg), plans))
+        health = {p.lst.name: p.verdict.health.value for p in plans}
+    if args.format == "json":
+        json.dump(lists_json(lists, health), sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(lists_table(lists, health))
+    return EXIT_CLEAN
+
+
+def testable(lists: Iterable[DnsList], err: IO[str]) -> list[DnsList]:
+    """Catalogue lists ready to probe; a keyed one whose key is not set is left out, said why."""
+    out = []
+    for lst in lists:
+        try:
+            out.append(from_catalogue(lst.name))
+        except config.ConfigError as exc:
+            print(f"rblwatch: {lst.name} not tested: {exc.problem}", file=err)
+    return out

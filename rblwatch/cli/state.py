@@ -1,0 +1,83 @@
+"""`rblwatch status` and `rblwatch history` (SPEC §9): the daemon's store, read and printed.
+
+They print the very objects the HTTP API serves (`rblwatch.views.status`) and load neither
+the listener nor the resolver: a status query is a store read and a format.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from rblwatch import config, plan
+from rblwatch.cli.common import EXIT_CLEAN, UsageError, load
+from rblwatch.store import Store, open_store
+from rblwatch.views.status import events_json, parse_rfc3339, status_json, status_view
+from rblwatch.views.tables import history_table, status_table
+
+
+def open_existing_store(cfg: config.Config) -> Store:
+    """The daemon's store, for reading; a missing SQLite file is an error, not a new store."""
+    url = cfg.store.url
+    if url.startswith("sqlite:///") and not os.path.exists(url.removeprefix("sqlite:///")):
+        raise UsageError(
+            f"{cfg.source}: store.url: {url.removeprefix('sqlite:///')} does not exist"
+            " (has 'rblwatch run' run with this config?)"
+        )
+    return open_store(url)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    cfg = load(args, require_file=True)
+    store = open_existing_store(cfg)
+    try:
+        pairs, statuses = store.pairs(), store.list_statuses()
+    finally:
+        store.close()
+    # no daemon: count the config's targets (a hostname as one) instead of the resolved ones
+    view = status_view(pairs, statuses, cfg.lists, sum(plan.target_counts(cfg).values()))
+    if args.format == "json":
+        json.dump(status_json(view), sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(status_table(view))
+    return EXIT_CLEAN
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    cfg = load(args, require_file=True)
+    since = _since(args.since)
+    store = open_existing_store(cfg)
+    try:
+        # the newest --limit events (shown oldest first): a busy week must not hide today
+        newest = store.events(
+            since=since,
+            limit=max(1, args.limit),
+            target=args.target,
+            list_name=args.list_name,
+            newest_first=True,
+        )
+        events = list(reversed(newest))
+    finally:
+        store.close()
+    if args.format == "json":
+        json.dump(events_json(events), sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(history_table(events))
+    return EXIT_CLEAN
+
+
+def _since(text: str) -> float:
+    """`--since`: a duration back from now (7d, 12h) or an RFC 3339 time."""
+    try:
+        return time.time() - config.parse_duration(text)
+    except (ValueError, config.ConfigError):
+        pass
+    try:
+        return parse_rfc3339(text)
+    except ValueError:
+        raise UsageError(f"--since {text}: use a duration (7d, 12h) or an RFC 3339 time") from None

@@ -1,0 +1,122 @@
+"""The HTML status page served at `/` (SPEC §10): self-contained, every value escaped.
+
+Secrets: lists are shown by name only (zones may hold access keys); the store URL and receiver
+URLs never reach this module. Every value goes through html.escape, and only http(s) delisting
+links are made clickable.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Mapping, Sequence
+
+from rblwatch.model import DnsList, Event, Health, ListStatus
+from rblwatch.views.status import StatusView, rfc3339
+
+PAGE_EVENTS = 50  # the page shows the newest events; the API pages through them all
+PAGE_LISTINGS = 1000  # the page shows this many listings; the API has them all
+
+_STYLE = """
+body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
+table{border-collapse:collapse;margin-bottom:1.5em}
+th,td{border:1px solid #ccc;padding:.2em .6em;text-align:left;vertical-align:top}
+th{background:#f0f0f0}.bad{color:#b00;font-weight:bold}.ok{color:#070}
+"""
+
+
+def _e(value: object) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _table(headers: Iterable[str], rows: Iterable[Iterable[str]]) -> str:
+    """A table of already-escaped cells (headers are escaped here)."""
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>\n" for row in rows)
+    return f"<table><tr>{head}</tr>\n{body}</table>\n"
+
+
+def _delist_link(url: str | None) -> str:
+    # only http(s): a javascript: URL in a custom list would run on click
+    if not url or not url.startswith(("https://", "http://")):
+        return ""
+    return f'<a href="{_e(url)}" rel="noopener noreferrer">delist</a>'
+
+
+def _listings_html(view: StatusView, delist: Mapping[str, str | None]) -> str:
+    if not view.listings:
+        return "<p>No target is listed.</p>\n"
+    rows = [
+        [
+            _e(p.target),
+            _e(p.list),
+            _e(p.group),
+            _e(rfc3339(p.since)),
+            _e(" ".join(p.codes)),
+            _e("; ".join(p.meanings)),
+            _delist_link(delist.get(p.list)),
+        ]
+        for p in view.listings[:PAGE_LISTINGS]
+    ]
+    more = len(view.listings) - PAGE_LISTINGS
+    note = (
+        f'<p>… and {more} more: see <a href="/api/v1/status">/api/v1/status</a>.</p>\n'
+        if more > 0
+        else ""
+    )
+    headers = ("target", "list", "group", "since", "codes", "meanings", "")
+    return _table(headers, rows) + note
+
+
+def _lists_html(view: StatusView) -> str:
+    def health(row: ListStatus) -> str:
+        css = "ok" if row.health is Health.HEALTHY else "bad"
+        return f'<span class="{css}">{_e(row.health.value)}</span>'
+
+    rows = [
+        [_e(r.name), health(r), _e(r.health_detail), _e(rfc3339(r.last_cycle_end))]
+        for r in view.lists
+    ]
+    return _table(("list", "health", "detail", "last cycle end"), rows)
+
+
+def _events_html(events: Sequence[Event]) -> str:
+    if not events:
+        return "<p>No events yet.</p>\n"
+    rows = [
+        [
+            _e(rfc3339(e.at)),
+            _e(e.kind.value + (" (initial)" if e.initial else "")),
+            _e(e.target),
+            _e(e.list),
+            _e(e.group),
+            _e(" ".join(e.codes) or e.detail),
+        ]
+        for e in reversed(events)  # newest first on the page
+    ]
+    return _table(("at", "kind", "target", "list", "group", "codes / detail"), rows)
+
+
+def render_page(
+    view: StatusView, events: Sequence[Event], lists: Iterable[DnsList], version: str
+) -> str:
+    """The page for a status view and the recent `events` (oldest first) of the `lists`."""
+    delist = {lst.name: lst.delist_url for lst in lists}
+    links = (
+        '<a href="/metrics">/metrics</a> · <a href="/api/v1/status">/api/v1/status</a> · '
+        '<a href="/api/v1/events">/api/v1/events</a>'
+    )
+    summary = (
+        f"{view.targets} targets · {len(view.listings)} listings · version {_e(version)} · {links}"
+    )
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>rblwatch</title><style>{_STYLE}</style></head><body>\n"
+        f"<h1>rblwatch</h1>\n<p>{summary}</p>\n"
+        f"<h2>Current listings</h2>\n{_listings_html(view, delist)}"
+        f"<h2>Lists</h2>\n{_lists_html(view)}"
+        f"<h2>Recent events</h2>\n{_events_html(events)}"
+        "</body></html>\n"
+    )
+
+
+__all__ = ["PAGE_EVENTS", "PAGE_LISTINGS", "render_page"]

@@ -1,0 +1,122 @@
+"""The JSON objects of `/api/v1/status` and `/api/v1/events` (SPEC §10), and their times.
+
+`rblwatch status --format json` and `rblwatch history --format json` print the same objects,
+built from the same records, so the CLI and the API cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from rblwatch.model import DnsList, Event, ListStatus, PairState, PairStatus
+
+
+def rfc3339(at: float | None) -> str | None:
+    """Unix seconds as RFC 3339 UTC, whole seconds ("2026-11-27T12:00:00Z").
+
+    Rounded down, so an event's `at` used as the next `since` (inclusive) finds that event again
+    rather than skipping any that share its second; clients de-duplicate by `id`.
+    """
+    if at is None:
+        return None
+    moment = datetime.datetime.fromtimestamp(int(at), datetime.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_rfc3339(text: str) -> float:
+    """RFC 3339 (with a zone, "Z" or an offset) → unix seconds; ValueError otherwise."""
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"not an RFC 3339 time: {text!r} (e.g. 2026-11-01T00:00:00Z)") from None
+    if moment.tzinfo is None:
+        raise ValueError(f"time without a zone: {text!r} (e.g. 2026-11-01T00:00:00Z)")
+    return moment.timestamp()
+
+
+@dataclass(frozen=True, slots=True)
+class StatusView:
+    """What the status API, page and table show: configured lists only."""
+
+    listings: list[PairState]  # listed pairs, by target then list
+    lists: list[ListStatus]  # one per configured list, in config order (a blank row if none)
+    targets: int
+
+
+def status_view(
+    pairs: Iterable[PairState],
+    statuses: Iterable[ListStatus],
+    lists: Sequence[DnsList],
+    targets: int,
+) -> StatusView:
+    """The view of a store's pairs and list rows for the configured `lists`.
+
+    Pairs and rows of lists no longer configured are left out: a list removed from the
+    config must not keep showing its old listings.
+    """
+    names = [lst.name for lst in lists]
+    configured = set(names)
+    listings = [p for p in pairs if p.status is PairStatus.LISTED and p.list in configured]
+    listings.sort(key=lambda p: (p.target, p.list))
+    rows = {row.name: row for row in statuses}
+    shown = [rows.get(name) or ListStatus(name=name) for name in names]
+    return StatusView(listings, shown, targets)
+
+
+def status_json(view: StatusView) -> dict[str, object]:
+    """The object `GET /api/v1/status` and `rblwatch status --format json` print."""
+    return {
+        "listings": [_listing_json(p) for p in view.listings],
+        "lists": [
+            {
+                "name": row.name,
+                "health": row.health.value,
+                "last_cycle_end": rfc3339(row.last_cycle_end),
+            }
+            for row in view.lists
+        ],
+        "targets": view.targets,
+    }
+
+
+def _listing_json(p: PairState) -> dict[str, object]:
+    return {
+        "target": p.target,
+        "list": p.list,
+        "group": p.group,
+        "since": rfc3339(p.since),
+        "codes": list(p.codes),
+        "meanings": list(p.meanings),
+        "txt": p.txt,
+    }
+
+
+def events_json(events: Iterable[Event]) -> dict[str, object]:
+    """The object `GET /api/v1/events` and `rblwatch history --format json` print."""
+    return {
+        "events": [
+            {
+                "id": e.id,
+                "kind": e.kind.value,
+                "target": e.target,
+                "list": e.list,
+                "group": e.group,
+                "at": rfc3339(e.at),
+                "codes": list(e.codes),
+                "initial": e.initial,
+            }
+            for e in events
+        ]
+    }
+
+
+__all__ = [
+    "StatusView",
+    "events_json",
+    "parse_rfc3339",
+    "rfc3339",
+    "status_json",
+    "status_view",
+]

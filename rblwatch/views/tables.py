@@ -1,0 +1,102 @@
+"""Text tables for people: the `status`, `history` and `plan` commands (SPEC §9).
+
+Columns are left-aligned and separated by two spaces; every table ends with a newline, so a
+caller writes it as is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Protocol
+
+from rblwatch.model import Event
+from rblwatch.views.status import StatusView, rfc3339
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """Left-aligned columns separated by two spaces; the last column is not padded."""
+    every = [header, *rows]
+    widths = [max(len(row[i]) for row in every) for i in range(len(header) - 1)]
+    lines = []
+    for row in every:
+        cells = [c.ljust(w) for c, w in zip(row, widths, strict=False)] + [row[-1]]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def status_table(view: StatusView) -> str:
+    """`rblwatch status`: the listings, the lists' health, and a count line."""
+    listings = [
+        [
+            p.target,
+            p.list,
+            p.group,
+            rfc3339(p.since) or "",
+            ",".join(p.codes),
+            "; ".join(p.meanings),
+        ]
+        for p in view.listings
+    ]
+    lists = [
+        [r.name, r.health.value, rfc3339(r.last_cycle_end) or "never", r.health_detail]
+        for r in view.lists
+    ]
+    return (
+        table(["TARGET", "LIST", "GROUP", "SINCE", "CODES", "MEANINGS"], listings)
+        + "\n"
+        + table(["LIST", "HEALTH", "LAST CYCLE", "DETAIL"], lists)
+        + f"\n{len(view.listings)} listed pairs, {view.targets} targets\n"
+    )
+
+
+def history_table(events: Iterable[Event]) -> str:
+    """`rblwatch history`: one row per event, dashes where a list event has no target."""
+    rows = [
+        [
+            rfc3339(e.at) or "",
+            e.kind.value,
+            e.target or "-",
+            e.list,
+            e.group or "-",
+            ",".join(e.codes),
+            "initial" if e.initial else e.detail,
+        ]
+        for e in events
+    ]
+    return table(["AT", "KIND", "TARGET", "LIST", "GROUP", "CODES", ""], rows)
+
+
+class PlanLine(Protocol):
+    """One list's query plan (`plan.PlanRow`), as the table reads it."""
+
+    @property
+    def list(self) -> str: ...
+    @property
+    def targets(self) -> int: ...
+    @property
+    def interval(self) -> float: ...
+    @property
+    def queries_per_day(self) -> int: ...
+    @property
+    def limit(self) -> int | None: ...
+    @property
+    def over(self) -> bool: ...
+
+
+def plan_table(plan: Iterable[PlanLine]) -> str:
+    """`rblwatch plan`: queries per day per list against its published limit."""
+    rows = [
+        [
+            r.list,
+            f"{r.targets:,}",
+            f"{r.interval:g}s",
+            f"{r.queries_per_day:,}",
+            f"{r.limit:,}" if r.limit else "-",
+            "OVER LIMIT" if r.over else "ok",
+        ]
+        for r in plan
+    ]
+    return table(["LIST", "TARGETS", "INTERVAL", "QUERIES/DAY", "LIMIT/DAY", ""], rows)
+
+
+__all__ = ["PlanLine", "history_table", "plan_table", "status_table", "table"]
