@@ -23,13 +23,9 @@ from aiohttp.web import AppRunner
 from rblwatch import __version__, config, metrics, web
 from rblwatch.alerts.sender import Alerts
 from rblwatch.engine import Engine
-from rblwatch.logs import setup_logging
 from rblwatch.runtime import ReloadResult, Runtime
 from rblwatch.scheduler import Scheduler
 from rblwatch.store import open_store
-
-# setup_logging: `rblwatch run` sets logging up through the daemon module
-__all__ = ["Daemon", "setup_logging"]
 
 log = logging.getLogger("rblwatch")
 

@@ -18,6 +18,7 @@ from rblwatch.views.tables import plan_table
 def cmd_run(args: argparse.Namespace) -> int:
     # the daemon's imports (aiohttp, APScheduler) only when needed
     from rblwatch import daemon, web
+    from rblwatch.logs import setup_logging
 
     cfg = config.load_config(args.config_file or config.DEFAULT_CONFIG_PATH, require_targets=True)
     if args.listen_address is not None:
@@ -25,7 +26,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             config.split_listen_address(args.listen_address)
         except ValueError as exc:
             raise UsageError(f"--web.listen-address: {exc}") from None
-    daemon.setup_logging(args.log_level, args.log_format)
+    setup_logging(args.log_level, args.log_format)
     for line in plan.warnings(cfg):
         logging.getLogger("rblwatch").warning(line)
     configured = [(h, p) for h, p in cfg.resolver.nameservers]
