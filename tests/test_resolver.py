@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import pytest
 
-from rblwatch import resolver as resolver_module
 from rblwatch.lookup import (
     RCODE_NOERROR,
     RCODE_NXDOMAIN,
@@ -39,6 +38,8 @@ from rblwatch.resolver import (
     Status,
     Template,
 )
+from rblwatch.resolver.loop import Batch
+from rblwatch.resolver.sockets import Sockets
 from tests.faultdns import SPOOF_A, Action, Fault, FaultDns
 from tests.rbldnsd import Rbldnsd
 
@@ -584,15 +585,15 @@ def test_a_socket_that_fails_to_open_once_is_tried_again_for_the_next_job(
 ) -> None:
     # one failure to open (say, out of descriptors for a moment) fails that lookup only
     faultdns.default = Action(Fault.NXDOMAIN)
-    real_open = resolver_module._Batch._open
+    real_open = Sockets.open
     failures = iter([True])
 
-    def flaky_open(self: resolver_module._Batch, server: Server) -> list[int]:
+    def flaky_open(self: Sockets, server: Server) -> list[int]:
         if next(failures, False):
             raise OSError(24, "Too many open files")
         return real_open(self, server)
 
-    monkeypatch.setattr(resolver_module._Batch, "_open", flaky_open)
+    monkeypatch.setattr(Sockets, "open", flaky_open)
     addresses = ["192.0.2.1", "192.0.2.2", "192.0.2.3"]
     tpls = (Template.build(ZONE, [faultdns.address]),)  # one tuple, as a scan's jobs share
     jobs: list[Job] = [(a, tpls, prefix_wire(a, TargetKind.IPV4)) for a in addresses]
@@ -620,16 +621,16 @@ def test_a_run_whose_callback_failed_sends_nothing_more() -> None:
                     raise RuntimeError("callback failed")
 
             res = resolver(max_in_flight=1)
-            batch = resolver_module._Batch(res, iter(jobs), on_result, True)
-            res._batches.append(batch)
+            batch = Batch(res, iter(jobs), on_result, count_nxdomain=True)
+            res.runs.append(batch)
             batch._fill()  # job 1 fills the window
             res.max_in_flight = 64
             with pytest.raises(RuntimeError):
                 batch._fill()
-            batch._fail(RuntimeError("callback failed"))
+            batch.fail(RuntimeError("callback failed"))
             batch._fill()  # a callback queued before the failure
             pending = [(e[0], e[2].tail) for e in batch.pending.values()]
-            batch._close()
+            batch.close()
             return pending
 
         pending = asyncio.run(go())
