@@ -58,10 +58,12 @@ class Window:
 
     def account(self, started: int, sent: int) -> None:
         """Book a burst of first attempts: in flight here and resolver-wide, and sent."""
+        r = self.r
         self.in_flight += started
-        self.r.in_flight += started
+        r.in_flight += started
         self.first_sends += started
-        self.count_sent(sent)
+        r.stats.sent += sent
+        self.sent += sent
 
     def count_sent(self, sent: int) -> None:
         self.r.stats.sent += sent
