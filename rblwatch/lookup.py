@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 
+from rblwatch import wire
 from rblwatch.model import (
     CLEAN,
     TARGET_KINDS,
@@ -25,11 +26,12 @@ from rblwatch.model import (
     error,
 )
 
-RCODE_NOERROR = 0
-RCODE_FORMERR = 1
-RCODE_SERVFAIL = 2
-RCODE_NXDOMAIN = 3
-RCODE_REFUSED = 5
+# the RCODEs decoded here, by the names callers have used (the values live in rblwatch.wire)
+RCODE_NOERROR = wire.RCODE_NOERROR
+RCODE_FORMERR = wire.RCODE_FORMERR
+RCODE_SERVFAIL = wire.RCODE_SERVFAIL
+RCODE_NXDOMAIN = wire.RCODE_NXDOMAIN
+RCODE_REFUSED = wire.RCODE_REFUSED
 
 _LOOPBACK_FIRST_OCTET = 127
 UNKNOWN_CODE = "unknown code"

@@ -16,6 +16,13 @@ What the server does is chosen per query name:
 
 Exact names win over ``*.`` suffix rules, longer suffixes over shorter. Faults that only make sense
 on UDP (TRUNCATE, WRONG_PORT, SPOOF_THEN_REAL, ``then_real``) send the plain real answer over TCP.
+
+Replies no well-behaved server sends (an A record of class CHAOS, a compression loop, an opcode
+other than QUERY) are built byte by byte: ``Fault.RAW`` sends what ``build(query wire)`` returns,
+on either transport, and :func:`reply_wire` / :func:`rr` put such a reply together:
+
+    srv.rule(name, Fault.RAW, build=lambda q: reply_wire(q, answers=[rr(QUESTION, a="127.0.0.2",
+                                                                         rdclass=CLASS_CH)]))
 """
 
 from __future__ import annotations
@@ -64,6 +71,9 @@ class Fault(enum.Enum):
     WRONG_PORT = "wrong_port"  # the real answer from another source port
     SPOOF_THEN_REAL = "spoof_then_real"  # wrong-ID reply saying SPOOF_A, then the real one
     DELAY = "delay"  # the real answer after delay_ms
+    FORMERR = "formerr"
+    NOTIMP = "notimp"
+    RAW = "raw"  # the bytes Action.build makes of the query's wire format
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,8 @@ class Action:
     ``then_real``. ``then_real`` makes WRONG_ID, WRONG_QUESTION and WRONG_PORT follow the bad
     reply with the real one (without it: the bad reply and then nothing).
     ``cname`` answers with a CNAME from the query name to it, then the A records at the target.
+    ``question=False`` leaves the question section out of an error reply (FORMERR, SERVFAIL,
+    NOTIMP, REFUSED), as some servers do. ``build`` is RAW's reply, from the query's wire.
     """
 
     fault: Fault = Fault.ANSWER
@@ -83,6 +95,8 @@ class Action:
     delay_ms: int = 50
     then_real: bool = False
     cname: str | None = None
+    question: bool = True
+    build: Callable[[bytes], bytes] | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +129,7 @@ class FaultDns:
         self._udp: socket.socket | None = None
         self._tcp: socket.socket | None = None
         self._conns: dict[socket.socket, bytearray] = {}
+        self._wire: dict[int, bytes] = {}  # the last query's wire format by ID
         self._timers: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = itertools.count()
         self._stopping = threading.Event()
@@ -293,6 +308,7 @@ class FaultDns:
             query = dns.message.from_wire(wire)
         except dns.exception.DNSException:
             return None
+        self._wire[query.id] = wire  # for RAW replies, built from the query's bytes
         if not query.question:
             return None
         q = query.question[0]
@@ -360,11 +376,18 @@ class FaultDns:
             Fault.SERVFAIL: dns.rcode.SERVFAIL,
             Fault.REFUSED: dns.rcode.REFUSED,
             Fault.NODATA: dns.rcode.NOERROR,
+            Fault.FORMERR: dns.rcode.FORMERR,
+            Fault.NOTIMP: dns.rcode.NOTIMP,
         }
         if fault in rcodes:
             reply = dns.message.make_response(query)
             reply.set_rcode(rcodes[fault])
+            if not action.question:
+                reply.question = []
             return reply.to_wire()
+        if fault is Fault.RAW:
+            assert action.build is not None, "Fault.RAW needs build="
+            return action.build(self._wire[query.id])
         if fault is Fault.GARBAGE:
             return self._garbage(query.id)
         if fault is Fault.WRONG_ID:
@@ -410,3 +433,57 @@ class FaultDns:
                 dns.message.from_wire(wire)
             except Exception:  # any parse failure is what we want
                 return wire
+
+
+# -- replies built byte by byte (Fault.RAW) --------------------------------------------------------
+
+CLASS_IN = 1
+CLASS_CH = 3
+QUESTION = 0x0C  # an owner given as this int is a compression pointer to it: the question's name
+
+
+def name_wire(name: str) -> bytes:
+    """A name as uncompressed wire labels (``""`` is the root)."""
+    labels = [p.encode() for p in name.rstrip(".").split(".") if p]
+    return b"".join(bytes([len(p)]) + p for p in labels) + b"\x00"
+
+
+def rr(
+    owner: str | int | bytes,
+    *,
+    a: str | None = None,
+    rdtype: int = 1,
+    rdclass: int = CLASS_IN,
+    ttl: int = 300,
+    rdata: bytes | None = None,
+    rdlength: int | None = None,
+) -> bytes:
+    """One resource record: owner a name, a pointer (int) or raw bytes; rdata an address (``a``)
+    or raw bytes; ``rdlength`` may lie about the rdata's length."""
+    if isinstance(owner, int):
+        head = struct.pack("!H", 0xC000 | owner)
+    elif isinstance(owner, bytes):
+        head = owner
+    else:
+        head = name_wire(owner)
+    body = socket.inet_aton(a) if a is not None else (rdata or b"")
+    size = len(body) if rdlength is None else rdlength
+    return head + struct.pack("!HHIH", rdtype, rdclass, ttl, size) + body
+
+
+def reply_wire(
+    query: bytes,
+    *,
+    rcode: int = 0,
+    answers: Sequence[bytes] = (),
+    question: bool = True,
+    opcode: int = 0,
+    ancount: int | None = None,
+) -> bytes:
+    """A reply to ``query`` (its wire format): its ID, QR|AA|RD|RA, the RCODE, the question
+    echoed unless ``question=False``, then ``answers`` as given (``ancount`` may lie)."""
+    qd = query[12:] if question else b""
+    flags = 0x8000 | opcode << 11 | 0x0400 | 0x0100 | 0x0080 | rcode
+    count = len(answers) if ancount is None else ancount
+    header = query[:2] + struct.pack("!HHHHH", flags, 1 if question else 0, count, 0, 0)
+    return header + qd + b"".join(answers)

@@ -1,0 +1,400 @@
+"""One run of the resolver: the send loop, the receive loop and the timers, and nothing else.
+
+These two loops are the whole per-lookup cost of a scan, so they are written for it: the
+send is written out in `_start_jobs` (retries use `_transmit`), attributes the loops use are
+hoisted to locals, and a reply is read only as far as its header and question unless it is
+more than a plain NXDOMAIN. The header and question checks are `wire.answer_offset` written
+out (tests/test_resolver_replies.py holds the two together); what a reply's answers say is
+read by `wire.read_answers`. Sockets, the window, the TCP fallback: their own modules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import struct
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from rblwatch import wire
+from rblwatch.resolver.sockets import Sockets
+from rblwatch.resolver.tcp import Ending, TcpRetries
+from rblwatch.resolver.vocab import (
+    ATTEMPT,
+    DEADLINE,
+    INDEX,
+    KEY,
+    NO_RDATA,
+    QUESTION,
+    TEMPLATE,
+    WIRE_KEY,
+    Durations,
+    Entry,
+    Job,
+    ResultCallback,
+    Route,
+    Status,
+    Template,
+)
+from rblwatch.resolver.window import Window
+
+if TYPE_CHECKING:
+    from rblwatch.resolver.client import Resolver
+
+_OK = Status.OK
+_HEADER_LEN = wire.HEADER_LEN
+_HEADER_TAIL = wire.QUERY_HEADER_TAIL
+_ID = struct.Struct(">H")
+
+
+class Batch:
+    """The lookups in flight of one run and their deadlines.
+
+    What reaches a socket is matched on ID and question. The pending dict is keyed by
+    (socket index << 16 | query ID) and, being insertion-ordered with one timeout for all,
+    is also the deadline queue. Every entry point from the loop (a readable socket, the
+    timer, a refill, a TCP retry ending, another run ending) goes through `_step`.
+
+    Over the ~250-line mark on purpose: the send loop, the receive loop and the expiry share
+    the pending table and the lookups' entries, which are touched for every lookup; split into
+    objects, each of them would pay an attribute hop per lookup. Everything else (sockets,
+    the window and max_qps, TCP, parsing) already lives apart.
+    """
+
+    def __init__(
+        self,
+        resolver: Resolver,
+        jobs: Iterator[Job],
+        on_result: ResultCallback,
+        *,
+        count_nxdomain: bool = False,
+        durations: Durations | None = None,
+        max_qps: float | None = None,
+    ) -> None:
+        self.r = resolver
+        self.jobs = jobs
+        self.on_result = on_result
+        self.count_nxdomain = count_nxdomain
+        self.durations = durations
+        self.nxdomain = 0
+        self.loop = asyncio.get_running_loop()
+        self.window = Window(resolver, self.loop, max_qps, self._step)
+        self.sockets = Sockets(
+            self.loop,
+            resolver.n_sockets,
+            resolver.receive_buffer,
+            functools.partial(self._step, self._drain),
+        )
+        self.tcp = TcpRetries(self.loop, resolver.timeout)
+        self.pending: dict[int, Entry] = {}
+        self.exhausted = False
+        self.job: Job | None = None  # the job being fanned out, and its next template
+        self.next_index = 0
+        self.route: list[Route] = []  # what _start_jobs needs of the templates of `route_of`
+        self.route_of: tuple[Template, ...] | None = None
+        self.done: asyncio.Future[None] = self.loop.create_future()
+        self.timer: asyncio.TimerHandle | None = None
+        self.error: BaseException | None = None
+
+    async def run(self) -> None:
+        try:
+            if self._step():
+                self._arm_timer()
+            await self.done
+        finally:
+            self.close()
+        if self.error is not None:
+            raise self.error
+
+    def close(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.tcp.close()
+        self.sockets.close()
+        self.window.close()
+
+    # -- the one guard --------------------------------------------------------------------------
+
+    def _step(self, work: Callable[..., object] | None = None, *args: Any) -> bool:
+        """Do `work`, top the window up and see whether the run is done. Any exception (a
+        failing callback) ends the run with it rather than hanging it: False then."""
+        try:
+            if work is not None:
+                work(*args)
+            self._fill()
+            if self.exhausted and self.window.in_flight == 0 and not self.done.done():
+                self.done.set_result(None)
+        except BaseException as exc:
+            self.fail(exc)
+            return False
+        return True
+
+    def fail(self, exc: BaseException) -> None:
+        if self.error is None:
+            self.error = exc
+        if not self.done.done():
+            self.done.set_result(None)
+
+    def poke(self) -> None:
+        """Another run of the same resolver ended: use the room it left."""
+        self._step()
+
+    # -- sending --------------------------------------------------------------------------------
+
+    def _fill(self) -> None:
+        """Top the window up to max_in_flight from the jobs, a job's templates in turn."""
+        if self.done.done() or self.exhausted:  # failed or finished: send nothing more
+            return
+        room = self.window.room()
+        if room <= 0:
+            return
+        deadline = time.monotonic() + self.r.timeout
+        started = sent = 0
+        if self.job is not None:  # a job the window split: its remaining templates first
+            started, sent = self._resume(room, deadline)
+        if started < room and self.job is None:
+            more, more_sent = self._start_jobs(room - started, deadline)
+            started += more
+            sent += more_sent
+        self.window.account(started, sent)
+
+    def _start_jobs(self, room: int, deadline: float) -> tuple[int, int]:
+        """First attempts of whole jobs while they fit in `room`: (lookups started, sent).
+
+        The hot half of the resolver, so the send is written out here (retries use
+        `_transmit`). A job with more templates than the room left is started as far as it
+        fits and finished by `_resume` in a later fill.
+        """
+        jobs, pending, ids, pack = self.jobs, self.pending, self.r.ids, _ID.pack
+        fds, header_tail, write = self.sockets.fds, _HEADER_TAIL, os.write
+        route, route_of = self.route, self.route_of
+        started = unsent = 0
+        for job in jobs:  # the caller made sure there is room for one lookup at least
+            jkey, tpls, prefix = job
+            if tpls is not route_of:
+                route = self.sockets.route(tpls)
+                route_of = self.sockets.cacheable(tpls, route)
+                # stored at once: a callback failing further down must not leave the cached
+                # route of one tuple of templates standing for another
+                self.route, self.route_of = route, route_of
+            if len(route) > room - started:
+                self.job, self.next_index = job, 0
+                more, more_sent = self._resume(room - started, deadline)
+                return started + more, started - unsent + more_sent
+            started += len(route)
+            for ti, tpl, tail, bases, n in route:
+                if not n:  # no server, or no socket to it (say, IPv6 without a route)
+                    started -= 1
+                    self.on_result(jkey, ti, Status.NETWORK, 0, NO_RDATA, None)
+                    continue
+                qid = next(ids)
+                key = bases[qid % n] | qid
+                while key in pending:
+                    qid = next(ids)
+                    key = bases[qid % n] | qid
+                q = prefix + tail
+                # insertion order is send order, which is deadline order
+                pending[key] = e = [jkey, ti, tpl, q, 0, deadline, key]
+                try:
+                    write(fds[key >> 16], pack(qid) + header_tail + q)
+                except BlockingIOError:
+                    unsent += 1  # the socket buffer is full: the attempt times out, is retried
+                except OSError:
+                    unsent += 1
+                    del pending[key]
+                    self._retry_or_finish(e, Status.NETWORK)  # counted as started all the same
+            if started >= room:
+                break
+        else:
+            self.exhausted = True
+        return started, started - unsent
+
+    def _resume(self, room: int, deadline: float) -> tuple[int, int]:
+        """First attempts of the split job's next templates, as many as `room` allows."""
+        assert self.job is not None
+        jkey, _tpls, prefix = self.job
+        i = self.next_index
+        todo = self.route[i : i + room]
+        self.next_index = i + len(todo)
+        if self.next_index == len(self.route):
+            self.job = None
+        started = sent = 0
+        for ti, tpl, _tail, bases, n in todo:
+            if not n:
+                self.on_result(jkey, ti, Status.NETWORK, 0, NO_RDATA, None)
+                continue
+            started += 1
+            e = [jkey, ti, tpl, prefix + tpl.tail, 0, deadline, 0]
+            sent += self._transmit(e, bases)
+        return started, sent
+
+    def _transmit(self, e: Entry, bases: tuple[int, ...]) -> int:
+        """Send an attempt on one of `bases`' sockets under a fresh ID: 1 if a datagram went.
+
+        A failing socket ends the attempt at once (retried, or a network error).
+        """
+        pending, ids = self.pending, self.r.ids
+        qid = next(ids)
+        key = bases[qid % len(bases)] | qid
+        while key in pending:
+            qid = next(ids)
+            key = bases[qid % len(bases)] | qid
+        e[WIRE_KEY] = key
+        pending[key] = e
+        try:
+            os.write(self.sockets.fds[key >> 16], _ID.pack(qid) + _HEADER_TAIL + e[QUESTION])
+            return 1
+        except BlockingIOError:
+            return 0
+        except OSError:
+            del pending[key]
+            self._retry_or_finish(e, Status.NETWORK)
+            return 0
+
+    def _send(self, e: Entry, deadline: float) -> None:
+        """Send one attempt (a retry) to the next server in turn."""
+        servers = e[TEMPLATE].servers
+        idxs = self.sockets.to(servers[e[ATTEMPT] % len(servers)])
+        if idxs is None:
+            self._retry_or_finish(e, Status.NETWORK)
+            return
+        e[DEADLINE] = deadline
+        self.window.count_sent(self._transmit(e, tuple(si << 16 for si in idxs)))
+
+    # -- receiving ------------------------------------------------------------------------------
+
+    def _drain(self, si: int) -> None:
+        """Read every reply waiting on a socket and settle the lookups they answer."""
+        read, fd = os.read, self.sockets.fds[si]
+        pending, drop = self.pending, self.r.stats.drop
+        count_nxdomain = self.count_nxdomain
+        max_udp, base = self.r.max_udp, si << 16
+        reply_bits, qr, tc, rcode_bits = wire.REPLY_BITS, wire.QR, wire.TC, wire.RCODE
+        nxdomain, header_len = wire.RCODE_NXDOMAIN, _HEADER_LEN
+        plain = other = settled = dropped = 0  # plain: NXDOMAINs only counted, the bulk
+        durations = self.durations
+        arrived: list[float] = []  # the deadlines of the answered attempts, for durations
+        while True:
+            try:
+                data = read(fd, max_udp)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                break  # e.g. ICMP port unreachable: the query times out or is retried
+            try:
+                e = pending.get(base | data[0] << 8 | data[1])
+                if e is None:  # no such query in flight
+                    dropped += 1
+                    drop("id")
+                    continue
+                q = e[QUESTION]
+                flags = data[2]
+                if (
+                    flags & reply_bits != qr
+                    or data[5] != 1
+                    or data[4]
+                    or not (
+                        data.startswith(q, header_len)
+                        # case may be echoed differently
+                        or data[header_len : header_len + len(q)].lower() == q
+                    )
+                ):
+                    if not wire.error_without_question(data):
+                        dropped += 1
+                        drop("question" if len(data) >= header_len else "id")
+                        continue
+                    q = b""  # the answers follow the header
+            except IndexError:  # too short for a header
+                dropped += 1
+                drop("id")
+                continue
+            del pending[e[WIRE_KEY]]
+            if durations is not None:
+                arrived.append(e[DEADLINE])
+            if (
+                flags & tc
+                or data[7]
+                or data[6]
+                or data[3] & rcode_bits != nxdomain
+                or not count_nxdomain
+            ):
+                other += 1
+                settled += self._settle(e, data, flags, header_len + len(q))
+                continue
+            plain += 1
+        if arrived:
+            assert durations is not None
+            # one clock read per burst: every reply of it arrived by now. An attempt was sent
+            # at deadline - timeout, so it took (now + timeout) - deadline.
+            durations.observe_since(time.monotonic() + self.r.timeout, arrived)
+        self.r.stats.received += plain + other + dropped
+        self.nxdomain += plain
+        self.window.release(plain + settled)
+
+    def _settle(self, e: Entry, data: bytes, flags: int, offset: int) -> int:
+        """Report a matched reply other than a counted NXDOMAIN: 1, or 0 if it goes to TCP.
+
+        `offset` is where its answers start (past the question, if it had one).
+        """
+        if flags & wire.TC:  # the answer did not fit; ask again over TCP
+            self._start_tcp(e)
+            return 0
+        rcode = data[3] & wire.RCODE
+        if data[7] == 0 and data[6] == 0:  # no answer records: NXDOMAIN, NODATA, errors
+            self.on_result(e[KEY], e[INDEX], _OK, rcode, NO_RDATA, None)
+            return 1
+        q = e[QUESTION]
+        qname = q[:-4] if offset > _HEADER_LEN else b""
+        try:
+            rdatas, ttl = wire.read_answers(data, offset, qname, e[TEMPLATE].qtype, rcode)
+        except wire.Malformed:
+            self.on_result(e[KEY], e[INDEX], Status.BAD_REPLY, rcode, NO_RDATA, None)
+            return 1
+        self.on_result(e[KEY], e[INDEX], _OK, rcode, rdatas, ttl)
+        return 1
+
+    def _finish(self, e: Entry, ending: Ending) -> None:
+        self.window.release(1)
+        self.on_result(e[KEY], e[INDEX], *ending)
+
+    def _retry_or_finish(self, e: Entry, status: int) -> None:
+        e[ATTEMPT] += 1
+        if e[ATTEMPT] < self.r.attempts:
+            self._send(e, time.monotonic() + self.r.timeout)
+        else:
+            self._finish(e, (status, 0, NO_RDATA, None))
+
+    def _start_tcp(self, e: Entry) -> None:
+        self.r.stats.tcp += 1
+        servers = e[TEMPLATE].servers
+        server = servers[e[ATTEMPT] % len(servers)]
+        self.tcp.start(server, next(self.r.ids), e[QUESTION], functools.partial(self._tcp_done, e))
+
+    def _tcp_done(self, e: Entry, ending: Ending) -> None:
+        self._step(self._finish, e, ending)
+
+    # -- timeouts -------------------------------------------------------------------------------
+
+    def _arm_timer(self) -> None:
+        tick = min(self.r.tick, self.r.timeout / 4)
+        self.timer = self.loop.call_later(tick, self._on_timer)
+
+    def _on_timer(self) -> None:
+        if self._step(self._expire) and not self.done.done():
+            self._arm_timer()
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        # every attempt has the same timeout and the dict keeps send order, so the oldest
+        # entries are the first to expire: stop at the first one still running
+        expired: list[Entry] = []
+        for e in self.pending.values():
+            if e[DEADLINE] > now:
+                break
+            expired.append(e)
+        for e in expired:
+            del self.pending[e[WIRE_KEY]]
+            self.r.stats.timeouts += 1
+            self._retry_or_finish(e, Status.TIMEOUT)
