@@ -45,9 +45,13 @@ class Sockets:
         idxs = []
         for _ in range(self.per_server):
             s = socket.socket(family, socket.SOCK_DGRAM)
-            s.setblocking(False)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.receive_buffer)
-            s.connect(server)
+            try:
+                s.setblocking(False)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.receive_buffer)
+                s.connect(server)
+            except OSError:
+                s.close()  # not kept, so closed here: a server we cannot reach leaks nothing
+                raise
             i = len(self.socks)
             self.socks.append(s)
             self.fds.append(s.fileno())
