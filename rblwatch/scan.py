@@ -255,11 +255,11 @@ async def scan(
     state = _Scan(targets, plans, keep_clean, progress, prefixes, share)
     report = state.report
     if progress is not None:
-        # plain NXDOMAINs are only counted by the resolver, so progress is read from its stats
-        start = resolver.stats.nxdomain
+        # plain NXDOMAINs are only counted by the resolver, so progress reads its live count
+        start = resolver.nxdomain_so_far()
         ticker = asyncio.get_running_loop().create_task(
             _tick(
-                lambda: report.summary.lookups + resolver.stats.nxdomain - start,
+                lambda: report.summary.lookups + resolver.nxdomain_so_far() - start,
                 state.total,
                 progress,
             )

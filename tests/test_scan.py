@@ -525,3 +525,25 @@ def test_a_report_repr_stays_short_however_many_results_it_holds() -> None:
     text = repr(report)
     assert len(text) < 200
     assert "1 lists" in text and "10000 results" in text
+
+
+def test_progress_moves_while_a_scan_of_nxdomain_answers_runs(faultdns: FaultDns) -> None:
+    # every answer a plain NXDOMAIN (faultdns' default), one lookup in flight at a time so
+    # the scan lasts a while: only the resolver counts such answers, and the progress bar must
+    # see them counted as they come, not only when the run ends
+    plans = plans_for([PLAIN], (faultdns.address,))
+    seen: list[int] = []
+
+    async def go() -> Report:
+        return await scan(
+            resolver(max_in_flight=1),
+            targets("192.0.0.0/21"),
+            plans,
+            progress=lambda done, total: seen.append(done),
+        )
+
+    report = asyncio.run(go())
+    assert report.summary.clean == 2048
+    assert seen[-1] == 2048
+    during = [d for d in seen[:-1] if 0 < d < 2048]
+    assert len(during) >= 2, seen  # the bar moved during the scan

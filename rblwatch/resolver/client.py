@@ -82,3 +82,8 @@ class Resolver:
                 other.poke()
         self.stats.nxdomain += batch.nxdomain
         return RunResult(batch.nxdomain, batch.window.sent)
+
+    def nxdomain_so_far(self) -> int:
+        """Plain NXDOMAINs counted so far, the runs still going included (`stats.nxdomain`
+        takes a run's count only when it ends): what a progress bar reads while a scan runs."""
+        return self.stats.nxdomain + sum(b.nxdomain for b in self.runs)
