@@ -380,10 +380,16 @@ def _plain_ipv4(raw: str) -> list[str] | None:
 
 
 def _add_file(out: _Collector, path: str, ipv4_min_prefix: int) -> None:
-    """Every target of a file; validated in full before anything is added."""
+    """Every target of a file; validated in full before anything is added.
+
+    A file without a single target is an error, not "0 lookups, all clean": it is almost
+    always the wrong file, or a list that an export left empty.
+    """
     raw = _read_text(path)
     plain = _plain_ipv4(raw)
     if plain is not None:
+        if not plain:
+            raise TargetError(f"{path}: no targets in the file (only blank lines)")
         out.add_many(plain, TargetKind.IPV4)
         return
     specs: list[_Spec | str] = []
@@ -399,6 +405,8 @@ def _add_file(out: _Collector, path: str, ipv4_min_prefix: int) -> None:
             specs.append(_parse_spec(text, ipv4_min_prefix))
         except TargetError as e:
             raise TargetError(f"{path}:{lineno}: {e}") from None
+    if not specs:
+        raise TargetError(f"{path}: no targets in the file (only blank lines and comments)")
     ipv4 = TargetKind.IPV4
     for spec in specs:
         if isinstance(spec, str):

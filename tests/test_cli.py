@@ -599,6 +599,14 @@ BAD_INPUT = {
         ["check", "--config.file", CFG, f"@{DATA / 'bad_targets.txt'}"],
         [f"{DATA / 'bad_targets.txt'}:3:", "'mx1 example net'"],
     ),
+    "empty target file": (
+        ["check", "--config.file", CFG, f"@{DATA / 'empty_targets.txt'}"],
+        [f"{DATA / 'empty_targets.txt'}: no targets"],
+    ),
+    "target file of comments only": (
+        ["check", "--config.file", CFG, f"@{DATA / 'comments_only_targets.txt'}"],
+        [f"{DATA / 'comments_only_targets.txt'}: no targets"],
+    ),
     "unknown list": (
         ["check", "--config.file", CFG, "--list", "nosuch", "192.0.2.10"],
         ["--list nosuch", "unknown list"],
@@ -734,7 +742,7 @@ def test_lists_test_shows_each_configured_list_s_health(
     }
     cfg = make_config([BL, DBL, DEAD, EVERYTHING, gone], timeout="200ms", attempts=1)
     ran = rblwatch("lists", "--test", "--config.file", cfg, "--format", "json")
-    assert ran.code == 0
+    assert ran.code == 3  # some lists are unhealthy: a script checking its setup must see it
     assert {lst["name"]: lst["health"] for lst in ran.json()} == {
         "bl": "healthy",
         "dbl": "healthy",
@@ -745,6 +753,14 @@ def test_lists_test_shows_each_configured_list_s_health(
     table = rblwatch("lists", "--test", "--config.file", cfg)
     assert table.out.splitlines()[0].split()[-1] == "HEALTH"
     assert table.out.splitlines()[1].split()[-1] == "healthy"
+
+
+def test_lists_test_exits_0_only_when_every_list_is_healthy(
+    make_config: MakeConfig, rblwatch: Callable[..., Ran]
+) -> None:
+    assert rblwatch("lists", "--test", "--config.file", make_config([BL, DBL])).code == 0
+    assert rblwatch("lists", "--test", "--config.file", make_config([BL, DEAD])).code == 3
+    assert rblwatch("lists", "--config.file", make_config([BL, DEAD])).code == 0  # not probed
 
 
 def test_lists_of_a_config_masks_a_keyed_zone(

@@ -28,7 +28,7 @@ from rblwatch.cli.common import (
     select_lists,
     warn_public_resolvers,
 )
-from rblwatch.model import DnsList, Status, Target
+from rblwatch.model import DnsList, Health, Status, Target
 from rblwatch.parallel import scan_split, worker_count
 from rblwatch.resolver import Resolver, normalize_server, system_nameservers
 from rblwatch.scan import Report, count_lookups, plans_for, probe_health
@@ -171,6 +171,8 @@ def cmd_lists(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         sys.stdout.write(lists_table(lists, health))
+    if health is not None and any(h != Health.HEALTHY.value for h in health.values()):
+        return EXIT_ERRORS  # as `check`'s errors: a script checking its resolver setup sees it
     return EXIT_CLEAN
 
 
