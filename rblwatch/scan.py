@@ -97,6 +97,18 @@ class Report:
         return f"<Report: {len(self.plans)} lists, {self.summary}, {len(self.results)} results>"
 
 
+def combine(plans: list[Plan], reports: Sequence[Report]) -> Report:
+    """One report of scans of the same targets over different plans (in `plans`' order)."""
+    out = Report(plans)
+    for r in reports:
+        out.queries += r.queries
+        out.results.extend(r.results)
+        for f in dataclasses.fields(Summary):
+            setattr(out.summary, f.name, getattr(out.summary, f.name) + getattr(r.summary, f.name))
+    out.results.sort(key=result_order)
+    return out
+
+
 def plans_for(
     lists: Sequence[DnsList], default_servers: Servers, override: Servers | None = None
 ) -> list[Plan]:

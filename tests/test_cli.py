@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -902,3 +903,56 @@ def test_only_run_loads_the_web_listener(make_config: MakeConfig, tmp_path: Path
         loaded = sorted(m for m in modules if m.split(".")[0] == "aiohttp" or m == "rblwatch.web")
         assert loaded == [], f"rblwatch {name} loads {loaded[:3]}"
         assert code == expected, f"rblwatch {name} exited {code}"
+
+
+# -- etiquette: a one-off check minds each list's daily limit and rate ---------------------------
+
+
+def test_check_past_a_list_s_daily_limit_is_refused_unless_forced(
+    make_config: MakeConfig, rblwatch: Callable[..., Ran]
+) -> None:
+    cfg = make_config([{**BL, "daily_query_limit": 100}])
+    refused = rblwatch("check", "--config.file", cfg, "192.0.2.0/24")
+    assert_one_line_error(refused, "260 queries to bl", "daily limit of 100", "--force")
+    forced = rblwatch("check", "--config.file", cfg, "--force", "192.0.2.0/24")
+    assert forced.code == 1  # 192.0.2.10 is listed: the lookups were sent
+    assert "sent anyway (--force)" in forced.err
+
+
+def test_check_warns_when_it_takes_a_tenth_of_a_list_s_daily_limit(
+    make_config: MakeConfig, rblwatch: Callable[..., Ran]
+) -> None:
+    cfg = make_config([{**BL, "daily_query_limit": 2000}])
+    ran = rblwatch("check", "--config.file", cfg, "198.51.100.0/24")
+    assert ran.code == 1
+    assert "rblwatch: warning: this check sends 260 queries to bl, 13% of its daily limit" in (
+        ran.err
+    )
+    quiet = rblwatch("check", "--config.file", cfg, "198.51.100.2")
+    assert quiet.code == 1 and "warning" not in quiet.err
+
+
+def test_check_asks_a_list_with_max_qps_at_its_pace(
+    make_config: MakeConfig, rblwatch: Callable[..., Ran]
+) -> None:
+    # 40 lookups at 20 a second cannot be done in much less than two seconds; unpaced, this
+    # check takes a few milliseconds of lookups. The outcomes are those of an unpaced check.
+    cfg = make_config([{**BL, "max_qps": 20}, DBL])
+    started = time.monotonic()
+    ran = rblwatch(
+        "check",
+        "--config.file",
+        cfg,
+        "--format",
+        "json",
+        "192.0.2.0/27",
+        "192.0.2.64/29",
+        "dbl.test",
+    )
+    took = time.monotonic() - started
+    assert ran.code == 1
+    doc = ran.json()
+    assert doc["summary"]["lookups"] == 41
+    assert [(r["target"], r["list"]) for r in doc["results"]] == [("192.0.2.10", "bl")]
+    assert [lst["name"] for lst in doc["lists"]] == ["bl", "dbl"]
+    assert took > 1.2

@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--format", choices=["table", "json"], default="table")
     c.add_argument("--txt", action="store_true", help="fetch TXT records of listings")
     c.add_argument("--all", action="store_true", help="also show clean results")
+    c.add_argument(
+        "--force", action="store_true", help="send queries past a list's daily limit anyway"
+    )
     c.add_argument("targets", nargs="+", metavar="TARGET", help="address, CIDR, domain or @FILE")
 
     ls = with_config(sub.add_parser("lists", help="print the lists (catalogue or config)"))

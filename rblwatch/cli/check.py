@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable
 from typing import IO
 
-from rblwatch import catalogue, config, targets
+from rblwatch import catalogue, config, etiquette, health, targets
 from rblwatch.cli.common import (
     EXIT_CLEAN,
     EXIT_ERRORS,
@@ -31,7 +31,7 @@ from rblwatch.cli.common import (
 from rblwatch.model import DnsList, Health, Status, Target
 from rblwatch.parallel import scan_split, worker_count
 from rblwatch.resolver import Resolver, normalize_server, system_nameservers
-from rblwatch.scan import Report, count_lookups, plans_for, probe_health
+from rblwatch.scan import Plan, Report, combine, count_lookups, plans_for, probe_health, scan
 from rblwatch.views.check import check_table, write_check_json
 from rblwatch.views.lists import lists_json, lists_table
 
@@ -93,19 +93,47 @@ def _check(
     defaults, override = servers_of(cfg, args.nameserver)
     plans = plans_for(lists, defaults, override)
     warn_public_resolvers({s for p in plans for s in p.template.servers}, sys.stderr)
+    _mind_the_limits(plans, tgts, force=args.force)
     progress = Progress(sys.stderr)
     asyncio.run(probe_health(make_resolver(cfg), plans))
+    # lists with a max_qps are asked at their pace, each in a run of its own; the rest at once
+    paced = [p for p in plans if p.lst.max_qps]
+    at_once = [p for p in plans if not p.lst.max_qps]
     report = scan_split(
         lambda workers: make_resolver(cfg, workers),
         tgts,
-        plans,
-        workers=worker_count(count_lookups(tgts, plans)),
+        at_once,
+        workers=worker_count(count_lookups(tgts, at_once)),
         keep_clean=args.all,
         fetch_txt=args.txt,
         progress=progress.update,
     )
+    if paced:
+        report = combine(plans, [report, asyncio.run(_paced(cfg, tgts, paced, args))])
     progress.finish()
     return report
+
+
+def _mind_the_limits(plans: list[Plan], tgts: list[Target], *, force: bool) -> None:
+    """Refuse a check over a list's daily limit (unless forced); warn at a tenth of it."""
+    queries = {p.lst.name: count_lookups(tgts, [p]) + len(health.test_points(p.lst)) for p in plans}
+    verdict = etiquette.judge([p.lst for p in plans], queries, force=force)
+    for line in verdict.warnings:
+        print(f"rblwatch: warning: {line}", file=sys.stderr)
+    if verdict.refused:
+        more = len(verdict.refused) - 1
+        raise UsageError(verdict.refused[0] + (f" (and {more} more lists)" if more else ""))
+
+
+async def _paced(
+    cfg: config.Config, tgts: list[Target], plans: list[Plan], args: argparse.Namespace
+) -> Report:
+    resolver = make_resolver(cfg)
+    runs = [
+        scan(resolver, tgts, [p], keep_clean=args.all, fetch_txt=args.txt, max_qps=p.lst.max_qps)
+        for p in plans
+    ]
+    return combine(plans, list(await asyncio.gather(*runs)))
 
 
 def exit_code(report: Report) -> int:
