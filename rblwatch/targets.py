@@ -266,6 +266,15 @@ def parse_target(text: str, *, group: str = "", ipv4_min_prefix: int = 16) -> li
     return out.targets
 
 
+def canonical_target(text: str) -> str:
+    """One address or domain in the form the store keeps (compressed IPv6, A-label domain),
+    for filters such as `history --target`: what a user types need not be canonical."""
+    text = text.strip()
+    if "/" in text:
+        raise _bad(text, "a single address or domain, not a network")
+    return parse_target(text)[0].value
+
+
 def _parse_ip_only(text: str, ipv4_min_prefix: int, what: str) -> _Range:
     spec = _parse_spec(text, ipv4_min_prefix)
     if isinstance(spec, _Domain):

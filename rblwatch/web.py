@@ -34,6 +34,7 @@ from rblwatch.model import Event
 from rblwatch.plan import target_counts
 from rblwatch.runtime import Runtime
 from rblwatch.store import Store, StoreError
+from rblwatch.targets import TargetError, canonical_target
 from rblwatch.views.page import PAGE_EVENTS, render_page
 from rblwatch.views.status import (
     StatusView,
@@ -41,6 +42,7 @@ from rblwatch.views.status import (
     parse_rfc3339,
     status_json,
     status_view,
+    unknown_list,
 )
 
 EVENTS_LIMIT_DEFAULT = 100
@@ -104,6 +106,10 @@ class EventsQuery:
         )
 
 
+def _stored_lists(store: Store) -> list[str]:
+    return [s.name for s in store.list_statuses()]
+
+
 def events_query(query: MultiMapping[str]) -> EventsQuery:
     """The store query `since`, `limit`, `target` and `list` ask for; _BadRequest if bad."""
     unknown = sorted(set(query) - _EVENT_PARAMS)
@@ -117,10 +123,15 @@ def events_query(query: MultiMapping[str]) -> EventsQuery:
         since_at = None if since is None else parse_rfc3339(since)
     except ValueError as e:
         raise _BadRequest(f"since: {e}") from None
+    target = _one(query, "target")
+    try:
+        target = None if target is None else canonical_target(target)
+    except TargetError as e:
+        raise _BadRequest(f"target: {e}") from None
     return EventsQuery(
         since=since_at,
         limit=_limit(_one(query, "limit")),
-        target=_one(query, "target"),
+        target=target,
         list_name=_one(query, "list"),
     )
 
@@ -200,7 +211,19 @@ class _Handlers:
             query = events_query(request.query)
         except _BadRequest as e:
             return _json({"error": str(e)}, 400)
-        found = await self.runtime.db.read(query.run)
+        config = self.runtime.config
+
+        def run(store: Store) -> list[Event] | str:
+            if query.list_name is not None:
+                known = [lst.name for lst in config.lists]
+                problem = unknown_list(query.list_name, known + _stored_lists(store))
+                if problem is not None:
+                    return f"list: {problem}"
+            return query.run(store)
+
+        found = await self.runtime.db.read(run)
+        if isinstance(found, str):
+            return _json({"error": found}, 400)
         return _json(events_json(found))
 
     async def page(self, request: web.Request) -> web.StreamResponse:

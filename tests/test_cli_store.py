@@ -261,3 +261,35 @@ def test_history_limit_keeps_the_newest_events_shown_oldest_first(run: Run, cfg_
         ("delisted", "192.0.2.2"),
         ("list_unhealthy", None),
     ]
+
+
+def test_history_filters_take_a_target_as_the_user_writes_it(run: Run, tmp_path: Path) -> None:
+    # the store keeps canonical values: compressed IPv6, A-label domains
+    db = tmp_path / "state.db"
+    store = SqliteStore(str(db))
+    try:
+        store.commit(
+            CycleCommit(
+                list="bl",
+                events=[
+                    pair_event(EventKind.LISTED, "2001:db8::25", "bl", "mail", NOW - 60),
+                    pair_event(EventKind.LISTED, "xn--bcher-kva.example", "dbl", "web", NOW - 30),
+                ],
+            )
+        )
+    finally:
+        store.close()
+    args = ["history", "--config.file", str(write_config(tmp_path, db)), "--format", "json"]
+    long_form = run(*args, "--target", "2001:0DB8:0000::0025")
+    idn = run(*args, "--target", "Bücher.example")
+    assert kinds_and_targets(long_form) == [("listed", "2001:db8::25")]
+    assert kinds_and_targets(idn) == [("listed", "xn--bcher-kva.example")]
+    assert run(*args, "--target", "192.0.2.0/24").code == 2  # one target, not a network
+
+
+def test_history_of_an_unknown_list_is_an_error_not_an_empty_history(
+    run: Run, cfg_path: Path
+) -> None:
+    ran = run("history", "--config.file", str(cfg_path), "--list", "dbll")
+    assert ran.code == 2
+    assert ran.err == "rblwatch: --list: no such list 'dbll' (known: bl, dbl)\n"

@@ -296,6 +296,28 @@ def test_events_filter_by_target_and_by_list(runtime: Runtime) -> None:
     assert serve(runtime, action) == [["192.0.2.2"], ["corp-dbl"]]
 
 
+def test_events_filters_normalise_the_target_and_refuse_an_unknown_list(
+    runtime: Runtime,
+) -> None:
+    put(runtime, events=[event("2001:db8::25", T0), event("192.0.2.2", T0 + 1)])
+
+    async def action(request: Callable[..., Awaitable[Reply]]) -> list[object]:
+        long_form = await request("/api/v1/events?target=2001:0db8:0:0::25")
+        typo = await request("/api/v1/events?list=corp-bll")
+        bad = await request("/api/v1/events?target=not_a_target!")
+        return [
+            [e["target"] for e in long_form.json()["events"]],
+            typo.status,
+            typo.json()["error"],
+            bad.status,
+        ]
+
+    got = serve(runtime, action)
+    assert got[0] == ["2001:db8::25"]
+    assert got[1] == 400 and str(got[2]).startswith("list: no such list 'corp-bll' (known: ")
+    assert got[3] == 400
+
+
 def test_a_huge_limit_is_capped(runtime: Runtime) -> None:
     put(runtime, events=[event(f"10.0.{i // 256}.{i % 256}", T0 + i) for i in range(1005)])
     reply = get(runtime, "/api/v1/events?limit=5000")

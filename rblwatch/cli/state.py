@@ -12,10 +12,16 @@ import os
 import sys
 import time
 
-from rblwatch import config, plan
+from rblwatch import config, plan, targets
 from rblwatch.cli.common import EXIT_CLEAN, UsageError, load
 from rblwatch.store import Store, open_store
-from rblwatch.views.status import events_json, parse_rfc3339, status_json, status_view
+from rblwatch.views.status import (
+    events_json,
+    parse_rfc3339,
+    status_json,
+    status_view,
+    unknown_list,
+)
 from rblwatch.views.tables import history_table, status_table
 
 
@@ -50,13 +56,16 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_history(args: argparse.Namespace) -> int:
     cfg = load(args, require_file=True)
     since = _since(args.since)
+    target = None if args.target is None else _target(args.target)
     store = open_existing_store(cfg)
     try:
+        if args.list_name is not None:
+            _known_list(args.list_name, cfg, store)
         # the newest --limit events (shown oldest first): a busy week must not hide today
         newest = store.events(
             since=since,
             limit=max(1, args.limit),
-            target=args.target,
+            target=target,
             list_name=args.list_name,
             newest_first=True,
         )
@@ -81,3 +90,19 @@ def _since(text: str) -> float:
         return parse_rfc3339(text)
     except ValueError:
         raise UsageError(f"--since {text}: use a duration (7d, 12h) or an RFC 3339 time") from None
+
+
+def _target(text: str) -> str:
+    try:
+        return targets.canonical_target(text)
+    except targets.TargetError as exc:
+        raise UsageError(f"--target: {exc}") from None
+
+
+def _known_list(name: str, cfg: config.Config, store: Store) -> None:
+    """A list of the config, or one the store still has history of; otherwise say so (a typo
+    must not read as "no events")."""
+    known = [lst.name for lst in cfg.lists] + [s.name for s in store.list_statuses()]
+    problem = unknown_list(name, known)
+    if problem is not None:
+        raise UsageError(f"--list: {problem}")

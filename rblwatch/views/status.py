@@ -120,3 +120,12 @@ __all__ = [
     "status_json",
     "status_view",
 ]
+
+
+def unknown_list(name: str, known: Iterable[str]) -> str | None:
+    """Why a history filter's list name matches nothing, or None if it is a known list: a
+    typo must not read as "no events". Known: the config's lists and those the store has."""
+    names = sorted(set(known))
+    if name in names:
+        return None
+    return f"no such list {name!r} (known: {', '.join(names) or 'none'})"
