@@ -20,6 +20,10 @@ from rblwatch.model import Kind, Target, kind_of_value
 from rblwatch.targets import TargetError, normalize_domain
 
 _RDTYPES = ("A", "AAAA")
+_NXDOMAIN = "no such domain (NXDOMAIN)"
+_NO_RECORDS = "no A or AAAA records"
+# a name that answered, with no address: a mail-only domain, not a failed lookup
+NO_ADDRESSES = frozenset({_NXDOMAIN, _NO_RECORDS})
 
 
 def _make_resolver(
@@ -40,7 +44,7 @@ def _make_resolver(
 def _describe(exc: dns.exception.DNSException, timeout: float) -> str:
     """One short line for a failed lookup (dnspython's own texts run to several lines)."""
     if isinstance(exc, dns.resolver.NXDOMAIN):
-        return "no such domain (NXDOMAIN)"
+        return _NXDOMAIN
     if isinstance(exc, dns.exception.Timeout):
         return f"timed out after {timeout:g}s"
     if isinstance(exc, dns.resolver.NoNameservers):
@@ -83,7 +87,7 @@ async def _resolve_one(
         return addresses, next(iter(errors.values()))
     if errors:
         return addresses, "; ".join(f"{rdtype}: {err}" for rdtype, err in errors.items())
-    return addresses, None if addresses else "no A or AAAA records"
+    return addresses, None if addresses else _NO_RECORDS
 
 
 async def resolve_hostnames(

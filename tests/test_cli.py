@@ -572,13 +572,36 @@ def test_a_target_file_with_comments_and_a_cidr_checks_every_address(
     }
 
 
-def test_a_domain_with_no_domain_list_is_looked_up_nowhere_and_exits_0(
+def test_a_name_is_also_a_host_whose_addresses_are_checked_on_the_ip_lists(
     make_config: MakeConfig, rblwatch: Callable[..., Ran]
 ) -> None:
-    # behaviour as built: not an error; the summary's "0 lookups" is the only hint
-    ran = rblwatch("check", "--config.file", make_config([BL]), "example.com")
-    assert ran.code == cli.EXIT_CLEAN
-    assert ran.out == "0 lookups on 1 lists: 0 listed, 0 clean, 0 error, 0 allowlisted\n"
+    # rbldnsd answers A 127.0.0.2 for a name its dead.test zone lists: that is the host's
+    # address, and on bl it is listed (the test point); the result names the host
+    cfg = make_config([BL, DBL])
+    ran = rblwatch("check", "--config.file", cfg, "--format", "json", "10.2.0.192.dead.test")
+    assert ran.code == cli.EXIT_LISTED
+    (result,) = ran.json()["results"]
+    assert (result["target"], result["hostname"], result["list"], result["outcome"]) == (
+        "127.0.0.2",
+        "10.2.0.192.dead.test",
+        "bl",
+        "listed",
+    )
+    assert ran.json()["summary"]["lookups"] == 2  # the name on dbl, its address on bl
+    table = rblwatch("check", "--config.file", cfg, "10.2.0.192.dead.test")
+    assert table.out.splitlines()[1].startswith("127.0.0.2 (10.2.0.192.dead.test)  bl")
+
+
+def test_a_name_without_addresses_is_only_a_domain_and_a_failed_lookup_is_said(
+    make_config: MakeConfig, rblwatch: Callable[..., Ran]
+) -> None:
+    cfg = make_config([BL])
+    nothing = rblwatch("check", "--config.file", cfg, "nosuch.dead.test")  # NXDOMAIN
+    assert nothing.code == cli.EXIT_CLEAN and nothing.err == ""
+    assert nothing.out == "0 lookups on 1 lists: 0 listed, 0 clean, 0 error, 0 allowlisted\n"
+    refused = rblwatch("check", "--config.file", cfg, "example.com")  # not rbldnsd's zone
+    assert refused.code == cli.EXIT_ERRORS  # nothing was checked: never "all clean"
+    assert refused.err.startswith("rblwatch: warning: example.com: addresses not looked up: ")
 
 
 # -- bad input: exit 2, one line, no traceback ----------------------------------------------------

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable
 from typing import IO
 
-from rblwatch import catalogue, config, etiquette, health, targets
+from rblwatch import catalogue, config, etiquette, health, hostnames, targets
 from rblwatch.cli.common import (
     EXIT_CLEAN,
     EXIT_ERRORS,
@@ -28,7 +28,7 @@ from rblwatch.cli.common import (
     select_lists,
     warn_public_resolvers,
 )
-from rblwatch.model import DnsList, Health, Status, Target
+from rblwatch.model import DnsList, Health, Kind, Status, Target, TargetKind
 from rblwatch.parallel import scan_split, worker_count
 from rblwatch.resolver import Resolver, normalize_server, system_nameservers
 from rblwatch.scan import Plan, Report, combine, count_lookups, plans_for, probe_health, scan
@@ -70,6 +70,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     cfg = load(args)
     lists = select_lists(cfg, args.lists)
     tgts = targets.parse_cli_targets(args.targets, ipv4_min_prefix=cfg.limits.ipv4_min_prefix)
+    tgts, unresolved = _with_addresses(cfg, lists, tgts, args.nameserver)
     # what exists now lives until the check ends, and the scan makes no reference cycles
     # worth a collector: spare it re-walking 65,536 targets of a /16 and the scan's
     # short-lived bookkeeping (forked workers inherit this)
@@ -84,7 +85,36 @@ def cmd_check(args: argparse.Namespace) -> int:
         write_check_json(report, sys.stdout)
     else:
         sys.stdout.write(check_table(report))
-    return exit_code(report)
+    code = exit_code(report)
+    return EXIT_ERRORS if code == EXIT_CLEAN and unresolved else code
+
+
+def _with_addresses(
+    cfg: config.Config, lists: list[DnsList], tgts: list[Target], nameserver: str | None
+) -> tuple[list[Target], bool]:
+    """The targets plus the addresses of the names among them; whether a name's lookup failed.
+
+    A name given to `check` is a domain (for domain lists) and a host whose addresses are
+    what IP lists list: `check mx1.example.net` looks both up, as a web blacklist check does.
+    A name with no address records is only a domain; one whose lookup failed is said so on
+    stderr, and the check cannot end "all clean" (exit 3).
+    """
+    names = [t.value for t in tgts if t.kind is TargetKind.DOMAIN]
+    if not names or not any(lst.kind is Kind.IP for lst in lists):
+        return tgts, False
+    defaults, override = servers_of(cfg, nameserver)
+    found, failed = asyncio.run(
+        hostnames.resolve_hostnames(
+            names, nameservers=override or defaults, timeout=cfg.resolver.timeout
+        )
+    )
+    unresolved = False
+    for name, why in failed:
+        if why not in hostnames.NO_ADDRESSES:
+            print(f"rblwatch: warning: {name}: addresses not looked up: {why}", file=sys.stderr)
+            unresolved = True
+    have = {t.value for t in tgts}
+    return tgts + [t for t in found if t.value not in have], unresolved
 
 
 def _check(

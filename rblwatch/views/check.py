@@ -6,11 +6,12 @@ so they stay free of the resolver and the sockets that produced it.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Sequence
 from typing import IO, Protocol
 
-from rblwatch.model import DnsList, Health, Outcome, OutcomeKind, Target
+from rblwatch.model import DnsList, Health, Outcome, OutcomeKind, Target, TargetKind
 from rblwatch.views.tables import table
 
 
@@ -71,10 +72,27 @@ class CheckReport(Protocol):
     def summary(self) -> Counts: ...
 
 
+def hostname_of(target: Target) -> str | None:
+    """The name an address was looked up for (`check mx1.example.net`), or None.
+
+    A target's `source` is what the user wrote: the address itself, its network, or, for an
+    address found by resolving a name, that name.
+    """
+    source = target.source
+    if not source or source == target.value or target.kind is TargetKind.DOMAIN:
+        return None
+    try:
+        ipaddress.ip_network(source, strict=False)
+    except ValueError:
+        return source
+    return None
+
+
 def result_json(r: CheckResult) -> dict[str, object]:
     o = r.outcome
     return {
         "target": r.target.value,
+        "hostname": hostname_of(r.target),
         "list": r.lst.name,
         "outcome": o.kind.value,
         "codes": list(o.codes),
@@ -142,11 +160,22 @@ def _what(r: CheckResult) -> str:
     return text
 
 
+def _shown(target: Target) -> str:
+    name = hostname_of(target)
+    return target.value if name is None else f"{target.value} ({name})"
+
+
 def check_table(report: CheckReport) -> str:
     out = []
     if report.results:
         rows = [
-            [r.target.value, r.lst.name, r.outcome.kind.value, ",".join(r.outcome.codes), _what(r)]
+            [
+                _shown(r.target),
+                r.lst.name,
+                r.outcome.kind.value,
+                ",".join(r.outcome.codes),
+                _what(r),
+            ]
             for r in report.results
         ]
         out.append(table(["TARGET", "LIST", "OUTCOME", "CODES", "DETAIL"], rows))
