@@ -13,6 +13,7 @@ Every other target was clean and believed clean, and costs nothing here.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from rblwatch.model import (
     PairState,
     PairStatus,
     Target,
+    hostname_of,
 )
 
 
@@ -77,6 +79,8 @@ def plan_commit(cycle: CycleInput) -> PlannedCommit:
             confirm=cycle.confirm,
             first_lookup=first,
         )
+        if d.event is not None and (name := hostname_of(t)) is not None:
+            d = dataclasses.replace(d, event=dataclasses.replace(d.event, hostname=name))
         _collect(planned, t.value, d)
         if first and not outcome.is_error:
             commit.seen.append(t.value)  # an error is no first look: the baseline waits

@@ -308,6 +308,22 @@ class Target(NamedTuple):
     source: str = ""  # what the user wrote (e.g. the CIDR or hostname), for messages
 
 
+def hostname_of(target: Target) -> str | None:
+    """The name an address target was found through (a `hostnames:` entry, `check NAME`).
+
+    A target's `source` is what the user wrote: the address itself, its network, or, for an
+    address found by resolving a name, that name. Domains have no hostname: they are names.
+    """
+    source = target.source
+    if not source or source == target.value or target.kind is TargetKind.DOMAIN:
+        return None
+    try:
+        ipaddress.ip_network(source, strict=False)
+    except ValueError:
+        return source
+    return None
+
+
 def make_targets(values: Sequence[str], kind: TargetKind, group: str = "") -> list[Target]:
     """Targets of canonical values, each its own source, without a Python call per target.
 
@@ -393,6 +409,8 @@ class Event:
     previous_codes: tuple[str, ...] = ()
     since: float | None = None  # when the state this event ends began (delisted/changed)
     detail: str = ""  # for list events: why the list is unhealthy
+    # the `hostnames:` entry the target address was found through (alerts name it), if any
+    hostname: str | None = None
     id: int | None = None
 
 

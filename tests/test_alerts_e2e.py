@@ -222,3 +222,33 @@ def test_a_real_alertmanager_resolves_a_recovered_list_from_when_it_became_unhea
         assert d.stop() == 0
     finally:
         d.close()
+
+
+def test_an_alert_about_an_address_of_a_hostname_names_the_hostname(
+    tmp_path: Path, dns: Rbldnsd, hooks: WebhookReceiver
+) -> None:
+    # rbldnsd answers the name 2.0.0.127.bl.test with A 127.0.0.2 (the test point it lists):
+    # the hostname's address, which is then listed on bl itself
+    hooks.start()
+    web_port = free_tcp_port()
+    cfg = tmp_path / "rblwatch.yaml"
+    extra = (
+        "    hostnames: [2.0.0.127.bl.test]\n"
+        f"alerts:\n  receivers:\n    - name: ops\n      url: {hooks.url}/rblwatch\n"
+    )
+    cfg.write_text(
+        config_text(dns_port=dns.port, web_port=web_port, store=tmp_path / "state.db", extra=extra)
+    )
+    d = DaemonProcess(cfg)
+    try:
+        d.start(web_port)
+
+        def about_the_host() -> list[dict[str, Any]]:
+            docs = [json.loads(r.body)["data"] for r in hooks.delivered()]
+            return [doc for doc in docs if doc.get("target") == "127.0.0.2"]
+
+        [data] = wait_until("the alert about the hostname's address", about_the_host)
+        assert data["hostname"] == "2.0.0.127.bl.test"
+        assert data["kind"] == "listed" and data["initial"] is True
+    finally:
+        d.stop()

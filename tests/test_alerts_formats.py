@@ -7,6 +7,7 @@ a plain HMAC written here from the standard's text.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -155,6 +156,7 @@ def test_a_listing_carries_target_group_labels_codes_with_meanings_txt_and_delis
         "list": "bl",
         "delist_url": "https://bl.example/remove",
         "target": "192.0.2.1",
+        "hostname": None,
         "group": "mail",
         "labels": {"team": "mail-ops"},
         "state": "listed",
@@ -224,6 +226,16 @@ def test_a_slack_message_has_text_and_blocks_with_target_list_codes_and_a_delist
         assert part in shown
     assert "<https://bl.example/remove|Request removal from bl>" in shown
     assert doc["blocks"][0]["type"] == "header"
+
+
+def test_an_address_found_through_a_hostname_is_named_so_in_json_and_slack() -> None:
+    event = dataclasses.replace(LISTED, hostname="mx1.example.net")
+    req = formats.event_request("json", event, CTX, secret=None, now=T0, ttl=240)
+    assert json.loads(req.body)["data"]["hostname"] == "mx1.example.net"
+    slack = json.loads(
+        formats.event_request("slack", event, CTX, secret=None, now=T0, ttl=240).body
+    )
+    assert slack["text"].endswith("192.0.2.1 (mx1.example.net) is listed on bl")
 
 
 def test_slack_text_from_the_outside_cannot_forge_links() -> None:
@@ -338,7 +350,8 @@ GOLDEN = {
         "",
         '{"type":"listing.created","timestamp":"2026-09-21T14:13:20.000Z","data":{"id":"evt_42",'
         '"event_id":42,"kind":"listed","list":"bl","delist_url":"https://bl.example/remove",'
-        '"target":"192.0.2.1","group":"mail","labels":{"team":"mail-ops"},"state":"listed",'
+        '"target":"192.0.2.1","hostname":null,"group":"mail","labels":{"team":"mail-ops"},'
+        '"state":"listed",'
         '"codes":[{"code":"127.0.0.2","meaning":"spam source"}],"txt":"spam from 192.0.2.1",'
         '"since":"2026-09-21T14:13:20.000Z","initial":false,'
         '"previous":{"state":"clean","codes":[]}}}',

@@ -184,7 +184,7 @@ def test_history_json_is_the_events_api_object_oldest_first(run: Run, cfg_path: 
     events = ran.json()["events"]
     assert isinstance(events, list) and len(events) == 5
     assert {tuple(sorted(e)) for e in events} == {
-        ("at", "codes", "group", "id", "initial", "kind", "list", "target")
+        ("at", "codes", "group", "hostname", "id", "initial", "kind", "list", "target")
     }
 
 

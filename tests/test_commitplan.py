@@ -145,3 +145,16 @@ def test_a_cycle_that_completed_its_lookups_is_a_success_whatever_they_answered(
         "bl", Health.DEAD, T0, T0, lookups=0, errors=4, targets=4, completed=False
     )
     assert skipped.last_cycle_success is None and skipped.health is Health.DEAD
+
+
+def test_an_event_about_an_address_of_a_hostname_names_the_hostname() -> None:
+    # 192.0.2.1 came from resolving mx1.example.net; 192.0.2.2 from the network written
+    found = [
+        Target("192.0.2.1", TargetKind.IPV4, "mail", "mx1.example.net"),
+        Target("192.0.2.2", TargetKind.IPV4, "mail", "192.0.2.0/30"),
+    ]
+    planned = plan({"192.0.2.1": LISTED, "192.0.2.2": LISTED}, targets=found, confirm=1)
+    assert {(e.target, e.hostname) for e in planned.commit.events} == {
+        ("192.0.2.1", "mx1.example.net"),
+        ("192.0.2.2", None),
+    }

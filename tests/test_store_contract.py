@@ -300,11 +300,14 @@ def test_an_event_with_every_field_set_round_trips(store: Store) -> None:
         previous_codes=("127.0.0.2",),
         since=T0 - 3600,
         detail="odd",
+        hostname="mx1.example.net",
     )
-    (written,) = store.commit(CycleCommit("zen", events=[event]))
+    (written,) = store.commit(CycleCommit("zen", events=[event]), lambda e: ["ops"])
     assert written.id is not None
     assert store.events() == [written]
     assert written == replace(event, id=written.id)
+    (delivery,) = store.due_deliveries("ops", T0 + 10**9)
+    assert delivery.event == written  # what the alert sender reads carries every field too
 
 
 def test_events_are_filtered_by_since_inclusive_target_and_list_oldest_first(

@@ -29,6 +29,7 @@ def test_events_json_is_a_pure_function_of_the_events() -> None:
                 "id": None,
                 "kind": "listed",
                 "target": "192.0.2.1",
+                "hostname": None,
                 "list": "corp-bl",
                 "group": "mail",
                 "at": "2026-11-27T12:00:00Z",  # whole seconds, rounded down

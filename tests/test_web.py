@@ -246,6 +246,7 @@ def test_events_come_oldest_first_in_the_documented_shape(runtime: Runtime) -> N
         "id": events[0]["id"],
         "kind": "listed",
         "target": "192.0.2.1",
+        "hostname": None,
         "list": "corp-bl",
         "group": "mail",
         "at": "2026-11-27T12:00:00Z",

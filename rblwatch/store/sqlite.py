@@ -13,7 +13,7 @@ pending_codes, pending_meanings, pending_count, pending_since)``
 ``seen(list, target)``
     The targets a list has looked up at least once. WITHOUT ROWID: it is only ever probed by key.
 ``events(id, kind, list, target, group_name, at, codes, meanings, txt, initial,
-previous_codes, since, detail)``
+previous_codes, since, detail, hostname)``
     The history. `id` is AUTOINCREMENT so an id is never reused, even after old events are
     deleted: receivers de-duplicate deliveries by it. A new store's ids start at its creation
     time in microseconds (migration 3), so they are not reused by a store created later
@@ -167,10 +167,14 @@ _V3_EVENT_IDS_FROM_CREATION = (
         WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'events')""",
 )
 
+# the hostname (of `hostnames:`) an event's address was found through, so alerts can name it
+_V4_EVENT_HOSTNAME = ("ALTER TABLE events ADD COLUMN hostname TEXT",)
+
 _MIGRATIONS: tuple[tuple[str, ...], ...] = (
     _V1_STATE_AND_HISTORY,
     _V2_OUTBOX,
     _V3_EVENT_IDS_FROM_CREATION,
+    _V4_EVENT_HOSTNAME,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -180,7 +184,7 @@ _PAIR_COLUMNS = (
 )
 _EVENT_COLUMNS = (
     "kind, list, target, group_name, at, codes, meanings, txt, initial, previous_codes,"
-    " since, detail"
+    " since, detail, hostname"
 )
 _EVENT_COLUMNS_OF_E = ", ".join("e." + c.strip() for c in _EVENT_COLUMNS.split(","))
 _STATUS_COLUMNS = (
@@ -281,6 +285,7 @@ def _event_row(e: Event) -> tuple[Any, ...]:
         _codes(e.previous_codes),
         e.since,
         e.detail,
+        e.hostname,
     )
 
 
@@ -298,6 +303,7 @@ def _event_of(row: sqlite3.Row) -> Event:
         previous_codes=_uncodes(row["previous_codes"]),
         since=row["since"],
         detail=row["detail"],
+        hostname=row["hostname"],
         id=row["id"],
     )
 
@@ -652,7 +658,7 @@ def _insert_events(
     deliveries: list[tuple[int, str, float, float]] = []
     for event in events:
         cursor = conn.execute(
-            f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({_marks(12)})", _event_row(event)
+            f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({_marks(13)})", _event_row(event)
         )
         event_id = cursor.lastrowid
         assert event_id is not None  # always set after a successful INSERT

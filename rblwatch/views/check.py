@@ -6,12 +6,11 @@ so they stay free of the resolver and the sockets that produced it.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from collections.abc import Sequence
 from typing import IO, Protocol
 
-from rblwatch.model import DnsList, Health, Outcome, OutcomeKind, Target, TargetKind
+from rblwatch.model import DnsList, Health, Outcome, OutcomeKind, Target, hostname_of
 from rblwatch.views.tables import table
 
 
@@ -70,22 +69,6 @@ class CheckReport(Protocol):
     def results(self) -> Sequence[CheckResult]: ...
     @property
     def summary(self) -> Counts: ...
-
-
-def hostname_of(target: Target) -> str | None:
-    """The name an address was looked up for (`check mx1.example.net`), or None.
-
-    A target's `source` is what the user wrote: the address itself, its network, or, for an
-    address found by resolving a name, that name.
-    """
-    source = target.source
-    if not source or source == target.value or target.kind is TargetKind.DOMAIN:
-        return None
-    try:
-        ipaddress.ip_network(source, strict=False)
-    except ValueError:
-        return source
-    return None
 
 
 def result_json(r: CheckResult) -> dict[str, object]:

@@ -101,6 +101,7 @@ def events_json(events: Iterable[Event]) -> dict[str, object]:
                 "id": e.id,
                 "kind": e.kind.value,
                 "target": e.target,
+                "hostname": e.hostname,
                 "list": e.list,
                 "group": e.group,
                 "at": rfc3339(e.at),

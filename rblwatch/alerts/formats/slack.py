@@ -54,11 +54,17 @@ def _field(title: str, value: str) -> dict[str, str]:
     return {"type": "mrkdwn", "text": f"*{title}*\n{value}"}
 
 
+def _target(event: Event) -> str:
+    """The target as people know it: an address found through a hostname says which."""
+    target = event.target or ""
+    return f"{target} ({event.hostname})" if event.hostname else target
+
+
 def _fields(event: Event, ctx: Context) -> list[dict[str, str]]:
     if is_list_event(event):
         return [_field("List", _mrkdwn(event.list)), _field("Detail", _mrkdwn(event.detail or "-"))]
     fields = [
-        _field("Target", _mrkdwn(event.target or "")),
+        _field("Target", _mrkdwn(_target(event))),
         _field("List", _mrkdwn(event.list)),
         _field("Group", _mrkdwn(event.group or "")),
         _field("Codes", _code_lines(codes_of(event.codes, event.meanings, ctx))),
@@ -72,7 +78,7 @@ def _fields(event: Event, ctx: Context) -> list[dict[str, str]]:
 
 def slack_body(event: Event, ctx: Context) -> bytes:
     """`text` (notifications and old clients) plus `blocks` (what the channel shows)."""
-    title = _TITLES[event.kind].format(target=event.target, list=event.list)
+    title = _TITLES[event.kind].format(target=_target(event), list=event.list)
     if event.initial:
         title += " (found on the first check)"
     blocks: list[dict[str, Any]] = [

@@ -54,6 +54,7 @@ def _pair_data(event: Event, ctx: Context) -> dict[str, Any]:
     since = event.at if event.kind is EventKind.LISTED else event.since
     return {
         "target": event.target,
+        "hostname": event.hostname,  # the `hostnames:` entry the address was found through
         "group": event.group,
         "labels": dict(ctx.labels),
         "state": state.value,
