@@ -410,10 +410,20 @@ def test_a_store_password_never_shows_in_repr() -> None:
 
 def test_only_store_schemes_that_exist_are_accepted() -> None:
     # check-config said OK for postgresql://, then run refused it (issue 9)
-    assert STORE_SCHEMES == ("sqlite:///",)
+    assert STORE_SCHEMES == ("sqlite",)
     message = error_of("store: {url: 'postgresql://rblwatch:hunter2@db.example.net/rblwatch'}")
     assert message == (
-        "test.yaml: store.url: postgresql stores are not available yet (use sqlite:///PATH)"
+        "test.yaml: store.url: postgresql stores are not available in this rblwatch"
+        " (use sqlite:///PATH)"
+    )
+
+
+@pytest.mark.parametrize(
+    "url", ["sqlite://relative.db", "state.db", "://x", "s q l://x", "x" * 40 + "://y"]
+)
+def test_a_store_url_without_a_known_form_is_unsupported(url: str) -> None:
+    assert error_of(f"store: {{url: {url!r}}}") == (
+        "test.yaml: store.url: unsupported store URL (use sqlite:///PATH)"
     )
 
 

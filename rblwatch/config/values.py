@@ -22,10 +22,10 @@ MAX_SECRET_FILE_BYTES = 64 * 1024  # a *_file holds a URL, a key or a zone: smal
 MAX_LABEL_NAME = 64
 MAX_LABEL_VALUE = 1024
 MAX_LABELS = 32  # per target group: each is a metric label and an alert field
-# The store URL schemes a store exists for. The store package extends this when it gains one;
-# config cannot import it (config imports nothing of rblwatch but the model).
-STORE_SCHEMES = ("sqlite:///",)
-_PLANNED_SCHEMES = {"postgresql://": "postgresql stores are not available yet"}
+# The `store.url` schemes a store exists for: the store package's SCHEMES, which config cannot
+# import (config imports nothing of rblwatch but the model); a test holds the two together.
+STORE_SCHEMES: tuple[str, ...] = ("sqlite",)
+_SCHEME = re.compile(r"[a-z][a-z0-9+.-]{0,31}")  # RFC 3986, short: a scheme is echoed in messages
 
 
 # --- text and numbers -------------------------------------------------------------------------
@@ -367,19 +367,23 @@ def _check_http_url(url: str) -> str:
 
 
 def _store_url(ctx: _Ctx, path: str, raw: object) -> str:
+    # never echo the URL: it may carry a password; its scheme is a short word, safe to name
     url = _text(ctx, path, raw)
-    if url.startswith("sqlite:///") and "sqlite:///" in STORE_SCHEMES:
-        file = url.removeprefix("sqlite:///")
-        if not file:
-            raise ValueError("sqlite URL needs a path (sqlite:///state.db, sqlite:////abs/path)")
-        if file != ":memory:" and not file.startswith("/") and ctx.base_dir is not None:
-            # relative like every other path in the file: to the config file's directory
-            url = f"sqlite:///{ctx.base_dir / file}"
-        return url
-    if url.startswith(STORE_SCHEMES):
-        return url
-    # never echo the URL: it may carry a password
-    for scheme, why in _PLANNED_SCHEMES.items():
-        if url.startswith(scheme):
-            raise ValueError(f"{why} (use sqlite:///PATH)")
-    raise ValueError("unsupported store URL (use sqlite:///PATH)")
+    scheme, sep, _ = url.partition("://")
+    if not sep or not _SCHEME.fullmatch(scheme.lower()):
+        raise ValueError("unsupported store URL (use sqlite:///PATH)")
+    if scheme not in STORE_SCHEMES:
+        raise ValueError(f"{scheme} stores are not available in this rblwatch (use sqlite:///PATH)")
+    return _sqlite_url(ctx, url) if scheme == "sqlite" else url
+
+
+def _sqlite_url(ctx: _Ctx, url: str) -> str:
+    if not url.startswith("sqlite:///"):
+        raise ValueError("unsupported store URL (use sqlite:///PATH)")
+    file = url.removeprefix("sqlite:///")
+    if not file:
+        raise ValueError("sqlite URL needs a path (sqlite:///state.db, sqlite:////abs/path)")
+    if file != ":memory:" and not file.startswith("/") and ctx.base_dir is not None:
+        # relative like every other path in the file: to the config file's directory
+        url = f"sqlite:///{ctx.base_dir / file}"
+    return url
