@@ -19,6 +19,8 @@ from rblwatch import catalogue
 from rblwatch.config import (
     DEFAULT_CONFIG_PATH,
     EVENT_KINDS,
+    RECEIVER_FORMATS,
+    SIGNED_FORMATS,
     STORE_SCHEMES,
     AlertsConfig,
     Config,
@@ -529,6 +531,28 @@ def test_receiver_urls_and_secrets_never_show_in_repr_or_errors() -> None:
 def test_receiver_groups_are_checked_only_against_configured_targets() -> None:
     cfg = parse("alerts: {receivers: [{name: ops, url: 'https://h.example/', groups: [x]}]}")
     assert cfg.alerts.receivers[0].groups == ("x",)
+
+
+@pytest.mark.parametrize("fmt", RECEIVER_FORMATS)
+def test_each_receiver_format_takes_a_secret_only_if_it_signs(fmt: str) -> None:
+    # the format names live in one constant, the signing ones in another (config/model.py)
+    receiver = f"{{name: r, url: 'https://h.example/', format: {fmt}, secret: {WHSEC}}}"
+    text = f"alerts: {{receivers: [{receiver}]}}"
+    if fmt in SIGNED_FORMATS:
+        assert parse(text).alerts.receivers[0].secret == WHSEC
+    else:
+        assert error_of(text) == (
+            "test.yaml: alerts.receivers.0.secret: only json deliveries are signed;"
+            f" remove it for format {fmt}"
+        )
+
+
+def test_an_unknown_receiver_format_names_the_known_ones() -> None:
+    message = error_of("alerts: {receivers: [{name: r, url: 'https://h.example/', format: xml}]}")
+    assert message == (
+        "test.yaml: alerts.receivers.0.format: must be one of json, slack, alertmanager, not 'xml'"
+    )
+    assert (RECEIVER_FORMATS, SIGNED_FORMATS) == (("json", "slack", "alertmanager"), ("json",))
 
 
 # --- files and messages ------------------------------------------------------------------------

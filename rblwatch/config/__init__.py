@@ -30,6 +30,8 @@ from rblwatch.config.loader import (
 from rblwatch.config.model import (
     DEFAULT_CONFIG_PATH,
     EVENT_KINDS,
+    RECEIVER_FORMATS,
+    SIGNED_FORMATS,
     AlertsConfig,
     Config,
     ConfigError,
@@ -64,6 +66,8 @@ __all__ = [
     "MAX_DEPTH",
     "MAX_NODES",
     "MIN_INTERVAL",
+    "RECEIVER_FORMATS",
+    "SIGNED_FORMATS",
     "STORE_SCHEMES",
     "AlertsConfig",
     "Config",

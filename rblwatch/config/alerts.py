@@ -7,7 +7,7 @@ import binascii
 import dataclasses
 from collections.abc import Mapping
 
-from rblwatch.config.model import EVENT_KINDS, Receiver
+from rblwatch.config.model import EVENT_KINDS, RECEIVER_FORMATS, SIGNED_FORMATS, Receiver
 from rblwatch.config.values import (
     DAY,
     MINUTE,
@@ -46,7 +46,7 @@ _RECEIVER_FIELDS: Mapping[str, Parser] = {
     "name": _group_name,
     "url": _http_url,
     "url_file": lambda ctx, path, raw: _check_http_url(_read_file(ctx, path, raw)),
-    "format": _choice("json", "slack", "alertmanager"),
+    "format": _choice(*RECEIVER_FORMATS),
     "events": _items(_choice(*EVENT_KINDS)),
     "groups": _items(_group_name),
     "secret": _text,
@@ -58,13 +58,14 @@ _RECEIVER_FIELDS: Mapping[str, Parser] = {
 
 
 def _check_secret(path: str, fmt: str, secret: tuple[str, str] | None) -> str | None:
-    """The whsec_ secret of a json receiver. Never echoes it."""
+    """The whsec_ secret of a receiver whose format signs. Never echoes it."""
     if secret is None:
         return None
     key, value = secret
     where = _join(path, key)
-    if fmt != "json":
-        raise _Invalid(where, f"only json deliveries are signed; remove it for format {fmt}")
+    if fmt not in SIGNED_FORMATS:
+        signed = " and ".join(SIGNED_FORMATS)
+        raise _Invalid(where, f"only {signed} deliveries are signed; remove it for format {fmt}")
     body = value.removeprefix("whsec_")
     try:
         raw_key = base64.b64decode(body, validate=True) if body != value else b""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 from urllib.parse import urlsplit
 
 from rblwatch.model import DnsList, Nameserver, frozen_map
@@ -13,7 +13,12 @@ DEFAULT_CONFIG_PATH = "/etc/rblwatch/config.yaml"
 EVENT_KINDS = ("listed", "delisted", "changed", "list_unhealthy", "list_recovered")
 
 PerTarget = Literal["listed", "all", "none"]
+# The alert formats (`receivers[].format`), named once: a new format is one name here, and one in
+# SIGNED_FORMATS if it signs with a receiver `secret`. The alerts package's FORMATS map must name
+# the same formats; config cannot import it.
 ReceiverFormat = Literal["json", "slack", "alertmanager"]
+RECEIVER_FORMATS: tuple[ReceiverFormat, ...] = get_args(ReceiverFormat)
+SIGNED_FORMATS: tuple[ReceiverFormat, ...] = ("json",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +98,7 @@ class Receiver:
     format: ReceiverFormat = "json"
     events: tuple[str, ...] = EVENT_KINDS
     groups: tuple[str, ...] = ()  # () = every group
-    secret: str | None = field(default=None, repr=False)  # whsec_… (json only)
+    secret: str | None = field(default=None, repr=False)  # whsec_… (SIGNED_FORMATS only)
     timeout: float = 10.0
     max_age: float = 86400.0
     backoff_initial: float = 1.0
