@@ -39,7 +39,6 @@ from rblwatch.config.values import (
     _listen_address,
     _nameserver,
     _store_url,
-    format_duration,
 )
 from rblwatch.config.walker import (
     SHOWN_CHARS,
@@ -119,8 +118,11 @@ class _Loader(yaml.SafeLoader):
         try:
             return super().construct_object(node, deep)
         except (ValueError, OverflowError) as e:  # int('9'*5000), date 2024-13-01
+            # Python's own advice for the first (sys.set_int_max_str_digits) is not the user's
+            digits = "integer string conversion" in str(e)
+            why = "a number with too many digits" if digits else _cut(str(e))
             raise yaml.constructor.ConstructorError(
-                None, None, f"invalid value: {_cut(str(e))}", node.start_mark
+                None, None, f"invalid value: {why}", node.start_mark
             ) from None
 
 
@@ -226,18 +228,7 @@ def parse_top(ctx: _Ctx, data: object, source: str, require_targets: bool) -> Co
         raise _Invalid("targets", "at least one target group is required for run")
     if "alerts" in parsed and parsed.get("targets"):
         check_receiver_groups(parsed["alerts"].receivers, {g.group for g in parsed["targets"]})
-    _check_confirm_delay(data.get("schedule"), parsed.get("schedule", ScheduleConfig()))
     return Config(**parsed, source=source)
-
-
-def _check_confirm_delay(raw: object, schedule: ScheduleConfig) -> None:
-    """A confirmation an interval late is no confirmation: a given delay must be shorter."""
-    given = isinstance(raw, Mapping) and raw.get("confirm_delay") is not None
-    if given and schedule.confirm_delay >= schedule.interval:
-        raise _Invalid(
-            "schedule.confirm_delay",
-            f"must be shorter than schedule.interval ({format_duration(schedule.interval)})",
-        )
 
 
 def base_dir_of(source: str) -> Path:
