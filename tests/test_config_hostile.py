@@ -79,6 +79,16 @@ def test_a_bad_value_made_of_aliases_is_echoed_as_a_short_excerpt(tmp_path: Path
     assert len(message.partition(": schedule.interval: ")[2]) < 200
 
 
+def test_a_bad_string_is_echoed_in_a_bounded_number_of_characters() -> None:
+    # 60 characters of excerpt, but "\U0001eebc" spells one in 10: the repr is cut too (found by
+    # tests/test_config_fuzz.py)
+    data = {"schedule": {"interval": "\U0001eebc" * 100}, "targets": None}
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, source="t.yaml")
+    assert len(info.value.problem) < 120, info.value.problem
+    assert info.value.problem.startswith("invalid duration '\\U0001eebc")
+
+
 def test_billion_laughs_is_refused_in_bounded_time_and_memory(tmp_path: Path) -> None:
     # the classic: 10 levels of 10 stand for 10**10 strings; the old loader ended in MemoryError
     path = _write(tmp_path, f"lists: {_aliases(10, fanout=10)}\n")

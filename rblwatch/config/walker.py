@@ -149,7 +149,9 @@ _REPR.maxstring = _REPR.maxother = _REPR.maxlong = SHOWN_CHARS
 def _show(raw: object) -> str:
     """A bad value as a message may echo it: strings quoted, everything cut to a short excerpt."""
     if isinstance(raw, str):
-        text = repr(raw) if len(raw) <= SHOWN_CHARS else repr(raw[:SHOWN_CHARS]) + "…"
+        text = repr(raw[:SHOWN_CHARS]) + ("…" if len(raw) > SHOWN_CHARS else "")
+        if len(text) > SHOWN_CHARS + 3:  # escapes: a character may be spelled in 10 (\U0001eebc)
+            text = text[: SHOWN_CHARS + 1] + "…"
     elif isinstance(raw, bool | float) or raw is None:
         text = str(raw)
     elif isinstance(raw, int):
