@@ -148,7 +148,7 @@ def format_duration(seconds: float) -> str:
         count = seconds / _UNIT[unit]
         if count >= 1 and count == int(count):
             return f"{int(count)}{unit}"
-    return f"{seconds:g}"
+    return f"{seconds:.15g}"  # not :g, which keeps 6 digits: 13929.451 would show as 13929.5
 
 
 def _duration(maximum: float, minimum: float = 0.0, *, zero_ok: bool = False) -> Parser:
