@@ -100,6 +100,16 @@ class TargetKind(enum.StrEnum):
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
 
+class Nameserver(NamedTuple):
+    """A DNS server to ask: an IP address in canonical form and a port (parsed at config time).
+
+    A tuple, so it unpacks as `host, port` wherever a server pair is expected.
+    """
+
+    host: str
+    port: int = 53
+
+
 def frozen_map(items: Mapping[str, str] | None = None) -> Mapping[str, str]:
     """A read-only copy of a mapping, so frozen dataclasses stay immutable all the way down."""
     return MappingProxyType(dict(items or {}))
@@ -135,7 +145,7 @@ class DnsList:
     test_listed: tuple[str, ...] | None = None
     test_clean: tuple[str, ...] | None = None
     health_check: bool = True
-    nameservers: tuple[str, ...] = ()
+    nameservers: tuple[Nameserver, ...] = ()  # () = the resolver's
     interval: float | None = None
     jitter: float | None = None
     max_qps: float | None = None

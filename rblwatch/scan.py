@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from rblwatch import health, lookup
-from rblwatch.config import parse_nameserver
 from rblwatch.model import (
     CLEAN,
     KIND_RANK,
@@ -115,8 +114,7 @@ def plans_for(
     """Plans for lists, each asking its own nameservers unless `override` (--nameserver) is set."""
     plans = []
     for lst in lists:
-        own = tuple(parse_nameserver(s) for s in lst.nameservers)
-        servers = override or own or default_servers
+        servers = override or lst.nameservers or default_servers
         plans.append(Plan.build(lst, servers))
     return plans
 

@@ -22,7 +22,13 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from rblwatch.alerts import formats
 from rblwatch.alerts.formats import Context, Firing
-from rblwatch.config import ConfigError, ReceiverFormat, parse_config
+from rblwatch.config import (
+    RECEIVER_FORMATS,
+    SIGNED_FORMATS,
+    ConfigError,
+    ReceiverFormat,
+    parse_config,
+)
 from rblwatch.model import (
     DnsList,
     Event,
@@ -388,6 +394,8 @@ def test_each_format_sends_exactly_the_documented_bytes(name: str) -> None:
 
 def test_the_registry_names_every_format_config_accepts_and_no_other() -> None:
     assert set(formats.FORMATS) == set(get_args(ReceiverFormat)) == set(GOLDEN)
+    assert set(formats.FORMATS) == set(RECEIVER_FORMATS)
+    assert {n for n, f in formats.FORMATS.items() if f.signs} == set(SIGNED_FORMATS)
     assert all(f.name == name for name, f in formats.FORMATS.items())
 
 

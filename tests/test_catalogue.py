@@ -10,6 +10,8 @@ import pytest
 import yaml
 
 from rblwatch import catalogue as cat
+from rblwatch.config import ConfigError, parse_config
+from rblwatch.config.catalogue import parse_catalogue
 from rblwatch.model import DnsList, Kind, Purpose, Reason, Status
 
 SPEC_ACTIVE = [
@@ -238,7 +240,7 @@ GOOD_ENTRY: dict[str, Any] = {
 
 def parse(entry: dict[str, Any], defaults: list[str] | None = None) -> None:
     text = yaml.safe_dump({"defaults": defaults or ["corp-bl"], "lists": [entry]})
-    cat._parse_catalogue(text)
+    parse_catalogue(text)
 
 
 def test_a_good_entry_parses() -> None:
@@ -249,34 +251,83 @@ def test_the_shipped_file_parses_with_the_strict_loader() -> None:
     from importlib import resources
 
     text = resources.files("rblwatch").joinpath("catalogue.yaml").read_text(encoding="utf-8")
-    assert list(cat._parse_catalogue(text).lists) == list(cat.catalogue())
+    assert list(parse_catalogue(text).lists) == list(cat.catalogue())
 
 
+# The catalogue is checked by the config's list rules (rblwatch/config/lists.py): the same
+# messages, after `catalogue.yaml: list '<name>': `.
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"zonee": "x"}, r"list 'corp-bl': zonee: unknown key"),
-        ({"codes": {"10.0.0.2": "listed"}}, r"codes: 10\.0\.0\.2 is outside 127\.0\.0\.0/8"),
-        ({"codes": {"127.0.0.x": "listed"}}, r"not an IPv4 address"),
-        ({"errors": {"127.0.0.255": "timeout"}}, r"expected blocked or rate_limited"),
-        ({"errors": {"127.0.0.2": "blocked"}}, r"127\.0\.0\.2 is also a listing code"),
-        ({"codes": {}, "bits": {3: "x"}}, r"bits: 3 is not a bit value"),
-        ({"ipv6": "yes"}, r"ipv6: expected true or false"),
-        ({"kind": "hash"}, r"kind: expected one of ip, domain"),
-        ({"status": "defunct"}, r"defunct needs status_since and status_reason"),
-        ({"daily_query_limit": -1}, r"daily_query_limit: expected a positive integer"),
-        ({"delist_url": "example.org"}, r"delist_url: expected an http\(s\) URL"),
-        ({"name": "Corp_BL"}, r"lists\.0: name: expected lowercase operator-list"),
+        ({"zonee": "x"}, r"list 'corp-bl': zonee: unknown key 'zonee' \(did you mean 'zone'\?\)$"),
+        (
+            {"codes": {"10.0.0.2": "listed"}},
+            r"list 'corp-bl': codes\.10\.0\.0\.2: 10\.0\.0\.2 is outside 127\.0\.0\.0/8",
+        ),
+        ({"codes": {"127.0.0.x": "listed"}}, r"codes\.127\.0\.0\.x: '127\.0\.0\.x' is not an IPv4"),
+        (
+            {"errors": {"127.0.0.255": "timeout"}},
+            r"errors\.127\.0\.0\.255: must be one of blocked, rate_limited, not 'timeout'$",
+        ),
+        (
+            {"errors": {"127.0.0.2": "blocked"}},
+            r"list 'corp-bl': 127\.0\.0\.2 is both a listing and an error answer$",
+        ),
+        ({"codes": {}, "bits": {3: "x"}}, r"bits\.3: bit values are single bits \(1, 2, 4 … 128\)"),
+        ({"ipv6": "yes"}, r"list 'corp-bl': ipv6: must be true or false, not 'yes'$"),
+        ({"kind": "hash"}, r"list 'corp-bl': kind: must be one of ip, domain, not 'hash'$"),
+        ({"status": "defunct"}, r"status: defunct needs status_since and status_reason$"),
+        ({"daily_query_limit": -1}, r"daily_query_limit: must be at least 1, not -1$"),
+        ({"delist_url": "example.org"}, r"delist_url: must be an http:// or https:// URL$"),
+        ({"name": "Corp_BL"}, r"lists\.0: name: invalid name 'Corp_BL' \(lowercase letters"),
+        ({"use": "spamcop"}, r"list 'corp-bl': use: unknown key 'use'"),  # config-only keys
+        ({"interval": "5m"}, r"list 'corp-bl': interval: unknown key 'interval'"),
+        ({"test_listed": ["example.com"]}, r"test_listed\.0: 'example\.com' is not an IP address"),
+        ({"zone": "bl..example.net"}, r"zone: 'bl\.\.example\.net' is not a valid DNS name$"),
     ],
 )
 def test_a_bad_edit_is_rejected_naming_list_and_key(change: dict[str, Any], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=r"^catalogue\.yaml: .*" + message):
         parse({**GOOD_ENTRY, **change})
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "lists: [{name: x, zone: x.example, kind: domain, bits: {3: x}}]",
+        "lists: [{name: x, zone: x.example, kind: domain, error_bits: [3]}]",
+    ],
+)
+def test_config_lists_follow_the_catalogue_bit_rule(text: str) -> None:
+    # one rule set: config accepted a mask of two bits, which the catalogue refused, and a
+    # mask overlapping an error bit made one answer both a listing and an error
+    with pytest.raises(ConfigError, match=r"bit values are single bits \(1, 2, 4 … 128\), not 3$"):
+        parse_config(yaml.safe_load(text))
+
+
+def test_the_catalogue_accepts_what_config_lists_may_write() -> None:
+    # errors as a list of answers, a trailing dot on the zone: config syntax, now the catalogue's
+    entry = {**GOOD_ENTRY, "errors": ["127.0.0.255"], "zone": "BL.example.net."}
+    text = yaml.safe_dump({"defaults": ["corp-bl"], "lists": [entry]})
+    lst = parse_catalogue(text).lists["corp-bl"]
+    assert (lst.zone, dict(lst.errors)) == ("bl.example.net", {"127.0.0.255": Reason.BLOCKED})
+
+
+def test_a_keyed_zone_is_kept_as_written_and_checked_as_a_name() -> None:
+    keyed = {**GOOD_ENTRY, "zone": "${CORP_KEY}.bl.example.net", "description": "a  b\n c"}
+    text = yaml.safe_dump({"defaults": ["corp-bl"], "lists": [keyed, {**GOOD_ENTRY, "name": "x"}]})
+    with pytest.raises(ValueError, match=r"defaults: 'corp-bl' is not active and keyless"):
+        parse_catalogue(text)
+    lst = parse_catalogue(text.replace("- corp-bl", "- x", 1)).lists["corp-bl"]
+    assert (lst.zone, lst.description) == ("${CORP_KEY}.bl.example.net", "a b c")
+    bad = {**GOOD_ENTRY, "zone": "${CORP_KEY}..bl.example.net"}
+    with pytest.raises(ValueError, match=r"zone: '\$\{CORP_KEY\}\.\.bl\.example\.net' is not"):
+        parse({**bad})
 
 
 def test_a_missing_required_key_is_rejected() -> None:
     entry = {k: v for k, v in GOOD_ENTRY.items() if k != "zone"}
-    with pytest.raises(ValueError, match=r"list 'corp-bl': zone: missing"):
+    with pytest.raises(ValueError, match=r"list 'corp-bl': zone: required"):
         parse(entry)
 
 
@@ -294,4 +345,4 @@ def test_defaults_may_not_name_an_unknown_list() -> None:
 def test_an_unknown_top_level_key_is_rejected() -> None:
     text = yaml.safe_dump({"defaults": ["corp-bl"], "lists": [GOOD_ENTRY], "extra": 1})
     with pytest.raises(ValueError, match=r"unknown top-level key 'extra'"):
-        cat._parse_catalogue(text)
+        parse_catalogue(text)

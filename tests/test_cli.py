@@ -912,7 +912,11 @@ def test_only_run_loads_the_web_listener(make_config: MakeConfig, tmp_path: Path
 
     db = tmp_path / "state.db"
     SqliteStore(str(db)).close()
-    cfg = make_config([BL], store={"url": f"sqlite:///{db}"})
+    cfg = make_config(
+        [BL],
+        store={"url": f"sqlite:///{db}"},
+        targets=[{"group": "mail", "addresses": ["192.0.2.10"]}],  # check-config wants targets
+    )
     commands = {
         "status": (["status", "--config.file", cfg, "--format", "json"], cli.EXIT_CLEAN),
         "history": (["history", "--config.file", cfg], cli.EXIT_CLEAN),

@@ -19,6 +19,9 @@ from rblwatch import catalogue
 from rblwatch.config import (
     DEFAULT_CONFIG_PATH,
     EVENT_KINDS,
+    RECEIVER_FORMATS,
+    SIGNED_FORMATS,
+    STORE_SCHEMES,
     AlertsConfig,
     Config,
     ConfigError,
@@ -35,7 +38,7 @@ from rblwatch.config import (
     parse_duration,
     parse_nameserver,
 )
-from rblwatch.model import Kind, Purpose, Reason
+from rblwatch.model import Kind, Nameserver, Purpose, Reason
 
 ROOT = Path(__file__).resolve().parent.parent
 BAD = Path(__file__).resolve().parent / "data" / "bad"
@@ -118,7 +121,7 @@ schedule:
   confirm_delay: 10s
   health_interval: 1h
 store:
-  url: postgresql://rblwatch@db.example.net/rblwatch
+  url: sqlite:////var/lib/rblwatch/other.db
 web:
   listen_address: "[::1]:9100"
 metrics:
@@ -191,7 +194,7 @@ def test_every_key_is_parsed() -> None:
     assert cfg.schedule == ScheduleConfig(
         interval=5400.0, jitter=0.0, confirm=3, confirm_delay=10.0, health_interval=3600.0
     )
-    assert cfg.store.url == "postgresql://rblwatch@db.example.net/rblwatch"
+    assert cfg.store.url == "sqlite:////var/lib/rblwatch/other.db"
     assert (cfg.web.listen_address, cfg.web.host, cfg.web.port) == ("[::1]:9100", "::1", 9100)
     assert cfg.metrics.per_target == "all"
     assert cfg.limits.ipv4_min_prefix == 20
@@ -207,7 +210,7 @@ def test_every_list_field_is_parsed() -> None:
     assert (uri.description, uri.delist_url) == ("our URI list", "https://example.net/delist")
     assert (uri.test_listed, uri.test_clean) == (("test", "_dnsbl_.test"), ())
     assert uri.health_check is False
-    assert uri.nameservers == ("10.0.0.53:53", "[::1]:5353")
+    assert uri.nameservers == (Nameserver("10.0.0.53", 53), Nameserver("::1", 5353))
     assert (uri.max_qps, uri.daily_query_limit) == (25.5, 100000)
     assert uri.display_zone is None
     assert dict(bl.codes) == {"127.0.0.2": "listed", "127.0.0.3": "trap"}
@@ -400,10 +403,30 @@ def test_a_relative_sqlite_path_is_relative_to_the_config_file(tmp_path: Path) -
 
 
 def test_a_store_password_never_shows_in_repr() -> None:
-    cfg = parse("store: {url: 'postgresql://rblwatch:hunter2@db.example.net/rblwatch'}")
+    # no store with passwords exists yet, so the URL is built, not parsed (see STORE_SCHEMES)
+    cfg = Config(store=StoreConfig("postgresql://rblwatch:hunter2@db.example.net/rblwatch"))
     assert cfg.store.url.endswith(":hunter2@db.example.net/rblwatch")
     assert "hunter2" not in repr(cfg)
     assert cfg.store.display_url == "postgresql://rblwatch:***@db.example.net/rblwatch"
+
+
+def test_only_store_schemes_that_exist_are_accepted() -> None:
+    # check-config said OK for postgresql://, then run refused it (issue 9)
+    assert STORE_SCHEMES == ("sqlite",)
+    message = error_of("store: {url: 'postgresql://rblwatch:hunter2@db.example.net/rblwatch'}")
+    assert message == (
+        "test.yaml: store.url: postgresql stores are not available in this rblwatch"
+        " (use sqlite:///PATH)"
+    )
+
+
+@pytest.mark.parametrize(
+    "url", ["sqlite://relative.db", "state.db", "://x", "s q l://x", "x" * 40 + "://y"]
+)
+def test_a_store_url_without_a_known_form_is_unsupported(url: str) -> None:
+    assert error_of(f"store: {{url: {url!r}}}") == (
+        "test.yaml: store.url: unsupported store URL (use sqlite:///PATH)"
+    )
 
 
 # --- lists -------------------------------------------------------------------------------------
@@ -439,7 +462,7 @@ lists:
 """
     ).lists
     assert (lst.name, lst.zone, lst.interval) == ("zen-mirror", "zen.mirror.example", 600.0)
-    assert lst.nameservers == ("10.0.0.53:53",)
+    assert lst.nameservers == (Nameserver("10.0.0.53", 53),)
     assert dict(lst.codes) == {"127.0.0.2": "SBL"}  # replaced, not merged
     assert (lst.errors, lst.delist_url, lst.kind, lst.ipv6) == (
         base.errors,
@@ -508,6 +531,28 @@ def test_receiver_urls_and_secrets_never_show_in_repr_or_errors() -> None:
 def test_receiver_groups_are_checked_only_against_configured_targets() -> None:
     cfg = parse("alerts: {receivers: [{name: ops, url: 'https://h.example/', groups: [x]}]}")
     assert cfg.alerts.receivers[0].groups == ("x",)
+
+
+@pytest.mark.parametrize("fmt", RECEIVER_FORMATS)
+def test_each_receiver_format_takes_a_secret_only_if_it_signs(fmt: str) -> None:
+    # the format names live in one constant, the signing ones in another (config/model.py)
+    receiver = f"{{name: r, url: 'https://h.example/', format: {fmt}, secret: {WHSEC}}}"
+    text = f"alerts: {{receivers: [{receiver}]}}"
+    if fmt in SIGNED_FORMATS:
+        assert parse(text).alerts.receivers[0].secret == WHSEC
+    else:
+        assert error_of(text) == (
+            "test.yaml: alerts.receivers.0.secret: only json deliveries are signed;"
+            f" remove it for format {fmt}"
+        )
+
+
+def test_an_unknown_receiver_format_names_the_known_ones() -> None:
+    message = error_of("alerts: {receivers: [{name: r, url: 'https://h.example/', format: xml}]}")
+    assert message == (
+        "test.yaml: alerts.receivers.0.format: must be one of json, slack, alertmanager, not 'xml'"
+    )
+    assert (RECEIVER_FORMATS, SIGNED_FORMATS) == (("json", "slack", "alertmanager"), ("json",))
 
 
 # --- files and messages ------------------------------------------------------------------------

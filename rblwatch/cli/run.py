@@ -29,11 +29,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level, args.log_format)
     for line in plan.warnings(cfg):
         logging.getLogger("rblwatch").warning(line)
-    configured = [(h, p) for h, p in cfg.resolver.nameservers]
-    warn_public_resolvers(
-        configured + [config.parse_nameserver(s) for lst in cfg.lists for s in lst.nameservers],
-        sys.stderr,
-    )
+    per_list = [s for lst in cfg.lists for s in lst.nameservers]
+    warn_public_resolvers([*cfg.resolver.nameservers, *per_list], sys.stderr)
     try:
         d = daemon.Daemon(cfg.source, listen_address=args.listen_address, loaded=cfg)
         code: int = asyncio.run(d.run())
@@ -43,7 +40,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    cfg = load(args, require_file=True)
+    # exactly what `run` accepts: the same call
+    cfg = config.load_config(args.config_file or config.DEFAULT_CONFIG_PATH, require_targets=True)
     n_groups = len(cfg.targets)
     print(f"{cfg.source}: OK ({len(cfg.lists)} lists, {n_groups} target groups)")
     return EXIT_CLEAN

@@ -1,0 +1,146 @@
+"""The configuration objects: frozen dataclasses, the one place defaults live, and ConfigError."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal, get_args
+from urllib.parse import urlsplit
+
+from rblwatch.model import DnsList, Nameserver, frozen_map
+
+DEFAULT_CONFIG_PATH = "/etc/rblwatch/config.yaml"
+EVENT_KINDS = ("listed", "delisted", "changed", "list_unhealthy", "list_recovered")
+
+PerTarget = Literal["listed", "all", "none"]
+# The alert formats (`receivers[].format`), named once: a new format is one name here, and one in
+# SIGNED_FORMATS if it signs with a receiver `secret`. The alerts package's FORMATS map must name
+# the same formats; config cannot import it.
+ReceiverFormat = Literal["json", "slack", "alertmanager"]
+RECEIVER_FORMATS: tuple[ReceiverFormat, ...] = get_args(ReceiverFormat)
+SIGNED_FORMATS: tuple[ReceiverFormat, ...] = ("json",)
+
+
+@dataclass(frozen=True, slots=True)
+class ResolverConfig:
+    nameservers: tuple[Nameserver, ...] = ()  # () = the system's resolv.conf
+    timeout: float = 2.0  # per attempt
+    attempts: int = 3
+    max_in_flight: int = 64
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleConfig:
+    interval: float = 1800.0
+    jitter: float = 60.0
+    confirm: int = 2
+    confirm_delay: float = 30.0
+    health_interval: float = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    url: str = "sqlite:////var/lib/rblwatch/state.db"
+
+    @property
+    def display_url(self) -> str:
+        """The URL with any password replaced by ***, for logs and messages."""
+        return mask_password(self.url)
+
+    def __repr__(self) -> str:  # a database URL may carry a password
+        return f"StoreConfig(url={self.display_url!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class WebConfig:
+    listen_address: str = "127.0.0.1:9798"
+
+    @property
+    def host(self) -> str:
+        """The host to bind ("" = every interface), IPv6 without brackets."""
+        from rblwatch.config.values import split_listen_address
+
+        return split_listen_address(self.listen_address)[0]
+
+    @property
+    def port(self) -> int:
+        from rblwatch.config.values import split_listen_address
+
+        return split_listen_address(self.listen_address)[1]
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    per_target: PerTarget = "listed"
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsConfig:
+    ipv4_min_prefix: int = 16  # the largest IPv4 network a CIDR target may expand
+
+
+@dataclass(frozen=True, slots=True)
+class TargetGroup:
+    """One `targets` entry, validated but not expanded (addresses and CIDRs in canonical form)."""
+
+    group: str
+    addresses: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    hostnames: tuple[str, ...] = ()
+    domains: tuple[str, ...] = ()  # A-labels (IDNA), lower case
+    labels: Mapping[str, str] = field(default_factory=frozen_map)
+
+
+@dataclass(frozen=True, slots=True)
+class Receiver:
+    name: str
+    url: str = field(repr=False)  # webhook URLs are credentials
+    format: ReceiverFormat = "json"
+    events: tuple[str, ...] = EVENT_KINDS
+    groups: tuple[str, ...] = ()  # () = every group
+    secret: str | None = field(default=None, repr=False)  # whsec_… (SIGNED_FORMATS only)
+    timeout: float = 10.0
+    max_age: float = 86400.0
+    backoff_initial: float = 1.0
+    backoff_max: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class AlertsConfig:
+    receivers: tuple[Receiver, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    resolver: ResolverConfig = field(default_factory=ResolverConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    web: WebConfig = field(default_factory=WebConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    # not in repr: DnsList's own repr shows `zone`, which may hold a key (use shown_zone)
+    lists: tuple[DnsList, ...] = field(default=(), repr=False)
+    targets: tuple[TargetGroup, ...] = ()
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    source: str = "<config>"
+
+
+class ConfigError(Exception):
+    """A config the user must fix. str() is one line: `<file>: <key.path>: <problem>`."""
+
+    def __init__(self, source: str, path: str, problem: str) -> None:
+        self.source = source
+        self.path = path  # a key path, a YAML position, or "" for the file as a whole
+        self.problem = problem
+        where = f"{source}: {path}: " if path else f"{source}: "
+        super().__init__((where + problem).replace("\n", " "))
+
+
+def mask_password(url: str) -> str:
+    try:
+        password = urlsplit(url).password
+    except ValueError:  # e.g. a port that is not a number: nothing parsed, nothing masked
+        return url
+    if password is None:
+        return url
+    return url.replace(f":{password}@", ":***@", 1)
