@@ -14,8 +14,6 @@ import socket
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-import idna
-
 from rblwatch.model import TARGET_KINDS, Target, TargetKind, make_targets
 
 IPV6_MIN_PREFIX = 120  # a /120 is 256 addresses; anything larger is almost surely a mistake
@@ -125,6 +123,8 @@ def _to_a_label(label: str, text: str) -> str:
             except UnicodeError:
                 raise _bad(text, f"label {label!r} is not valid punycode") from None
         return label
+    import idna  # its tables only for a name that needs them: most are ASCII
+
     try:
         # IDNA 2008 with the UTS 46 mapping browsers apply to what users type: "faß" is
         # xn--fa-hia, where the stdlib's IDNA 2003 codec would map it to "fass"

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable
 from typing import IO
 
-from rblwatch import catalogue, config, etiquette, health, hostnames, targets
+from rblwatch import catalogue, config, etiquette, health, targets
 from rblwatch.cli.common import (
     EXIT_CLEAN,
     EXIT_ERRORS,
@@ -102,6 +102,10 @@ def _with_addresses(
     names = [t.value for t in tgts if t.kind is TargetKind.DOMAIN]
     if not names or not any(lst.kind is Kind.IP for lst in lists):
         return tgts, False
+    # dnspython's resolver (~14 MB with what it imports) only for a check that names hosts:
+    # a check of addresses, forked into workers, must not carry it in every process
+    from rblwatch import hostnames
+
     defaults, override = servers_of(cfg, nameserver)
     found, failed = asyncio.run(
         hostnames.resolve_hostnames(

@@ -3,7 +3,7 @@
 Schema (version 3):
 
 ``schema_version(version)``
-    One row: how many migrations of `_MIGRATIONS` have been applied. The file also carries
+    One row: how many migrations of `MIGRATIONS` have been applied. The file also carries
     ``PRAGMA application_id`` = `APPLICATION_ID`, which is how a file is recognised as ours
     before anything is written to it.
 ``pairs(list, target, group_name, status, since, first_seen, codes, meanings, txt, pending,
@@ -48,12 +48,11 @@ Decisions:
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -64,264 +63,30 @@ from rblwatch.model import (
     EventKind,
     Health,
     ListStatus,
-    OutcomeKind,
     PairState,
     PairStatus,
     PairSummary,
     ReceiversFor,
 )
 from rblwatch.store import Store, StoreError
-
-APPLICATION_ID = int.from_bytes(b"rblw", "big")
-BUSY_TIMEOUT_S = 10.0
-
-# Each migration takes the schema from version i to i + 1; append, never edit a released one.
-_V1_STATE_AND_HISTORY = (
-    f"PRAGMA application_id = {APPLICATION_ID}",
-    "CREATE TABLE schema_version (version INTEGER NOT NULL)",
-    "INSERT INTO schema_version (version) VALUES (0)",
-    """CREATE TABLE pairs (
-        list TEXT NOT NULL,
-        target TEXT NOT NULL,
-        group_name TEXT NOT NULL,
-        status TEXT NOT NULL,
-        since REAL NOT NULL,
-        first_seen REAL NOT NULL,
-        codes TEXT NOT NULL DEFAULT '[]',
-        meanings TEXT NOT NULL DEFAULT '[]',
-        txt TEXT,
-        pending TEXT,
-        pending_codes TEXT NOT NULL DEFAULT '[]',
-        pending_meanings TEXT NOT NULL DEFAULT '[]',
-        pending_count INTEGER NOT NULL DEFAULT 0,
-        pending_since REAL,
-        PRIMARY KEY (list, target)
-    ) WITHOUT ROWID""",
-    "CREATE INDEX pairs_status ON pairs (status)",
-    """CREATE TABLE seen (
-        list TEXT NOT NULL,
-        target TEXT NOT NULL,
-        PRIMARY KEY (list, target)
-    ) WITHOUT ROWID""",
-    """CREATE TABLE events (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        kind TEXT NOT NULL,
-        list TEXT NOT NULL,
-        target TEXT,
-        group_name TEXT,
-        at REAL NOT NULL,
-        codes TEXT NOT NULL DEFAULT '[]',
-        meanings TEXT NOT NULL DEFAULT '[]',
-        txt TEXT,
-        initial INTEGER NOT NULL DEFAULT 0,
-        previous_codes TEXT NOT NULL DEFAULT '[]',
-        since REAL,
-        detail TEXT NOT NULL DEFAULT ''
-    )""",
-    "CREATE INDEX events_at ON events (at)",
-    "CREATE INDEX events_target ON events (target, at)",
-    "CREATE INDEX events_list ON events (list, at)",
-    """CREATE TABLE list_status (
-        name TEXT PRIMARY KEY,
-        health TEXT NOT NULL DEFAULT 'unknown',
-        health_detail TEXT NOT NULL DEFAULT '',
-        health_since REAL,
-        last_cycle_start REAL,
-        last_cycle_end REAL,
-        last_cycle_success REAL,
-        last_cycle_duration REAL,
-        last_cycle_lookups INTEGER NOT NULL DEFAULT 0,
-        last_cycle_errors INTEGER NOT NULL DEFAULT 0,
-        targets INTEGER NOT NULL DEFAULT 0
-    )""",
-    """CREATE TABLE budget (
-        list TEXT NOT NULL,
-        day TEXT NOT NULL,
-        queries INTEGER NOT NULL DEFAULT 0,
-        PRIMARY KEY (list, day)
-    ) WITHOUT ROWID""",
+from rblwatch.store.sqlite_schema import (
+    ADD_BUDGET,
+    APPLICATION_ID,
+    BUSY_TIMEOUT_S,
+    EVENT_COLUMNS,
+    EVENT_COLUMNS_OF_E,
+    MIGRATIONS,
+    PAIR_COLUMNS,
+    SCHEMA_VERSION,
+    STATUS_COLUMNS,
+    UPSERT_CYCLE_STATUS,
+    UPSERT_HEALTH,
+    event_of,
+    event_row,
+    pair_of,
+    pair_row,
+    status_of,
 )
-
-_V2_OUTBOX = (
-    """CREATE TABLE outbox (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        event_id INTEGER NOT NULL REFERENCES events (id) ON DELETE CASCADE,
-        receiver TEXT NOT NULL,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        next_attempt REAL NOT NULL,
-        created REAL NOT NULL,
-        last_error TEXT NOT NULL DEFAULT ''
-    )""",
-    "CREATE INDEX outbox_due ON outbox (receiver, next_attempt)",
-    "CREATE INDEX outbox_event ON outbox (event_id)",  # for the cascade from events
-)
-
-# Event ids are what receivers de-duplicate alerts by (webhook-id evt_<id>). A store that is
-# deleted and created anew would hand out 1, 2, 3 … again, and a receiver that remembers them
-# would drop new alerts as repeats. So a new store's ids start at its creation time in
-# microseconds: a later store's ids are always above an earlier one's (and stay below 2**53,
-# exact as JSON numbers). A store that already has events keeps its numbering.
-_V3_EVENT_IDS_FROM_CREATION = (
-    """INSERT INTO sqlite_sequence (name, seq)
-        SELECT 'events', CAST(strftime('%s', 'now') AS INTEGER) * 1000000
-        WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'events')""",
-)
-
-# the hostname (of `hostnames:`) an event's address was found through, so alerts can name it
-_V4_EVENT_HOSTNAME = ("ALTER TABLE events ADD COLUMN hostname TEXT",)
-
-_MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    _V1_STATE_AND_HISTORY,
-    _V2_OUTBOX,
-    _V3_EVENT_IDS_FROM_CREATION,
-    _V4_EVENT_HOSTNAME,
-)
-SCHEMA_VERSION = len(_MIGRATIONS)
-
-_PAIR_COLUMNS = (
-    "list, target, group_name, status, since, first_seen, codes, meanings, txt, pending,"
-    " pending_codes, pending_meanings, pending_count, pending_since"
-)
-_EVENT_COLUMNS = (
-    "kind, list, target, group_name, at, codes, meanings, txt, initial, previous_codes,"
-    " since, detail, hostname"
-)
-_EVENT_COLUMNS_OF_E = ", ".join("e." + c.strip() for c in _EVENT_COLUMNS.split(","))
-_STATUS_COLUMNS = (
-    "name, health, health_detail, health_since, last_cycle_start, last_cycle_end,"
-    " last_cycle_success, last_cycle_duration, last_cycle_lookups, last_cycle_errors, targets"
-)
-
-# The cycle fields only: health belongs to record_health.
-_UPSERT_CYCLE_STATUS = """
-    INSERT INTO list_status (name, last_cycle_start, last_cycle_end, last_cycle_success,
-        last_cycle_duration, last_cycle_lookups, last_cycle_errors, targets)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-    ON CONFLICT (name) DO UPDATE SET
-        last_cycle_start = excluded.last_cycle_start,
-        last_cycle_end = excluded.last_cycle_end,
-        -- a cycle that sent no lookups (unhealthy list, spent budget) keeps the last success
-        last_cycle_success = COALESCE(excluded.last_cycle_success, list_status.last_cycle_success),
-        last_cycle_duration = excluded.last_cycle_duration,
-        last_cycle_lookups = excluded.last_cycle_lookups,
-        last_cycle_errors = excluded.last_cycle_errors,
-        targets = excluded.targets
-"""
-
-# SET expressions see the row as it was, so the CASE compares against the old health.
-_UPSERT_HEALTH = """
-    INSERT INTO list_status (name, health, health_detail, health_since) VALUES (?, ?, ?, ?)
-    ON CONFLICT (name) DO UPDATE SET
-        health_since = CASE
-            WHEN list_status.health = excluded.health AND list_status.health_since IS NOT NULL
-            THEN list_status.health_since ELSE excluded.health_since END,
-        health = excluded.health,
-        health_detail = excluded.health_detail
-"""
-
-_ADD_BUDGET = """
-    INSERT INTO budget (list, day, queries) VALUES (?, ?, ?)
-    ON CONFLICT (list, day) DO UPDATE SET queries = queries + excluded.queries
-"""
-
-
-def _codes(value: Sequence[str]) -> str:
-    return json.dumps(list(value))
-
-
-def _uncodes(text: str) -> tuple[str, ...]:
-    return tuple(json.loads(text))
-
-
-def _pair_row(p: PairState) -> tuple[Any, ...]:
-    return (
-        p.list,
-        p.target,
-        p.group,
-        p.status.value,
-        p.since,
-        p.first_seen,
-        _codes(p.codes),
-        _codes(p.meanings),
-        p.txt,
-        p.pending.value if p.pending is not None else None,
-        _codes(p.pending_codes),
-        _codes(p.pending_meanings),
-        p.pending_count,
-        p.pending_since,
-    )
-
-
-def _pair_of(row: sqlite3.Row) -> PairState:
-    return PairState(
-        target=row["target"],
-        list=row["list"],
-        group=row["group_name"],
-        status=PairStatus(row["status"]),
-        since=row["since"],
-        first_seen=row["first_seen"],
-        codes=_uncodes(row["codes"]),
-        meanings=_uncodes(row["meanings"]),
-        txt=row["txt"],
-        pending=OutcomeKind(row["pending"]) if row["pending"] is not None else None,
-        pending_codes=_uncodes(row["pending_codes"]),
-        pending_meanings=_uncodes(row["pending_meanings"]),
-        pending_count=row["pending_count"],
-        pending_since=row["pending_since"],
-    )
-
-
-def _event_row(e: Event) -> tuple[Any, ...]:
-    return (
-        e.kind.value,
-        e.list,
-        e.target,
-        e.group,
-        e.at,
-        _codes(e.codes),
-        _codes(e.meanings),
-        e.txt,
-        int(e.initial),
-        _codes(e.previous_codes),
-        e.since,
-        e.detail,
-        e.hostname,
-    )
-
-
-def _event_of(row: sqlite3.Row) -> Event:
-    return Event(
-        kind=EventKind(row["kind"]),
-        list=row["list"],
-        at=row["at"],
-        target=row["target"],
-        group=row["group_name"],
-        codes=_uncodes(row["codes"]),
-        meanings=_uncodes(row["meanings"]),
-        txt=row["txt"],
-        initial=bool(row["initial"]),
-        previous_codes=_uncodes(row["previous_codes"]),
-        since=row["since"],
-        detail=row["detail"],
-        hostname=row["hostname"],
-        id=row["id"],
-    )
-
-
-def _status_of(row: sqlite3.Row) -> ListStatus:
-    return ListStatus(
-        name=row["name"],
-        health=Health(row["health"]),
-        health_detail=row["health_detail"],
-        health_since=row["health_since"],
-        last_cycle_start=row["last_cycle_start"],
-        last_cycle_end=row["last_cycle_end"],
-        last_cycle_success=row["last_cycle_success"],
-        last_cycle_duration=row["last_cycle_duration"],
-        last_cycle_lookups=row["last_cycle_lookups"],
-        last_cycle_errors=row["last_cycle_errors"],
-        targets=row["targets"],
-    )
 
 
 def _one_line(exc: BaseException) -> str:
@@ -410,7 +175,7 @@ class SqliteStore(Store):
                     version = _schema_version(conn)
                     if version >= SCHEMA_VERSION:
                         return
-                    for statement in _MIGRATIONS[version]:
+                    for statement in MIGRATIONS[version]:
                         conn.execute(statement)
                     conn.execute("UPDATE schema_version SET version = ?", (version + 1,))
             except sqlite3.Error as exc:
@@ -446,14 +211,14 @@ class SqliteStore(Store):
     # -- pairs and cycles -----------------------------------------------------------------------
 
     def pairs(self, list_name: str | None = None) -> list[PairState]:
-        sql = f"SELECT {_PAIR_COLUMNS} FROM pairs"
+        sql = f"SELECT {PAIR_COLUMNS} FROM pairs"
         params: tuple[str, ...] = ()
         if list_name is not None:
             sql += " WHERE list = ?"
             params = (list_name,)
         with self._read() as conn:
             rows = conn.execute(sql + " ORDER BY list, target", params).fetchall()
-        return [_pair_of(row) for row in rows]
+        return [pair_of(row) for row in rows]
 
     def pair_summaries(self) -> list[PairSummary]:
         status = {s.value: s for s in PairStatus}
@@ -475,17 +240,17 @@ class SqliteStore(Store):
                 "DELETE FROM pairs WHERE list = ? AND target = ?", _keyed(name, commit.deletes)
             )
             conn.executemany(
-                f"INSERT OR REPLACE INTO pairs ({_PAIR_COLUMNS}) VALUES ({_marks(14)})",
-                map(_pair_row, commit.upserts),
+                f"INSERT OR REPLACE INTO pairs ({PAIR_COLUMNS}) VALUES ({_marks(14)})",
+                map(pair_row, commit.upserts),
             )
             conn.executemany(
                 "INSERT OR IGNORE INTO seen (list, target) VALUES (?, ?)", _keyed(name, commit.seen)
             )
             events = _insert_events(conn, commit.events, receivers_for)
             if commit.status is not None:
-                conn.execute(_UPSERT_CYCLE_STATUS, _cycle_row(commit.status))
+                conn.execute(UPSERT_CYCLE_STATUS, _cycle_row(commit.status))
             if commit.budget_day is not None and commit.budget_queries:
-                conn.execute(_ADD_BUDGET, (name, commit.budget_day, commit.budget_queries))
+                conn.execute(ADD_BUDGET, (name, commit.budget_day, commit.budget_queries))
         return events
 
     def record_health(
@@ -500,7 +265,7 @@ class SqliteStore(Store):
         with self._write() as conn:
             if event is not None and event.kind is EventKind.LIST_RECOVERED and event.since is None:
                 event = replace(event, since=_health_since(conn, name))
-            conn.execute(_UPSERT_HEALTH, (name, health.value, detail, at))
+            conn.execute(UPSERT_HEALTH, (name, health.value, detail, at))
             written = _insert_events(conn, [event] if event is not None else [], receivers_for)
         return written[0] if written else None
 
@@ -508,8 +273,8 @@ class SqliteStore(Store):
 
     def list_statuses(self) -> list[ListStatus]:
         with self._read() as conn:
-            rows = conn.execute(f"SELECT {_STATUS_COLUMNS} FROM list_status ORDER BY name")
-            return [_status_of(row) for row in rows]
+            rows = conn.execute(f"SELECT {STATUS_COLUMNS} FROM list_status ORDER BY name")
+            return [status_of(row) for row in rows]
 
     def events(
         self,
@@ -526,13 +291,13 @@ class SqliteStore(Store):
             if value is not None:
                 where.append(clause)
                 params.append(value)
-        sql = f"SELECT id, {_EVENT_COLUMNS} FROM events"
+        sql = f"SELECT id, {EVENT_COLUMNS} FROM events"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY at DESC, id DESC LIMIT ?" if newest_first else " ORDER BY at, id LIMIT ?"
         params.append(limit)
         with self._read() as conn:
-            return [_event_of(row) for row in conn.execute(sql, params)]
+            return [event_of(row) for row in conn.execute(sql, params)]
 
     def listed_count(self) -> int:
         with self._read() as conn:
@@ -555,7 +320,7 @@ class SqliteStore(Store):
     def due_deliveries(self, receiver: str, now: float, limit: int = 100) -> list[Delivery]:
         sql = f"""
             SELECT o.id AS delivery_id, o.receiver, o.attempts, o.next_attempt, o.created,
-                   e.id, {_EVENT_COLUMNS_OF_E}
+                   e.id, {EVENT_COLUMNS_OF_E}
             FROM outbox AS o JOIN events AS e ON e.id = o.event_id
             WHERE o.receiver = ? AND o.next_attempt <= ?
             ORDER BY e.id, o.id
@@ -566,7 +331,7 @@ class SqliteStore(Store):
         return [
             Delivery(
                 id=row["delivery_id"],
-                event=_event_of(row),
+                event=event_of(row),
                 receiver=row["receiver"],
                 attempts=row["attempts"],
                 next_attempt=row["next_attempt"],
@@ -658,7 +423,7 @@ def _insert_events(
     deliveries: list[tuple[int, str, float, float]] = []
     for event in events:
         cursor = conn.execute(
-            f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({_marks(13)})", _event_row(event)
+            f"INSERT INTO events ({EVENT_COLUMNS}) VALUES ({_marks(13)})", event_row(event)
         )
         event_id = cursor.lastrowid
         assert event_id is not None  # always set after a successful INSERT
