@@ -19,6 +19,9 @@ byte-for-byte what prometheus_client would produce (a test pins that).
 
 from __future__ import annotations
 
+import itertools
+import math
+import operator
 import platform
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -174,19 +177,53 @@ def _escape(value: str) -> str:
 
 
 def _render_pairs(family: PairGauge) -> bytes:
-    """Lines of a PairGauge: labels in sorted order (group, list, target), as generate_latest."""
+    """Lines of a PairGauge: labels in sorted order (group, list, target), as generate_latest.
+
+    Rows come in runs of one (list, group) (the store reads pairs in list order), and a run's
+    lines share their prefix: a run whose values are all 1 (rblwatch_listed, the bulk of a big
+    scrape) is one `str.join` of its targets, with no Python step per line.
+    """
     name = family.name
     doc = family.documentation.replace("\\", r"\\").replace("\n", r"\n")
-    lines = [f"# HELP {name} {doc}\n# TYPE {name} gauge\n"]
-    prefixes: dict[tuple[str, str], str] = {}  # list and group repeat on every line
-    for target, lst, group, value in family.rows:
-        prefix = prefixes.get((lst, group))
-        if prefix is None:
-            prefix = f'{name}{{group="{_escape(group)}",list="{_escape(lst)}",target="'
-            prefixes[lst, group] = prefix
-        v = "1.0" if value == 1 else "0.0" if value == 0 else _format_value(value)
-        lines.append(f'{prefix}{_escape(target)}"}} {v}\n')
-    return "".join(lines).encode()
+    out = [f"# HELP {name} {doc}\n# TYPE {name} gauge\n"]
+    for (lst, group), run in itertools.groupby(family.rows, key=_LIST_AND_GROUP):
+        rows = list(run)
+        prefix = f'{name}{{group="{_escape(group)}",list="{_escape(lst)}",target="'
+        targets = list(map(_TARGET, rows))
+        joined = "".join(targets)
+        if "\\" in joined or '"' in joined or "\n" in joined:
+            targets = [_escape(t) for t in targets]
+        values = list(map(_VALUE, rows))
+        if values.count(1.0) == len(values):
+            end = '"} 1.0\n'
+            out.append(prefix + (end + prefix).join(targets) + end)
+        else:
+            out.extend(
+                f'{prefix}{t}"}} {_go_float(v)}\n' for t, v in zip(targets, values, strict=True)
+            )
+    return "".join(out).encode()
+
+
+_LIST_AND_GROUP = operator.itemgetter(1, 2)
+_TARGET = operator.itemgetter(0)
+_VALUE = operator.itemgetter(3)
+
+
+def _go_float(d: float) -> str:
+    """`floatToGoString` for the values pair gauges hold (0, 1 and unix times), its common
+    cases without its checks; anything else goes to the real one."""
+    if d == 1:
+        return "1.0"
+    if d == 0:
+        return "0.0"
+    if d > 0 and d != math.inf:
+        text = repr(d)
+        dot = text.find(".")
+        if dot > 6:  # Go writes exponents sooner than Python (a unix time is 1.79e+09)
+            mantissa = f"{text[0]}.{text[1:dot]}{text[dot + 1 :]}".rstrip("0.")
+            return f"{mantissa}e+{dot - 1:02d}"
+        return text
+    return _format_value(d)
 
 
 # --- the families -----------------------------------------------------------------------------

@@ -223,7 +223,10 @@ class SqliteStore(Store):
     def pair_summaries(self) -> list[PairSummary]:
         status = {s.value: s for s in PairStatus}
         with self._read() as conn:
-            rows = conn.execute("SELECT target, list, group_name, status, since FROM pairs")
+            # plain tuples, not sqlite3.Row: this read is most of a big scrape's store time
+            cursor = conn.cursor()
+            cursor.row_factory = None
+            rows = cursor.execute("SELECT target, list, group_name, status, since FROM pairs")
             return [PairSummary(t, lst, g, status[st], since) for t, lst, g, st, since in rows]
 
     def seen(self, list_name: str) -> set[str]:
