@@ -132,6 +132,13 @@ class PeerErrorLog(logging.LoggerAdapter):  # type: ignore[type-arg]
             problem = describe(exc)
             self.guard.report(problem, f"web: bad request from {remote}: {problem} ({code})")
             return
+        if isinstance(exc, ConnectionError):
+            # the peer went away (or half-closed) before its answer was written: its doing,
+            # not a bug of ours, so a throttled line and no traceback
+            remote = args[0] if args else "?"
+            problem = "connection closed before the answer"
+            self.guard.report(problem, f"web: {remote}: {problem} ({type(exc).__name__})")
+            return
         super().log(level, msg, *args, **kwargs)
 
     def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, Any]:

@@ -1,10 +1,10 @@
 """Property tests of the pure layers: decoding, transitions and target expansion (issue 9).
 
 Each property is a rule of SPEC §2-4 or §6 stated for every input hypothesis can think of, not
-for the handful of cases the example tests pick. Bounded for CI (`RBLWATCH_PROPERTY_EXAMPLES`,
+for the handful of cases the example tests pick. Bounded for CI (`RBLWATCH_FUZZ_EXAMPLES`,
 default 300 per property); a soak runs them longer:
 
-    RBLWATCH_PROPERTY_EXAMPLES=20000 .venv/bin/python -m pytest -q tests/test_properties.py
+    RBLWATCH_FUZZ_EXAMPLES=20000 .venv/bin/python -m pytest -q tests/test_properties.py
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from rblwatch.model import (
 )
 from rblwatch.targets import expand, normalize_domain
 
-EXAMPLES = int(os.environ.get("RBLWATCH_PROPERTY_EXAMPLES", "300"))
+EXAMPLES = int(os.environ.get("RBLWATCH_FUZZ_EXAMPLES", "300"))
 PROPERTY = settings(
     max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
