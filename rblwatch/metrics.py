@@ -20,7 +20,6 @@ byte-for-byte what prometheus_client would produce (a test pins that).
 from __future__ import annotations
 
 import itertools
-import math
 import operator
 import platform
 from collections import Counter
@@ -181,7 +180,9 @@ def _render_pairs(family: PairGauge) -> bytes:
 
     Rows come in runs of one (list, group) (the store reads pairs in list order), and a run's
     lines share their prefix: a run whose values are all 1 (rblwatch_listed, the bulk of a big
-    scrape) is one `str.join` of its targets, with no Python step per line.
+    scrape) is one `str.join` of its targets, and any other run is joined in C from its
+    parts, its values' texts kept from one scrape to the next (a listing's start time does
+    not change while it lasts).
     """
     name = family.name
     doc = family.documentation.replace("\\", r"\\").replace("\n", r"\n")
@@ -198,9 +199,10 @@ def _render_pairs(family: PairGauge) -> bytes:
             end = '"} 1.0\n'
             out.append(prefix + (end + prefix).join(targets) + end)
         else:
-            out.extend(
-                f'{prefix}{t}"}} {_go_float(v)}\n' for t, v in zip(targets, values, strict=True)
-            )
+            r = itertools.repeat
+            texts = map(_VALUE_TEXT.__getitem__, values)
+            parts = zip(r(prefix), targets, r('"} '), texts, r("\n"), strict=False)  # r: endless
+            out.append("".join(map("".join, parts)))
     return "".join(out).encode()
 
 
@@ -209,21 +211,17 @@ _TARGET = operator.itemgetter(0)
 _VALUE = operator.itemgetter(3)
 
 
-def _go_float(d: float) -> str:
-    """`floatToGoString` for the values pair gauges hold (0, 1 and unix times), its common
-    cases without its checks; anything else goes to the real one."""
-    if d == 1:
-        return "1.0"
-    if d == 0:
-        return "0.0"
-    if d > 0 and d != math.inf:
-        text = repr(d)
-        dot = text.find(".")
-        if dot > 6:  # Go writes exponents sooner than Python (a unix time is 1.79e+09)
-            mantissa = f"{text[0]}.{text[1:dot]}{text[dot + 1 :]}".rstrip("0.")
-            return f"{mantissa}e+{dot - 1:02d}"
+class _ValueTexts(dict[float, str]):
+    """Sample values as text (`floatToGoString`), each formatted once; bounded."""
+
+    def __missing__(self, value: float) -> str:
+        if len(self) > 1 << 18:  # listings come and go: start afresh past ~260,000 values
+            self.clear()
+        text = self[value] = _format_value(value)
         return text
-    return _format_value(d)
+
+
+_VALUE_TEXT = _ValueTexts()
 
 
 # --- the families -----------------------------------------------------------------------------
