@@ -318,6 +318,30 @@ class Target(NamedTuple):
     source: str = ""  # what the user wrote (e.g. the CIDR or hostname), for messages
 
 
+def a_label(label: str) -> str:
+    """One DNS label in its A-label (ASCII) form; ValueError, with the reason, if it has none.
+
+    IDNA 2008 with the UTS 46 mapping that browsers apply to what users type: "faß" is
+    xn--fa-hia, where Python's own IDNA 2003 codec maps it to "fass", another domain. The one
+    conversion for targets, hostnames and zones alike, so what the daemon asks about, what
+    `check` asks about and what `history --target` looks for are the same name.
+    """
+    if label.isascii():
+        if label.startswith("xn--"):
+            try:
+                label[4:].encode("ascii").decode("punycode")
+            except UnicodeError:
+                raise ValueError(f"label {label!r} is not valid punycode") from None
+        return label
+    import idna  # its tables only for a name that needs them: most are ASCII
+
+    try:
+        return idna.encode(label, uts46=True, transitional=False).decode("ascii")
+    except (idna.IDNAError, UnicodeError) as e:
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ValueError(f"label {label!r} cannot be converted with IDNA ({why})") from None
+
+
 def hostname_of(target: Target) -> str | None:
     """The name an address target was found through (a `hostnames:` entry, `check NAME`).
 

@@ -14,7 +14,7 @@ import socket
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from rblwatch.model import TARGET_KINDS, Target, TargetKind, make_targets
+from rblwatch.model import TARGET_KINDS, Target, TargetKind, a_label, make_targets
 
 IPV6_MIN_PREFIX = 120  # a /120 is 256 addresses; anything larger is almost surely a mistake
 _MAX_NAME = 253
@@ -116,22 +116,10 @@ def _looks_like_ip(text: str) -> bool:
 
 
 def _to_a_label(label: str, text: str) -> str:
-    if label.isascii():
-        if label.startswith("xn--"):
-            try:
-                label[4:].encode("ascii").decode("punycode")
-            except UnicodeError:
-                raise _bad(text, f"label {label!r} is not valid punycode") from None
-        return label
-    import idna  # its tables only for a name that needs them: most are ASCII
-
     try:
-        # IDNA 2008 with the UTS 46 mapping browsers apply to what users type: "faß" is
-        # xn--fa-hia, where the stdlib's IDNA 2003 codec would map it to "fass"
-        return idna.encode(label, uts46=True, transitional=False).decode("ascii")
-    except (idna.IDNAError, UnicodeError) as e:
-        why = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise _bad(text, f"label {label!r} cannot be converted with IDNA ({why})") from None
+        return a_label(label)
+    except ValueError as e:
+        raise _bad(text, str(e)) from None
 
 
 def _check_label(label: str, text: str) -> None:

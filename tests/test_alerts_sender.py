@@ -269,6 +269,28 @@ def test_503_with_retry_after_is_retried_when_the_receiver_says_then_delivered_o
     run(scenario())
 
 
+def test_a_2xx_with_a_retry_after_of_unicode_digits_is_delivered_once(
+    store: SqliteStore, receivers: Callable[[], WebhookReceiver]
+) -> None:
+    # "²".isdigit() is true and float("²") raises: the 200 was read as a failure, logged with
+    # a traceback, and the same event went out again every second
+    ops = receivers().start()
+    ops.answer(Reply(200, {"Retry-After": "²"}))
+    rt = Runtime(config(hook("ops", ops.url)), store)
+
+    async def scenario() -> None:
+        async with sending(rt):
+            commit(rt, listed("192.0.2.1"))
+            await until("the delivery", ops.delivered)
+            await drained(rt)
+            await asyncio.sleep(1.5)  # a resend loop would have posted again by now
+        assert [r.status for r in ops.received] == [200]
+        assert rt.stats.alert_deliveries == {"ops": 1}
+
+    run(scenario())
+    assert parse_retry_after("²", time.time()) is None
+
+
 def test_a_receiver_that_is_down_gets_everything_in_order_once_it_comes_up(
     store: SqliteStore, receivers: Callable[[], WebhookReceiver]
 ) -> None:

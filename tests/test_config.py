@@ -628,3 +628,15 @@ def test_the_commented_examples_in_the_example_config_are_valid(tmp_path: Path) 
     assert cfg.resolver.nameservers != ()
     assert [r.name for r in cfg.alerts.receivers] == ["ops", "slack", "alertmanager"]
     assert cfg.targets[0].exclude and cfg.targets[0].hostnames
+
+
+def test_config_domains_and_hostnames_are_converted_by_idna_2008_as_check_does() -> None:
+    # the daemon must ask about the name `check` and `history --target` use: faß.de is
+    # xn--fa-hia.de under IDNA 2008, never fass.de (IDNA 2003, another domain)
+    from rblwatch.targets import normalize_domain
+
+    cfg = parse_config(
+        {"targets": [{"group": "g", "domains": ["faß.de"], "hostnames": ["mx.faß.de"]}]}
+    )
+    assert cfg.targets[0].domains == ("xn--fa-hia.de",) == (normalize_domain("faß.de"),)
+    assert cfg.targets[0].hostnames == ("mx.xn--fa-hia.de",)

@@ -104,11 +104,13 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     if not value:
         return None
     text = value.strip()
-    if text.isdigit():
+    # ASCII digits only: "²".isdigit() is true and float("²") raises, and a peer's header
+    # must never end a delivery in a traceback (that delivery would then go out again)
+    if text.isascii() and text.isdigit():
         return float(text)
     try:
         when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError, IndexError):
         return None
     if when.tzinfo is None:  # an HTTP date is always GMT
         return None

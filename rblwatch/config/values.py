@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from rblwatch.config.walker import Parser, _call, _Ctx, _Invalid, _join, _kind_of, _mapping, _show
-from rblwatch.model import Nameserver, frozen_map
+from rblwatch.model import Nameserver, a_label, frozen_map
 
 MIN_INTERVAL = 1.0  # SPEC §1a: intervals down to 1s (tests, local mirrors); politeness is budgets
 MINUTE, HOUR, DAY = 60.0, 3600.0, 86400.0
@@ -210,10 +210,11 @@ def _dns_name(text: str, shown: str | None = None) -> str:
     if len(name) > 1000:  # the IDNA codec is slow on long text; no name is this long
         raise bad
     try:
-        ascii_name = name.encode("idna").decode("ascii")
-    except UnicodeError:
+        # IDNA 2008, as for every other name rblwatch asks about (model.a_label)
+        labels = [a_label(label) for label in name.split(".")]
+    except ValueError:
         raise bad from None
-    labels = ascii_name.split(".")
+    ascii_name = ".".join(labels)
     if len(ascii_name) > 253 or not all(len(x) <= 63 and _LABEL.fullmatch(x) for x in labels):
         raise bad
     return ascii_name
