@@ -448,3 +448,17 @@ def test_alertmanager_resends_every_firing_alert_in_batches_of_500() -> None:
 def test_an_unknown_format_name_is_refused_naming_the_known_ones() -> None:
     with pytest.raises(ValueError, match="json, slack, alertmanager"):
         formats.format_named("teams")
+
+
+def test_codes_of_a_bitmask_list_each_carry_their_own_bits_meanings() -> None:
+    # found in review: meanings come one per set bit, and were paired with codes by position
+    surbl = DnsList(name="surbl", zone="multi.surbl.test", bits={8: "PH", 16: "MW", 64: "ABUSE"})
+    ctx = Context(dns_list=surbl)
+    event = dataclasses.replace(
+        LISTED, list="surbl", codes=("127.0.0.24", "127.0.0.64"), meanings=("PH", "MW", "ABUSE")
+    )
+    data = json.loads(formats.event_request("json", event, ctx, secret=None, now=T0, ttl=1).body)
+    assert data["data"]["codes"] == [
+        {"code": "127.0.0.24", "meaning": "PH; MW"},
+        {"code": "127.0.0.64", "meaning": "ABUSE"},
+    ]

@@ -31,9 +31,19 @@ class Context:
         return self.dns_list.delist_url if self.dns_list is not None else None
 
     def meaning(self, code: str) -> str:
-        """The configured meaning of an exact code ("" if none): for previous codes, whose
-        meanings the event does not carry."""
-        return self.dns_list.codes.get(code, "") if self.dns_list is not None else ""
+        """The configured meaning of a code ("" if none): its exact entry, else those of its
+        set bits on a bitmask list (SURBL/URIBL: 127.0.0.24 is "PH; MW")."""
+        lst = self.dns_list
+        if lst is None:
+            return ""
+        exact = lst.codes.get(code)
+        if exact is not None or not lst.bits:
+            return exact or ""
+        try:
+            last = int(code.rsplit(".", 1)[1])
+        except (IndexError, ValueError):
+            return ""
+        return "; ".join(m for bit, m in sorted(lst.bits.items()) if last & bit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,10 +112,17 @@ def is_list_event(event: Event) -> bool:
 
 
 def codes_of(codes: Sequence[str], meanings: Sequence[str], ctx: Context) -> list[dict[str, str]]:
-    """Codes as objects with their meanings: the event's own, else the configured ones."""
+    """Codes as objects with their meanings: the event's own, else the configured ones.
+
+    An event's meanings are one per code only on lists of exact codes; on a bitmask list
+    they are one per set bit (127.0.0.24 and 127.0.0.64 carry three), so pairing them with
+    codes by position would give a code another's meaning: then each code's meaning is
+    worked out from the list's bits instead.
+    """
+    paired = len(meanings) == len(codes)
     out = []
     for i, code in enumerate(codes):
-        meaning = meanings[i] if i < len(meanings) and meanings[i] else ctx.meaning(code)
+        meaning = meanings[i] if paired and meanings[i] else ctx.meaning(code)
         out.append({"code": code, "meaning": meaning})
     return out
 
