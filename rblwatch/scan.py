@@ -170,7 +170,6 @@ class _Scan:
         targets: Sequence[Target],
         plans: Sequence[Plan],
         keep_clean: bool,
-        progress: ProgressCallback | None,
         prefixes: Sequence[bytes] | None = None,
         share: Iterable[range] | None = None,
     ) -> None:
@@ -179,11 +178,9 @@ class _Scan:
         self.share = share
         self.plans = plans
         self.keep_clean = keep_clean
-        self.progress = progress
         self.report = Report(list(plans))
         self.kinds = _kinds(targets)
         self.total = _lookups(self.kinds, plans)
-        self.step = max(1, self.total // 200)
         # per target kind: the healthy plans a target of that kind is looked up on (a job's
         # template i is plan asked[kind][i]) and the unhealthy ones its lookups fail on
         self.asked = {
@@ -198,8 +195,6 @@ class _Scan:
         summary.add(outcome.kind)
         if self.keep_clean or outcome.kind is not OutcomeKind.CLEAN:
             self.report.results.append(Result(target, plan.lst, outcome))
-        if self.progress is not None and summary.lookups % self.step == 0:
-            self.progress(summary.lookups, self.total)
 
     def on_result(
         self, key: object, i: int, status: int, rcode: int, rdatas: list[bytes], ttl: int | None
@@ -262,7 +257,7 @@ async def scan(
     out (processes splitting one scan share them this way); progress still counts against
     all the targets.
     """
-    state = _Scan(targets, plans, keep_clean, progress, prefixes, share)
+    state = _Scan(targets, plans, keep_clean, prefixes, share)
     report = state.report
     if progress is not None:
         # plain NXDOMAINs are only counted by the resolver, so progress reads its live count

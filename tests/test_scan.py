@@ -478,7 +478,7 @@ def test_one_tuple_of_templates_and_given_labels_make_the_jobs_without_a_generat
     plans = plans_for([BL], (("127.0.0.1", 53),))
     tgts = targets("192.0.2.0/30", "2001:db8::1")
     labels = [prefix_wire(t.value, t.kind) for t in tgts]
-    jobs = _Scan(tgts, plans, False, None, labels).jobs()
+    jobs = _Scan(tgts, plans, False, labels).jobs()
     assert not isinstance(jobs, types.GeneratorType)
     assert [(ti, p) for ti, _tpls, p in jobs] == list(enumerate(labels))
 
@@ -542,6 +542,8 @@ def test_progress_moves_while_a_scan_of_nxdomain_answers_runs(faultdns: FaultDns
     # every answer a plain NXDOMAIN (faultdns' default), one lookup in flight at a time so
     # the scan lasts a while: only the resolver counts such answers, and the progress bar must
     # see them counted as they come, not only when the run ends
+    for last in range(0, 250, 10):  # a listing now and then: recorded by the scan itself
+        faultdns.rule(f"{last}.7.0.192.bl.test", Fault.ANSWER, a=["127.0.0.2"])
     plans = plans_for([PLAIN], (faultdns.address,))
     seen: list[int] = []
 
@@ -554,7 +556,8 @@ def test_progress_moves_while_a_scan_of_nxdomain_answers_runs(faultdns: FaultDns
         )
 
     report = asyncio.run(go())
-    assert report.summary.clean == 2048
+    assert (report.summary.clean, report.summary.listed) == (2048 - 25, 25)
     assert seen[-1] == 2048
     during = [d for d in seen[:-1] if 0 < d < 2048]
     assert len(during) >= 2, seen  # the bar moved during the scan
+    assert seen == sorted(seen), seen  # and never back
