@@ -172,16 +172,25 @@ class Engine:
                 return Reason.BUDGET_EXHAUSTED
         return None
 
-    async def _skip(self, c: _Cycle, reason: Reason) -> CycleReport:
-        """A cycle without lookups: every one counts as an error; no state changes."""
+    async def _skip(self, c: _Cycle, reason: Reason, sent: int = 0) -> CycleReport:
+        """A cycle whose answers count for nothing: every lookup is an error, no state
+        changes. `sent`: queries that went out all the same (a list found unhealthy during
+        the scan); the day's budget counts them, as the list did."""
         name, n = c.lst.name, len(c.mine)
         c.report.skipped = reason.value
         c.report.errors = n
         self.rt.stats.list(name).errors[reason] += n
-        log.warning("list %s: cycle skipped (%s), %d lookups not sent", name, reason, n)
+        if sent:
+            log.warning("list %s: cycle's answers not used (%s)", name, reason)
+        else:
+            log.warning("list %s: cycle skipped (%s), %d lookups not sent", name, reason, n)
+        commit = CycleCommit(list=name)
         if c.full:
-            status = self._status(c, self.clock(), 0, n, completed=False)
-            await self.rt.db.commit(CycleCommit(list=name, status=status))
+            commit.status = self._status(c, self.clock(), 0, n, completed=False)
+        if sent:
+            commit.budget_day, commit.budget_queries = utc_day(c.start), sent
+        if commit.status is not None or sent:
+            await self.rt.db.commit(commit)
         return c.report
 
     async def _lookups(self, c: _Cycle, until: float | None) -> tuple[CheckRun, Durations]:
@@ -205,7 +214,7 @@ class Engine:
         if self.health_of(lst.name) is not Health.HEALTHY:
             # a probe during the scan found the list unhealthy (say, listing everything):
             # its answers of this cycle are not to be believed either
-            return await self._skip(c, Reason.LIST_UNHEALTHY)
+            return await self._skip(c, Reason.LIST_UNHEALTHY, sent=run.queries)
         rows = {p.target: p for p in await self.rt.db.pairs(lst.name)}
         io = self._io()
         # detail (TXT: the list's reason and removal link) for listings that are new or

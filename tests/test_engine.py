@@ -555,6 +555,32 @@ def test_a_list_found_unhealthy_during_a_scan_has_that_scan_s_answers_ignored(
     assert events(store, EventKind.LISTED) == []
 
 
+def test_the_queries_of_a_scan_whose_answers_are_thrown_away_still_count_against_the_budget(
+    faultdns: FaultDns, store: SqliteStore
+) -> None:
+    # found in review: the list found unhealthy mid-scan had its cycle's queries sent, and
+    # the day's budget never heard of them
+    healthy(faultdns)
+    faultdns.rule(qname("192.0.2.1"), Fault.DELAY, a=["127.0.0.2"], delay_ms=400)
+    cfg = make_config(
+        faultdns.port, lists=[{**BL, "daily_query_limit": 1000}], schedule={"confirm": 1}
+    )
+    rt = Runtime(cfg, store)
+    engine = Engine(rt, clock=lambda: T0)
+
+    async def scenario() -> None:
+        await engine.probe("bl")  # 2 test-point queries
+        cycle = asyncio.create_task(engine.cycle("bl"))
+        await asyncio.sleep(0.1)
+        faultdns.rule(qname("127.0.0.1"), Fault.ANSWER, a=["127.0.0.2"])  # lists the world
+        await engine.probe("bl")  # 2 more
+        assert (await cycle).skipped == Reason.LIST_UNHEALTHY.value
+
+    run(scenario)
+    assert store.budget_used("bl", utc_day(T0)) == 2 + 2 + 4  # the cycle's 4 lookups too
+    assert pair(store, "192.0.2.1") is None
+
+
 def test_a_cycle_past_its_deadline_raises_overrun_and_writes_nothing(
     faultdns: FaultDns, store: SqliteStore
 ) -> None:
