@@ -24,6 +24,7 @@ from rblwatch.checks import CHECK_KINDS, CheckIO, CheckKind, CheckRun, subject_o
 from rblwatch.commitplan import CycleInput, is_news, list_status, plan_commit
 from rblwatch.inventory import Found, Inventory, Slice
 from rblwatch.listhealth import HealthKeeper, utc_day
+from rblwatch.logs import EVENT_LINE
 from rblwatch.model import CycleCommit, DnsList, Event, Health, ListStatus, Reason, Target
 from rblwatch.resolver import Durations, Resolver
 from rblwatch.resolvercache import ResolverCache
@@ -262,6 +263,7 @@ class Engine:
                 e.list,
                 ",".join(e.codes) or "-",
                 " (initial)" if e.initial else "",
+                extra=EVENT_LINE,
             )
 
     async def _seen_of(self, name: str) -> set[str]:

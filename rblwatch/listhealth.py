@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from rblwatch import health
 from rblwatch.alerts.routing import receivers_for
 from rblwatch.checks.base import Probed
+from rblwatch.logs import EVENT_LINE
 from rblwatch.model import CycleCommit, DnsList, Event, Health
 from rblwatch.runtime import Runtime
 
@@ -83,7 +84,7 @@ class HealthKeeper:
         self._health[name] = verdict.health
         if stored is not None:
             self._on_events([stored])
-            log.warning("list %s: %s %s", name, stored.kind.value, verdict.detail)
+            log.warning("list %s: %s %s", name, stored.kind.value, verdict.detail, extra=EVENT_LINE)
         return verdict
 
 

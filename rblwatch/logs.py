@@ -4,9 +4,9 @@ A problem that persists repeats: an unresolvable hostname every cycle, an unreac
 on every list, a scanner's malformed requests. Logged every time, it buries everything else in
 the journal (73 of 110 lines in 8 minutes, once). `RepeatFilter` lets the first line of a
 problem through, holds back its repeats for `window` seconds, and lets the next one through
-after that with how many were held back ("repeated 41 times in the last 10m"). A problem is
-its logger, level, message template and arguments: the same template for two hostnames is two
-problems. Kept bounded: past `max_keys` problems the oldest is forgotten (and so may be logged
+after that with how many were held back ("repeated 41 times in the last 10m"); a line that
+records an event (`EVENT_LINE`) always goes through. A problem is its logger, level, message
+template and arguments: the same template for two hostnames is two problems. Kept bounded: past `max_keys` problems the oldest is forgotten (and so may be logged
 again sooner), never memory without end.
 """
 
@@ -21,6 +21,9 @@ from collections.abc import Callable
 from typing import IO
 
 REPEAT_WINDOW = 600.0  # seconds: one line per problem per 10 minutes
+# `extra=` of a line that records an event (listed, delisted, list_unhealthy, …): a record of
+# what happened, never a repeat to hold back, even when the same thing happens twice
+EVENT_LINE = {"rblwatch_event": True}
 MAX_KEYS = 4096
 
 
@@ -52,8 +55,8 @@ class RepeatFilter(logging.Filter):
         self._seen: OrderedDict[tuple[object, ...], tuple[float, int]] = OrderedDict()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < self.level:
-            return True  # info and debug lines are progress, not problems
+        if record.levelno < self.level or getattr(record, "rblwatch_event", False):
+            return True  # progress, or an event: not a problem that repeats
         key = self._key(record)
         now = self.clock()
         last = self._seen.get(key)

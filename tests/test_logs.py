@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from rblwatch.logs import RepeatFilter, setup_logging
+from rblwatch.logs import EVENT_LINE, RepeatFilter, setup_logging
 
 
 class Clock:
@@ -93,3 +93,15 @@ def test_json_lines_carry_the_repeat_count_too() -> None:
         root.setLevel(level)
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     assert [d["msg"] for d in lines] == ["list bl: dead"]
+
+
+def test_event_lines_always_go_through(logged: tuple[logging.Logger, io.StringIO, Clock]) -> None:
+    # found in review: listed, delisted, listed again within the window lost its second line
+    logger, out, _ = logged
+    for kind in ("listed", "delisted", "listed"):
+        logger.warning("%s %s on %s", kind, "192.0.2.1", "bl", extra=EVENT_LINE)
+    assert out.getvalue().splitlines() == [
+        "WARNING listed 192.0.2.1 on bl",
+        "WARNING delisted 192.0.2.1 on bl",
+        "WARNING listed 192.0.2.1 on bl",
+    ]
