@@ -6,8 +6,9 @@ the journal (73 of 110 lines in 8 minutes, once). `RepeatFilter` lets the first 
 problem through, holds back its repeats for `window` seconds, and lets the next one through
 after that with how many were held back ("repeated 41 times in the last 10m"); a line that
 records an event (`EVENT_LINE`) always goes through. A problem is its logger, level, message
-template and arguments: the same template for two hostnames is two problems. Kept bounded: past `max_keys` problems the oldest is forgotten (and so may be logged
-again sooner), never memory without end.
+template and arguments: the same template for two hostnames is two problems. Kept bounded:
+past `max_keys` problems the oldest is forgotten (and so may be logged again sooner), never
+memory without end.
 """
 
 from __future__ import annotations
