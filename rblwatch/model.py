@@ -351,11 +351,15 @@ def hostname_of(target: Target) -> str | None:
     source = target.source
     if not source or source == target.value or target.kind is TargetKind.DOMAIN:
         return None
-    try:
-        ipaddress.ip_network(source, strict=False)
-    except ValueError:
-        return source
-    return None
+    if "/" in source:
+        return None  # a network: the bulk of a big check's results, told apart at once
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, source)  # an address written another way (2001:DB8::1)
+        except OSError:
+            continue
+        return None
+    return source
 
 
 def make_targets(values: Sequence[str], kind: TargetKind, group: str = "") -> list[Target]:
