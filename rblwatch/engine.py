@@ -81,21 +81,12 @@ class Engine:
 
     # -- configuration-derived pieces -----------------------------------------------------------
 
-    def list_named(self, name: str) -> DnsList | None:
-        found = subject_of(self.rt.config, name)
-        return None if found is None else found[1]
-
     def resolver(self) -> Resolver:
         """One resolver per configuration: the lists' concurrent cycles share its window."""
         return self._resolvers.get(self.rt.config.resolver)
 
     def _io(self) -> CheckIO:
         return CheckIO(self.resolver(), self.rt.config.resolver)
-
-    async def targets(self) -> list[Target]:
-        """Every configured target: addresses and domains (expanded once per config) plus
-        hostnames, resolved again every time (SPEC §6)."""
-        return (await self._found()).targets
 
     async def _found(self) -> Found:
         found = await self.inventory.current(self.rt.config)

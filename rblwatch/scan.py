@@ -16,7 +16,7 @@ import operator
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from rblwatch import health, lookup
+from rblwatch import health, lookup, wire
 from rblwatch.model import (
     CLEAN,
     KIND_RANK,
@@ -336,7 +336,7 @@ async def fetch_txt(
         key: object, _i: int, status: int, rcode: int, rdatas: list[bytes], ttl: int | None
     ) -> None:
         assert isinstance(key, int)
-        if status == Status.OK and rcode == lookup.RCODE_NOERROR:
+        if status == Status.OK and rcode == wire.RCODE_NOERROR:
             texts[key] = lookup.parse_txt_rdata(rdatas)
 
     jobs: list[Job] = []

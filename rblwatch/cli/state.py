@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 
 from rblwatch import config, plan, targets
 from rblwatch.cli.common import EXIT_CLEAN, UsageError, load
@@ -45,11 +46,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         store.close()
     # no daemon: count the config's targets (a hostname as one) instead of the resolved ones
     view = status_view(pairs, statuses, cfg.lists, sum(plan.target_counts(cfg).values()))
-    if args.format == "json":
-        json.dump(status_json(view), sys.stdout, indent=1)
-        sys.stdout.write("\n")
-    else:
-        sys.stdout.write(status_table(view))
+    _print(args.format, lambda: status_json(view), lambda: status_table(view))
     return EXIT_CLEAN
 
 
@@ -72,12 +69,17 @@ def cmd_history(args: argparse.Namespace) -> int:
         events = list(reversed(newest))
     finally:
         store.close()
-    if args.format == "json":
-        json.dump(events_json(events), sys.stdout, indent=1)
+    _print(args.format, lambda: events_json(events), lambda: history_table(events))
+    return EXIT_CLEAN
+
+
+def _print(fmt: str, doc: Callable[[], object], table: Callable[[], str]) -> None:
+    """The JSON object (the API's, indented) or the table, on stdout."""
+    if fmt == "json":
+        json.dump(doc(), sys.stdout, indent=1)
         sys.stdout.write("\n")
     else:
-        sys.stdout.write(history_table(events))
-    return EXIT_CLEAN
+        sys.stdout.write(table())
 
 
 def _since(text: str) -> float:

@@ -173,8 +173,9 @@ def _scheme_of(url: str) -> _Scheme:
 
 
 def check_url(url: str) -> None:
-    """Raise StoreError unless `open_store` can open `url` by its form (no I/O): what
-    `check-config` asks so that it accepts exactly the URLs `run` opens."""
+    """Raise StoreError unless `open_store` can open `url` by its form (no I/O). The config
+    (which cannot import this package) keeps its own `STORE_SCHEMES`; the contract suite
+    checks that the two accept exactly the same URLs."""
     _scheme_of(url)
 
 
