@@ -114,10 +114,10 @@ class RblwatchCollector(Collector):
         runtime = self._runtime
         config = runtime.config  # read once: a reload mid-scrape must not mix two configs
         snap = read_snapshot(runtime)
-        list_names = [lst.name for lst in config.lists]
+        list_names = [lst.name for lst in config.subjects]
         configured = set(list_names)
         pairs = [p for p in snap.pairs if p.list in configured]
-        allow = {lst.name for lst in config.lists if lst.purpose is Purpose.ALLOW}
+        allow = {lst.name for lst in config.subjects if lst.purpose is Purpose.ALLOW}
         yield from _per_target(pairs, config.metrics.per_target, allow)
         yield _listings(pairs, list_names, [g.group for g in config.targets])
         yield _gauge(
@@ -319,7 +319,7 @@ def _list_healthy(config: Config, rows: dict[str, ListStatus]) -> GaugeMetricFam
         "list_healthy",
         "1 if the list answered its RFC 5782 test points correctly, else 0.",
         "list",
-        ((lst.name, _healthy(lst.health_check, rows.get(lst.name))) for lst in config.lists),
+        ((lst.name, _healthy(lst.health_check, rows.get(lst.name))) for lst in config.subjects),
     )
 
 

@@ -43,7 +43,7 @@ def target_counts(cfg: Config) -> dict[TargetKind, int]:
 def plan(cfg: Config) -> list[PlanRow]:
     counts = target_counts(cfg)
     rows = []
-    for lst in cfg.lists:
+    for lst in cfg.subjects:
         n = sum(c for kind, c in counts.items() if lst.checks(kind))
         interval = lst.interval or cfg.schedule.interval
         probes = len(health.test_points(lst)) * DAY / cfg.schedule.health_interval

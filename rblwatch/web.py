@@ -59,7 +59,7 @@ def read_status(store: Store, config: Config, targets: int | None = None) -> Sta
     """The status of the configured lists; `targets` None: count the config's targets."""
     if targets is None:  # no resolved count yet: each hostname counts as one
         targets = sum(target_counts(config).values())
-    return status_view(store.pairs(), store.list_statuses(), config.lists, targets)
+    return status_view(store.pairs(), store.list_statuses(), config.subjects, targets)
 
 
 def recent_events(store: Store, n: int) -> list[Event]:
@@ -215,7 +215,7 @@ class _Handlers:
 
         def run(store: Store) -> list[Event] | str:
             if query.list_name is not None:
-                known = [lst.name for lst in config.lists]
+                known = [lst.name for lst in config.subjects]
                 problem = unknown_list(query.list_name, known + _stored_lists(store))
                 if problem is not None:
                     return f"list: {problem}"
@@ -232,7 +232,7 @@ class _Handlers:
 
         def build(store: Store) -> str:
             view = read_status(store, config, targets)
-            return render_page(view, recent_events(store, PAGE_EVENTS), config.lists, version)
+            return render_page(view, recent_events(store, PAGE_EVENTS), config.subjects, version)
 
         return web.Response(text=await self.runtime.db.read(build), content_type="text/html")
 

@@ -133,7 +133,7 @@ def retry_delay(attempts: int, receiver: Receiver, retry_after: float | None, ra
 def context_for(config: Config, event_group: str | None, list_name: str) -> Context:
     """What the current config says about an event's group and list."""
     labels = next((g.labels for g in config.targets if g.group == event_group), frozen_map())
-    lst = next((x for x in config.lists if x.name == list_name), None)
+    lst = next((x for x in config.subjects if x.name == list_name), None)
     return Context(labels=labels, dns_list=lst)
 
 
@@ -350,7 +350,7 @@ class Sender:
     def _firing(self, store: Store) -> Firing:
         """What fires now for this receiver, from the store (runs in a thread)."""
         cfg = self.rt.config
-        lists = {x.name: x for x in cfg.lists}
+        lists = {x.name: x for x in cfg.subjects}
         wants = _Wants(cfg, self.name, lists)
         labels = {g.group: g.labels for g in cfg.targets}
         pairs = []

@@ -22,12 +22,12 @@ CHECK_KINDS: Mapping[str, Callable[[], CheckKind[Any]]] = MappingProxyType({"dns
 
 def subjects(cfg: Config) -> list[DnsList]:
     """Everything the scheduler runs cycles of, each under its own name."""
-    return list(cfg.lists)
+    return list(cfg.subjects)
 
 
 def subject_of(cfg: Config, name: str) -> tuple[str, DnsList] | None:
     """The check kind (its CHECK_KINDS key) and subject a scheduled name stands for."""
-    lst = next((lst for lst in cfg.lists if lst.name == name), None)
+    lst = next((lst for lst in cfg.subjects if lst.name == name), None)
     return None if lst is None else ("dnsbl", lst)
 
 

@@ -45,7 +45,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     finally:
         store.close()
     # no daemon: count the config's targets (a hostname as one) instead of the resolved ones
-    view = status_view(pairs, statuses, cfg.lists, sum(plan.target_counts(cfg).values()))
+    view = status_view(pairs, statuses, cfg.subjects, sum(plan.target_counts(cfg).values()))
     _print(args.format, lambda: status_json(view), lambda: status_table(view))
     return EXIT_CLEAN
 
@@ -104,7 +104,7 @@ def _target(text: str) -> str:
 def _known_list(name: str, cfg: config.Config, store: Store) -> None:
     """A list of the config, or one the store still has history of; otherwise say so (a typo
     must not read as "no events")."""
-    known = [lst.name for lst in cfg.lists] + [s.name for s in store.list_statuses()]
+    known = [lst.name for lst in cfg.subjects] + [s.name for s in store.list_statuses()]
     problem = unknown_list(name, known)
     if problem is not None:
         raise UsageError(f"--list: {problem}")

@@ -124,6 +124,13 @@ class Config:
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     source: str = "<config>"
 
+    @property
+    def subjects(self) -> tuple[DnsList, ...]:
+        """Everything the daemon runs cycles of, probes, budgets, exports and alerts about,
+        each under its own name: the one place a new check kind's subjects join the rest
+        (today the DNS lists, checked by `checks.dnsbl`)."""
+        return self.lists
+
 
 class ConfigError(Exception):
     """A config the user must fix. str() is one line: `<file>: <key.path>: <problem>`."""
