@@ -8,6 +8,7 @@ the dashboard's queries are also parsed by it here.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 import shutil
@@ -224,3 +225,15 @@ def test_rules_are_the_documented_alerts_and_all_tested() -> None:
             (firing if check["exp_alerts"] else quiet).add(check["alertname"])
     assert firing == set(alerts), "every rule needs a case where it fires"
     assert quiet == set(alerts), "every rule needs a case where it stays quiet"
+
+
+def test_the_example_config_s_store_file_is_git_ignored() -> None:
+    # the README's first command runs the daemon on config.example.yaml in the checkout: its
+    # SQLite file (and WAL files) must not show up as something to commit
+    cfg = yaml.safe_load((ROOT / "config.example.yaml").read_text())
+    name = cfg["store"]["url"].removeprefix("sqlite:///")
+    patterns = [
+        line.strip() for line in (ROOT / ".gitignore").read_text().splitlines() if line.strip()
+    ]
+    for path in (name, f"{name}-wal", f"{name}-shm"):
+        assert any(fnmatch.fnmatch(path, p) for p in patterns), path
