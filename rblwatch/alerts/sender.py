@@ -254,9 +254,9 @@ class Sender:
         attempt = await self._post(request)
         outcome = verdict(attempt)
         if outcome is Verdict.DELIVERED:
-            # counted before the row goes: whoever sees the outbox empty sees the count too
+            # counted and logged before the row goes: whoever sees the outbox empty sees the
+            # count and the line too (a stop right after the commit would lose the line)
             _count(self.rt.stats.alert_deliveries, self.name)
-            await self.rt.db.delivery_done(d.id)
             log.info(
                 "alert %s (%s) delivered to %s: %s after %d failed attempts",
                 formats.webhook_id(event),
@@ -265,6 +265,7 @@ class Sender:
                 attempt.error,
                 d.attempts,
             )
+            await self.rt.db.delivery_done(d.id)
         elif outcome is Verdict.RETRY:
             await self._retry(d, attempt)
         else:
@@ -285,7 +286,6 @@ class Sender:
 
     async def _give_up(self, d: Delivery, why: str) -> None:
         _count(self.rt.stats.alert_failures, self.name)
-        await self.rt.db.delivery_done(d.id)
         log.error(
             "alert %s (%s) to %s given up: %s",
             formats.webhook_id(d.event),
@@ -293,6 +293,7 @@ class Sender:
             self.name,
             why,
         )
+        await self.rt.db.delivery_done(d.id)  # after the line, as for a delivery
 
     async def _post(self, request: Request) -> Attempt:
         """One POST; every failure becomes an `Attempt` whose text never shows the URL."""
