@@ -537,8 +537,11 @@ def test_a_list_found_unhealthy_during_a_scan_has_that_scan_s_answers_ignored(
     faultdns: FaultDns, store: SqliteStore
 ) -> None:
     healthy(faultdns)
-    faultdns.rule(qname("192.0.2.1"), Fault.DELAY, a=["127.0.0.2"], delay_ms=400)
-    rt = Runtime(make_config(faultdns.port, schedule={"confirm": 1}), store)
+    # the answer held back long enough (and the timeout longer) for the probe below to end
+    # while the scan still waits, however loaded the machine
+    faultdns.rule(qname("192.0.2.1"), Fault.DELAY, a=["127.0.0.2"], delay_ms=1000)
+    cfg = make_config(faultdns.port, schedule={"confirm": 1}, resolver={"timeout": "3s"})
+    rt = Runtime(cfg, store)
     engine = Engine(rt)
 
     async def scenario() -> None:
@@ -561,9 +564,12 @@ def test_the_queries_of_a_scan_whose_answers_are_thrown_away_still_count_against
     # found in review: the list found unhealthy mid-scan had its cycle's queries sent, and
     # the day's budget never heard of them
     healthy(faultdns)
-    faultdns.rule(qname("192.0.2.1"), Fault.DELAY, a=["127.0.0.2"], delay_ms=400)
+    faultdns.rule(qname("192.0.2.1"), Fault.DELAY, a=["127.0.0.2"], delay_ms=1000)
     cfg = make_config(
-        faultdns.port, lists=[{**BL, "daily_query_limit": 1000}], schedule={"confirm": 1}
+        faultdns.port,
+        lists=[{**BL, "daily_query_limit": 1000}],
+        schedule={"confirm": 1},
+        resolver={"timeout": "3s"},
     )
     rt = Runtime(cfg, store)
     engine = Engine(rt, clock=lambda: T0)
