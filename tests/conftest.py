@@ -2,6 +2,7 @@
 
 ``rbldnsd`` (or ``rbldnsd_factory`` for several) gives an rbldnsd to fill with zones and start;
 ``faultdns`` gives a started :class:`tests.faultdns.FaultDns`. See tests/test_infra.py for use.
+``postgres_cluster`` (tests/postgres.py) gives a throwaway PostgreSQL server for the session.
 ``alertmanager`` gives a started real Alertmanager whose notifications go to a test webhook.
 """
 
@@ -14,6 +15,7 @@ import pytest
 
 from tests import alertmanager as am
 from tests.faultdns import FaultDns
+from tests.postgres import postgres_cluster  # noqa: F401  (the fixture, visible to every test)
 from tests.rbldnsd import Rbldnsd, available
 from tests.webhooks import WebhookReceiver
 

@@ -4,7 +4,7 @@ Every `Store` implementation must pass that whole suite. Each one is described h
 `Backend`: a fresh, empty database of its own for one test (`url`, opened through `open_store`,
 as the daemon does), and the few things a test cannot do through the `Store` interface itself:
 destroy the database, write one at an older schema version, check it for damage. To add an
-implementation (issue 10: PostgreSQL), write its `Backend` and add it to `BACKENDS`; its
+implementation, write its `Backend` and add it to `BACKENDS`; its
 factory gets the pytest request, so it can ask for a fixture of its own (a throwaway cluster).
 
 The few rules where implementations may differ are attributes of the backend, so the suite
@@ -20,13 +20,17 @@ import os
 import sqlite3
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
+import psycopg
 import pytest
 
 from rblwatch.model import Event, EventKind, PairState, PairStatus
 from rblwatch.store import Store, open_store
+from rblwatch.store.postgres_schema import MARKER_TABLE as PG_MARKER
+from rblwatch.store.postgres_schema import MIGRATIONS as PG_MIGRATIONS
 from rblwatch.store.sqlite import APPLICATION_ID
+from tests.postgres import Cluster
 
 T0 = 1_800_000_000.0
 
@@ -161,9 +165,73 @@ INSERT INTO events (kind, list, target, group_name, at, codes)
 INSERT INTO budget VALUES ('zen', '2027-01-15', 7);
 """
 
+
+class PostgresBackend(Backend):
+    """A database of its own on the session's throwaway cluster (`tests.postgres`), dropped
+    when the test ends."""
+
+    name = "postgresql"
+    gapless_ids = False  # a sequence spends the ids of a rolled-back commit
+    not_null_error = "not-null constraint"
+    old_versions = (1,)
+
+    def __init__(self, request: pytest.FixtureRequest) -> None:
+        self.cluster: Cluster = request.getfixturevalue("postgres_cluster")
+        self.database = self.cluster.create_database()
+        request.addfinalizer(lambda: self.cluster.drop_database(self.database))
+
+    @property
+    def url(self) -> str:
+        return self.cluster.url(self.database)
+
+    def connect(self) -> psycopg.Connection[tuple[Any, ...]]:
+        return psycopg.connect(self.url, autocommit=True)
+
+    def destroy(self) -> None:
+        self.cluster.drop_database(self.database)
+        self.database = self.cluster.create_database()
+
+    def seed(self, version: int) -> None:
+        assert version in self.old_versions
+        with self.connect() as conn, conn.transaction():
+            for statement in PG_MIGRATIONS[0]:
+                conn.execute(statement)
+            conn.execute(f"UPDATE {PG_MARKER} SET version = 1")
+            conn.execute(PG_V1_SEED)
+
+    def id_base(self) -> int:
+        with self.connect() as conn:
+            row = conn.execute("SELECT last_value FROM events_id_seq").fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def check_integrity(self) -> None:
+        with self.connect() as conn:
+            orphans = conn.execute(
+                "SELECT count(*) FROM outbox o LEFT JOIN events e ON e.id = o.event_id"
+                " WHERE e.id IS NULL"
+            ).fetchone()
+            assert orphans == (0,)
+            unique = conn.execute(
+                "SELECT count(*) = count(DISTINCT (list, target)) FROM pairs"
+            ).fetchone()
+            assert unique == (True,)
+
+
+# The rows a version 1 PostgreSQL store would hold (its tables are migration 1 itself).
+PG_V1_SEED = f"""
+INSERT INTO pairs (list, target, group_name, status, since, first_seen, codes, meanings)
+    VALUES ('zen', '192.0.2.1', 'mail', 'listed', {T0}, {T0}, '["127.0.0.2"]', '["SBL"]');
+INSERT INTO seen VALUES ('zen', '192.0.2.1');
+INSERT INTO events (kind, list, target, group_name, at, codes)
+    VALUES ('listed', 'zen', '192.0.2.1', 'mail', {T0}, '["127.0.0.2"]');
+INSERT INTO budget VALUES ('zen', '2027-01-15', 7);
+"""
+
 BackendFactory = Callable[[pytest.FixtureRequest, Path], Backend]
 
 # name → how to make a fresh backend for one test; the suite runs once per entry
 BACKENDS: Mapping[str, BackendFactory] = {
     "sqlite": lambda request, tmp_path: SqliteBackend(tmp_path),
+    "postgresql": lambda request, tmp_path: PostgresBackend(request),
 }

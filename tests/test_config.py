@@ -403,7 +403,6 @@ def test_a_relative_sqlite_path_is_relative_to_the_config_file(tmp_path: Path) -
 
 
 def test_a_store_password_never_shows_in_repr() -> None:
-    # no store with passwords exists yet, so the URL is built, not parsed (see STORE_SCHEMES)
     cfg = Config(store=StoreConfig("postgresql://rblwatch:hunter2@db.example.net/rblwatch"))
     assert cfg.store.url.endswith(":hunter2@db.example.net/rblwatch")
     assert "hunter2" not in repr(cfg)
@@ -412,11 +411,11 @@ def test_a_store_password_never_shows_in_repr() -> None:
 
 def test_only_store_schemes_that_exist_are_accepted() -> None:
     # check-config said OK for postgresql://, then run refused it (issue 9)
-    assert STORE_SCHEMES == ("sqlite",)
-    message = error_of("store: {url: 'postgresql://rblwatch:hunter2@db.example.net/rblwatch'}")
+    assert STORE_SCHEMES == ("sqlite", "postgresql", "postgres")
+    message = error_of("store: {url: 'mysql://rblwatch:hunter2@db.example.net/rblwatch'}")
     assert message == (
-        "test.yaml: store.url: postgresql stores are not available in this rblwatch"
-        " (use sqlite:///PATH)"
+        "test.yaml: store.url: mysql stores are not available in this rblwatch"
+        " (use sqlite:///PATH or postgresql://USER@HOST/DB)"
     )
 
 
@@ -425,7 +424,8 @@ def test_only_store_schemes_that_exist_are_accepted() -> None:
 )
 def test_a_store_url_without_a_known_form_is_unsupported(url: str) -> None:
     assert error_of(f"store: {{url: {url!r}}}") == (
-        "test.yaml: store.url: unsupported store URL (use sqlite:///PATH)"
+        "test.yaml: store.url: unsupported store URL"
+        " (use sqlite:///PATH or postgresql://USER@HOST/DB)"
     )
 
 

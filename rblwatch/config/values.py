@@ -24,7 +24,8 @@ MAX_LABEL_VALUE = 1024
 MAX_LABELS = 32  # per target group: each is a metric label and an alert field
 # The `store.url` schemes a store exists for: the store package's SCHEMES, which config cannot
 # import (config imports nothing of rblwatch but the model); a test holds the two together.
-STORE_SCHEMES: tuple[str, ...] = ("sqlite",)
+STORE_SCHEMES: tuple[str, ...] = ("sqlite", "postgresql", "postgres")
+_STORE_FORMS = "sqlite:///PATH or postgresql://USER@HOST/DB"  # for messages
 _SCHEME = re.compile(r"[a-z][a-z0-9+.-]{0,31}")  # RFC 3986, short: a scheme is echoed in messages
 
 
@@ -372,15 +373,19 @@ def _store_url(ctx: _Ctx, path: str, raw: object) -> str:
     url = _text(ctx, path, raw)
     scheme, sep, _ = url.partition("://")
     if not sep or not _SCHEME.fullmatch(scheme.lower()):
-        raise ValueError("unsupported store URL (use sqlite:///PATH)")
+        raise ValueError(f"unsupported store URL (use {_STORE_FORMS})")
     if scheme not in STORE_SCHEMES:
-        raise ValueError(f"{scheme} stores are not available in this rblwatch (use sqlite:///PATH)")
-    return _sqlite_url(ctx, url) if scheme == "sqlite" else url
+        raise ValueError(f"{scheme} stores are not available in this rblwatch (use {_STORE_FORMS})")
+    if scheme == "sqlite":
+        return _sqlite_url(ctx, url)
+    if url == f"{scheme}://":
+        raise ValueError(f"unsupported store URL (use {_STORE_FORMS})")
+    return url  # a libpq conninfo URL: libpq alone knows all of its forms
 
 
 def _sqlite_url(ctx: _Ctx, url: str) -> str:
     if not url.startswith("sqlite:///"):
-        raise ValueError("unsupported store URL (use sqlite:///PATH)")
+        raise ValueError(f"unsupported store URL (use {_STORE_FORMS})")
     file = url.removeprefix("sqlite:///")
     if not file:
         raise ValueError("sqlite URL needs a path (sqlite:///state.db, sqlite:////abs/path)")

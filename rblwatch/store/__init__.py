@@ -1,6 +1,6 @@
 """The store: state per (target, list), the event history, list aggregates and the alert outbox.
 
-One interface (`Store`) that SQLite implements now and PostgreSQL can later; no SQL leaves this
+One interface (`Store`) that SQLite and PostgreSQL implement; no SQL leaves this
 package, and `open_store` is the one place that maps a `store.url` to an implementation
 (`SCHEMES`). Every implementation passes the same contract suite (`tests/store_contract.py`).
 Methods are synchronous and short; code on the event loop calls them through the one facade in
@@ -148,10 +148,22 @@ def _open_sqlite(url: str) -> Store:
     return SqliteStore(url.removeprefix("sqlite:///"))
 
 
+def _open_postgres(url: str) -> Store:
+    from rblwatch.store.postgres import PostgresStore  # psycopg loads only for such a URL
+
+    return PostgresStore(url)  # a libpq conninfo URL, passed on as it is
+
+
+_PG_FORM = "postgresql://USER@HOST/DB"
+
 # The one map from a `store.url` scheme to its implementation: a new store is a module of this
-# package and one entry here.
+# package and one entry here. `postgres://` is libpq's own alias of `postgresql://`.
 _SCHEMES: Mapping[str, _Scheme] = MappingProxyType(
-    {"sqlite": _Scheme("sqlite:///", "sqlite:///PATH", _open_sqlite)}
+    {
+        "sqlite": _Scheme("sqlite:///", "sqlite:///PATH", _open_sqlite),
+        "postgresql": _Scheme("postgresql://", _PG_FORM, _open_postgres),
+        "postgres": _Scheme("postgres://", _PG_FORM, _open_postgres),
+    }
 )
 
 SCHEMES: tuple[str, ...] = tuple(_SCHEMES)  # the `store.url` schemes `open_store` opens
@@ -159,7 +171,7 @@ SCHEMES: tuple[str, ...] = tuple(_SCHEMES)  # the `store.url` schemes `open_stor
 
 def _scheme_of(url: str) -> _Scheme:
     name, sep, _ = url.partition("://")
-    use = " or ".join(s.form for s in _SCHEMES.values())
+    use = " or ".join(dict.fromkeys(s.form for s in _SCHEMES.values()))
     if not sep or not name:
         raise StoreUnavailable(f"store.url: not a store URL (use {use})")
     scheme = _SCHEMES.get(name)

@@ -1,0 +1,404 @@
+"""The PostgreSQL store: the same `Store` as SQLite's, on a server several hosts can share.
+
+`store.url` is a libpq conninfo URL (`postgresql://…` or `postgres://…`) handed to libpq as
+it is: several hosts with `target_session_attrs=read-write` for a primary that fails over,
+every `sslmode`, `passfile` and service files all work as libpq documents them. The password
+is never shown: every message names the URL with it masked, and any text libpq returns has it
+masked too. The tables are described in `postgres_schema`.
+
+Decisions:
+
+- A small bounded pool (psycopg-pool, at most `POOL_MAX` connections): the daemon's store calls
+  come from `asyncio.to_thread` workers, a few at a time; each call borrows a connection for
+  one transaction (committed when the call returns, rolled back on any exception).
+- Migrations run on a connection of their own under `pg_advisory_lock`, one transaction each,
+  the version read again under the lock: instances starting together on an empty database
+  apply each migration once. Before the first migration a database must be empty or ours
+  (it has the `rblwatch_schema` table), as the SQLite store checks `application_id`.
+- Batched writes: a cycle's commit is a few statements whatever its size, each set of rows
+  one statement (arrays with `unnest`/`ANY`) or one pipelined `executemany`. Event ids are
+  taken from the sequence in one query, so the events and their outbox rows need no
+  `RETURNING` round trip per event.
+- Event ids come from a sequence, so a rolled-back commit spends ids (they are unique and
+  increasing, not gapless); a new database's ids start at its creation time in microseconds,
+  like SQLite's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import urllib.parse
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
+from typing import Any
+
+import psycopg
+import psycopg_pool
+from psycopg.rows import dict_row
+
+from rblwatch.model import (
+    CycleCommit,
+    Delivery,
+    Event,
+    EventKind,
+    Health,
+    ListStatus,
+    PairState,
+    PairStatus,
+    PairSummary,
+    ReceiversFor,
+)
+from rblwatch.store import Store, StoreError
+from rblwatch.store.postgres_schema import (
+    ADD_BUDGET,
+    ADD_SEEN,
+    DELETE_PAIRS,
+    EVENT_COLUMNS,
+    EVENT_COLUMNS_OF_E,
+    INSERT_EVENT,
+    INSERT_OUTBOX,
+    MARKER_TABLE,
+    MIGRATION_LOCK,
+    MIGRATIONS,
+    NEXT_EVENT_IDS,
+    PAIR_COLUMNS,
+    SCHEMA_VERSION,
+    STATUS_COLUMNS,
+    UPSERT_CYCLE_STATUS,
+    UPSERT_HEALTH,
+    UPSERT_PAIR,
+    event_of,
+    event_row,
+    pair_of,
+    pair_row,
+    status_of,
+)
+
+POOL_MAX = 4
+CONNECT_TIMEOUT_S = 10  # unless the URL sets connect_timeout: an unreachable host must not hang
+
+
+def password_of(url: str) -> str | None:
+    """The password a conninfo URL carries (in its user part or as `?password=`), if any."""
+    try:
+        password = psycopg.conninfo.conninfo_to_dict(url).get("password")
+    except psycopg.Error:
+        try:
+            password = urllib.parse.urlsplit(url).password
+        except ValueError:
+            return None
+    return str(password) if password else None
+
+
+def mask(text: str, password: str | None) -> str:
+    """`text` with every form of `password` in it (as typed, percent-encoded) replaced by ***."""
+    if not password:
+        return text
+    for form in (urllib.parse.quote(password, safe=""), urllib.parse.quote(password), password):
+        text = text.replace(form, "***")
+    return text
+
+
+class PostgresStore(Store):
+    """The `Store` on a PostgreSQL database. Safe to call from any thread (a pool).
+
+    Longer than the house's ~250 lines on purpose, as `SqliteStore`: one short method per
+    `Store` operation, each one transaction, so the transaction rules read in one class.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._password = password_of(url)
+        self._label = mask(url, self._password)
+        kwargs: dict[str, Any] = {}
+        if "connect_timeout" not in url:
+            kwargs["connect_timeout"] = CONNECT_TIMEOUT_S
+        self._migrate(url, kwargs)
+        try:
+            self._pool: psycopg_pool.ConnectionPool | None = psycopg_pool.ConnectionPool(
+                url,
+                min_size=1,
+                max_size=POOL_MAX,
+                kwargs=kwargs,
+                open=True,
+                check=psycopg_pool.ConnectionPool.check_connection,
+                name="rblwatch-store",
+            )
+        except psycopg.Error as exc:
+            raise self._error(f"cannot connect: {self._one_line(exc)}") from exc
+
+    # -- opening ------------------------------------------------------------------------------
+
+    def _one_line(self, exc: BaseException) -> str:
+        diag = getattr(exc, "diag", None)
+        primary = getattr(diag, "message_primary", None) if diag is not None else None
+        text = primary or str(exc)
+        return mask(" ".join(text.split()), self._password) or type(exc).__name__
+
+    def _error(self, message: str) -> StoreError:
+        return StoreError(f"store {self._label}: {message}")
+
+    def _migrate(self, url: str, kwargs: dict[str, Any]) -> None:
+        try:
+            conn = psycopg.connect(url, autocommit=True, **kwargs)
+        except psycopg.Error as exc:
+            raise self._error(f"cannot connect: {self._one_line(exc)}") from exc
+        try:
+            conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+            try:
+                self._check_ours(conn)
+                while self._migrate_one(conn):
+                    pass
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
+        except psycopg.Error as exc:
+            raise self._error(f"migration failed: {self._one_line(exc)}") from exc
+        finally:
+            conn.close()
+
+    def _check_ours(self, conn: psycopg.Connection[Any]) -> None:
+        """Refuse a database with tables of somebody else's, or of a newer rblwatch."""
+        version = _schema_version(conn)
+        if version is None:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()"
+            ).fetchone()
+            if row is not None and row[0]:
+                raise self._error("not an rblwatch database (use another database)")
+        elif version > SCHEMA_VERSION:
+            raise self._error(
+                f"schema version {version} is newer than this rblwatch supports"
+                f" ({SCHEMA_VERSION}); upgrade rblwatch or use another database"
+            )
+
+    @staticmethod
+    def _migrate_one(conn: psycopg.Connection[Any]) -> bool:
+        """Apply the next migration in its own transaction; False when there is none."""
+        with conn.transaction():
+            version = _schema_version(conn) or 0
+            if version >= SCHEMA_VERSION:
+                return False
+            for statement in MIGRATIONS[version]:
+                conn.execute(statement)
+            conn.execute(f"UPDATE {MARKER_TABLE} SET version = %s", (version + 1,))
+        return True
+
+    # -- the pool -------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _conn(self) -> Iterator[psycopg.Connection[Any]]:
+        """One transaction on a pooled connection; a database error becomes a StoreError."""
+        pool = self._pool
+        if pool is None:
+            raise self._error("the store is closed")
+        try:
+            with pool.connection() as conn:
+                yield conn
+        except psycopg.Error as exc:
+            raise self._error(self._one_line(exc)) from exc
+        except psycopg_pool.PoolTimeout as exc:
+            raise self._error(f"no connection: {self._one_line(exc)}") from exc
+
+    def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+        with self._conn() as conn, conn.cursor(row_factory=dict_row) as cur:
+            return cur.execute(sql, tuple(params)).fetchall()
+
+    # -- pairs and cycles -----------------------------------------------------------------------
+
+    def pairs(self, list_name: str | None = None) -> list[PairState]:
+        sql = f"SELECT {PAIR_COLUMNS} FROM pairs"
+        params: tuple[str, ...] = ()
+        if list_name is not None:
+            sql += " WHERE list = %s"
+            params = (list_name,)
+        # COLLATE "C": the byte order SQLite sorts by, whatever the database's locale
+        rows = self._rows(sql + ' ORDER BY list COLLATE "C", target COLLATE "C"', params)
+        return [pair_of(row) for row in rows]
+
+    def pair_summaries(self) -> list[PairSummary]:
+        status = {s.value: s for s in PairStatus}
+        with self._conn() as conn:
+            rows = conn.execute("SELECT target, list, group_name, status, since FROM pairs")
+            return [PairSummary(t, lst, g, status[st], since) for t, lst, g, st, since in rows]
+
+    def seen(self, list_name: str) -> set[str]:
+        with self._conn() as conn:
+            rows = conn.execute("SELECT target FROM seen WHERE list = %s", (list_name,))
+            return {row[0] for row in rows}
+
+    def commit(self, commit: CycleCommit, receivers_for: ReceiversFor | None = None) -> list[Event]:
+        name = commit.list
+        if commit.status is not None and commit.status.name != name:
+            raise ValueError(f"commit of {name!r} carries the status of {commit.status.name!r}")
+        with self._conn() as conn, conn.cursor() as cur:
+            if commit.deletes:
+                cur.execute(DELETE_PAIRS, (name, list(commit.deletes)))
+            if commit.upserts:
+                cur.executemany(UPSERT_PAIR, [pair_row(p) for p in commit.upserts])
+            if commit.seen:
+                cur.execute(ADD_SEEN, (name, list(commit.seen)))
+            events = _insert_events(cur, list(commit.events), receivers_for)
+            if commit.status is not None:
+                cur.execute(UPSERT_CYCLE_STATUS, _cycle_row(commit.status))
+            if commit.budget_day is not None and commit.budget_queries:
+                cur.execute(ADD_BUDGET, (name, commit.budget_day, commit.budget_queries))
+        return events
+
+    def record_health(
+        self,
+        name: str,
+        health: Health,
+        detail: str,
+        at: float,
+        event: Event | None,
+        receivers_for: ReceiversFor | None = None,
+    ) -> Event | None:
+        with self._conn() as conn, conn.cursor() as cur:
+            if event is not None and event.kind is EventKind.LIST_RECOVERED and event.since is None:
+                row = cur.execute(
+                    "SELECT health_since FROM list_status WHERE name = %s", (name,)
+                ).fetchone()
+                since = float(row[0]) if row is not None and row[0] is not None else None
+                event = replace(event, since=since)
+            cur.execute(UPSERT_HEALTH, (name, health.value, detail, at))
+            written = _insert_events(cur, [event] if event is not None else [], receivers_for)
+        return written[0] if written else None
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def list_statuses(self) -> list[ListStatus]:
+        rows = self._rows(f'SELECT {STATUS_COLUMNS} FROM list_status ORDER BY name COLLATE "C"')
+        return [status_of(row) for row in rows]
+
+    def events(
+        self,
+        *,
+        since: float | None = None,
+        limit: int = 100,
+        target: str | None = None,
+        list_name: str | None = None,
+        newest_first: bool = False,
+    ) -> list[Event]:
+        where: list[str] = []
+        params: list[Any] = []
+        for clause, value in (
+            ("at >= %s", since),
+            ("target = %s", target),
+            ("list = %s", list_name),
+        ):
+            if value is not None:
+                where.append(clause)
+                params.append(value)
+        sql = f"SELECT id, {EVENT_COLUMNS} FROM events"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += (
+            " ORDER BY at DESC, id DESC LIMIT %s" if newest_first else " ORDER BY at, id LIMIT %s"
+        )
+        params.append(limit)
+        return [event_of(row) for row in self._rows(sql, params)]
+
+    def listed_count(self) -> int:
+        with self._conn() as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM pairs WHERE status = %s", (PairStatus.LISTED.value,)
+            ).fetchone()
+        return int(row[0]) if row is not None else 0
+
+    # -- budgets ------------------------------------------------------------------------------
+
+    def budget_used(self, list_name: str, day: str) -> int:
+        with self._conn() as conn:
+            row = conn.execute(
+                "SELECT queries FROM budget WHERE list = %s AND day = %s", (list_name, day)
+            ).fetchone()
+        return int(row[0]) if row is not None else 0
+
+    # -- the alert outbox -----------------------------------------------------------------------
+
+    def due_deliveries(self, receiver: str, now: float, limit: int = 100) -> list[Delivery]:
+        sql = f"""
+            SELECT o.id AS delivery_id, o.receiver, o.attempts, o.next_attempt, o.created,
+                   e.id, {EVENT_COLUMNS_OF_E}
+            FROM outbox AS o JOIN events AS e ON e.id = o.event_id
+            WHERE o.receiver = %s AND o.next_attempt <= %s
+            ORDER BY e.id, o.id
+            LIMIT %s
+        """
+        return [
+            Delivery(
+                id=row["delivery_id"],
+                event=event_of(row),
+                receiver=row["receiver"],
+                attempts=row["attempts"],
+                next_attempt=row["next_attempt"],
+                created=row["created"],
+            )
+            for row in self._rows(sql, (receiver, now, limit))
+        ]
+
+    def delivery_done(self, delivery_id: int) -> None:
+        with self._conn() as conn:
+            conn.execute("DELETE FROM outbox WHERE id = %s", (delivery_id,))
+
+    def delivery_retry(self, delivery_id: int, next_attempt: float, error: str) -> None:
+        with self._conn() as conn:
+            conn.execute(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt = %s, last_error = %s"
+                " WHERE id = %s",
+                (next_attempt, error, delivery_id),
+            )
+
+    def outbox_counts(self) -> dict[str, int]:
+        with self._conn() as conn:
+            rows = conn.execute("SELECT receiver, count(*) FROM outbox GROUP BY receiver")
+            return {row[0]: int(row[1]) for row in rows}
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+
+
+def _schema_version(conn: psycopg.Connection[Any]) -> int | None:
+    """The applied migrations; None when the database has no marker table (not ours yet)."""
+    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (MARKER_TABLE,)).fetchone()
+    if row is None or not row[0]:
+        return None
+    version = conn.execute(f"SELECT version FROM {MARKER_TABLE}").fetchone()
+    return int(version[0]) if version is not None else 0
+
+
+def _insert_events(
+    cur: psycopg.Cursor[Any], events: list[Event], receivers_for: ReceiversFor | None
+) -> list[Event]:
+    """Insert events and their outbox rows: ids from the sequence in one query, then two
+    pipelined batches, whatever the number of events."""
+    if not events:
+        return []
+    rows = cur.execute(NEXT_EVENT_IDS, (len(events),)).fetchall()
+    ids = sorted(int(row[0]) for row in rows)
+    written = [replace(event, id=event_id) for event_id, event in zip(ids, events, strict=True)]
+    deliveries: list[tuple[int, str, float, float]] = []
+    for event in written:
+        assert event.id is not None
+        receivers = receivers_for(event) if receivers_for is not None else ()
+        deliveries.extend((event.id, name, event.at, event.at) for name in receivers)
+    cur.executemany(INSERT_EVENT, [event_row(e.id or 0, e) for e in written])
+    if deliveries:
+        cur.executemany(INSERT_OUTBOX, deliveries)
+    return written
+
+
+def _cycle_row(s: ListStatus) -> tuple[Any, ...]:
+    return (
+        s.name,
+        s.last_cycle_start,
+        s.last_cycle_end,
+        s.last_cycle_success,
+        s.last_cycle_duration,
+        s.last_cycle_lookups,
+        s.last_cycle_errors,
+        s.targets,
+    )

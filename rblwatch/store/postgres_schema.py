@@ -1,0 +1,286 @@
+"""The PostgreSQL store's schema: its migrations, its SQL, and rows to records and back.
+
+Apart from `postgres.py` so that the store's behaviour (the pool, transactions, the `Store`
+methods) reads on its own. The tables are those of the SQLite store (see `store.sqlite`) with
+PostgreSQL types: times are `double precision` unix seconds, codes and meanings JSON arrays in
+`text` (the same rows as SQLite's, so the two stores write the same values), event ids `bigint`
+from the sequence `events_id_seq`. The table `rblwatch_schema` (one row: the applied version)
+is the marker by which a database is recognised as ours before anything is written to it.
+Append a migration, never edit a released one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rblwatch.model import (
+    Event,
+    EventKind,
+    Health,
+    ListStatus,
+    OutcomeKind,
+    PairState,
+    PairStatus,
+)
+
+MARKER_TABLE = "rblwatch_schema"
+# pg_advisory_lock key under which migrations run: the bytes "rblwatch" as a signed bigint
+MIGRATION_LOCK = int.from_bytes(b"rblwatch", "big", signed=True)
+
+_V1_TABLES = (
+    f"CREATE TABLE {MARKER_TABLE} (version integer NOT NULL)",
+    f"INSERT INTO {MARKER_TABLE} (version) VALUES (0)",
+    """CREATE TABLE pairs (
+        list text NOT NULL,
+        target text NOT NULL,
+        group_name text NOT NULL,
+        status text NOT NULL,
+        since double precision NOT NULL,
+        first_seen double precision NOT NULL,
+        codes text NOT NULL DEFAULT '[]',
+        meanings text NOT NULL DEFAULT '[]',
+        txt text,
+        pending text,
+        pending_codes text NOT NULL DEFAULT '[]',
+        pending_meanings text NOT NULL DEFAULT '[]',
+        pending_count integer NOT NULL DEFAULT 0,
+        pending_since double precision,
+        PRIMARY KEY (list, target)
+    )""",
+    "CREATE INDEX pairs_status ON pairs (status)",
+    """CREATE TABLE seen (
+        list text NOT NULL,
+        target text NOT NULL,
+        PRIMARY KEY (list, target)
+    )""",
+    "CREATE SEQUENCE events_id_seq",
+    """CREATE TABLE events (
+        id bigint PRIMARY KEY DEFAULT nextval('events_id_seq'),
+        kind text NOT NULL,
+        list text NOT NULL,
+        target text,
+        group_name text,
+        at double precision NOT NULL,
+        codes text NOT NULL DEFAULT '[]',
+        meanings text NOT NULL DEFAULT '[]',
+        txt text,
+        initial integer NOT NULL DEFAULT 0,
+        previous_codes text NOT NULL DEFAULT '[]',
+        since double precision,
+        detail text NOT NULL DEFAULT '',
+        hostname text
+    )""",
+    "ALTER SEQUENCE events_id_seq OWNED BY events.id",
+    "CREATE INDEX events_at ON events (at)",
+    "CREATE INDEX events_target ON events (target, at)",
+    "CREATE INDEX events_list ON events (list, at)",
+    """CREATE TABLE list_status (
+        name text PRIMARY KEY,
+        health text NOT NULL DEFAULT 'unknown',
+        health_detail text NOT NULL DEFAULT '',
+        health_since double precision,
+        last_cycle_start double precision,
+        last_cycle_end double precision,
+        last_cycle_success double precision,
+        last_cycle_duration double precision,
+        last_cycle_lookups integer NOT NULL DEFAULT 0,
+        last_cycle_errors integer NOT NULL DEFAULT 0,
+        targets integer NOT NULL DEFAULT 0
+    )""",
+    """CREATE TABLE budget (
+        list text NOT NULL,
+        day text NOT NULL,
+        queries bigint NOT NULL DEFAULT 0,
+        PRIMARY KEY (list, day)
+    )""",
+    """CREATE TABLE outbox (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        event_id bigint NOT NULL REFERENCES events (id) ON DELETE CASCADE,
+        receiver text NOT NULL,
+        attempts integer NOT NULL DEFAULT 0,
+        next_attempt double precision NOT NULL,
+        created double precision NOT NULL,
+        last_error text NOT NULL DEFAULT ''
+    )""",
+    "CREATE INDEX outbox_due ON outbox (receiver, next_attempt)",
+    "CREATE INDEX outbox_event ON outbox (event_id)",
+)
+
+# As in SQLite (migration 3 there): receivers de-duplicate alerts by event id, so a new
+# database's ids start at its creation time in microseconds, above those of any database
+# created before it; a database that has already handed out ids keeps its numbering.
+_V2_EVENT_IDS_FROM_CREATION = (
+    """SELECT setval('events_id_seq', (extract(epoch FROM now()) * 1000000)::bigint)
+        FROM events_id_seq WHERE NOT is_called""",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1_TABLES, _V2_EVENT_IDS_FROM_CREATION)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+PAIR_COLUMNS = (
+    "list, target, group_name, status, since, first_seen, codes, meanings, txt, pending,"
+    " pending_codes, pending_meanings, pending_count, pending_since"
+)
+EVENT_COLUMNS = (
+    "kind, list, target, group_name, at, codes, meanings, txt, initial, previous_codes,"
+    " since, detail, hostname"
+)
+EVENT_COLUMNS_OF_E = ", ".join("e." + c.strip() for c in EVENT_COLUMNS.split(","))
+STATUS_COLUMNS = (
+    "name, health, health_detail, health_since, last_cycle_start, last_cycle_end,"
+    " last_cycle_success, last_cycle_duration, last_cycle_lookups, last_cycle_errors, targets"
+)
+
+
+def _marks(n: int) -> str:
+    return ", ".join(["%s"] * n)
+
+
+UPSERT_PAIR = f"""
+    INSERT INTO pairs ({PAIR_COLUMNS}) VALUES ({_marks(14)})
+    ON CONFLICT (list, target) DO UPDATE SET
+    {", ".join(f"{c.strip()} = excluded.{c.strip()}" for c in PAIR_COLUMNS.split(",")[2:])}
+"""
+DELETE_PAIRS = "DELETE FROM pairs WHERE list = %s AND target = ANY(%s)"
+ADD_SEEN = "INSERT INTO seen (list, target) SELECT %s, unnest(%s::text[]) ON CONFLICT DO NOTHING"
+INSERT_EVENT = f"INSERT INTO events (id, {EVENT_COLUMNS}) VALUES ({_marks(14)})"
+INSERT_OUTBOX = (
+    "INSERT INTO outbox (event_id, receiver, next_attempt, created) VALUES (%s, %s, %s, %s)"
+)
+NEXT_EVENT_IDS = "SELECT nextval('events_id_seq') FROM generate_series(1, %s)"
+
+# The cycle fields only: health belongs to record_health.
+UPSERT_CYCLE_STATUS = """
+    INSERT INTO list_status (name, last_cycle_start, last_cycle_end, last_cycle_success,
+        last_cycle_duration, last_cycle_lookups, last_cycle_errors, targets)
+    VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+    ON CONFLICT (name) DO UPDATE SET
+        last_cycle_start = excluded.last_cycle_start,
+        last_cycle_end = excluded.last_cycle_end,
+        -- a cycle that sent no lookups (unhealthy list, spent budget) keeps the last success
+        last_cycle_success = COALESCE(excluded.last_cycle_success, list_status.last_cycle_success),
+        last_cycle_duration = excluded.last_cycle_duration,
+        last_cycle_lookups = excluded.last_cycle_lookups,
+        last_cycle_errors = excluded.last_cycle_errors,
+        targets = excluded.targets
+"""
+
+# SET expressions see the row as it was, so the CASE compares against the old health.
+UPSERT_HEALTH = """
+    INSERT INTO list_status (name, health, health_detail, health_since) VALUES (%s, %s, %s, %s)
+    ON CONFLICT (name) DO UPDATE SET
+        health_since = CASE
+            WHEN list_status.health = excluded.health AND list_status.health_since IS NOT NULL
+            THEN list_status.health_since ELSE excluded.health_since END,
+        health = excluded.health,
+        health_detail = excluded.health_detail
+"""
+
+ADD_BUDGET = """
+    INSERT INTO budget (list, day, queries) VALUES (%s, %s, %s)
+    ON CONFLICT (list, day) DO UPDATE SET queries = budget.queries + excluded.queries
+"""
+
+Row = Mapping[str, Any]
+
+
+def _text(value: Sequence[str]) -> str:
+    return json.dumps(list(value))
+
+
+def _codes(text: str) -> tuple[str, ...]:
+    return tuple(json.loads(text))
+
+
+def pair_row(p: PairState) -> tuple[Any, ...]:
+    return (
+        p.list,
+        p.target,
+        p.group,
+        p.status.value,
+        p.since,
+        p.first_seen,
+        _text(p.codes),
+        _text(p.meanings),
+        p.txt,
+        p.pending.value if p.pending is not None else None,
+        _text(p.pending_codes),
+        _text(p.pending_meanings),
+        p.pending_count,
+        p.pending_since,
+    )
+
+
+def pair_of(row: Row) -> PairState:
+    return PairState(
+        target=row["target"],
+        list=row["list"],
+        group=row["group_name"],
+        status=PairStatus(row["status"]),
+        since=row["since"],
+        first_seen=row["first_seen"],
+        codes=_codes(row["codes"]),
+        meanings=_codes(row["meanings"]),
+        txt=row["txt"],
+        pending=OutcomeKind(row["pending"]) if row["pending"] is not None else None,
+        pending_codes=_codes(row["pending_codes"]),
+        pending_meanings=_codes(row["pending_meanings"]),
+        pending_count=row["pending_count"],
+        pending_since=row["pending_since"],
+    )
+
+
+def event_row(event_id: int, e: Event) -> tuple[Any, ...]:
+    return (
+        event_id,
+        e.kind.value,
+        e.list,
+        e.target,
+        e.group,
+        e.at,
+        _text(e.codes),
+        _text(e.meanings),
+        e.txt,
+        int(e.initial),
+        _text(e.previous_codes),
+        e.since,
+        e.detail,
+        e.hostname,
+    )
+
+
+def event_of(row: Row) -> Event:
+    return Event(
+        kind=EventKind(row["kind"]),
+        list=row["list"],
+        at=row["at"],
+        target=row["target"],
+        group=row["group_name"],
+        codes=_codes(row["codes"]),
+        meanings=_codes(row["meanings"]),
+        txt=row["txt"],
+        initial=bool(row["initial"]),
+        previous_codes=_codes(row["previous_codes"]),
+        since=row["since"],
+        detail=row["detail"],
+        hostname=row["hostname"],
+        id=row["id"],
+    )
+
+
+def status_of(row: Row) -> ListStatus:
+    return ListStatus(
+        name=row["name"],
+        health=Health(row["health"]),
+        health_detail=row["health_detail"],
+        health_since=row["health_since"],
+        last_cycle_start=row["last_cycle_start"],
+        last_cycle_end=row["last_cycle_end"],
+        last_cycle_success=row["last_cycle_success"],
+        last_cycle_duration=row["last_cycle_duration"],
+        last_cycle_lookups=row["last_cycle_lookups"],
+        last_cycle_errors=row["last_cycle_errors"],
+        targets=row["targets"],
+    )
