@@ -27,6 +27,7 @@ Decisions:
 from __future__ import annotations
 
 import contextlib
+import re
 import urllib.parse
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
@@ -90,6 +91,16 @@ def password_of(url: str) -> str | None:
     return str(password) if password else None
 
 
+_USERINFO_PASSWORD = re.compile(r"(://[^/@:]*:)[^/]*@")
+_PARAM_PASSWORD = re.compile(r"([?&]password=)[^&]*", re.IGNORECASE)
+
+
+def display(url: str) -> str:
+    """A conninfo URL fit to show: its password (in the user part or a parameter) as ***."""
+    url = _USERINFO_PASSWORD.sub(r"\1***@", url, count=1)
+    return _PARAM_PASSWORD.sub(r"\1***", url)
+
+
 def mask(text: str, password: str | None) -> str:
     """`text` with every form of `password` in it (as typed, percent-encoded) replaced by ***."""
     if not password:
@@ -108,7 +119,7 @@ class PostgresStore(Store):
 
     def __init__(self, url: str) -> None:
         self._password = password_of(url)
-        self._label = mask(url, self._password)
+        self._label = mask(display(url), self._password)
         kwargs: dict[str, Any] = {}
         if "connect_timeout" not in url:
             kwargs["connect_timeout"] = CONNECT_TIMEOUT_S

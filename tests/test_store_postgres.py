@@ -1,0 +1,151 @@
+"""The PostgreSQL store's own rules, beyond the contract suite: how it opens and refuses.
+
+Against the session's throwaway cluster (`tests.postgres`): the password never shows in a
+message, one-line errors for a server that is not there, a database that is not ours or is of
+a newer rblwatch, libpq's URL forms (the `postgres://` alias, several hosts with
+`target_session_attrs`) passed on as they are, and psycopg loaded only for such a URL.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import psycopg
+import pytest
+
+from rblwatch.model import CycleCommit, Event, EventKind
+from rblwatch.store import StoreError, open_store
+from rblwatch.store.postgres import display, mask, password_of
+from rblwatch.store.postgres_schema import MARKER_TABLE, SCHEMA_VERSION
+from tests.postgres import PASSWORD, Cluster
+
+
+@pytest.fixture
+def database(postgres_cluster: Cluster) -> Iterator[str]:
+    name = postgres_cluster.create_database()
+    try:
+        yield name
+    finally:
+        postgres_cluster.drop_database(name)
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # nothing listens once it is closed
+
+
+def refused(url: str) -> str:
+    with pytest.raises(StoreError) as exc:
+        open_store(url).close()
+    message = str(exc.value)
+    assert "\n" not in message
+    return message
+
+
+def test_a_wrong_password_is_refused_in_one_line_that_shows_neither_password(
+    postgres_cluster: Cluster, database: str
+) -> None:
+    wrong = "Wr0ng-pass-w0rd"
+    url = postgres_cluster.url(database).replace(f":{PASSWORD}@", f":{wrong}@")
+    message = refused(url)
+    assert "password authentication failed" in message
+    assert wrong not in message and PASSWORD not in message
+    assert ":***@127.0.0.1" in message
+
+
+def test_a_password_given_as_a_parameter_is_masked_too(
+    postgres_cluster: Cluster, database: str
+) -> None:
+    parts = urlsplit(postgres_cluster.url(database))
+    wrong = "p@ss/w0rd?x"
+    url = f"postgresql://{parts.username}@{parts.hostname}:{parts.port}{parts.path}"
+    message = refused(url + "?password=" + wrong.replace("@", "%40").replace("/", "%2F"))
+    assert "password authentication failed" in message
+    assert "p@ss" not in message and "p%40ss" not in message and "w0rd" not in message
+    assert "?password=***:" in message
+
+
+def test_the_password_is_masked_wherever_it_is_written() -> None:
+    url = "postgresql://u:p%40ss@h/db?sslmode=require"
+    assert password_of(url) == "p@ss"
+    assert mask(url, password_of(url)) == "postgresql://u:***@h/db?sslmode=require"
+    assert display(url) == "postgresql://u:***@h/db?sslmode=require"
+    assert display("postgresql://h/db?sslmode=require&PassWord=x?y&a=1") == (
+        "postgresql://h/db?sslmode=require&PassWord=***&a=1"
+    )
+    assert display("postgresql://u@h1:5432,h2/db") == "postgresql://u@h1:5432,h2/db"
+    assert mask("libpq said p@ss", "p@ss") == "libpq said ***"
+    assert mask("no secret here", None) == "no secret here"
+
+
+def test_a_server_that_is_not_there_is_refused_in_one_line() -> None:
+    message = refused(f"postgresql://u:{PASSWORD}@127.0.0.1:{closed_port()}/db")
+    assert "cannot connect" in message
+    assert PASSWORD not in message
+
+
+def test_another_programs_database_is_refused_and_left_untouched(
+    postgres_cluster: Cluster, database: str
+) -> None:
+    url = postgres_cluster.url(database)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE invoices (id integer)")
+    assert "not an rblwatch database" in refused(url)
+    with psycopg.connect(url) as conn:
+        tables = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        assert [t for (t,) in tables] == ["invoices"]
+
+
+def test_a_database_of_a_newer_rblwatch_is_refused_in_one_line(
+    postgres_cluster: Cluster, database: str
+) -> None:
+    url = postgres_cluster.url(database)
+    open_store(url).close()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"UPDATE {MARKER_TABLE} SET version = %s", (SCHEMA_VERSION + 1,))
+    message = refused(url)
+    assert f"schema version {SCHEMA_VERSION + 1} is newer" in message
+
+
+def test_the_postgres_alias_and_several_hosts_with_target_session_attrs_open(
+    postgres_cluster: Cluster, database: str
+) -> None:
+    parts = urlsplit(postgres_cluster.url(database))
+    hosts = f"127.0.0.1:{closed_port()},127.0.0.1:{parts.port}"  # the first one is down
+    url = (
+        f"postgres://{parts.username}:{parts.password}@{hosts}{parts.path}"
+        "?target_session_attrs=read-write&connect_timeout=5"
+    )
+    store = open_store(url)
+    try:
+        (event,) = store.commit(
+            CycleCommit("zen", events=[Event(EventKind.LISTED, "zen", 1.0, target="a.test")])
+        )
+        assert store.events() == [event]
+    finally:
+        store.close()
+
+
+def test_psycopg_is_imported_only_when_a_postgresql_url_is_opened(tmp_path: object) -> None:
+    code = (
+        "import sys\n"
+        "import rblwatch.cli, rblwatch.daemon\n"
+        "from rblwatch.store import open_store\n"
+        f"open_store('sqlite:///{tmp_path}/s.db').close()\n"
+        "assert not [m for m in sys.modules if m.startswith('psycopg')], 'psycopg imported'\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        capture_output=True,
+        text=True,
+        env={**os.environ},
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
