@@ -3,7 +3,8 @@
 Against the session's throwaway cluster (`tests.postgres`): the password never shows in a
 message, one-line errors for a server that is not there, a database that is not ours or is of
 a newer rblwatch, libpq's URL forms (the `postgres://` alias, several hosts with
-`target_session_attrs`) passed on as they are, and psycopg loaded only for such a URL.
+`target_session_attrs`) passed on as they are, psycopg loaded only for such a URL, and a
+commit's statements not growing with its size.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
 import pytest
 
-from rblwatch.model import CycleCommit, Event, EventKind
+from rblwatch.model import CycleCommit, Event, EventKind, ListStatus, PairState, PairStatus
 from rblwatch.store import StoreError, open_store
 from rblwatch.store.postgres import display, mask, password_of
 from rblwatch.store.postgres_schema import MARKER_TABLE, SCHEMA_VERSION
@@ -149,3 +151,50 @@ def test_psycopg_is_imported_only_when_a_postgresql_url_is_opened(tmp_path: obje
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_a_cycle_commit_is_a_few_statements_whatever_its_size(
+    postgres_cluster: Cluster, database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # one statement per pair would be 65,536 round trips for a /16's first cycle
+    store = open_store(postgres_cluster.url(database))
+    calls: list[str] = []
+    for method in ("execute", "executemany"):
+        original = getattr(psycopg.Cursor, method)
+
+        def counted(
+            self: object, *args: object, _o: Any = original, _m: str = method, **kw: object
+        ) -> Any:
+            calls.append(_m)
+            return _o(self, *args, **kw)
+
+        monkeypatch.setattr(psycopg.Cursor, method, counted)
+    try:
+        for size in (1, 1000):
+            pairs = [
+                PairState(f"10.0.{i >> 8}.{i & 255}", "zen", "", PairStatus.LISTED, 1.0, 1.0)
+                for i in range(size)
+            ]
+            events = [Event(EventKind.LISTED, "zen", 1.0, target=p.target) for p in pairs]
+            calls.clear()
+            store.commit(
+                CycleCommit(
+                    "zen",
+                    upserts=pairs,
+                    deletes=[f"gone{i}" for i in range(size)],
+                    seen=[p.target for p in pairs],
+                    events=events,
+                    status=ListStatus("zen", targets=size),
+                    budget_day="2027-01-15",
+                    budget_queries=size,
+                ),
+                lambda e: ["ops", "chat"],
+            )
+            # the pool's connection check, then one per kind of row (pairs deleted, upserted,
+            # seen, event ids, events, outbox rows, status, budget)
+            assert len(calls) <= 9, (size, calls)
+        assert psycopg.Pipeline.is_supported()  # so each executemany is one pipelined batch
+        assert store.listed_count() == 1000 and store.outbox_counts() == {"ops": 1001, "chat": 1001}
+    finally:
+        monkeypatch.undo()
+        store.close()
