@@ -4,22 +4,26 @@ Against the session's throwaway cluster (`tests.postgres`): the password never s
 message, one-line errors for a server that is not there, a database that is not ours or is of
 a newer rblwatch, libpq's URL forms (the `postgres://` alias, several hosts with
 `target_session_attrs`) passed on as they are, psycopg loaded only for such a URL, and a
-commit's statements not growing with its size.
+commit's statements not growing with its size; `rblwatch history` reading such a store.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
 import pytest
 
+from rblwatch import cli
 from rblwatch.model import CycleCommit, Event, EventKind, ListStatus, PairState, PairStatus
 from rblwatch.store import StoreError, open_store
 from rblwatch.store.postgres import display, mask, password_of
@@ -198,3 +202,39 @@ def test_a_cycle_commit_is_a_few_statements_whatever_its_size(
     finally:
         monkeypatch.undo()
         store.close()
+
+
+def write_config(tmp_path: Path, url: str) -> Path:
+    path = tmp_path / "rblwatch.yaml"
+    data = {
+        "store": {"url": url},
+        "lists": [{"name": "bl", "zone": "bl.test", "kind": "ip"}],
+        "targets": [{"group": "mail", "addresses": ["192.0.2.1"]}],
+    }
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_history_reads_a_postgresql_store_and_a_wrong_password_is_one_masked_line(
+    postgres_cluster: Cluster,
+    database: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = postgres_cluster.url(database)
+    store = open_store(url)
+    try:
+        now = Event(EventKind.LISTED, "bl", time.time(), target="192.0.2.1")
+        (event,) = store.commit(CycleCommit("bl", events=[now]))
+    finally:
+        store.close()
+    path = write_config(tmp_path, url)
+    assert cli.main(["history", "--config.file", str(path), "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [(e["id"], e["target"]) for e in out["events"]] == [(event.id, "192.0.2.1")]
+
+    wrong = write_config(tmp_path, url.replace(f":{PASSWORD}@", ":Wr0ng-pw@"))
+    assert cli.main(["history", "--config.file", str(wrong)]) != 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "password authentication failed" in err
+    assert "Wr0ng-pw" not in err and PASSWORD not in err
