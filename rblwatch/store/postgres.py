@@ -204,10 +204,10 @@ class PostgresStore(Store):
         try:
             with pool.connection() as conn:
                 yield conn
+        except psycopg_pool.PoolTimeout as exc:  # before psycopg.Error: it is one
+            raise self._error(f"no connection to the database: {self._one_line(exc)}") from exc
         except psycopg.Error as exc:
             raise self._error(self._one_line(exc)) from exc
-        except psycopg_pool.PoolTimeout as exc:
-            raise self._error(f"no connection: {self._one_line(exc)}") from exc
 
     def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
         with self._conn() as conn, conn.cursor(row_factory=dict_row) as cur:
