@@ -54,20 +54,24 @@ from rblwatch.store.postgres_schema import (
     ADD_BUDGET,
     ADD_SEEN,
     DELETE_PAIRS,
-    EVENT_COLUMNS,
-    EVENT_COLUMNS_OF_E,
     INSERT_EVENT,
     INSERT_OUTBOX,
     MARKER_TABLE,
     MIGRATION_LOCK,
     MIGRATIONS,
     NEXT_EVENT_IDS,
-    PAIR_COLUMNS,
     SCHEMA_VERSION,
-    STATUS_COLUMNS,
     UPSERT_CYCLE_STATUS,
     UPSERT_HEALTH,
     UPSERT_PAIR,
+)
+from rblwatch.store.rows import (
+    DELIVERY_COLUMNS,
+    EVENT_COLUMNS,
+    PAIR_COLUMNS,
+    STATUS_COLUMNS,
+    cycle_row,
+    delivery_of,
     event_of,
     event_row,
     pair_of,
@@ -249,7 +253,7 @@ class PostgresStore(Store):
                 cur.execute(ADD_SEEN, (name, list(commit.seen)))
             events = _insert_events(cur, list(commit.events), receivers_for)
             if commit.status is not None:
-                cur.execute(UPSERT_CYCLE_STATUS, _cycle_row(commit.status))
+                cur.execute(UPSERT_CYCLE_STATUS, cycle_row(commit.status))
             if commit.budget_day is not None and commit.budget_queries:
                 cur.execute(ADD_BUDGET, (name, commit.budget_day, commit.budget_queries))
         return events
@@ -328,24 +332,13 @@ class PostgresStore(Store):
 
     def due_deliveries(self, receiver: str, now: float, limit: int = 100) -> list[Delivery]:
         sql = f"""
-            SELECT o.id AS delivery_id, o.receiver, o.attempts, o.next_attempt, o.created,
-                   e.id, {EVENT_COLUMNS_OF_E}
+            SELECT {DELIVERY_COLUMNS}
             FROM outbox AS o JOIN events AS e ON e.id = o.event_id
             WHERE o.receiver = %s AND o.next_attempt <= %s
             ORDER BY e.id, o.id
             LIMIT %s
         """
-        return [
-            Delivery(
-                id=row["delivery_id"],
-                event=event_of(row),
-                receiver=row["receiver"],
-                attempts=row["attempts"],
-                next_attempt=row["next_attempt"],
-                created=row["created"],
-            )
-            for row in self._rows(sql, (receiver, now, limit))
-        ]
+        return [delivery_of(row) for row in self._rows(sql, (receiver, now, limit))]
 
     def delivery_done(self, delivery_id: int) -> None:
         with self._conn() as conn:
@@ -396,20 +389,7 @@ def _insert_events(
         assert event.id is not None
         receivers = receivers_for(event) if receivers_for is not None else ()
         deliveries.extend((event.id, name, event.at, event.at) for name in receivers)
-    cur.executemany(INSERT_EVENT, [event_row(e.id or 0, e) for e in written])
+    cur.executemany(INSERT_EVENT, [(e.id, *event_row(e)) for e in written])
     if deliveries:
         cur.executemany(INSERT_OUTBOX, deliveries)
     return written
-
-
-def _cycle_row(s: ListStatus) -> tuple[Any, ...]:
-    return (
-        s.name,
-        s.last_cycle_start,
-        s.last_cycle_end,
-        s.last_cycle_success,
-        s.last_cycle_duration,
-        s.last_cycle_lookups,
-        s.last_cycle_errors,
-        s.targets,
-    )

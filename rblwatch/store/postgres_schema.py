@@ -1,4 +1,4 @@
-"""The PostgreSQL store's schema: its migrations, its SQL, and rows to records and back.
+"""The PostgreSQL store's schema: its migrations and its SQL (rows to records: `store.rows`).
 
 Apart from `postgres.py` so that the store's behaviour (the pool, transactions, the `Store`
 methods) reads on its own. The tables are those of the SQLite store (see `store.sqlite`) with
@@ -11,19 +11,7 @@ Append a migration, never edit a released one.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
-from typing import Any
-
-from rblwatch.model import (
-    Event,
-    EventKind,
-    Health,
-    ListStatus,
-    OutcomeKind,
-    PairState,
-    PairStatus,
-)
+from rblwatch.store.rows import EVENT_COLUMNS, PAIR_COLUMNS
 
 MARKER_TABLE = "rblwatch_schema"
 # pg_advisory_lock key under which migrations run: the bytes "rblwatch" as a signed bigint
@@ -119,19 +107,7 @@ _V2_EVENT_IDS_FROM_CREATION = (
 MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1_TABLES, _V2_EVENT_IDS_FROM_CREATION)
 SCHEMA_VERSION = len(MIGRATIONS)
 
-PAIR_COLUMNS = (
-    "list, target, group_name, status, since, first_seen, codes, meanings, txt, pending,"
-    " pending_codes, pending_meanings, pending_count, pending_since"
-)
-EVENT_COLUMNS = (
-    "kind, list, target, group_name, at, codes, meanings, txt, initial, previous_codes,"
-    " since, detail, hostname"
-)
-EVENT_COLUMNS_OF_E = ", ".join("e." + c.strip() for c in EVENT_COLUMNS.split(","))
-STATUS_COLUMNS = (
-    "name, health, health_detail, health_since, last_cycle_start, last_cycle_end,"
-    " last_cycle_success, last_cycle_duration, last_cycle_lookups, last_cycle_errors, targets"
-)
+# the columns and the row mapping are the same in both SQL stores: `store.rows`
 
 
 def _marks(n: int) -> str:
@@ -182,105 +158,3 @@ ADD_BUDGET = """
     INSERT INTO budget (list, day, queries) VALUES (%s, %s, %s)
     ON CONFLICT (list, day) DO UPDATE SET queries = budget.queries + excluded.queries
 """
-
-Row = Mapping[str, Any]
-
-
-def _text(value: Sequence[str]) -> str:
-    return json.dumps(list(value))
-
-
-def _codes(text: str) -> tuple[str, ...]:
-    return tuple(json.loads(text))
-
-
-def pair_row(p: PairState) -> tuple[Any, ...]:
-    return (
-        p.list,
-        p.target,
-        p.group,
-        p.status.value,
-        p.since,
-        p.first_seen,
-        _text(p.codes),
-        _text(p.meanings),
-        p.txt,
-        p.pending.value if p.pending is not None else None,
-        _text(p.pending_codes),
-        _text(p.pending_meanings),
-        p.pending_count,
-        p.pending_since,
-    )
-
-
-def pair_of(row: Row) -> PairState:
-    return PairState(
-        target=row["target"],
-        list=row["list"],
-        group=row["group_name"],
-        status=PairStatus(row["status"]),
-        since=row["since"],
-        first_seen=row["first_seen"],
-        codes=_codes(row["codes"]),
-        meanings=_codes(row["meanings"]),
-        txt=row["txt"],
-        pending=OutcomeKind(row["pending"]) if row["pending"] is not None else None,
-        pending_codes=_codes(row["pending_codes"]),
-        pending_meanings=_codes(row["pending_meanings"]),
-        pending_count=row["pending_count"],
-        pending_since=row["pending_since"],
-    )
-
-
-def event_row(event_id: int, e: Event) -> tuple[Any, ...]:
-    return (
-        event_id,
-        e.kind.value,
-        e.list,
-        e.target,
-        e.group,
-        e.at,
-        _text(e.codes),
-        _text(e.meanings),
-        e.txt,
-        int(e.initial),
-        _text(e.previous_codes),
-        e.since,
-        e.detail,
-        e.hostname,
-    )
-
-
-def event_of(row: Row) -> Event:
-    return Event(
-        kind=EventKind(row["kind"]),
-        list=row["list"],
-        at=row["at"],
-        target=row["target"],
-        group=row["group_name"],
-        codes=_codes(row["codes"]),
-        meanings=_codes(row["meanings"]),
-        txt=row["txt"],
-        initial=bool(row["initial"]),
-        previous_codes=_codes(row["previous_codes"]),
-        since=row["since"],
-        detail=row["detail"],
-        hostname=row["hostname"],
-        id=row["id"],
-    )
-
-
-def status_of(row: Row) -> ListStatus:
-    return ListStatus(
-        name=row["name"],
-        health=Health(row["health"]),
-        health_detail=row["health_detail"],
-        health_since=row["health_since"],
-        last_cycle_start=row["last_cycle_start"],
-        last_cycle_end=row["last_cycle_end"],
-        last_cycle_success=row["last_cycle_success"],
-        last_cycle_duration=row["last_cycle_duration"],
-        last_cycle_lookups=row["last_cycle_lookups"],
-        last_cycle_errors=row["last_cycle_errors"],
-        targets=row["targets"],
-    )

@@ -69,23 +69,27 @@ from rblwatch.model import (
     ReceiversFor,
 )
 from rblwatch.store import Store, StoreError
-from rblwatch.store.sqlite_schema import (
-    ADD_BUDGET,
-    APPLICATION_ID,
-    BUSY_TIMEOUT_S,
+from rblwatch.store.rows import (
+    DELIVERY_COLUMNS,
     EVENT_COLUMNS,
-    EVENT_COLUMNS_OF_E,
-    MIGRATIONS,
     PAIR_COLUMNS,
-    SCHEMA_VERSION,
     STATUS_COLUMNS,
-    UPSERT_CYCLE_STATUS,
-    UPSERT_HEALTH,
+    cycle_row,
+    delivery_of,
     event_of,
     event_row,
     pair_of,
     pair_row,
     status_of,
+)
+from rblwatch.store.sqlite_schema import (
+    ADD_BUDGET,
+    APPLICATION_ID,
+    BUSY_TIMEOUT_S,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    UPSERT_CYCLE_STATUS,
+    UPSERT_HEALTH,
 )
 
 
@@ -256,7 +260,7 @@ class SqliteStore(Store):
             )
             events = _insert_events(conn, commit.events, receivers_for)
             if commit.status is not None:
-                conn.execute(UPSERT_CYCLE_STATUS, _cycle_row(commit.status))
+                conn.execute(UPSERT_CYCLE_STATUS, cycle_row(commit.status))
             if commit.budget_day is not None and commit.budget_queries:
                 conn.execute(ADD_BUDGET, (name, commit.budget_day, commit.budget_queries))
         return events
@@ -327,8 +331,7 @@ class SqliteStore(Store):
 
     def due_deliveries(self, receiver: str, now: float, limit: int = 100) -> list[Delivery]:
         sql = f"""
-            SELECT o.id AS delivery_id, o.receiver, o.attempts, o.next_attempt, o.created,
-                   e.id, {EVENT_COLUMNS_OF_E}
+            SELECT {DELIVERY_COLUMNS}
             FROM outbox AS o JOIN events AS e ON e.id = o.event_id
             WHERE o.receiver = ? AND o.next_attempt <= ?
             ORDER BY e.id, o.id
@@ -336,17 +339,7 @@ class SqliteStore(Store):
         """
         with self._read() as conn:
             rows = conn.execute(sql, (receiver, now, limit)).fetchall()
-        return [
-            Delivery(
-                id=row["delivery_id"],
-                event=event_of(row),
-                receiver=row["receiver"],
-                attempts=row["attempts"],
-                next_attempt=row["next_attempt"],
-                created=row["created"],
-            )
-            for row in rows
-        ]
+        return [delivery_of(row) for row in rows]
 
     def delivery_done(self, delivery_id: int) -> None:
         with self._write() as conn:
@@ -443,19 +436,6 @@ def _insert_events(
         deliveries,
     )
     return written
-
-
-def _cycle_row(s: ListStatus) -> tuple[Any, ...]:
-    return (
-        s.name,
-        s.last_cycle_start,
-        s.last_cycle_end,
-        s.last_cycle_success,
-        s.last_cycle_duration,
-        s.last_cycle_lookups,
-        s.last_cycle_errors,
-        s.targets,
-    )
 
 
 def _keyed(list_name: str, targets: Iterable[str]) -> Iterator[tuple[str, str]]:

@@ -1,4 +1,4 @@
-"""The SQLite store's schema: its migrations, its SQL, and rows to records and back.
+"""The SQLite store's schema: its migrations and its SQL (rows to records: `store.rows`).
 
 Apart from `sqlite.py` so that the store's behaviour (transactions, locking, the `Store`
 methods) reads on its own; the tables are described in that module's docstring. Append a
@@ -6,21 +6,6 @@ migration, never edit a released one.
 """
 
 from __future__ import annotations
-
-import json
-import sqlite3
-from collections.abc import Sequence
-from typing import Any
-
-from rblwatch.model import (
-    Event,
-    EventKind,
-    Health,
-    ListStatus,
-    OutcomeKind,
-    PairState,
-    PairStatus,
-)
 
 APPLICATION_ID = int.from_bytes(b"rblw", "big")
 BUSY_TIMEOUT_S = 10.0
@@ -128,19 +113,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
-PAIR_COLUMNS = (
-    "list, target, group_name, status, since, first_seen, codes, meanings, txt, pending,"
-    " pending_codes, pending_meanings, pending_count, pending_since"
-)
-EVENT_COLUMNS = (
-    "kind, list, target, group_name, at, codes, meanings, txt, initial, previous_codes,"
-    " since, detail, hostname"
-)
-EVENT_COLUMNS_OF_E = ", ".join("e." + c.strip() for c in EVENT_COLUMNS.split(","))
-STATUS_COLUMNS = (
-    "name, health, health_detail, health_since, last_cycle_start, last_cycle_end,"
-    " last_cycle_success, last_cycle_duration, last_cycle_lookups, last_cycle_errors, targets"
-)
+# the columns and the row mapping are the same in both SQL stores: `store.rows`
 
 # The cycle fields only: health belongs to record_health.
 UPSERT_CYCLE_STATUS = """
@@ -173,102 +146,3 @@ ADD_BUDGET = """
     INSERT INTO budget (list, day, queries) VALUES (?, ?, ?)
     ON CONFLICT (list, day) DO UPDATE SET queries = queries + excluded.queries
 """
-
-
-def codes_text(value: Sequence[str]) -> str:
-    return json.dumps(list(value))
-
-
-def codes_of_text(text: str) -> tuple[str, ...]:
-    return tuple(json.loads(text))
-
-
-def pair_row(p: PairState) -> tuple[Any, ...]:
-    return (
-        p.list,
-        p.target,
-        p.group,
-        p.status.value,
-        p.since,
-        p.first_seen,
-        codes_text(p.codes),
-        codes_text(p.meanings),
-        p.txt,
-        p.pending.value if p.pending is not None else None,
-        codes_text(p.pending_codes),
-        codes_text(p.pending_meanings),
-        p.pending_count,
-        p.pending_since,
-    )
-
-
-def pair_of(row: sqlite3.Row) -> PairState:
-    return PairState(
-        target=row["target"],
-        list=row["list"],
-        group=row["group_name"],
-        status=PairStatus(row["status"]),
-        since=row["since"],
-        first_seen=row["first_seen"],
-        codes=codes_of_text(row["codes"]),
-        meanings=codes_of_text(row["meanings"]),
-        txt=row["txt"],
-        pending=OutcomeKind(row["pending"]) if row["pending"] is not None else None,
-        pending_codes=codes_of_text(row["pending_codes"]),
-        pending_meanings=codes_of_text(row["pending_meanings"]),
-        pending_count=row["pending_count"],
-        pending_since=row["pending_since"],
-    )
-
-
-def event_row(e: Event) -> tuple[Any, ...]:
-    return (
-        e.kind.value,
-        e.list,
-        e.target,
-        e.group,
-        e.at,
-        codes_text(e.codes),
-        codes_text(e.meanings),
-        e.txt,
-        int(e.initial),
-        codes_text(e.previous_codes),
-        e.since,
-        e.detail,
-        e.hostname,
-    )
-
-
-def event_of(row: sqlite3.Row) -> Event:
-    return Event(
-        kind=EventKind(row["kind"]),
-        list=row["list"],
-        at=row["at"],
-        target=row["target"],
-        group=row["group_name"],
-        codes=codes_of_text(row["codes"]),
-        meanings=codes_of_text(row["meanings"]),
-        txt=row["txt"],
-        initial=bool(row["initial"]),
-        previous_codes=codes_of_text(row["previous_codes"]),
-        since=row["since"],
-        detail=row["detail"],
-        hostname=row["hostname"],
-        id=row["id"],
-    )
-
-
-def status_of(row: sqlite3.Row) -> ListStatus:
-    return ListStatus(
-        name=row["name"],
-        health=Health(row["health"]),
-        health_detail=row["health_detail"],
-        health_since=row["health_since"],
-        last_cycle_start=row["last_cycle_start"],
-        last_cycle_end=row["last_cycle_end"],
-        last_cycle_success=row["last_cycle_success"],
-        last_cycle_duration=row["last_cycle_duration"],
-        last_cycle_lookups=row["last_cycle_lookups"],
-        last_cycle_errors=row["last_cycle_errors"],
-        targets=row["targets"],
-    )

@@ -1,0 +1,174 @@
+"""The rows both SQL stores keep, to records and back: one mapping for SQLite and PostgreSQL.
+
+Both stores hold the same tables with the same columns and values (codes and meanings as JSON
+arrays in text, times as unix seconds), so what a row means is written once here; the SQL of
+each dialect (placeholders, upserts, migrations) stays in its own `*_schema` module.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from rblwatch.model import (
+    Delivery,
+    Event,
+    EventKind,
+    Health,
+    ListStatus,
+    OutcomeKind,
+    PairState,
+    PairStatus,
+)
+
+PAIR_COLUMNS = (
+    "list, target, group_name, status, since, first_seen, codes, meanings, txt, pending,"
+    " pending_codes, pending_meanings, pending_count, pending_since"
+)
+EVENT_COLUMNS = (
+    "kind, list, target, group_name, at, codes, meanings, txt, initial, previous_codes,"
+    " since, detail, hostname"
+)
+EVENT_COLUMNS_OF_E = ", ".join("e." + c.strip() for c in EVENT_COLUMNS.split(","))
+STATUS_COLUMNS = (
+    "name, health, health_detail, health_since, last_cycle_start, last_cycle_end,"
+    " last_cycle_success, last_cycle_duration, last_cycle_lookups, last_cycle_errors, targets"
+)
+# what due_deliveries selects: the outbox row's fields, then the event's
+DELIVERY_COLUMNS = (
+    "o.id AS delivery_id, o.receiver, o.attempts, o.next_attempt, o.created,"
+    f" e.id, {EVENT_COLUMNS_OF_E}"
+)
+
+
+class Row(Protocol):
+    """A row read by column name (sqlite3.Row, or psycopg's dict rows)."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+def codes_text(value: Sequence[str]) -> str:
+    return json.dumps(list(value))
+
+
+def codes_of_text(text: str) -> tuple[str, ...]:
+    return tuple(json.loads(text))
+
+
+def pair_row(p: PairState) -> tuple[Any, ...]:
+    return (
+        p.list,
+        p.target,
+        p.group,
+        p.status.value,
+        p.since,
+        p.first_seen,
+        codes_text(p.codes),
+        codes_text(p.meanings),
+        p.txt,
+        p.pending.value if p.pending is not None else None,
+        codes_text(p.pending_codes),
+        codes_text(p.pending_meanings),
+        p.pending_count,
+        p.pending_since,
+    )
+
+
+def pair_of(row: Row) -> PairState:
+    return PairState(
+        target=row["target"],
+        list=row["list"],
+        group=row["group_name"],
+        status=PairStatus(row["status"]),
+        since=row["since"],
+        first_seen=row["first_seen"],
+        codes=codes_of_text(row["codes"]),
+        meanings=codes_of_text(row["meanings"]),
+        txt=row["txt"],
+        pending=OutcomeKind(row["pending"]) if row["pending"] is not None else None,
+        pending_codes=codes_of_text(row["pending_codes"]),
+        pending_meanings=codes_of_text(row["pending_meanings"]),
+        pending_count=row["pending_count"],
+        pending_since=row["pending_since"],
+    )
+
+
+def event_row(e: Event) -> tuple[Any, ...]:
+    """The values of `EVENT_COLUMNS` (the id is the store's to assign)."""
+    return (
+        e.kind.value,
+        e.list,
+        e.target,
+        e.group,
+        e.at,
+        codes_text(e.codes),
+        codes_text(e.meanings),
+        e.txt,
+        int(e.initial),
+        codes_text(e.previous_codes),
+        e.since,
+        e.detail,
+        e.hostname,
+    )
+
+
+def event_of(row: Row) -> Event:
+    return Event(
+        kind=EventKind(row["kind"]),
+        list=row["list"],
+        at=row["at"],
+        target=row["target"],
+        group=row["group_name"],
+        codes=codes_of_text(row["codes"]),
+        meanings=codes_of_text(row["meanings"]),
+        txt=row["txt"],
+        initial=bool(row["initial"]),
+        previous_codes=codes_of_text(row["previous_codes"]),
+        since=row["since"],
+        detail=row["detail"],
+        hostname=row["hostname"],
+        id=row["id"],
+    )
+
+
+def delivery_of(row: Row) -> Delivery:
+    """A row of `DELIVERY_COLUMNS`."""
+    return Delivery(
+        id=row["delivery_id"],
+        event=event_of(row),
+        receiver=row["receiver"],
+        attempts=row["attempts"],
+        next_attempt=row["next_attempt"],
+        created=row["created"],
+    )
+
+
+def status_of(row: Row) -> ListStatus:
+    return ListStatus(
+        name=row["name"],
+        health=Health(row["health"]),
+        health_detail=row["health_detail"],
+        health_since=row["health_since"],
+        last_cycle_start=row["last_cycle_start"],
+        last_cycle_end=row["last_cycle_end"],
+        last_cycle_success=row["last_cycle_success"],
+        last_cycle_duration=row["last_cycle_duration"],
+        last_cycle_lookups=row["last_cycle_lookups"],
+        last_cycle_errors=row["last_cycle_errors"],
+        targets=row["targets"],
+    )
+
+
+def cycle_row(s: ListStatus) -> tuple[Any, ...]:
+    """The cycle fields of a list's aggregate row (health belongs to record_health)."""
+    return (
+        s.name,
+        s.last_cycle_start,
+        s.last_cycle_end,
+        s.last_cycle_success,
+        s.last_cycle_duration,
+        s.last_cycle_lookups,
+        s.last_cycle_errors,
+        s.targets,
+    )
