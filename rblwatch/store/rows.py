@@ -41,6 +41,35 @@ DELIVERY_COLUMNS = (
     f" e.id, {EVENT_COLUMNS_OF_E}"
 )
 
+# The two upserts of a list's aggregate row, in SQLite's `?` placeholders (the PostgreSQL
+# store swaps them for `%s`: nothing else in these statements is a question mark).
+# The cycle fields only: health belongs to record_health.
+UPSERT_CYCLE_STATUS = """
+    INSERT INTO list_status (name, last_cycle_start, last_cycle_end, last_cycle_success,
+        last_cycle_duration, last_cycle_lookups, last_cycle_errors, targets)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (name) DO UPDATE SET
+        last_cycle_start = excluded.last_cycle_start,
+        last_cycle_end = excluded.last_cycle_end,
+        -- a cycle that sent no lookups (unhealthy list, spent budget) keeps the last success
+        last_cycle_success = COALESCE(excluded.last_cycle_success, list_status.last_cycle_success),
+        last_cycle_duration = excluded.last_cycle_duration,
+        last_cycle_lookups = excluded.last_cycle_lookups,
+        last_cycle_errors = excluded.last_cycle_errors,
+        targets = excluded.targets
+"""
+
+# SET expressions see the row as it was, so the CASE compares against the old health.
+UPSERT_HEALTH = """
+    INSERT INTO list_status (name, health, health_detail, health_since) VALUES (?, ?, ?, ?)
+    ON CONFLICT (name) DO UPDATE SET
+        health_since = CASE
+            WHEN list_status.health = excluded.health AND list_status.health_since IS NOT NULL
+            THEN list_status.health_since ELSE excluded.health_since END,
+        health = excluded.health,
+        health_detail = excluded.health_detail
+"""
+
 
 class Row(Protocol):
     """A row read by column name (sqlite3.Row, or psycopg's dict rows)."""

@@ -7,6 +7,8 @@ migration, never edit a released one.
 
 from __future__ import annotations
 
+from rblwatch.store import rows
+
 APPLICATION_ID = int.from_bytes(b"rblw", "big")
 BUSY_TIMEOUT_S = 10.0
 
@@ -115,32 +117,8 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 # the columns and the row mapping are the same in both SQL stores: `store.rows`
 
-# The cycle fields only: health belongs to record_health.
-UPSERT_CYCLE_STATUS = """
-    INSERT INTO list_status (name, last_cycle_start, last_cycle_end, last_cycle_success,
-        last_cycle_duration, last_cycle_lookups, last_cycle_errors, targets)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-    ON CONFLICT (name) DO UPDATE SET
-        last_cycle_start = excluded.last_cycle_start,
-        last_cycle_end = excluded.last_cycle_end,
-        -- a cycle that sent no lookups (unhealthy list, spent budget) keeps the last success
-        last_cycle_success = COALESCE(excluded.last_cycle_success, list_status.last_cycle_success),
-        last_cycle_duration = excluded.last_cycle_duration,
-        last_cycle_lookups = excluded.last_cycle_lookups,
-        last_cycle_errors = excluded.last_cycle_errors,
-        targets = excluded.targets
-"""
-
-# SET expressions see the row as it was, so the CASE compares against the old health.
-UPSERT_HEALTH = """
-    INSERT INTO list_status (name, health, health_detail, health_since) VALUES (?, ?, ?, ?)
-    ON CONFLICT (name) DO UPDATE SET
-        health_since = CASE
-            WHEN list_status.health = excluded.health AND list_status.health_since IS NOT NULL
-            THEN list_status.health_since ELSE excluded.health_since END,
-        health = excluded.health,
-        health_detail = excluded.health_detail
-"""
+UPSERT_CYCLE_STATUS = rows.UPSERT_CYCLE_STATUS
+UPSERT_HEALTH = rows.UPSERT_HEALTH
 
 ADD_BUDGET = """
     INSERT INTO budget (list, day, queries) VALUES (?, ?, ?)
