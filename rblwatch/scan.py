@@ -154,6 +154,12 @@ def count_lookups(targets: Sequence[Target], plans: Sequence[Plan]) -> int:
     return _lookups(_kinds(targets), plans)
 
 
+def lookups_per_list(targets: Sequence[Target], plans: Sequence[Plan]) -> dict[str, int]:
+    """How many lookups each plan's list gets, the targets counted by kind once for all."""
+    kinds = _kinds(targets)
+    return {p.lst.name: _lookups(kinds, [p]) for p in plans}
+
+
 def _kinds(targets: Sequence[Target]) -> collections.Counter[TargetKind]:
     return collections.Counter(map(operator.attrgetter("kind"), targets))
 

@@ -31,7 +31,16 @@ from rblwatch.cli.common import (
 from rblwatch.model import DnsList, Health, Kind, Status, Target, TargetKind
 from rblwatch.parallel import scan_split, worker_count
 from rblwatch.resolver import Resolver, normalize_server, system_nameservers
-from rblwatch.scan import Plan, Report, combine, count_lookups, plans_for, probe_health, scan
+from rblwatch.scan import (
+    Plan,
+    Report,
+    combine,
+    count_lookups,
+    lookups_per_list,
+    plans_for,
+    probe_health,
+    scan,
+)
 from rblwatch.views.check import check_table, write_check_json
 from rblwatch.views.lists import lists_json, lists_table
 
@@ -150,7 +159,8 @@ def _check(
 
 def _mind_the_limits(plans: list[Plan], tgts: list[Target], *, force: bool) -> None:
     """Refuse a check over a list's daily limit (unless forced); warn at a tenth of it."""
-    queries = {p.lst.name: count_lookups(tgts, [p]) + len(health.test_points(p.lst)) for p in plans}
+    lookups = lookups_per_list(tgts, plans)  # a /16's targets counted once, not once a list
+    queries = {p.lst.name: lookups[p.lst.name] + len(health.test_points(p.lst)) for p in plans}
     verdict = etiquette.judge([p.lst for p in plans], queries, force=force)
     for line in verdict.warnings:
         print(f"rblwatch: warning: {line}", file=sys.stderr)
