@@ -450,6 +450,9 @@ class Event:
     # the `hostnames:` entry the target address was found through (alerts name it), if any
     hostname: str | None = None
     id: int | None = None
+    # the id of the pair's previous event (0: its first) as the decider read it: one
+    # successor per event, so one transition is never stored twice (None: no such key)
+    after: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -498,3 +501,5 @@ class Delivery:
     attempts: int
     next_attempt: float
     created: float
+    held_by: str | None = None  # the instance sending it now (until `held_until`)
+    held_until: float | None = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from rblwatch.cluster import Instance, View
 from rblwatch.config import Config
 from rblwatch.stats import Stats
 from rblwatch.store import Store
@@ -34,6 +35,9 @@ class Runtime:
     version: str = ""
     # set by the daemon: validate and swap the config (SIGHUP and POST /-/reload share it)
     reload: Callable[[], Awaitable[ReloadResult]] | None = None
+    # this instance as the others see it, and what its last heartbeat found (`rblwatch.cluster`)
+    me: Instance | None = None
+    view: View | None = None
     # set by the daemon: called after events (and so outbox rows) are committed, so the alert
     # senders look at the outbox at once instead of at their next poll
     on_events: Callable[[], None] | None = None

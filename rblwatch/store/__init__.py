@@ -20,10 +20,11 @@ outbox rows for it (SPEC §4): a crash at any instant loses no event and duplica
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from rblwatch.cluster import SHARDS, Fence, Instance, View
 from rblwatch.model import (
     CycleCommit,
     Delivery,
@@ -55,8 +56,22 @@ class Store(abc.ABC):
         """The targets this list has looked up at least once."""
 
     @abc.abstractmethod
-    def commit(self, commit: CycleCommit, receivers_for: ReceiversFor | None = None) -> list[Event]:
-        """Write a cycle's changes atomically; return its events with their ids."""
+    def commit(
+        self,
+        commit: CycleCommit,
+        receivers_for: ReceiversFor | None = None,
+        fence: Fence | None = None,
+    ) -> list[Event]:
+        """Write a cycle's changes atomically; return its events with their ids.
+
+        With a `fence`, nothing is written unless the fence's leases are all still held by its
+        owner under the same epochs (then the shards' last cycle is set to now): `Fenced`
+        otherwise. An event whose `after` key (the pair's previous event) already has a
+        successor is a transition stored already: `Fenced` too, and nothing written."""
+
+    @abc.abstractmethod
+    def chain_heads(self, list_name: str, targets: Collection[str]) -> dict[str, int]:
+        """The id of the latest event of each of these targets on a list (absent: none)."""
 
     @abc.abstractmethod
     def record_health(
@@ -67,8 +82,13 @@ class Store(abc.ABC):
         at: float,
         event: Event | None,
         receivers_for: ReceiversFor | None = None,
+        fence: Fence | None = None,
     ) -> Event | None:
         """Set a list's health (and write its list_unhealthy/list_recovered event) atomically.
+
+        With a `fence` whose `leader` is set, `Fenced` unless its owner holds the leader's
+        lease. The event is written only if the stored health really crosses between healthy
+        and not (read in the transaction): two probes deciding from one old health raise one.
 
         A `list_recovered` event without `since` is stored with the time the list's previous
         (unhealthy) health began, read in the same transaction: the resolved alert of a
@@ -110,6 +130,13 @@ class Store(abc.ABC):
         """Undelivered rows of a receiver whose next attempt is due, oldest event first."""
 
     @abc.abstractmethod
+    def claim_delivery(self, receiver: str, owner: str, now: float, hold: float) -> Delivery | None:
+        """The receiver's oldest row, held for `owner` for `hold` seconds if it is due and no
+        other sender holds it (then `held_by` is `owner`); returned as it is otherwise (a
+        sender waits for its `next_attempt`, or for another's hold to end). One sender at a
+        time per row, and per receiver: a row is never handed out while an older one waits."""
+
+    @abc.abstractmethod
     def delivery_done(self, delivery_id: int) -> None:
         """A delivery succeeded (or failed for good): it leaves the outbox."""
 
@@ -121,6 +148,21 @@ class Store(abc.ABC):
     def outbox_counts(self) -> dict[str, int]:
         """Undelivered rows per receiver."""
 
+    # -- several instances (see `rblwatch.cluster`) ---------------------------------------------
+
+    @abc.abstractmethod
+    def tick(self, me: Instance, lists: Sequence[str], lease: float, shards: int = SHARDS) -> View:
+        """Heartbeat: renew `me` and its leases, release shards above its fair share, claim
+        free or expired ones up to it, take or renew the leader's lease; one transaction."""
+
+    @abc.abstractmethod
+    def instances(self) -> list[Instance]:
+        """The instances that have a heartbeat row, with the leases each holds."""
+
+    @abc.abstractmethod
+    def leave(self, owner: str) -> None:
+        """A clean stop: give up every lease of `owner` (others take them at once)."""
+
     # -- lifecycle ---------------------------------------------------------------------------
 
     @abc.abstractmethod
@@ -129,6 +171,11 @@ class Store(abc.ABC):
 
 class StoreError(Exception):
     """The store cannot be opened or used (one line, for the user)."""
+
+
+class Fenced(StoreError):
+    """A commit refused: a lease it needed is no longer held (another instance took the
+    shard), or its transition was stored already. Nothing was written."""
 
 
 class StoreUnavailable(StoreError):
@@ -196,4 +243,12 @@ def open_store(url: str) -> Store:
     return _scheme_of(url).open(url)
 
 
-__all__ = ["SCHEMES", "Store", "StoreError", "StoreUnavailable", "check_url", "open_store"]
+__all__ = [
+    "SCHEMES",
+    "Fenced",
+    "Store",
+    "StoreError",
+    "StoreUnavailable",
+    "check_url",
+    "open_store",
+]

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from typing import TypeVar
 
+from rblwatch.cluster import SHARDS, Fence, Instance, View
 from rblwatch.model import (
     CycleCommit,
     Delivery,
@@ -51,9 +52,15 @@ class AsyncStore:
         return await asyncio.to_thread(self.sync.seen, list_name)
 
     async def commit(
-        self, commit: CycleCommit, receivers_for: ReceiversFor | None = None
+        self,
+        commit: CycleCommit,
+        receivers_for: ReceiversFor | None = None,
+        fence: Fence | None = None,
     ) -> list[Event]:
-        return await asyncio.to_thread(self.sync.commit, commit, receivers_for)
+        return await asyncio.to_thread(self.sync.commit, commit, receivers_for, fence)
+
+    async def chain_heads(self, list_name: str, targets: Collection[str]) -> dict[str, int]:
+        return await asyncio.to_thread(self.sync.chain_heads, list_name, targets)
 
     async def record_health(
         self,
@@ -63,9 +70,10 @@ class AsyncStore:
         at: float,
         event: Event | None,
         receivers_for: ReceiversFor | None = None,
+        fence: Fence | None = None,
     ) -> Event | None:
         return await asyncio.to_thread(
-            self.sync.record_health, name, health, detail, at, event, receivers_for
+            self.sync.record_health, name, health, detail, at, event, receivers_for, fence
         )
 
     async def list_statuses(self) -> list[ListStatus]:
@@ -100,6 +108,11 @@ class AsyncStore:
     async def due_deliveries(self, receiver: str, now: float, limit: int = 100) -> list[Delivery]:
         return await asyncio.to_thread(self.sync.due_deliveries, receiver, now, limit)
 
+    async def claim_delivery(
+        self, receiver: str, owner: str, now: float, hold: float
+    ) -> Delivery | None:
+        return await asyncio.to_thread(self.sync.claim_delivery, receiver, owner, now, hold)
+
     async def delivery_done(self, delivery_id: int) -> None:
         await asyncio.to_thread(self.sync.delivery_done, delivery_id)
 
@@ -108,6 +121,17 @@ class AsyncStore:
 
     async def outbox_counts(self) -> dict[str, int]:
         return await asyncio.to_thread(self.sync.outbox_counts)
+
+    async def tick(
+        self, me: Instance, lists: Sequence[str], lease: float, shards: int = SHARDS
+    ) -> View:
+        return await asyncio.to_thread(self.sync.tick, me, lists, lease, shards)
+
+    async def instances(self) -> list[Instance]:
+        return await asyncio.to_thread(self.sync.instances)
+
+    async def leave(self, owner: str) -> None:
+        await asyncio.to_thread(self.sync.leave, owner)
 
     async def close(self) -> None:
         await asyncio.to_thread(self.sync.close)

@@ -29,7 +29,7 @@ from __future__ import annotations
 import contextlib
 import re
 import urllib.parse
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -37,6 +37,7 @@ import psycopg
 import psycopg_pool
 from psycopg.rows import dict_row
 
+from rblwatch.cluster import SHARDS, Fence, Instance, Lease, View, fair_share
 from rblwatch.model import (
     CycleCommit,
     Delivery,
@@ -49,7 +50,8 @@ from rblwatch.model import (
     PairSummary,
     ReceiversFor,
 )
-from rblwatch.store import Store, StoreError
+from rblwatch.store import Fenced, Store, StoreError
+from rblwatch.store import postgres_schema as q
 from rblwatch.store.postgres_schema import (
     ADD_BUDGET,
     ADD_SEEN,
@@ -70,6 +72,8 @@ from rblwatch.store.rows import (
     EVENT_COLUMNS,
     PAIR_COLUMNS,
     STATUS_COLUMNS,
+    claimable,
+    crossing,
     cycle_row,
     delivery_of,
     event_of,
@@ -81,6 +85,11 @@ from rblwatch.store.rows import (
 
 POOL_MAX = 4
 CONNECT_TIMEOUT_S = 10  # unless the URL sets connect_timeout: an unreachable host must not hang
+POOL_WAIT_S = 5.0  # a call waits this long for a connection while the database is away
+# a session idle inside a transaction this long is ended by the server, its transaction
+# rolled back: a process paused mid-commit (SIGSTOP) must not hold shard rows locked
+IDLE_IN_TRANSACTION_MS = 20_000
+FORGET_AFTER_S = 3600.0  # an instance silent this long leaves the instances table
 
 
 def password_of(url: str) -> str | None:
@@ -134,6 +143,8 @@ class PostgresStore(Store):
                 min_size=1,
                 max_size=POOL_MAX,
                 kwargs=kwargs,
+                configure=_configure,
+                timeout=POOL_WAIT_S,
                 open=True,
                 check=psycopg_pool.ConnectionPool.check_connection,
                 name="rblwatch-store",
@@ -208,6 +219,10 @@ class PostgresStore(Store):
         try:
             with pool.connection() as conn:
                 yield conn
+        except psycopg.errors.UniqueViolation as exc:
+            if exc.diag.constraint_name == "events_chain":
+                raise Fenced(f"store {self._label}: transition stored already") from exc
+            raise self._error(self._one_line(exc)) from exc
         except psycopg_pool.PoolTimeout as exc:  # before psycopg.Error: it is one
             raise self._error(f"no connection to the database: {self._one_line(exc)}") from exc
         except psycopg.Error as exc:
@@ -240,11 +255,17 @@ class PostgresStore(Store):
             rows = conn.execute("SELECT target FROM seen WHERE list = %s", (list_name,))
             return {row[0] for row in rows}
 
-    def commit(self, commit: CycleCommit, receivers_for: ReceiversFor | None = None) -> list[Event]:
+    def commit(
+        self,
+        commit: CycleCommit,
+        receivers_for: ReceiversFor | None = None,
+        fence: Fence | None = None,
+    ) -> list[Event]:
         name = commit.list
         if commit.status is not None and commit.status.name != name:
             raise ValueError(f"commit of {name!r} carries the status of {commit.status.name!r}")
         with self._conn() as conn, conn.cursor() as cur:
+            shards = self._check_fence(cur, name, fence) if fence is not None else None
             if commit.deletes:
                 cur.execute(DELETE_PAIRS, (name, list(commit.deletes)))
             if commit.upserts:
@@ -256,7 +277,43 @@ class PostgresStore(Store):
                 cur.execute(UPSERT_CYCLE_STATUS, cycle_row(commit.status))
             if commit.budget_day is not None and commit.budget_queries:
                 cur.execute(ADD_BUDGET, (name, commit.budget_day, commit.budget_queries))
+            if shards:
+                cur.execute(q.SHARDS_DONE, (shards[0], name, shards[1]))
+            if events and receivers_for is not None:
+                cur.execute(q.NOTIFY_OUTBOX)  # delivered at COMMIT: senders wake on it
         return events
+
+    def _check_fence(
+        self, cur: psycopg.Cursor[Any], name: str, fence: Fence
+    ) -> tuple[float, list[int]]:
+        """Lock the fence's shard rows of this list; Fenced unless all are still held under
+        the same epochs. Returns the database's time and the shards."""
+        now = _now(cur)
+        want = {x.shard: x.epoch for x in fence.leases if x.list == name}
+        if fence.leader:
+            self._check_leader(cur, fence.owner, now)
+        if not want:
+            return now, []
+        rows = cur.execute(q.FENCE_SHARDS, (name, fence.owner, now, list(want))).fetchall()
+        held = {int(shard): int(epoch) for shard, epoch in rows}
+        lost = sorted(s for s, e in want.items() if held.get(s) != e)
+        if lost:
+            raise Fenced(
+                f"store {self._label}: list {name}: shard(s) {', '.join(map(str, lost))}"
+                " no longer held by this instance; its results are not written"
+            )
+        return now, sorted(want)
+
+    def _check_leader(self, cur: psycopg.Cursor[Any], owner: str, now: float) -> None:
+        if cur.execute(q.FENCE_LEADER, (owner, now)).fetchone() is None:
+            raise Fenced(f"store {self._label}: this instance no longer leads")
+
+    def chain_heads(self, list_name: str, targets: Collection[str]) -> dict[str, int]:
+        if not targets:
+            return {}
+        with self._conn() as conn:
+            rows = conn.execute(q.CHAIN_HEADS, (list_name, list(targets)))
+            return {str(t): int(i) for t, i in rows}
 
     def record_health(
         self,
@@ -266,16 +323,22 @@ class PostgresStore(Store):
         at: float,
         event: Event | None,
         receivers_for: ReceiversFor | None = None,
+        fence: Fence | None = None,
     ) -> Event | None:
         with self._conn() as conn, conn.cursor() as cur:
+            if fence is not None and fence.leader:
+                self._check_leader(cur, fence.owner, _now(cur))
+            row = cur.execute(
+                "SELECT health, health_since FROM list_status WHERE name = %s FOR UPDATE", (name,)
+            ).fetchone()
+            event = crossing(event, Health(row[0]) if row is not None else None)
             if event is not None and event.kind is EventKind.LIST_RECOVERED and event.since is None:
-                row = cur.execute(
-                    "SELECT health_since FROM list_status WHERE name = %s", (name,)
-                ).fetchone()
-                since = float(row[0]) if row is not None and row[0] is not None else None
+                since = float(row[1]) if row is not None and row[1] is not None else None
                 event = replace(event, since=since)
             cur.execute(UPSERT_HEALTH, (name, health.value, detail, at))
             written = _insert_events(cur, [event] if event is not None else [], receivers_for)
+            if written and receivers_for is not None:
+                cur.execute(q.NOTIFY_OUTBOX)
         return written[0] if written else None
 
     # -- reading ------------------------------------------------------------------------------
@@ -340,6 +403,32 @@ class PostgresStore(Store):
         """
         return [delivery_of(row) for row in self._rows(sql, (receiver, now, limit))]
 
+    def claim_delivery(self, receiver: str, owner: str, now: float, hold: float) -> Delivery | None:
+        # the receiver's head only (no older row), and SKIP LOCKED: while another sender is
+        # taking it, this one gets nothing rather than the row behind it (order per receiver)
+        sql = f"""
+            SELECT {DELIVERY_COLUMNS}
+            FROM outbox AS o JOIN events AS e ON e.id = o.event_id
+            WHERE o.receiver = %s AND NOT EXISTS (
+                SELECT 1 FROM outbox AS p
+                WHERE p.receiver = o.receiver AND (p.event_id, p.id) < (o.event_id, o.id))
+            ORDER BY o.event_id, o.id
+            LIMIT 1
+            FOR UPDATE OF o SKIP LOCKED
+        """
+        with self._conn() as conn, conn.cursor(row_factory=dict_row) as cur:
+            row = cur.execute(sql, (receiver,)).fetchone()
+            if row is None:
+                return None
+            head = delivery_of(row)
+            if not claimable(head, owner, now):
+                return head
+            cur.execute(
+                "UPDATE outbox SET held_by = %s, held_until = %s WHERE id = %s",
+                (owner, now + hold, head.id),
+            )
+        return replace(head, held_by=owner, held_until=now + hold)
+
     def delivery_done(self, delivery_id: int) -> None:
         with self._conn() as conn:
             conn.execute("DELETE FROM outbox WHERE id = %s", (delivery_id,))
@@ -347,8 +436,8 @@ class PostgresStore(Store):
     def delivery_retry(self, delivery_id: int, next_attempt: float, error: str) -> None:
         with self._conn() as conn:
             conn.execute(
-                "UPDATE outbox SET attempts = attempts + 1, next_attempt = %s, last_error = %s"
-                " WHERE id = %s",
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt = %s, last_error = %s,"
+                " held_by = NULL, held_until = NULL WHERE id = %s",
                 (next_attempt, error, delivery_id),
             )
 
@@ -357,12 +446,97 @@ class PostgresStore(Store):
             rows = conn.execute("SELECT receiver, count(*) FROM outbox GROUP BY receiver")
             return {row[0]: int(row[1]) for row in rows}
 
+    # -- several instances --------------------------------------------------------------------
+
+    def tick(self, me: Instance, lists: Sequence[str], lease: float, shards: int = SHARDS) -> View:
+        names = list(lists)
+        with self._conn() as conn, conn.cursor() as cur:
+            now = _now(cur)
+            until = now + lease
+            cur.execute(q.UPSERT_INSTANCE, (me.id, me.host, me.pid, me.version, me.started, now))
+            cur.execute(q.ENSURE_SHARDS, (names, shards))
+            live = int(_one(cur, q.LIVE_INSTANCES, (now - lease,)))
+            cur.execute(q.RELEASE_UNLISTED, (me.id, names))
+            held = _leases(cur.execute(q.RENEW_SHARDS, (until, me.id, names)))
+            share = fair_share(shards, live)
+            kept, taken = self._rebalance(cur, me.id, names, held, share, (now, until))
+            leader = cur.execute(q.TAKE_LEADER, (me.id, until, now)).fetchone() is not None
+            if leader:
+                cur.execute(q.FORGET_INSTANCES, (now - FORGET_AFTER_S,))
+        return View(me.id, tuple(sorted(kept + taken)), leader, live, now, tuple(taken))
+
+    @staticmethod
+    def _rebalance(
+        cur: psycopg.Cursor[Any],
+        owner: str,
+        names: list[str],
+        held: list[Lease],
+        share: int,
+        times: tuple[float, float],
+    ) -> tuple[list[Lease], list[Lease]]:
+        """Per list: release the shards above `share`, claim free or expired ones up to it.
+        `times`: the database's now and the new leases' expiry."""
+        now, until = times
+        kept: list[Lease] = []
+        taken: list[Lease] = []
+        for name in names:
+            mine = sorted(x for x in held if x.list == name)
+            if len(mine) > share:
+                extra = [x.shard for x in mine[share:]]
+                cur.execute(q.RELEASE_SHARDS, (owner, name, extra))
+                mine = mine[:share]
+            elif len(mine) < share:
+                claimed = cur.execute(q.CLAIM_SHARDS, (owner, until, name, now, share - len(mine)))
+                taken.extend(_leases(claimed))
+            kept.extend(mine)
+        return kept, taken
+
+    def instances(self) -> list[Instance]:
+        with self._conn() as conn, conn.cursor() as cur:
+            now = _now(cur)
+            rows = cur.execute(q.INSTANCES, (now, now)).fetchall()
+        return [
+            Instance(str(i), str(h), int(p), str(v), float(st), float(hb), int(n), bool(lead))
+            for i, h, p, v, st, hb, n, lead in rows
+        ]
+
+    def leave(self, owner: str) -> None:
+        with self._conn() as conn, conn.cursor() as cur:
+            cur.execute(q.LEAVE_SHARDS, (owner,))
+            cur.execute(q.LEAVE_LEADER, (owner,))
+            cur.execute(q.LEAVE_INSTANCE, (owner,))
+
     # -- lifecycle ------------------------------------------------------------------------------
 
     def close(self) -> None:
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.close()
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    """Every pooled connection: see IDLE_IN_TRANSACTION_MS."""
+    conn.autocommit = True
+    conn.execute(f"SET idle_in_transaction_session_timeout = {IDLE_IN_TRANSACTION_MS}")
+    conn.autocommit = False
+
+
+def _now(cur: psycopg.Cursor[Any]) -> float:
+    """The database's clock: leases expire by it, whatever the hosts' clocks say."""
+    return float(_one(cur, q.NOW, ()))
+
+
+def _one(cur: psycopg.Cursor[Any], sql: str, params: tuple[Any, ...]) -> Any:
+    row = cur.execute(sql, params).fetchone()
+    assert row is not None  # an aggregate or a scalar select: always one row
+    return row[0]
+
+
+def _leases(rows: Iterable[tuple[Any, ...]]) -> list[Lease]:
+    return [
+        Lease(str(name), int(shard), int(epoch), None if done is None else float(done))
+        for name, shard, epoch, done in rows
+    ]
 
 
 def _schema_version(conn: psycopg.Connection[Any]) -> int | None:

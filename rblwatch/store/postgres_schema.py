@@ -12,7 +12,7 @@ Append a migration, never edit a released one.
 from __future__ import annotations
 
 from rblwatch.store import rows
-from rblwatch.store.rows import EVENT_COLUMNS, PAIR_COLUMNS
+from rblwatch.store.rows import EVENT_COLUMNS, EVENT_WIDTH, PAIR_COLUMNS
 
 MARKER_TABLE = "rblwatch_schema"
 # pg_advisory_lock key under which migrations run: the bytes "rblwatch" as a signed bigint
@@ -105,7 +105,48 @@ _V2_EVENT_IDS_FROM_CREATION = (
         FROM events_id_seq WHERE NOT is_called""",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1_TABLES, _V2_EVENT_IDS_FROM_CREATION)
+# Several instances: who is alive, who holds which shard of which list, who leads (see
+# `rblwatch.cluster`); times in the database's clock. An event names the pair's previous
+# event (`after_id`), and one event has one successor: a transition is never stored twice,
+# even by two instances that both believed they held its shard. Outbox rows carry the
+# sender that holds them for now.
+_V3_SEVERAL_INSTANCES = (
+    """CREATE TABLE instances (
+        id text PRIMARY KEY,
+        host text NOT NULL,
+        pid integer NOT NULL,
+        version text NOT NULL,
+        started double precision NOT NULL,
+        heartbeat double precision NOT NULL
+    )""",
+    """CREATE TABLE shards (
+        list text NOT NULL,
+        shard integer NOT NULL,
+        owner text,
+        epoch bigint NOT NULL DEFAULT 0,
+        expires double precision NOT NULL DEFAULT 0,
+        last_done double precision,
+        PRIMARY KEY (list, shard)
+    )""",
+    "CREATE INDEX shards_owner ON shards (owner)",
+    """CREATE TABLE leases (
+        name text PRIMARY KEY,
+        owner text,
+        epoch bigint NOT NULL DEFAULT 0,
+        expires double precision NOT NULL DEFAULT 0
+    )""",
+    "ALTER TABLE events ADD COLUMN after_id bigint",
+    """CREATE UNIQUE INDEX events_chain ON events (list, target, after_id)
+        WHERE after_id IS NOT NULL AND target IS NOT NULL""",
+    "ALTER TABLE outbox ADD COLUMN held_by text",
+    "ALTER TABLE outbox ADD COLUMN held_until double precision",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    _V1_TABLES,
+    _V2_EVENT_IDS_FROM_CREATION,
+    _V3_SEVERAL_INSTANCES,
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # the columns and the row mapping are the same in both SQL stores: `store.rows`
@@ -122,7 +163,7 @@ UPSERT_PAIR = f"""
 """
 DELETE_PAIRS = "DELETE FROM pairs WHERE list = %s AND target = ANY(%s)"
 ADD_SEEN = "INSERT INTO seen (list, target) SELECT %s, unnest(%s::text[]) ON CONFLICT DO NOTHING"
-INSERT_EVENT = f"INSERT INTO events (id, {EVENT_COLUMNS}) VALUES ({_marks(14)})"
+INSERT_EVENT = f"INSERT INTO events (id, {EVENT_COLUMNS}) VALUES ({_marks(EVENT_WIDTH + 1)})"
 INSERT_OUTBOX = (
     "INSERT INTO outbox (event_id, receiver, next_attempt, created) VALUES (%s, %s, %s, %s)"
 )
@@ -134,4 +175,78 @@ UPSERT_HEALTH = rows.UPSERT_HEALTH.replace("?", "%s")
 ADD_BUDGET = """
     INSERT INTO budget (list, day, queries) VALUES (%s, %s, %s)
     ON CONFLICT (list, day) DO UPDATE SET queries = budget.queries + excluded.queries
+"""
+
+# -- several instances (times in the database's clock) ----------------------------------------
+
+NOW = "SELECT extract(epoch FROM clock_timestamp())::double precision"
+NOTIFY_OUTBOX = "SELECT pg_notify('rblwatch_outbox', '')"
+OUTBOX_CHANNEL = "rblwatch_outbox"
+
+UPSERT_INSTANCE = """
+    INSERT INTO instances (id, host, pid, version, started, heartbeat)
+    VALUES (%s, %s, %s, %s, %s, %s)
+    ON CONFLICT (id) DO UPDATE SET heartbeat = excluded.heartbeat, version = excluded.version
+"""
+ENSURE_SHARDS = """
+    INSERT INTO shards (list, shard)
+    SELECT name, s FROM unnest(%s::text[]) AS name, generate_series(0, %s - 1) AS s
+    ON CONFLICT DO NOTHING
+"""
+LIVE_INSTANCES = "SELECT count(*) FROM instances WHERE heartbeat > %s"
+# every lease of mine on a list still configured, renewed (even one past its expiry that
+# nobody took: the epoch is the same, so nobody wrote under another)
+RENEW_SHARDS = """
+    UPDATE shards SET expires = %s
+    WHERE owner = %s AND list = ANY(%s)
+    RETURNING list, shard, epoch, last_done
+"""
+_FREE = "UPDATE shards SET owner = NULL, expires = 0 WHERE owner = %s"
+RELEASE_UNLISTED = _FREE + " AND NOT list = ANY(%s)"
+RELEASE_SHARDS = _FREE + " AND list = %s AND shard = ANY(%s)"
+# free or expired shards of a list, up to a number: SKIP LOCKED, so two instances claiming
+# at once take different shards, and a shard in a commit's transaction is not taken under it
+CLAIM_SHARDS = """
+    UPDATE shards SET owner = %s, epoch = epoch + 1, expires = %s
+    WHERE (list, shard) IN (
+        SELECT list, shard FROM shards
+        WHERE list = %s AND (owner IS NULL OR expires <= %s)
+        ORDER BY shard LIMIT %s
+        FOR UPDATE SKIP LOCKED)
+    RETURNING list, shard, epoch, last_done
+"""
+TAKE_LEADER = """
+    INSERT INTO leases (name, owner, epoch, expires) VALUES ('leader', %s, 1, %s)
+    ON CONFLICT (name) DO UPDATE SET
+        epoch = CASE WHEN leases.owner = excluded.owner THEN leases.epoch
+                     ELSE leases.epoch + 1 END,
+        owner = excluded.owner,
+        expires = excluded.expires
+    WHERE leases.owner = excluded.owner OR leases.owner IS NULL OR leases.expires <= %s
+    RETURNING epoch
+"""
+# the leader's housekeeping: instances silent for an hour leave the page
+FORGET_INSTANCES = "DELETE FROM instances WHERE heartbeat < %s"
+INSTANCES = """
+    SELECT i.id, i.host, i.pid, i.version, i.started, i.heartbeat,
+        (SELECT count(*) FROM shards AS s WHERE s.owner = i.id AND s.expires > %s) AS shards,
+        EXISTS (SELECT 1 FROM leases AS l
+                WHERE l.name = 'leader' AND l.owner = i.id AND l.expires > %s) AS leader
+    FROM instances AS i ORDER BY i.started, i.id
+"""
+LEAVE_SHARDS = _FREE
+LEAVE_LEADER = "UPDATE leases SET owner = NULL, expires = 0 WHERE owner = %s"
+LEAVE_INSTANCE = "DELETE FROM instances WHERE id = %s"
+# a fenced commit: the shards it needs, locked for its transaction, if still held
+FENCE_SHARDS = """
+    SELECT shard, epoch FROM shards
+    WHERE list = %s AND owner = %s AND expires > %s AND shard = ANY(%s)
+    FOR UPDATE
+"""
+SHARDS_DONE = "UPDATE shards SET last_done = %s WHERE list = %s AND shard = ANY(%s)"
+FENCE_LEADER = """
+    SELECT 1 FROM leases WHERE name = 'leader' AND owner = %s AND expires > %s FOR UPDATE
+"""
+CHAIN_HEADS = """
+    SELECT target, max(id) FROM events WHERE list = %s AND target = ANY(%s) GROUP BY target
 """

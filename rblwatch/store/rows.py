@@ -28,7 +28,7 @@ PAIR_COLUMNS = (
 )
 EVENT_COLUMNS = (
     "kind, list, target, group_name, at, codes, meanings, txt, initial, previous_codes,"
-    " since, detail, hostname"
+    " since, detail, hostname, after_id"
 )
 EVENT_COLUMNS_OF_E = ", ".join("e." + c.strip() for c in EVENT_COLUMNS.split(","))
 STATUS_COLUMNS = (
@@ -37,9 +37,10 @@ STATUS_COLUMNS = (
 )
 # what due_deliveries selects: the outbox row's fields, then the event's
 DELIVERY_COLUMNS = (
-    "o.id AS delivery_id, o.receiver, o.attempts, o.next_attempt, o.created,"
-    f" e.id, {EVENT_COLUMNS_OF_E}"
+    "o.id AS delivery_id, o.receiver, o.attempts, o.next_attempt, o.created, o.held_by,"
+    f" o.held_until, e.id, {EVENT_COLUMNS_OF_E}"
 )
+EVENT_WIDTH = len(EVENT_COLUMNS.split(","))  # placeholders of an event row
 
 # The two upserts of a list's aggregate row, in SQLite's `?` placeholders (the PostgreSQL
 # store swaps them for `%s`: nothing else in these statements is a question mark).
@@ -139,6 +140,7 @@ def event_row(e: Event) -> tuple[Any, ...]:
         e.since,
         e.detail,
         e.hostname,
+        e.after,
     )
 
 
@@ -158,6 +160,7 @@ def event_of(row: Row) -> Event:
         detail=row["detail"],
         hostname=row["hostname"],
         id=row["id"],
+        after=row["after_id"],
     )
 
 
@@ -170,6 +173,8 @@ def delivery_of(row: Row) -> Delivery:
         attempts=row["attempts"],
         next_attempt=row["next_attempt"],
         created=row["created"],
+        held_by=row["held_by"],
+        held_until=row["held_until"],
     )
 
 
@@ -201,3 +206,22 @@ def cycle_row(s: ListStatus) -> tuple[Any, ...]:
         s.last_cycle_errors,
         s.targets,
     )
+
+
+def crossing(event: Event | None, stored: Health | None) -> Event | None:
+    """A list event if the health stored now (read in the writing transaction) is the one it
+    leaves: `list_unhealthy` from healthy (or never probed), `list_recovered` from not. With
+    no stored row at all (None) the caller's word stands: there is nothing to contradict it."""
+    if event is None or stored is None:
+        return event
+    was_ok = stored in (Health.HEALTHY, Health.UNKNOWN)
+    return event if was_ok == (event.kind is EventKind.LIST_UNHEALTHY) else None
+
+
+def claimable(head: Delivery, owner: str, now: float) -> bool:
+    """Whether `owner` may take the outbox row `head` now: due, and held by no other sender
+    (a hold ends at `held_until`: a sender that died mid-request leaves it to the others)."""
+    if head.next_attempt > now:
+        return False
+    held = head.held_by is not None and head.held_until is not None and head.held_until > now
+    return not held or head.held_by == owner

@@ -52,10 +52,11 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
+from rblwatch.cluster import SHARDS, Fence, Instance, View, solo_view
 from rblwatch.model import (
     CycleCommit,
     Delivery,
@@ -68,12 +69,15 @@ from rblwatch.model import (
     PairSummary,
     ReceiversFor,
 )
-from rblwatch.store import Store, StoreError
+from rblwatch.store import Fenced, Store, StoreError
 from rblwatch.store.rows import (
     DELIVERY_COLUMNS,
     EVENT_COLUMNS,
+    EVENT_WIDTH,
     PAIR_COLUMNS,
     STATUS_COLUMNS,
+    claimable,
+    crossing,
     cycle_row,
     delivery_of,
     event_of,
@@ -124,6 +128,7 @@ class SqliteStore(Store):
             conn.close()
             raise
         self._conn: sqlite3.Connection | None = conn
+        self._me: Instance | None = None  # the one instance, as of its last `tick`
 
     # -- opening ------------------------------------------------------------------------------
 
@@ -202,13 +207,18 @@ class SqliteStore(Store):
                 raise self._error(_one_line(exc)) from exc
 
     @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction under the lock; a database error becomes a StoreError."""
+    def _write(self, *, chain: bool = False) -> Iterator[sqlite3.Connection]:
+        """One write transaction under the lock; a database error becomes a StoreError
+        (with `chain`, a transition stored already becomes `Fenced`)."""
         with self._lock:
             conn = self._open_conn()
             try:
                 with _transaction(conn):
                     yield conn
+            except sqlite3.IntegrityError as exc:
+                if chain and "events" in str(exc):
+                    raise Fenced(f"store {self.path}: transition stored already") from exc
+                raise self._error(_one_line(exc)) from exc
             except sqlite3.Error as exc:
                 raise self._error(_one_line(exc)) from exc
 
@@ -243,11 +253,17 @@ class SqliteStore(Store):
             rows = conn.execute("SELECT target FROM seen WHERE list = ?", (list_name,))
             return {row[0] for row in rows}
 
-    def commit(self, commit: CycleCommit, receivers_for: ReceiversFor | None = None) -> list[Event]:
+    def commit(
+        self,
+        commit: CycleCommit,
+        receivers_for: ReceiversFor | None = None,
+        fence: Fence | None = None,
+    ) -> list[Event]:
+        # a SQLite file has one instance, which holds every lease (`tick`): no fence to check
         name = commit.list
         if commit.status is not None and commit.status.name != name:
             raise ValueError(f"commit of {name!r} carries the status of {commit.status.name!r}")
-        with self._write() as conn:
+        with self._write(chain=True) as conn:
             conn.executemany(
                 "DELETE FROM pairs WHERE list = ? AND target = ?", _keyed(name, commit.deletes)
             )
@@ -265,6 +281,18 @@ class SqliteStore(Store):
                 conn.execute(ADD_BUDGET, (name, commit.budget_day, commit.budget_queries))
         return events
 
+    def chain_heads(self, list_name: str, targets: Collection[str]) -> dict[str, int]:
+        heads: dict[str, int] = {}
+        with self._read() as conn:
+            for target in targets:
+                row = conn.execute(
+                    "SELECT max(id) FROM events WHERE target = ? AND list = ?",
+                    (target, list_name),
+                ).fetchone()
+                if row[0] is not None:
+                    heads[target] = int(row[0])
+        return heads
+
     def record_health(
         self,
         name: str,
@@ -273,10 +301,15 @@ class SqliteStore(Store):
         at: float,
         event: Event | None,
         receivers_for: ReceiversFor | None = None,
+        fence: Fence | None = None,
     ) -> Event | None:
         with self._write() as conn:
+            row = conn.execute(
+                "SELECT health, health_since FROM list_status WHERE name = ?", (name,)
+            ).fetchone()
+            event = crossing(event, Health(row[0]) if row is not None else None)
             if event is not None and event.kind is EventKind.LIST_RECOVERED and event.since is None:
-                event = replace(event, since=_health_since(conn, name))
+                event = replace(event, since=row[1] if row is not None else None)
             conn.execute(UPSERT_HEALTH, (name, health.value, detail, at))
             written = _insert_events(conn, [event] if event is not None else [], receivers_for)
         return written[0] if written else None
@@ -341,6 +374,27 @@ class SqliteStore(Store):
             rows = conn.execute(sql, (receiver, now, limit)).fetchall()
         return [delivery_of(row) for row in rows]
 
+    def claim_delivery(self, receiver: str, owner: str, now: float, hold: float) -> Delivery | None:
+        sql = f"""
+            SELECT {DELIVERY_COLUMNS}
+            FROM outbox AS o JOIN events AS e ON e.id = o.event_id
+            WHERE o.receiver = ?
+            ORDER BY e.id, o.id
+            LIMIT 1
+        """
+        with self._write() as conn:
+            row = conn.execute(sql, (receiver,)).fetchone()
+            if row is None:
+                return None
+            head = delivery_of(row)
+            if not claimable(head, owner, now):
+                return head
+            conn.execute(
+                "UPDATE outbox SET held_by = ?, held_until = ? WHERE id = ?",
+                (owner, now + hold, head.id),
+            )
+        return replace(head, held_by=owner, held_until=now + hold)
+
     def delivery_done(self, delivery_id: int) -> None:
         with self._write() as conn:
             conn.execute("DELETE FROM outbox WHERE id = ?", (delivery_id,))
@@ -348,8 +402,8 @@ class SqliteStore(Store):
     def delivery_retry(self, delivery_id: int, next_attempt: float, error: str) -> None:
         with self._write() as conn:
             conn.execute(
-                "UPDATE outbox SET attempts = attempts + 1, next_attempt = ?, last_error = ?"
-                " WHERE id = ?",
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt = ?, last_error = ?,"
+                " held_by = NULL, held_until = NULL WHERE id = ?",
                 (next_attempt, error, delivery_id),
             )
 
@@ -357,6 +411,21 @@ class SqliteStore(Store):
         with self._read() as conn:
             rows = conn.execute("SELECT receiver, count(*) FROM outbox GROUP BY receiver")
             return {row[0]: int(row[1]) for row in rows}
+
+    # -- several instances: a SQLite file has one ----------------------------------------------
+
+    def tick(self, me: Instance, lists: Sequence[str], lease: float, shards: int = SHARDS) -> View:
+        now = time.time()
+        view = solo_view(me.id, lists, now, shards)
+        self._me = replace(me, heartbeat=now, shards=len(view.leases), leader=True)
+        return view
+
+    def instances(self) -> list[Instance]:
+        return [self._me] if self._me is not None else []
+
+    def leave(self, owner: str) -> None:
+        if self._me is not None and self._me.id == owner:
+            self._me = None
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -410,12 +479,6 @@ def _schema_version(conn: sqlite3.Connection) -> int:
     return int(row[0]) if row is not None else 0
 
 
-def _health_since(conn: sqlite3.Connection, name: str) -> float | None:
-    """When a list's stored health began (None: no row yet)."""
-    row = conn.execute("SELECT health_since FROM list_status WHERE name = ?", (name,)).fetchone()
-    return float(row[0]) if row is not None and row[0] is not None else None
-
-
 def _insert_events(
     conn: sqlite3.Connection, events: Iterable[Event], receivers_for: ReceiversFor | None
 ) -> list[Event]:
@@ -424,7 +487,7 @@ def _insert_events(
     deliveries: list[tuple[int, str, float, float]] = []
     for event in events:
         cursor = conn.execute(
-            f"INSERT INTO events ({EVENT_COLUMNS}) VALUES ({_marks(13)})", event_row(event)
+            f"INSERT INTO events ({EVENT_COLUMNS}) VALUES ({_marks(EVENT_WIDTH)})", event_row(event)
         )
         event_id = cursor.lastrowid
         assert event_id is not None  # always set after a successful INSERT

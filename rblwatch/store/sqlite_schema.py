@@ -107,11 +107,23 @@ _V3_EVENT_IDS_FROM_CREATION = (
 # the hostname (of `hostnames:`) an event's address was found through, so alerts can name it
 _V4_EVENT_HOSTNAME = ("ALTER TABLE events ADD COLUMN hostname TEXT",)
 
+# Several senders must not send one row at once, and one transition must not be stored twice
+# (see `Store.commit` and `Store.claim_delivery`): the same columns as PostgreSQL's, although
+# one process alone uses a SQLite file.
+_V5_CHAIN_AND_HOLDS = (
+    "ALTER TABLE events ADD COLUMN after_id INTEGER",
+    """CREATE UNIQUE INDEX events_chain ON events (list, target, after_id)
+        WHERE after_id IS NOT NULL AND target IS NOT NULL""",
+    "ALTER TABLE outbox ADD COLUMN held_by TEXT",
+    "ALTER TABLE outbox ADD COLUMN held_until REAL",
+)
+
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     _V1_STATE_AND_HISTORY,
     _V2_OUTBOX,
     _V3_EVENT_IDS_FROM_CREATION,
     _V4_EVENT_HOSTNAME,
+    _V5_CHAIN_AND_HOLDS,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
