@@ -113,19 +113,23 @@ def solo_view(owner: str, lists: Sequence[str], now: float, shards: int = SHARDS
     return View(owner, leases, True, 1, now)
 
 
-def overdue(
+def takeovers(
     taken: Sequence[Lease], intervals: Mapping[str, float], now: float
-) -> dict[str, set[int]]:
-    """Of newly taken leases, those whose shard's cycle is due now (per list): taken over
-    from an instance that died before running it, they must not wait a whole interval more."""
-    due: dict[str, set[int]] = {}
+) -> dict[str, tuple[float, set[int]]]:
+    """Of newly taken leases, per list: when their cycle is due (seconds from `now`, 0 if
+    overdue) and their shards. Taken over from an instance that died before running it, or
+    handed over by a rebalance, a shard must not wait for this instance's next scheduled
+    cycle of the list, which may be up to a whole interval away."""
+    plan: dict[str, tuple[float, set[int]]] = {}
     for x in taken:
         interval = intervals.get(x.list)
         if interval is None:
             continue
-        if x.last_done is None or x.last_done + interval <= now:
-            due.setdefault(x.list, set()).add(x.shard)
-    return due
+        due = 0.0 if x.last_done is None else max(0.0, x.last_done + interval - now)
+        delay, shards = plan.get(x.list, (due, set()))
+        shards.add(x.shard)
+        plan[x.list] = (min(delay, due), shards)
+    return plan
 
 
 __all__ = [
@@ -136,8 +140,8 @@ __all__ = [
     "Lease",
     "View",
     "fair_share",
-    "overdue",
     "shard_of",
     "solo_view",
+    "takeovers",
     "tick_every",
 ]

@@ -23,6 +23,7 @@ from aiohttp.web import AppRunner
 from rblwatch import __version__, config, metrics, web
 from rblwatch.alerts.sender import Alerts
 from rblwatch.engine import Engine
+from rblwatch.peers import Peers, new_instance
 from rblwatch.runtime import ReloadResult, Runtime
 from rblwatch.scheduler import Scheduler
 from rblwatch.store import open_store
@@ -73,6 +74,7 @@ class Daemon:
         self.scheduler: Scheduler | None = None
         self._tasks: set[asyncio.Task[ReloadResult]] = set()
         self.alerts: Alerts | None = None
+        self.peers: Peers | None = None
 
     async def run(self) -> int:
         """Run until SIGTERM/SIGINT; the config has been validated by the caller already."""
@@ -88,8 +90,11 @@ class Daemon:
         self.scheduler = Scheduler(rt, engine)
         self.alerts = Alerts(rt)
         rt.on_events = self.alerts.wake
+        self.peers = Peers(rt, new_instance(__version__), self.scheduler.takeover)
+        self.peers.on_outbox = self.alerts.wake
         host, port = self._listen(cfg)
         try:
+            view = await self.peers.join()  # the shards to cycle, before the first cycle
             runner = await web.start(rt, metrics.build_registry(rt), host, port)
         except BaseException:
             await asyncio.to_thread(store.close)
@@ -98,14 +103,22 @@ class Daemon:
             self._signals()
             await self.alerts.apply(cfg)  # deliveries left by the last run go out first
             self.scheduler.start()
+            self.peers.listen(asyncio.get_running_loop())
             rt.ready = True
             self.notify.send("READY=1", f"STATUS=started: {len(cfg.lists)} lists")
             log.info(
-                "rblwatch %s listening on %s:%d, %d lists", __version__, host, port, len(cfg.lists)
+                "rblwatch %s (instance %s) listening on %s:%d, %d lists, %d instance(s) alive",
+                __version__,
+                view.owner,
+                host,
+                port,
+                len(cfg.lists),
+                view.live,
             )
-            ticker = asyncio.create_task(self._tick())
+            background = [asyncio.create_task(self._tick()), asyncio.create_task(self.peers.run())]
             await self.stop_event.wait()
-            ticker.cancel()
+            for task in background:
+                task.cancel()
         finally:
             await self._stop(runner)
         return 0
@@ -147,6 +160,8 @@ class Daemon:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(runner.cleanup(), STOP_TIMEOUT)
         await self._cancel_tasks()  # running cycles and probes: abandoned, never half-written
+        if self.peers is not None:
+            await self.peers.leave()  # after the cycles: none of them may commit after this
         await rt.db.close()
 
     @staticmethod

@@ -12,6 +12,8 @@ rows), one aggregate row and the day's query count — in one transaction, throu
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -21,6 +23,7 @@ from typing import Any
 from rblwatch import health, hostnames
 from rblwatch.alerts.routing import receivers_for
 from rblwatch.checks import CHECK_KINDS, CheckIO, CheckKind, CheckRun, subject_of
+from rblwatch.cluster import Fence, shard_of
 from rblwatch.commitplan import CycleInput, is_news, list_status, plan_commit
 from rblwatch.inventory import Found, Inventory, Slice
 from rblwatch.listhealth import HealthKeeper, utc_day
@@ -30,6 +33,7 @@ from rblwatch.resolver import Durations, Resolver
 from rblwatch.resolvercache import ResolverCache
 from rblwatch.runtime import Runtime
 from rblwatch.stats import DURATION_BUCKETS
+from rblwatch.store import Fenced
 
 log = logging.getLogger("rblwatch.engine")
 
@@ -63,6 +67,9 @@ class _Cycle:
     start: float
     full: bool  # every target of the list, not a confirmation round's few
     report: CycleReport
+    # with several instances: the shards this cycle covers, and the leases its commit needs
+    held: frozenset[int] | None = None
+    fence: Fence | None = None
 
 
 class Engine:
@@ -77,6 +84,7 @@ class Engine:
         self.kinds: dict[str, CheckKind[Any]] = {n: make() for n, make in CHECK_KINDS.items()}
         self._resolvers = ResolverCache()
         self._seen: dict[str, set[str]] = {}
+        self._held: dict[str, frozenset[int]] = {}  # per list, the shards of its last cycle
         self._locks: dict[str, asyncio.Lock] = {}
 
     # -- configuration-derived pieces -----------------------------------------------------------
@@ -103,10 +111,16 @@ class Engine:
 
     # -- health -----------------------------------------------------------------------------
 
+    def leads(self) -> bool:
+        """Whether this instance runs what runs once (probes): alone, or the leader."""
+        view = self.rt.view
+        return view is None or view.leader
+
     async def probe(self, name: str) -> health.Verdict | None:
-        """Probe a list's test points, store its health, raise list_unhealthy/list_recovered."""
+        """Probe a list's test points, store its health, raise list_unhealthy/list_recovered.
+        Only the leader probes (None elsewhere): the others read the health it stores."""
         found = subject_of(self.rt.config, name)
-        if found is None:
+        if found is None or not self.leads():
             return None
         kind, lst = self.kinds[found[0]], found[1]
         return await self.keeper.probe(lst, lambda: kind.probe(self._io(), lst))
@@ -117,9 +131,17 @@ class Engine:
     # -- cycles -----------------------------------------------------------------------------
 
     async def cycle(
-        self, name: str, only: set[str] | None = None, deadline: float | None = None
+        self,
+        name: str,
+        only: set[str] | None = None,
+        deadline: float | None = None,
+        shards: set[int] | None = None,
     ) -> CycleReport:
         """Look up every target of a list (or just `only`, a confirmation round) and commit.
+
+        With several instances (`rt.view` set), only the targets of the shards this instance
+        holds (of `shards` only, if given: a takeover's), and the commit is fenced by their
+        leases: a lease lost meanwhile writes nothing (the shard's new holder redoes it).
 
         `deadline` (seconds from now) bounds the lookups: past it they are abandoned and
         `CycleOverrun` is raised before anything is decided or written. It never interrupts
@@ -130,28 +152,53 @@ class Engine:
         # one list's cycles and confirmation rounds never interleave: both read the rows,
         # decide and write, and two deciders on one row could raise the same event twice
         async with self._locks.setdefault(name, asyncio.Lock()):
-            return await self._cycle(name, only, until)
+            return await self._cycle(name, only, until, shards)
 
-    async def _cycle(self, name: str, only: set[str] | None, until: float | None) -> CycleReport:
+    async def _cycle(
+        self, name: str, only: set[str] | None, until: float | None, shards: set[int] | None
+    ) -> CycleReport:
         report = CycleReport(name)
         found = subject_of(self.rt.config, name)
         if found is None:
             report.skipped = "list no longer configured"
             return report
         kind, lst = self.kinds[found[0]], found[1]
-        await self.keeper.load()
+        # the leader stores the health; the others read it afresh for each cycle
+        await self.keeper.load(refresh=not self.leads())
         if self.health_of(name) is Health.UNKNOWN:
             await self.probe(name)  # never trust a list's answers before its test points
         start = self.clock()
         targets = await self._found()
         mine = self.inventory.slice(targets, kind.takes(lst))
-        if only is not None:
-            mine = mine.only(only)
         c = _Cycle(lst, kind, targets, mine, start, only is None, report)
-        reason = await self._why_not(lst, len(mine), start)
+        if not self._shard(c, shards):
+            report.skipped = "no shard of this list held"
+            return report
+        if only is not None:
+            c.mine = c.mine.only(only)
+        reason = await self._why_not(lst, len(c.mine), start)
         if reason is not None:
             return await self._skip(c, reason)
         return await self._run(c, until)
+
+    def _shard(self, c: _Cycle, shards: set[int] | None) -> bool:
+        """Narrow the cycle to the shards held (False: none); alone, it keeps every target."""
+        view = self.rt.view
+        if view is None:
+            return True
+        name = c.lst.name
+        held = view.shards_of(name)
+        if shards is not None:
+            held &= shards
+        if not held:
+            return False
+        if held != self._held.get(name):
+            # other instances wrote the first looks of shards new to this one
+            self._seen.pop(name, None)
+            self._held[name] = held
+        c.held, c.fence = held, view.fence(name, held)
+        c.mine = c.mine.in_shards(held)
+        return True
 
     async def _why_not(self, lst: DnsList, n: int, at: float) -> Reason | None:
         """Why this cycle must not send lookups: an unhealthy list or a spent budget."""
@@ -182,7 +229,8 @@ class Engine:
         if sent:
             commit.budget_day, commit.budget_queries = utc_day(c.start), sent
         if commit.status is not None or sent:
-            await self.rt.db.commit(commit)
+            with contextlib.suppress(Fenced):  # a late instance's status: nothing to keep
+                await self.rt.db.commit(commit, fence=c.fence)
         return c.report
 
     async def _lookups(self, c: _Cycle, until: float | None) -> tuple[CheckRun, Durations]:
@@ -207,7 +255,16 @@ class Engine:
             # a probe during the scan found the list unhealthy (say, listing everything):
             # its answers of this cycle are not to be believed either
             return await self._skip(c, Reason.LIST_UNHEALTHY, sent=run.queries)
-        rows = {p.target: p for p in await self.rt.db.pairs(lst.name)}
+        rows = {
+            p.target: p
+            for p in await self.rt.db.pairs(lst.name)
+            if c.held is None or shard_of(p.target) in c.held
+        }
+        # each event names the pair's previous one, as read now under the leases: should two
+        # instances ever decide one transition, the store keeps only the first
+        heads = await self.rt.db.chain_heads(
+            lst.name, rows.keys() | {t for t, o in run.outcomes.items() if not o.is_error}
+        )
         io = self._io()
         # detail (TXT: the list's reason and removal link) for listings that are new or
         # changed: they are few, and the events and alerts about them should carry it
@@ -230,19 +287,31 @@ class Engine:
             )
         )
         commit, report.confirm = planned.commit, planned.confirm
+        commit.events = [
+            dataclasses.replace(e, after=heads.get(e.target or "", 0)) for e in commit.events
+        ]
         if c.full:
             commit.status = self._status(c, self.clock(), report.lookups, report.errors)
         commit.budget_day = utc_day(c.start)
         commit.budget_queries = run.queries
-        await self._commit(lst, commit, report)
+        if not await self._commit(c, commit):
+            return report
         if report.confirm and self.on_confirm is not None:
             self.on_confirm(lst.name, report.confirm)
         return report
 
-    async def _commit(self, lst: DnsList, commit: CycleCommit, report: CycleReport) -> None:
-        events = await self.rt.db.commit(
-            commit, receivers_for(self.rt.config.alerts.receivers, lst)
-        )
+    async def _commit(self, c: _Cycle, commit: CycleCommit) -> bool:
+        """Write the cycle; False if its fence refused it (nothing written)."""
+        lst, report = c.lst, c.report
+        try:
+            events = await self.rt.db.commit(
+                commit, receivers_for(self.rt.config.alerts.receivers, lst), c.fence
+            )
+        except Fenced as exc:
+            self.rt.stats.list(lst.name).commits_refused += 1
+            report.skipped, report.confirm = "lease lost", set()
+            log.warning("list %s: cycle not written: %s", lst.name, exc)
+            return False
         self._seen.setdefault(lst.name, set()).update(commit.seen)
         report.events = events
         self._count_events(events)
@@ -256,6 +325,7 @@ class Engine:
                 " (initial)" if e.initial else "",
                 extra=EVENT_LINE,
             )
+        return True
 
     async def _seen_of(self, name: str) -> set[str]:
         seen = self._seen.get(name)

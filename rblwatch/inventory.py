@@ -18,6 +18,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from rblwatch import targets
+from rblwatch.cluster import SHARDS, shard_of
 from rblwatch.config import Config
 from rblwatch.model import TARGET_KINDS, Target, TargetKind
 
@@ -43,6 +44,15 @@ class Slice:
     def only(self, wanted: AbstractSet[str]) -> Slice:
         """The part of this slice whose values are in `wanted` (a confirmation round's few)."""
         picked = [i for i, t in enumerate(self.targets) if t.value in wanted]
+        return self._picked(picked)
+
+    def in_shards(self, held: AbstractSet[int], shards: int = SHARDS) -> Slice:
+        """The part of this slice in the shards an instance holds (`rblwatch.cluster`)."""
+        if len(held) >= shards:
+            return self
+        return self._picked([i for i, t in enumerate(self.targets) if shard_of(t.value) in held])
+
+    def _picked(self, picked: Sequence[int]) -> Slice:
         return Slice(
             [self.targets[i] for i in picked],
             [self.labels[i] for i in picked],

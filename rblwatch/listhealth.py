@@ -16,9 +16,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from rblwatch import health
 from rblwatch.alerts.routing import receivers_for
 from rblwatch.checks.base import Probed
+from rblwatch.cluster import Fence
 from rblwatch.logs import EVENT_LINE
 from rblwatch.model import CycleCommit, DnsList, Event, Health
 from rblwatch.runtime import Runtime
+from rblwatch.store import Fenced
 
 log = logging.getLogger("rblwatch.engine")
 
@@ -42,9 +44,12 @@ class HealthKeeper:
         self._locks: dict[str, asyncio.Lock] = {}
         self._health: dict[str, Health] | None = None
 
-    async def load(self) -> None:
-        """Read the stored health once; a no-op after that."""
-        if self._health is None:
+    async def load(self, *, refresh: bool = False) -> None:
+        """Read the stored health once (a no-op after that), or again with `refresh`: an
+        instance that does not lead learns the leader's verdicts from the store."""
+        if refresh:
+            self._health = {s.name: s.health for s in await self.rt.db.list_statuses()}
+        elif self._health is None:
             stored = {s.name: s.health for s in await self.rt.db.list_statuses()}
             # two first cycles may read at once: the first read wins, and any probe since
             # has updated it, so a later (older) read must not replace it
@@ -72,14 +77,20 @@ class HealthKeeper:
             )
             await self.rt.db.commit(budget)
         event = health.event_for(name, self.health_of(name), verdict, self.clock())
-        stored = await self.rt.db.record_health(
-            name,
-            verdict.health,
-            verdict.detail,
-            self.clock(),
-            event,
-            receivers_for(self.rt.config.alerts.receivers, lst),
-        )
+        view = self.rt.view
+        try:
+            stored = await self.rt.db.record_health(
+                name,
+                verdict.health,
+                verdict.detail,
+                self.clock(),
+                event,
+                receivers_for(self.rt.config.alerts.receivers, lst),
+                None if view is None else Fence(view.owner, leader=True),
+            )
+        except Fenced:
+            log.info("list %s: probe not stored: this instance no longer leads", name)
+            return verdict
         assert self._health is not None
         self._health[name] = verdict.health
         if stored is not None:

@@ -31,6 +31,7 @@ class Runtime:
     # targets per group after expansion (hostnames resolved), from the last cycle
     targets_per_group: dict[str, int] = field(default_factory=dict)
     ready: bool = False  # config, store and listener are up (SPEC §13: READY=1)
+    store_ok: bool = True  # the store answered the last heartbeat (`rblwatch.peers`)
     stopping: bool = False
     version: str = ""
     # set by the daemon: validate and swap the config (SIGHUP and POST /-/reload share it)

@@ -24,6 +24,7 @@ from rblwatch.checks import subjects
 from rblwatch.engine import CycleOverrun, Engine
 from rblwatch.model import DnsList
 from rblwatch.runtime import Runtime
+from rblwatch.store import StoreError
 
 log = logging.getLogger("rblwatch.scheduler")
 
@@ -49,6 +50,7 @@ class Scheduler:
         self.aps = AsyncIOScheduler(timezone=dt.UTC)
         self.aps.add_listener(self._on_skipped, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
         self._confirm: dict[str, set[str]] = {}
+        self._takeover: dict[str, set[int]] = {}  # per list, shards taken over, to cycle
         self._timings: dict[str, tuple[float, float, float]] = {}  # per list, as scheduled
         engine.on_confirm = self.confirm_later
 
@@ -121,9 +123,12 @@ class Scheduler:
 
         return run
 
-    async def _cycle(self, name: str, interval: float) -> None:
+    async def _cycle(self, name: str, interval: float, shards: set[int] | None = None) -> None:
         try:
-            await self.engine.cycle(name, deadline=cycle_deadline(interval))
+            if shards is None:
+                await self.engine.cycle(name, deadline=cycle_deadline(interval))
+            else:
+                await self.engine.cycle(name, deadline=cycle_deadline(interval), shards=shards)
         except CycleOverrun:
             self.rt.stats.list(name).cycles_overrun += 1
             log.warning(
@@ -131,12 +136,19 @@ class Scheduler:
                 name,
                 cycle_deadline(interval),
             )
+        except StoreError as exc:
+            # the database is away: nothing was decided, so nothing is lost; the next cycle
+            # after it is back looks again (the error is the peers' to report, once)
+            self.rt.stats.list(name).store_down += 1
+            log.warning("list %s: cycle not run, the store did not answer: %s", name, exc)
         except Exception:
             log.exception("list %s: cycle failed", name)
 
     async def _health(self, name: str) -> None:
         try:
             await self.engine.probe(name)
+        except StoreError as exc:
+            log.warning("list %s: health probe not stored, the store did not answer: %s", name, exc)
         except Exception:
             log.exception("list %s: health probe failed", name)
 
@@ -145,6 +157,30 @@ class Scheduler:
             name = event.job_id.removeprefix("cycle:")
             self.rt.stats.list(name).cycles_skipped += 1
             log.warning("list %s: cycle skipped (the previous one is still running)", name)
+
+    # -- takeovers ----------------------------------------------------------------------------
+
+    def takeover(self, name: str, shards: set[int], delay: float) -> None:
+        """Cycle shards this instance has just taken (`rblwatch.peers`) in `delay` seconds,
+        rather than at its next scheduled cycle of the list; batched per list."""
+        self._takeover.setdefault(name, set()).update(shards)
+        run_at = _now() + dt.timedelta(seconds=delay)
+        job = self.aps.get_job(f"takeover:{name}")
+        if job is not None and job.next_run_time is not None and job.next_run_time <= run_at:
+            return  # an earlier round takes these too
+        self.aps.add_job(
+            self._job(self._takeover_round, name),
+            DateTrigger(run_date=run_at),
+            id=f"takeover:{name}",
+            replace_existing=True,
+            misfire_grace_time=None,
+        )
+
+    async def _takeover_round(self, name: str) -> None:
+        shards = self._takeover.pop(name, set())
+        timing = self._timings.get(name)
+        if shards and timing is not None:
+            await self._cycle(name, timing[0], shards)
 
     # -- confirmation rounds ----------------------------------------------------------------
 

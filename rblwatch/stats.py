@@ -60,6 +60,8 @@ class ListCounters:
     duration: Histogram = field(default_factory=Histogram)
     cycles_skipped: int = 0
     cycles_overrun: int = 0
+    commits_refused: int = 0  # a fence refused the cycle's commit (a lease lost meanwhile)
+    store_down: int = 0  # cycles not run: the store did not answer
 
 
 @dataclass(slots=True)

@@ -183,7 +183,7 @@ class _Handlers:
         return _text("OK")
 
     async def ready(self, request: web.Request) -> web.StreamResponse:
-        if self.runtime.ready:
+        if self.runtime.ready and self.runtime.store_ok:
             return _text("OK")
         return _text("not ready", 503)
 

@@ -70,6 +70,7 @@ log = logging.getLogger("rblwatch.alerts")
 IDLE_POLL = 1.0  # seconds between outbox reads when nothing wakes the sender
 RESEND_INTERVAL = 60.0  # Alertmanager re-posts
 ALERT_TTL = 4 * RESEND_INTERVAL  # endsAt of a firing alert: survives three lost re-posts
+HOLD_MARGIN = 30.0  # seconds a held row outlasts its request's timeout
 ERROR_PAUSE = 1.0  # after an unexpected error (a store error, say) before trying again
 _MAX_DOUBLINGS = 64  # 2**64 times any initial is past any backoff.max
 
@@ -218,25 +219,36 @@ class Sender:
             await self._refresh()
         # cleared before the read, so a wake-up during it is not lost: the wait returns at once
         self._wake.clear()
-        head = await self._head()
         now = self.clock()
+        head = await self._head(now)
         if head is None:
             await self._idle(min(self.poll, self._until_refresh(now)))
             return
         expires = head.created + self.receiver.max_age
-        if now >= expires:
+        elsewhere = head.held_by not in (None, self.owner) and (head.held_until or 0.0) > now
+        if now >= expires and not elsewhere:
             await self._give_up(head, f"older than max_age ({self.receiver.max_age:g}s)")
             return
-        wait = min(head.next_attempt, expires) - now
-        if wait > 0:
-            await self._idle(min(wait, self._until_refresh(now)))
+        if head.held_by != self.owner:
+            # not due yet, or another instance's sender has it: wait for either to end (a
+            # hold ends by itself should that sender die mid-request)
+            until = (head.held_until or now) if elsewhere else min(head.next_attempt, expires)
+            await self._idle(min(max(until - now, 0.0), self.poll, self._until_refresh(now)))
             return
         await self._deliver(head)
 
-    async def _head(self) -> Delivery | None:
-        # every pending row, not only the due ones: the oldest holds the line while it waits
-        rows = await self.rt.db.due_deliveries(self.name, math.inf, 1)
-        return rows[0] if rows else None
+    @property
+    def owner(self) -> str:
+        """Who holds the rows this sender sends: the instance (alone: its one name)."""
+        me = self.rt.me
+        return me.id if me is not None else "rblwatch"
+
+    async def _head(self, now: float) -> Delivery | None:
+        # the oldest pending row, not only a due one: it holds the line while it waits, and
+        # it is held for this sender (against the others') while due; the hold outlasts a
+        # request, so it never ends while this sender is still waiting for the answer
+        hold = self.receiver.timeout + HOLD_MARGIN
+        return await self.rt.db.claim_delivery(self.name, self.owner, now, hold)
 
     async def _idle(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -318,7 +330,10 @@ class Sender:
     # -- re-posts (Alertmanager) ---------------------------------------------------------------
 
     def _refresh_due(self) -> bool:
-        return self.format.resends and self.clock() >= self._next_refresh
+        # the leader's alone (with several instances): one set of re-posts, not one per instance
+        view = self.rt.view
+        leads = view is None or view.leader
+        return self.format.resends and leads and self.clock() >= self._next_refresh
 
     def _until_refresh(self, now: float) -> float:
         return max(0.0, self._next_refresh - now) if self.format.resends else math.inf

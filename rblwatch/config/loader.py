@@ -61,6 +61,8 @@ MAX_ATTEMPTS = 10
 MAX_IN_FLIGHT = 10_000
 MAX_CONFIRM = 10
 MAX_CONFIRM_DELAY = HOUR
+MAX_LEASE = HOUR
+MIN_LEASE = 3.0  # a heartbeat every lease / 3: at least one a second
 
 
 # --- YAML --------------------------------------------------------------------------------------
@@ -203,7 +205,7 @@ _TOP_FIELDS: Mapping[str, Parser] = {
             "health_interval": _duration(MAX_INTERVAL, MIN_INTERVAL),
         },
     ),
-    "store": _section(StoreConfig, {"url": _store_url}),
+    "store": _section(StoreConfig, {"url": _store_url, "lease": _duration(MAX_LEASE, MIN_LEASE)}),
     "web": _section(WebConfig, {"listen_address": _listen_address}),
     "metrics": _section(MetricsConfig, {"per_target": _choice("listed", "all", "none")}),
     "limits": _section(LimitsConfig, {"ipv4_min_prefix": _int(8, 32, between=True)}),

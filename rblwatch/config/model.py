@@ -41,6 +41,8 @@ class ScheduleConfig:
 @dataclass(frozen=True, slots=True)
 class StoreConfig:
     url: str = "sqlite:////var/lib/rblwatch/state.db"
+    # several instances on one PostgreSQL: how long a silent instance keeps its shards
+    lease: float = 30.0
 
     @property
     def display_url(self) -> str:
@@ -48,7 +50,7 @@ class StoreConfig:
         return mask_password(self.url)
 
     def __repr__(self) -> str:  # a database URL may carry a password
-        return f"StoreConfig(url={self.display_url!r})"
+        return f"StoreConfig(url={self.display_url!r}, lease={self.lease!r})"
 
 
 @dataclass(frozen=True, slots=True)

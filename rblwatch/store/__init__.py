@@ -163,6 +163,11 @@ class Store(abc.ABC):
     def leave(self, owner: str) -> None:
         """A clean stop: give up every lease of `owner` (others take them at once)."""
 
+    def outbox_waiter(self) -> Callable[[float], bool] | None:
+        """A function that blocks up to its argument in seconds for another instance's
+        commit of outbox rows (True: one came), for a store that can tell; None here."""
+        return None
+
     # -- lifecycle ---------------------------------------------------------------------------
 
     @abc.abstractmethod

@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 import urllib.parse
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -136,6 +137,7 @@ class PostgresStore(Store):
         kwargs: dict[str, Any] = {}
         if "connect_timeout" not in url:
             kwargs["connect_timeout"] = CONNECT_TIMEOUT_S
+        self._url, self._kwargs = url, kwargs
         self._migrate(url, kwargs)
         try:
             self._pool: psycopg_pool.ConnectionPool | None = psycopg_pool.ConnectionPool(
@@ -506,12 +508,40 @@ class PostgresStore(Store):
             cur.execute(q.LEAVE_LEADER, (owner,))
             cur.execute(q.LEAVE_INSTANCE, (owner,))
 
+    def outbox_waiter(self) -> Callable[[float], bool] | None:
+        return _Listener(self._url, self._kwargs).wait
+
     # -- lifecycle ------------------------------------------------------------------------------
 
     def close(self) -> None:
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.close()
+
+
+class _Listener:
+    """LISTEN on a connection of its own, reconnecting after any failure (a restart)."""
+
+    def __init__(self, url: str, kwargs: dict[str, Any]) -> None:
+        self._url, self._kwargs = url, kwargs
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def wait(self, timeout: float) -> bool:
+        """Block up to `timeout` seconds for a NOTIFY on the outbox channel."""
+        try:
+            if self._conn is None or self._conn.closed:
+                self._conn = psycopg.connect(self._url, autocommit=True, **self._kwargs)
+                self._conn.execute(f"LISTEN {q.OUTBOX_CHANNEL}")
+            for _ in self._conn.notifies(timeout=timeout, stop_after=1):
+                return True
+            return False
+        except psycopg.Error:
+            if self._conn is not None:
+                with contextlib.suppress(psycopg.Error):
+                    self._conn.close()
+            self._conn = None
+            time.sleep(timeout)  # the database is away: the senders poll meanwhile
+            return False
 
 
 def _configure(conn: psycopg.Connection[Any]) -> None:
