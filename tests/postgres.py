@@ -10,6 +10,7 @@ create databases). PostgreSQL missing is a failure, never a skip: the store must
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -84,12 +85,25 @@ def _run(argv: list[str]) -> None:
         pytest.fail(f"{' '.join(argv)} failed: {done.stdout}{done.stderr}", pytrace=False)
 
 
-@pytest.fixture(scope="session")
-def postgres_cluster() -> Iterator[Cluster]:
-    existing = os.environ.get("RBLWATCH_TEST_POSTGRES_URL")
-    if existing:
-        yield Cluster(existing)
-        return
+@dataclass(frozen=True)
+class LocalCluster(Cluster):
+    """A cluster this process started, which a test may stop and start again (an outage)."""
+
+    pg_ctl: str = ""
+    data: str = ""
+    log: str = ""
+    options: str = ""
+
+    def stop(self) -> None:
+        _run([self.pg_ctl, "-D", self.data, "-m", "fast", "-w", "stop"])
+
+    def start(self) -> None:
+        _run([self.pg_ctl, "-D", self.data, "-l", self.log, "-w", "-o", self.options, "start"])
+
+
+@contextlib.contextmanager
+def local_cluster() -> Iterator[LocalCluster]:
+    """initdb + pg_ctl start in a temporary directory; stopped and removed at the end."""
     initdb, pg_ctl = _bin("initdb"), _bin("pg_ctl")
     top = tempfile.mkdtemp(prefix="rblwatch-pg-")
     data, sock = os.path.join(top, "data"), os.path.join(top, "sock")
@@ -108,10 +122,27 @@ def postgres_cluster() -> Iterator[Cluster]:
         f"-c listen_addresses=127.0.0.1 -c port={port} -k {sock}"
         " -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
     )
-    _run([pg_ctl, "-D", data, "-l", os.path.join(top, "log"), "-w", "-o", options, "start"])
+    cluster = LocalCluster(
+        f"postgresql://{ROLE}:{PASSWORD}@127.0.0.1:{port}/postgres",
+        pg_ctl,
+        data,
+        os.path.join(top, "log"),
+        options,
+    )
+    cluster.start()
     try:
-        yield Cluster(f"postgresql://{ROLE}:{PASSWORD}@127.0.0.1:{port}/postgres")
+        yield cluster
     finally:
         stop = [pg_ctl, "-D", data, "-m", "fast", "-w", "stop"]
         subprocess.run(_as_owner(stop), check=False, capture_output=True, timeout=60)
         shutil.rmtree(top, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[Cluster]:
+    existing = os.environ.get("RBLWATCH_TEST_POSTGRES_URL")
+    if existing:
+        yield Cluster(existing)
+        return
+    with local_cluster() as cluster:
+        yield cluster

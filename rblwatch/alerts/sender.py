@@ -63,7 +63,7 @@ from rblwatch.model import (
     frozen_map,
 )
 from rblwatch.runtime import Runtime
-from rblwatch.store import Store
+from rblwatch.store import Store, StoreError
 
 log = logging.getLogger("rblwatch.alerts")
 
@@ -181,6 +181,7 @@ class Sender:
         self._wake = asyncio.Event()
         self._next_refresh = 0.0
         self._session: aiohttp.ClientSession | None = None
+        self._store_down = False  # said once per outage
 
     @property
     def name(self) -> str:
@@ -208,7 +209,13 @@ class Sender:
             while True:
                 try:
                     await self._step()
-                except Exception:  # a bug or a store error must not end alerting for good
+                    self._store_down = False
+                except StoreError as exc:  # the database is away: the rows wait in it
+                    if not self._store_down:
+                        log.warning("alerts to %s: waiting for the store: %s", self.name, exc)
+                    self._store_down = True
+                    await asyncio.sleep(ERROR_PAUSE)
+                except Exception:  # a bug must not end alerting for good
                     log.exception("alerts to %s: unexpected error; trying again", self.name)
                     await asyncio.sleep(ERROR_PAUSE)
 
