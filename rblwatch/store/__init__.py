@@ -20,9 +20,11 @@ outbox rows for it (SPEC §4): a crash at any instant loses no event and duplica
 from __future__ import annotations
 
 import abc
+import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from rblwatch.model import (
     CycleCommit,
@@ -34,6 +36,9 @@ from rblwatch.model import (
     PairSummary,
     ReceiversFor,
 )
+
+if TYPE_CHECKING:
+    from rblwatch.store.transfer import Tables
 
 
 class Store(abc.ABC):
@@ -125,6 +130,14 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def close(self) -> None: ...
+
+    # -- moving a store's contents (`store.transfer` only) -------------------------------------
+
+    @abc.abstractmethod
+    def _tables(self, *, write: bool) -> contextlib.AbstractContextManager[Tables]:
+        """The raw data tables inside one transaction of this store's, for `store.transfer`
+        (`rblwatch store migrate`) alone: a consistent snapshot to read, or with `write` one
+        transaction, committed when the block ends and rolled back if it raises."""
 
 
 class StoreError(Exception):
