@@ -453,3 +453,17 @@ def test_a_bad_side_is_one_line_and_exit_2_with_no_password_shown(
     assert expected in message
     assert PASSWORD not in message and "pw0rd" not in message
     assert not (tmp_path / "missing.db").exists()  # a missing source is not created
+
+
+def test_sqlite_to_sqlite_loads_no_postgresql_driver(sqlite_url: str, tmp_path: Path) -> None:
+    target = f"sqlite:///{tmp_path / 'copy.db'}"
+    code = (
+        "import sys; from rblwatch import cli;"
+        f" code = cli.main(['store', 'migrate', '--from', {sqlite_url!r}, '--to', {target!r}]);"
+        " assert code == 0, code; assert 'psycopg' not in sys.modules"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    argv = [sys.executable, "-c", code]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert contents(target) == contents(sqlite_url)

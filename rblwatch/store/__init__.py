@@ -133,11 +133,14 @@ class Store(abc.ABC):
 
     # -- moving a store's contents (`store.transfer` only) -------------------------------------
 
-    @abc.abstractmethod
     def _tables(self, *, write: bool) -> contextlib.AbstractContextManager[Tables]:
         """The raw data tables inside one transaction of this store's, for `store.transfer`
         (`rblwatch store migrate`) alone: a consistent snapshot to read, or with `write` one
-        transaction, committed when the block ends and rolled back if it raises."""
+        transaction, committed when the block ends and rolled back if it raises.
+
+        Not abstract: it has no place in the daemon's interface (nor a twin in `store.aio`),
+        and a store without it is simply one that cannot be migrated from or to."""
+        raise StoreError(f"store migrate: a {type(self).__name__} cannot be copied")
 
 
 class StoreError(Exception):
