@@ -113,9 +113,7 @@ def solo_view(owner: str, lists: Sequence[str], now: float, shards: int = SHARDS
     return View(owner, leases, True, 1, now)
 
 
-def overdue(
-    taken: Sequence[Lease], intervals: Mapping[str, float], now: float
-) -> dict[str, set[int]]:
+def overdue(taken: Sequence[Lease], intervals: Mapping[str, float], now: float) -> dict[str, set[int]]:
     """Of newly taken leases, those whose shard's cycle is due now (per list): taken over
     from an instance that died before running it, they must not wait a whole interval more."""
     due: dict[str, set[int]] = {}
