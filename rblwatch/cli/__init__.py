@@ -36,6 +36,7 @@ _COMMANDS = {
     "status": ("state", "cmd_status"),
     "history": ("state", "cmd_history"),
     "plan": ("run", "cmd_plan"),
+    "store": ("store", "cmd_store"),
 }
 # Commands that own nothing once they have printed: no store, no sockets, no threads.
 _NOTHING_TO_CLOSE = frozenset({"check", "lists", "check-config", "plan"})
@@ -104,6 +105,16 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--format", choices=["table", "json"], default="table")
 
     with_config(sub.add_parser("plan", help="queries per day per list against its limits"))
+
+    from rblwatch.cli.store import MIGRATE_DESCRIPTION, MIGRATE_HELP  # text only: nothing loads
+
+    s = sub.add_parser("store", help="work on a store itself (migrate)")
+    store_sub = s.add_subparsers(
+        dest="store_command", metavar="COMMAND", required=True, parser_class=_Parser
+    )
+    m = store_sub.add_parser("migrate", help=MIGRATE_HELP, description=MIGRATE_DESCRIPTION)
+    m.add_argument("--from", dest="from_url", required=True, metavar="URL", help="source store")
+    m.add_argument("--to", dest="to_url", required=True, metavar="URL", help="empty target store")
     return p
 
 

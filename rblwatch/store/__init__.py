@@ -20,9 +20,11 @@ outbox rows for it (SPEC §4): a crash at any instant loses no event and duplica
 from __future__ import annotations
 
 import abc
+import contextlib
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from rblwatch.cluster import SHARDS, Fence, Instance, View
 from rblwatch.model import (
@@ -35,6 +37,9 @@ from rblwatch.model import (
     PairSummary,
     ReceiversFor,
 )
+
+if TYPE_CHECKING:
+    from rblwatch.store.transfer import Tables
 
 
 class Store(abc.ABC):
@@ -172,6 +177,17 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def close(self) -> None: ...
+
+    # -- moving a store's contents (`store.transfer` only) -------------------------------------
+
+    def _tables(self, *, write: bool) -> contextlib.AbstractContextManager[Tables]:
+        """The raw data tables inside one transaction of this store's, for `store.transfer`
+        (`rblwatch store migrate`) alone: a consistent snapshot to read, or with `write` one
+        transaction, committed when the block ends and rolled back if it raises.
+
+        Not abstract: it has no place in the daemon's interface (nor a twin in `store.aio`),
+        and a store without it is simply one that cannot be migrated from or to."""
+        raise StoreError(f"store migrate: a {type(self).__name__} cannot be copied")
 
 
 class StoreError(Exception):

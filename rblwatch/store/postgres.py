@@ -51,7 +51,7 @@ from rblwatch.model import (
     PairSummary,
     ReceiversFor,
 )
-from rblwatch.store import Fenced, Store, StoreError
+from rblwatch.store import Fenced, Store, StoreError, transfer
 from rblwatch.store import postgres_schema as q
 from rblwatch.store.postgres_schema import (
     ADD_BUDGET,
@@ -517,6 +517,20 @@ class PostgresStore(Store):
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.close()
+
+    # -- the raw tables, for `store.transfer` only -----------------------------------------------
+
+    @contextlib.contextmanager
+    def _tables(self, *, write: bool) -> Iterator[transfer.Tables]:
+        """One transaction on a pooled connection (`_conn`); reading, a read-only snapshot."""
+
+        def error(exc: Exception) -> StoreError:
+            return self._error(self._one_line(exc))
+
+        with self._conn() as conn:
+            if not write:
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            yield transfer.PostgresTables(conn, error)
 
 
 class _Listener:

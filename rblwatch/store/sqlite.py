@@ -69,7 +69,7 @@ from rblwatch.model import (
     PairSummary,
     ReceiversFor,
 )
-from rblwatch.store import Fenced, Store, StoreError
+from rblwatch.store import Fenced, Store, StoreError, transfer
 from rblwatch.store.rows import (
     DELIVERY_COLUMNS,
     EVENT_COLUMNS,
@@ -434,6 +434,27 @@ class SqliteStore(Store):
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
+    # -- the raw tables, for `store.transfer` only -----------------------------------------------
+
+    @contextlib.contextmanager
+    def _tables(self, *, write: bool) -> Iterator[transfer.Tables]:
+        """Writing: one BEGIN IMMEDIATE transaction (`_write`). Reading: one deferred
+        transaction, a WAL snapshot that does not hold a running daemon's writes back."""
+
+        def error(exc: Exception) -> StoreError:
+            return self._error(_one_line(exc))
+
+        if write:
+            with self._write() as conn:
+                yield transfer.SqliteTables(conn, error)
+            return
+        with self._read() as conn:
+            conn.execute("BEGIN")
+            try:
+                yield transfer.SqliteTables(conn, error)
+            finally:
+                conn.execute("ROLLBACK")  # it only read
 
 
 @contextlib.contextmanager
