@@ -10,6 +10,14 @@ every `EventKind` and every configured receiver is exported (0 included) from th
 so alert rules never meet a series that appears only after the first problem. The per-target
 families (`listed`, `listed_since_timestamp_seconds`) follow `metrics.per_target`.
 
+Several instances on one database: everything read from the store (the per-target families,
+`listings`, `list_healthy`, the cycle gauges, `alert_queue`: the outbox is shared too) is the
+shared state, so every instance exports the same series and the shipped rules aggregate the
+`instance` label away, one alert per listing or list that survives the loss of an instance.
+The in-process counters (queries, errors, durations, events raised, deliveries, reloads) are
+each instance's own, and so are the `instance_*` gauges of its last heartbeat (`rt.view`):
+the leader's lease and the shards it holds. README: "Metrics with several instances".
+
 Speed: a provider watching a /16 can have tens of thousands of current listings, and
 prometheus_client's generic `generate_latest` spends several microseconds formatting each
 sample. The per-target families are therefore `PairGauge`s, which `render` writes with a
@@ -131,6 +139,7 @@ class RblwatchCollector(Collector):
         yield from _query_counters(runtime.stats, list_names)
         yield from _event_and_alert_families(runtime.stats, config, snap.outbox)
         yield from _build_and_reload(runtime)
+        yield from _cluster(runtime, list_names)
 
 
 def build_registry(runtime: Runtime) -> CollectorRegistry:
@@ -444,3 +453,26 @@ def _build_and_reload(runtime: Runtime) -> Iterator[Metric]:
     )
     info.add_metric([runtime.version or __version__, platform.python_version()], 1.0)
     yield info
+
+
+def _cluster(runtime: Runtime, list_names: Sequence[str]) -> Iterator[Metric]:
+    """This instance's share of the work, as of its last heartbeat. Before the first one it
+    holds nothing (leader 0, no shards), and how many instances live is not known yet."""
+    view = runtime.view
+    yield GaugeMetricFamily(
+        "rblwatch_instance_leader",
+        "1 while this instance holds the leader's lease (health probes, re-posts, housekeeping).",
+        value=1.0 if view is not None and view.leader else 0.0,
+    )
+    yield _gauge(
+        "instance_shards_held",
+        "Shards of the list this instance holds a lease on.",
+        "list",
+        ((name, len(view.shards_of(name)) if view is not None else 0) for name in list_names),
+    )
+    if view is not None:
+        yield GaugeMetricFamily(
+            "rblwatch_instances_live",
+            "Instances with a live heartbeat on the store, as this instance's last one counted.",
+            value=view.live,
+        )

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
@@ -56,10 +57,12 @@ class WebError(Exception):
 
 
 def read_status(store: Store, config: Config, targets: int | None = None) -> StatusView:
-    """The status of the configured lists; `targets` None: count the config's targets."""
+    """The status of the configured lists and of the instances sharing the store; `targets`
+    None: count the config's targets."""
     if targets is None:  # no resolved count yet: each hostname counts as one
         targets = sum(target_counts(config).values())
-    return status_view(store.pairs(), store.list_statuses(), config.subjects, targets)
+    pairs, statuses, instances = store.pairs(), store.list_statuses(), store.instances()
+    return status_view(pairs, statuses, config.subjects, targets, instances)
 
 
 def recent_events(store: Store, n: int) -> list[Event]:
@@ -229,10 +232,15 @@ class _Handlers:
     async def page(self, request: web.Request) -> web.StreamResponse:
         config, targets = self.runtime.config, self.targets()
         version = self.runtime.version or __version__
+        me = self.runtime.me
+        served_by = me.id if me is not None else None
 
         def build(store: Store) -> str:
             view = read_status(store, config, targets)
-            return render_page(view, recent_events(store, PAGE_EVENTS), config.subjects, version)
+            events = recent_events(store, PAGE_EVENTS)
+            # heartbeats are in the database's clock; this host's is close enough for an age
+            now = time.time()
+            return render_page(view, events, config.subjects, version, now=now, served_by=served_by)
 
         return web.Response(text=await self.runtime.db.read(build), content_type="text/html")
 

@@ -16,9 +16,12 @@ import pytest
 import yaml
 
 from rblwatch import cli, config, web
+from rblwatch.cluster import Instance
 from rblwatch.model import CycleCommit, Event, EventKind, Health, ListStatus, PairState, PairStatus
+from rblwatch.store import open_store
 from rblwatch.store.sqlite import SqliteStore
 from rblwatch.views.status import events_json, rfc3339, status_json
+from tests.postgres import Cluster
 
 NOW = time.time()
 HOUR = 3600.0
@@ -50,10 +53,10 @@ def run(capsys: pytest.CaptureFixture[str]) -> Run:
     return go
 
 
-def write_config(tmp_path: Path, db: Path) -> Path:
+def write_config(tmp_path: Path, db: Path | str) -> Path:
     path = tmp_path / "rblwatch.yaml"
     data = {
-        "store": {"url": f"sqlite:///{db}"},
+        "store": {"url": db if isinstance(db, str) else f"sqlite:///{db}"},
         "lists": [
             {"name": "bl", "zone": "bl.test", "kind": "ip"},
             {"name": "dbl", "zone": "dbl.test", "kind": "domain"},
@@ -151,7 +154,7 @@ def test_status_json_is_the_status_api_object(run: Run, cfg_path: Path) -> None:
     finally:
         store.close()
     doc = ran.json()
-    assert set(doc) == {"listings", "lists", "targets"}
+    assert set(doc) == {"listings", "lists", "targets", "instances"}
     listings = doc["listings"]
     assert isinstance(listings, list)
     assert {tuple(sorted(x)) for x in listings} == {
@@ -161,6 +164,46 @@ def test_status_json_is_the_status_api_object(run: Run, cfg_path: Path) -> None:
         {"name": "bl", "health": "healthy", "last_cycle_end": rfc3339(NOW - 59)},
         {"name": "dbl", "health": "dead", "last_cycle_end": None},
     ]
+
+
+def test_status_without_a_daemon_on_sqlite_shows_no_instances(run: Run, cfg_path: Path) -> None:
+    # a SQLite file has no heartbeat rows: only the daemon holding it knows itself
+    assert (
+        run("status", "--config.file", str(cfg_path), "--format", "json").json()["instances"] == []
+    )
+    assert "INSTANCE" not in run("status", "--config.file", str(cfg_path)).out
+
+
+def test_status_lists_the_instances_sharing_a_postgres_store(
+    run: Run, tmp_path: Path, postgres_cluster: Cluster
+) -> None:
+    name = postgres_cluster.create_database()
+    url = postgres_cluster.url(name)
+    try:
+        store = open_store(url)
+        try:
+            for me in ("a1", "b2"):
+                store.tick(Instance(me, f"host-{me}", 7, "9.9.9", NOW, 0.0), ["bl", "dbl"], 30.0)
+        finally:
+            store.close()
+        cfg = write_config(tmp_path, url)
+        table = run("status", "--config.file", str(cfg))
+        doc = run("status", "--config.file", str(cfg), "--format", "json").json()
+    finally:
+        postgres_cluster.drop_database(name)
+    assert table.code == 0, table.err
+    rows = [line.split() for line in table.out.splitlines()]
+    at = rows.index(["INSTANCE", "HOST", "PID", "VERSION", "HEARTBEAT", "SHARDS"])
+    assert [r[:4] for r in rows[at + 1 : at + 3]] == [
+        ["a1", "host-a1", "7", "9.9.9"],
+        ["b2", "host-b2", "7", "9.9.9"],
+    ]
+    assert all(r[5] == "ago" for r in rows[at + 1 : at + 3])
+    instances = doc["instances"]
+    assert isinstance(instances, list)
+    assert [(i["id"], i["host"]) for i in instances] == [("a1", "host-a1"), ("b2", "host-b2")]
+    assert [i["leader"] for i in instances] == [True, False]  # a1 ticked first
+    assert sum(i["shards_held"] for i in instances) == 2 * 16  # every shard of both lists
 
 
 # -- history ------------------------------------------------------------------------------------

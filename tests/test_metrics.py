@@ -10,10 +10,13 @@ import pytest
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from rblwatch.cluster import Instance, Lease, View
 from rblwatch.config import parse_config
 from rblwatch.metrics import RblwatchCollector, build_registry, render
 from rblwatch.model import CycleCommit, EventKind, Health, ListStatus, Reason
 from rblwatch.runtime import Runtime
+from rblwatch.store import open_store
+from tests.postgres import Cluster
 from tests.webstate import GROUPS, LISTS, SECRET, T0, clean, event, listed, make_runtime, put
 
 PAIR = {"target": "192.0.2.1", "list": "corp-bl", "group": "mail"}
@@ -305,3 +308,97 @@ def test_overrun_cycles_and_dropped_replies_are_exported(runtime: Runtime) -> No
     assert value(registry, "rblwatch_cycles_overrun_total", list="corp-bl") == 2.0
     assert value(registry, "rblwatch_cycles_overrun_total", list="corp-dbl") == 0.0
     assert value(registry, "rblwatch_replies_dropped_total") == 7.0
+
+
+# --- several instances ---------------------------------------------------------------------------
+
+
+def test_before_its_first_heartbeat_an_instance_leads_nothing_and_holds_no_shard(
+    runtime: Runtime,
+) -> None:
+    registry = build_registry(runtime)
+    assert value(registry, "rblwatch_instance_leader") == 0.0
+    for name in LISTS:
+        assert value(registry, "rblwatch_instance_shards_held", list=name) == 0.0
+    # how many instances live is not known until a heartbeat has counted them
+    assert "rblwatch_instances_live" not in sample_names(registry)
+
+
+def test_the_cluster_gauges_are_this_instance_s_last_heartbeat(runtime: Runtime) -> None:
+    registry = build_registry(runtime)
+    leases = (Lease("corp-bl", 0, 1), Lease("corp-bl", 3, 4), Lease("spamhaus-zen", 5, 2))
+    runtime.view = View("b2", leases, leader=False, live=2, now=T0)
+    assert value(registry, "rblwatch_instance_leader") == 0.0
+    assert value(registry, "rblwatch_instance_shards_held", list="corp-bl") == 2.0
+    assert value(registry, "rblwatch_instance_shards_held", list="spamhaus-zen") == 1.0
+    assert value(registry, "rblwatch_instance_shards_held", list="corp-dbl") == 0.0
+    assert value(registry, "rblwatch_instances_live") == 2.0
+    # alone on SQLite: the leader, every shard
+    runtime.view = runtime.store.tick(Instance("a1", "h", 1, "9.9.9", T0, 0.0), LISTS, 30.0)
+    assert value(registry, "rblwatch_instance_leader") == 1.0
+    assert value(registry, "rblwatch_instance_shards_held", list="corp-dbl") == 16.0
+    assert value(registry, "rblwatch_instances_live") == 1.0
+
+
+# what every instance reads from the shared store; the rest is each process's own
+SHARED = frozenset(
+    {
+        "rblwatch_listed",
+        "rblwatch_listed_since_timestamp_seconds",
+        "rblwatch_allowlisted",
+        "rblwatch_listings",
+        "rblwatch_list_healthy",
+        "rblwatch_cycle_duration_seconds",
+        "rblwatch_last_cycle_success_timestamp_seconds",
+        "rblwatch_alert_queue",
+    }
+)
+
+
+def samples_of(registry: CollectorRegistry, names: frozenset[str]) -> list[tuple[object, ...]]:
+    return sorted(
+        (s.name, tuple(sorted(s.labels.items())), s.value)
+        for family in registry.collect()
+        if family.name in names
+        for s in family.samples
+    )
+
+
+def test_every_instance_on_a_shared_store_exports_the_same_listings_and_lists(
+    tmp_path: Path, postgres_cluster: Cluster
+) -> None:
+    name = postgres_cluster.create_database()
+    runtimes = [make_runtime(tmp_path / n) for n in ("a", "b")]
+    try:
+        for rt in runtimes:
+            rt.store.close()
+            rt.store = open_store(postgres_cluster.url(name))
+        a, b = runtimes
+        put(a, [listed("192.0.2.1"), listed("example.com", "corp-dbl", "web")])
+        put(a, events=[event("192.0.2.1", T0)])  # an outbox row for "ops"
+        a.store.record_health("corp-bl", Health.HEALTHY, "", T0, None)
+        b.store.commit(
+            CycleCommit(
+                list="spamhaus-zen",
+                status=ListStatus(
+                    "spamhaus-zen", last_cycle_duration=3.0, last_cycle_success=T0 + 60
+                ),
+            )
+        )
+        a.stats.list("corp-bl").queries = 10  # only a looked up anything
+        registries = [build_registry(rt) for rt in runtimes]
+        shared = [samples_of(r, SHARED) for r in registries]
+        assert shared[0] == shared[1]
+        names = {s[0] for s in shared[0]}
+        assert names >= SHARED - {"rblwatch_allowlisted"}  # every shared family has samples
+        assert value(registries[1], "rblwatch_listed", **PAIR) == 1.0
+        assert value(registries[1], "rblwatch_alert_queue", receiver="ops") == 1.0
+        # the process counters stay each instance's own
+        assert [value(r, "rblwatch_queries_total", list="corp-bl") for r in registries] == [
+            10.0,
+            0.0,
+        ]
+    finally:
+        for rt in runtimes:
+            rt.store.close()
+        postgres_cluster.drop_database(name)

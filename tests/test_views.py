@@ -6,10 +6,18 @@ import dataclasses
 import json
 
 from rblwatch import catalogue as cat
+from rblwatch.cluster import Instance
 from rblwatch.model import DnsList, Health, ListStatus
 from rblwatch.views.lists import lists_json, lists_table
 from rblwatch.views.page import render_page
-from rblwatch.views.status import events_json, parse_rfc3339, rfc3339, status_json, status_view
+from rblwatch.views.status import (
+    age,
+    events_json,
+    parse_rfc3339,
+    rfc3339,
+    status_json,
+    status_view,
+)
 from rblwatch.views.tables import status_table, table
 from tests.webstate import T0, clean, event, listed, make_config
 
@@ -71,6 +79,78 @@ def test_the_page_and_the_table_are_built_from_the_view_alone() -> None:
     assert '<a href="https://corp.example.net/delist?a=1&amp;b=2"' in page
     text = status_table(view)
     assert text.endswith("\n1 listed pairs, 5 targets\n")
+
+
+A = Instance("a1", "host-a", 101, "9.9.9", T0, T0 + 95, shards=32, leader=True)
+B = Instance("b2", "host-b", 202, "9.9.8", T0 + 10, T0 + 80, shards=16)
+
+
+def test_the_status_json_lists_every_instance_with_its_heartbeat_and_shards() -> None:
+    view = status_view([], [], make_config().lists, 5, [A, B])
+    assert status_json(view)["instances"] == [
+        {
+            "id": "a1",
+            "host": "host-a",
+            "pid": 101,
+            "version": "9.9.9",
+            "started": "2026-11-27T12:00:00Z",
+            "last_heartbeat": "2026-11-27T12:01:35Z",
+            "shards_held": 32,
+            "leader": True,
+        },
+        {
+            "id": "b2",
+            "host": "host-b",
+            "pid": 202,
+            "version": "9.9.8",
+            "started": "2026-11-27T12:00:10Z",
+            "last_heartbeat": "2026-11-27T12:01:20Z",
+            "shards_held": 16,
+            "leader": False,
+        },
+    ]
+    assert status_json(status_view([], [], [], 0))["instances"] == []
+
+
+def test_the_page_shows_the_instances_their_heartbeat_ages_and_who_served_it() -> None:
+    view = status_view([], [], make_config().lists, 5, [A, B])
+    page = render_page(view, [], [], "9.9.9", now=T0 + 100, served_by="b2")
+    assert "· served by b2 ·" in page
+    assert "<h2>Instances</h2>" in page
+    rows = [line for line in page.splitlines() if line.startswith("<tr><td>")]
+    a_row = next(r for r in rows if "<td>a1</td>" in r)
+    b_row = next(r for r in rows if "<td>b2 (this page)</td>" in r)
+    assert "<td>host-a</td>" in a_row and ">5s ago</span>" in a_row
+    assert "<td>32</td>" in a_row and '<span class="ok">leader</span>' in a_row
+    assert ">20s ago</span>" in b_row and "<td>16</td>" in b_row and "leader" not in b_row
+
+
+def test_a_page_without_instances_says_so_and_names_no_server() -> None:
+    page = render_page(status_view([], [], [], 0), [], [], "9.9.9")
+    assert "No instance has a heartbeat in the store yet." in page
+    assert "served by" not in page
+
+
+def test_the_status_table_lists_instances_only_when_the_store_has_some() -> None:
+    lists = make_config().lists
+    assert "INSTANCE" not in status_table(status_view([], [], lists, 5))
+    text = status_table(status_view([], [], lists, 5, [A, B]), now=T0 + 100)
+    rows = [line.split() for line in text.splitlines()]
+    at = rows.index(["INSTANCE", "HOST", "PID", "VERSION", "HEARTBEAT", "SHARDS"])
+    assert rows[at + 1] == ["a1", "host-a", "101", "9.9.9", "5s", "ago", "32", "leader"]
+    assert rows[at + 2] == ["b2", "host-b", "202", "9.9.8", "20s", "ago", "16"]
+    assert text.endswith("\n0 listed pairs, 5 targets\n")
+
+
+def test_an_age_is_short_and_never_negative() -> None:
+    assert [age(s) for s in (-3, 0, 59.9, 61, 3600 + 120, 2 * 86400 + 3 * 3600)] == [
+        "0s",
+        "0s",
+        "59s",
+        "1m 1s",
+        "1h 2m",
+        "2d 3h",
+    ]
 
 
 def test_a_table_pads_every_column_but_the_last() -> None:

@@ -18,12 +18,15 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from rblwatch import web
+from rblwatch.cluster import Instance
 from rblwatch.listener import Limits, ProblemLog, describe
 from rblwatch.metrics import build_registry
 from rblwatch.model import CycleCommit, EventKind, Health, ListStatus
 from rblwatch.runtime import ReloadResult, Runtime
-from rblwatch.views.status import status_json
-from tests.webstate import SECRET, T0, event, listed, make_runtime, put
+from rblwatch.store import open_store
+from rblwatch.views.status import parse_rfc3339, status_json
+from tests.postgres import Cluster
+from tests.webstate import LISTS, SECRET, T0, event, listed, make_runtime, put
 
 
 @dataclass
@@ -198,6 +201,7 @@ def test_status_lists_listings_lists_and_targets_with_rfc3339_times(runtime: Run
             {"name": "corp-dbl", "health": "unknown", "last_cycle_end": None},
         ],
         "targets": 5,
+        "instances": [],  # no heartbeat yet
     }
 
 
@@ -214,6 +218,55 @@ def test_no_secret_appears_in_the_status_api(runtime: Runtime) -> None:
     text = get(runtime, "/api/v1/status").text
     assert SECRET not in text
     assert "secret-store-path" not in text
+
+
+def instance(name: str) -> Instance:
+    return Instance(name, f"host-{name}", 4242, "9.9.9", T0, 0.0)
+
+
+def test_status_lists_the_instance_that_heartbeats_on_the_store(runtime: Runtime) -> None:
+    runtime.me = instance("a1")
+    runtime.view = runtime.store.tick(runtime.me, LISTS, 30.0)
+    (only,) = get(runtime, "/api/v1/status").json()["instances"]
+    assert only == {
+        "id": "a1",
+        "host": "host-a1",
+        "pid": 4242,
+        "version": "9.9.9",
+        "started": "2026-11-27T12:00:00Z",
+        "last_heartbeat": only["last_heartbeat"],
+        "shards_held": 3 * 16,  # alone on SQLite: every shard of every list
+        "leader": True,
+    }
+    assert parse_rfc3339(only["last_heartbeat"]) == pytest.approx(runtime.view.now, abs=1)
+
+
+def test_every_instance_on_a_shared_postgres_store_shows_the_same_instances(
+    tmp_path: Path, postgres_cluster: Cluster
+) -> None:
+    name = postgres_cluster.create_database()
+    stores = [open_store(postgres_cluster.url(name)) for _ in range(2)]
+    try:
+        runtimes = [make_runtime(tmp_path / n) for n in ("a", "b")]
+        for rt, store, me in zip(runtimes, stores, ("a1", "b2"), strict=True):
+            rt.store.close()
+            rt.store, rt.me = store, instance(me)
+        for _ in range(2):  # the second round: the first's claims rebalanced to fair shares
+            for rt in runtimes:
+                assert rt.me is not None
+                rt.view = rt.store.tick(rt.me, LISTS, 30.0)
+        answers = [get(rt, "/api/v1/status").json()["instances"] for rt in runtimes]
+        pages = [get(rt, "/").text for rt in runtimes]
+    finally:
+        for store in stores:
+            store.close()
+        postgres_cluster.drop_database(name)
+    assert answers[0] == answers[1]
+    assert [i["id"] for i in answers[0]] == ["a1", "b2"]
+    assert sum(i["shards_held"] for i in answers[0]) == 3 * 16
+    assert sorted(i["leader"] for i in answers[0]) == [False, True]
+    assert "served by a1" in pages[0] and "<td>a1 (this page)</td>" in pages[0]
+    assert "served by b2" in pages[1] and "<td>b2 (this page)</td>" in pages[1]
 
 
 # --- /api/v1/events ------------------------------------------------------------------------------
@@ -407,6 +460,19 @@ def test_the_page_shows_no_secret(runtime: Runtime) -> None:
     assert SECRET not in page
     assert "secret-store-path" not in page
     assert "hooks.example.net" not in page
+
+
+def test_the_page_shows_the_instance_that_served_it_and_its_heartbeat(
+    runtime: Runtime,
+) -> None:
+    runtime.me = instance("a1")
+    runtime.view = runtime.store.tick(runtime.me, LISTS, 30.0)
+    page = get(runtime, "/").text
+    assert "served by a1 ·" in page
+    row = next(line for line in page.splitlines() if "<td>a1 (this page)</td>" in line)
+    assert "<td>host-a1</td>" in row and "<td>48</td>" in row
+    assert re.search(r">\ds ago</span>", row), row  # ticked just now
+    assert '<span class="ok">leader</span>' in row
 
 
 def test_the_page_says_when_nothing_is_listed(runtime: Runtime) -> None:

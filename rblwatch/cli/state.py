@@ -41,12 +41,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     cfg = load(args, require_file=True)
     store = open_existing_store(cfg)
     try:
-        pairs, statuses = store.pairs(), store.list_statuses()
+        pairs, statuses, instances = store.pairs(), store.list_statuses(), store.instances()
     finally:
         store.close()
     # no daemon: count the config's targets (a hostname as one) instead of the resolved ones
-    view = status_view(pairs, statuses, cfg.subjects, sum(plan.target_counts(cfg).values()))
-    _print(args.format, lambda: status_json(view), lambda: status_table(view))
+    counted = sum(plan.target_counts(cfg).values())
+    view = status_view(pairs, statuses, cfg.subjects, counted, instances)
+    now = time.time()
+    _print(args.format, lambda: status_json(view), lambda: status_table(view, now))
     return EXIT_CLEAN
 
 

@@ -3,6 +3,9 @@
 Secrets: lists are shown by name only (zones may hold access keys); the store URL and receiver
 URLs never reach this module. Every value goes through html.escape, and only http(s) delisting
 links are made clickable.
+
+With several instances, each serves the same page from the shared store; the page says which
+one served it, and lists every instance with the age of its last heartbeat.
 """
 
 from __future__ import annotations
@@ -10,8 +13,9 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable, Mapping, Sequence
 
+from rblwatch.cluster import Instance
 from rblwatch.model import DnsList, Event, Health, ListStatus
-from rblwatch.views.status import StatusView, rfc3339
+from rblwatch.views.status import StatusView, age, rfc3339
 
 PAGE_EVENTS = 50  # the page shows the newest events; the API pages through them all
 PAGE_LISTINGS = 1000  # the page shows this many listings; the API has them all
@@ -96,17 +100,54 @@ def _events_html(events: Sequence[Event]) -> str:
     return _table(("at", "kind", "target", "list", "group", "codes / detail"), rows)
 
 
+def _heartbeat(i: Instance, now: float | None) -> str:
+    if now is None:
+        return _e(rfc3339(i.heartbeat))
+    return f'<span title="{_e(rfc3339(i.heartbeat))}">{_e(age(now - i.heartbeat))} ago</span>'
+
+
+def _instances_html(view: StatusView, now: float | None, served_by: str | None) -> str:
+    if not view.instances:
+        return "<p>No instance has a heartbeat in the store yet.</p>\n"
+    rows = [
+        [
+            _e(i.id) + (" (this page)" if i.id == served_by else ""),
+            _e(i.host),
+            _e(i.pid),
+            _e(i.version),
+            _heartbeat(i, now),
+            _e(i.shards),
+            '<span class="ok">leader</span>' if i.leader else "",
+        ]
+        for i in view.instances
+    ]
+    headers = ("instance", "host", "pid", "version", "last heartbeat", "shards held", "")
+    return _table(headers, rows)
+
+
 def render_page(
-    view: StatusView, events: Sequence[Event], lists: Iterable[DnsList], version: str
+    view: StatusView,
+    events: Sequence[Event],
+    lists: Iterable[DnsList],
+    version: str,
+    *,
+    now: float | None = None,
+    served_by: str | None = None,
 ) -> str:
-    """The page for a status view and the recent `events` (oldest first) of the `lists`."""
+    """The page for a status view and the recent `events` (oldest first) of the `lists`.
+
+    `now`: the time heartbeats' ages are counted from (None: show their times instead);
+    `served_by`: the id of the instance serving the page, if it has one.
+    """
     delist = {lst.name: lst.delist_url for lst in lists}
     links = (
         '<a href="/metrics">/metrics</a> · <a href="/api/v1/status">/api/v1/status</a> · '
         '<a href="/api/v1/events">/api/v1/events</a>'
     )
+    served = f" · served by {_e(served_by)}" if served_by is not None else ""
     summary = (
-        f"{view.targets} targets · {len(view.listings)} listings · version {_e(version)} · {links}"
+        f"{view.targets} targets · {len(view.listings)} listings · version {_e(version)}"
+        f"{served} · {links}"
     )
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -114,6 +155,7 @@ def render_page(
         f"<h1>rblwatch</h1>\n<p>{summary}</p>\n"
         f"<h2>Current listings</h2>\n{_listings_html(view, delist)}"
         f"<h2>Lists</h2>\n{_lists_html(view)}"
+        f"<h2>Instances</h2>\n{_instances_html(view, now, served_by)}"
         f"<h2>Recent events</h2>\n{_events_html(events)}"
         "</body></html>\n"
     )

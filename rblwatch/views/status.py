@@ -2,14 +2,20 @@
 
 `rblwatch status --format json` and `rblwatch history --format json` print the same objects,
 built from the same records, so the CLI and the API cannot drift apart.
+
+With several instances on one database, every instance reads the same shared state, so any
+one of them answers the same; the status also lists the instances themselves (`Instance`,
+as the store's heartbeat rows have them), so an operator can see who is alive and who holds
+what from any of them.
 """
 
 from __future__ import annotations
 
 import datetime
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from rblwatch.cluster import Instance
 from rblwatch.model import DnsList, Event, ListStatus, PairState, PairStatus
 
 
@@ -43,6 +49,8 @@ class StatusView:
     listings: list[PairState]  # listed pairs, by target then list
     lists: list[ListStatus]  # one per configured list, in config order (a blank row if none)
     targets: int
+    # the instances with a heartbeat row, oldest first (none: a store no daemon ticks)
+    instances: list[Instance] = field(default_factory=list)
 
 
 def status_view(
@@ -50,8 +58,9 @@ def status_view(
     statuses: Iterable[ListStatus],
     lists: Sequence[DnsList],
     targets: int,
+    instances: Iterable[Instance] = (),
 ) -> StatusView:
-    """The view of a store's pairs and list rows for the configured `lists`.
+    """The view of a store's pairs, list rows and instances for the configured `lists`.
 
     Pairs and rows of lists no longer configured are left out: a list removed from the
     config must not keep showing its old listings.
@@ -62,7 +71,7 @@ def status_view(
     listings.sort(key=lambda p: (p.target, p.list))
     rows = {row.name: row for row in statuses}
     shown = [rows.get(name) or ListStatus(name=name) for name in names]
-    return StatusView(listings, shown, targets)
+    return StatusView(listings, shown, targets, list(instances))
 
 
 def status_json(view: StatusView) -> dict[str, object]:
@@ -78,7 +87,34 @@ def status_json(view: StatusView) -> dict[str, object]:
             for row in view.lists
         ],
         "targets": view.targets,
+        "instances": [_instance_json(i) for i in view.instances],
     }
+
+
+def _instance_json(i: Instance) -> dict[str, object]:
+    return {
+        "id": i.id,
+        "host": i.host,
+        "pid": i.pid,
+        "version": i.version,
+        "started": rfc3339(i.started),
+        "last_heartbeat": rfc3339(i.heartbeat),
+        "shards_held": i.shards,
+        "leader": i.leader,
+    }
+
+
+def age(seconds: float) -> str:
+    """A time since, for people: "4s", "2m 5s", "3h 12m", "2d 4h" (never negative: the
+    hosts' clocks and the database's may disagree by a little)."""
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60}s"
+    if s < 86400:
+        return f"{s // 3600}h {s % 3600 // 60}m"
+    return f"{s // 86400}d {s % 86400 // 3600}h"
 
 
 def _listing_json(p: PairState) -> dict[str, object]:
@@ -115,6 +151,7 @@ def events_json(events: Iterable[Event]) -> dict[str, object]:
 
 __all__ = [
     "StatusView",
+    "age",
     "events_json",
     "parse_rfc3339",
     "rfc3339",

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from rblwatch.model import Event
-from rblwatch.views.status import StatusView, rfc3339
+from rblwatch.views.status import StatusView, age, rfc3339
 
 
 def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
@@ -24,8 +24,9 @@ def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def status_table(view: StatusView) -> str:
-    """`rblwatch status`: the listings, the lists' health, and a count line."""
+def status_table(view: StatusView, now: float | None = None) -> str:
+    """`rblwatch status`: the listings, the lists' health, the instances (if the store has
+    any) and a count line. `now`: heartbeats are shown as ages from it (None: as times)."""
     listings = [
         [
             p.target,
@@ -45,8 +46,28 @@ def status_table(view: StatusView) -> str:
         table(["TARGET", "LIST", "GROUP", "SINCE", "CODES", "MEANINGS"], listings)
         + "\n"
         + table(["LIST", "HEALTH", "LAST CYCLE", "DETAIL"], lists)
+        + _instances_table(view, now)
         + f"\n{len(view.listings)} listed pairs, {view.targets} targets\n"
     )
+
+
+def _instances_table(view: StatusView, now: float | None) -> str:
+    if not view.instances:
+        return ""
+    rows = [
+        [
+            i.id,
+            i.host,
+            str(i.pid),
+            i.version,
+            (rfc3339(i.heartbeat) or "") if now is None else f"{age(now - i.heartbeat)} ago",
+            str(i.shards),
+            "leader" if i.leader else "",
+        ]
+        for i in view.instances
+    ]
+    header = ["INSTANCE", "HOST", "PID", "VERSION", "HEARTBEAT", "SHARDS", ""]
+    return "\n" + table(header, rows)
 
 
 def history_table(events: Iterable[Event]) -> str:
