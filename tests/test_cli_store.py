@@ -94,7 +94,8 @@ def cfg_path(tmp_path: Path) -> Path:
     store = SqliteStore(str(db))
     try:
         store.record_health("bl", Health.HEALTHY, "", NOW - 2 * HOUR, None)
-        store.record_health("dbl", Health.DEAD, "test point test should be listed", NOW, None)
+        # healthy first: the unhealthy event below is a crossing (a store drops one that is not)
+        store.record_health("dbl", Health.HEALTHY, "", NOW - 2 * HOUR, None)
         store.commit(
             CycleCommit(
                 list="bl",
@@ -115,7 +116,11 @@ def cfg_path(tmp_path: Path) -> Path:
             )
         )
         store.record_health(
-            "dbl", Health.DEAD, "", NOW - 300, Event(EventKind.LIST_UNHEALTHY, "dbl", NOW - 300)
+            "dbl",
+            Health.DEAD,
+            "test point test should be listed",
+            NOW - 300,
+            Event(EventKind.LIST_UNHEALTHY, "dbl", NOW - 300),
         )
     finally:
         store.close()
