@@ -397,6 +397,19 @@ def _query_counters(stats: Stats, list_names: Sequence[str]) -> Iterator[Metric]
         "list",
         ((n, c.cycles_overrun) for n, c in lists),
     )
+    yield _counter(
+        "cycles_store_down",
+        "Cycles not run because the store did not answer.",
+        "list",
+        ((n, c.store_down) for n, c in lists),
+    )
+    yield _counter(
+        "commits_refused",
+        "Cycles whose commit was refused: a lease of theirs was lost meanwhile (several"
+        " instances), so their results were not written.",
+        "list",
+        ((n, c.commits_refused) for n, c in lists),
+    )
     dropped = CounterMetricFamily(
         "rblwatch_replies_dropped",
         "DNS replies that matched no query in flight (wrong ID or question, late, garbage).",

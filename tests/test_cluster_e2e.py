@@ -27,6 +27,7 @@ from rblwatch.store.postgres_schema import MARKER_TABLE, SCHEMA_VERSION
 from tests.daemon import DaemonProcess, config_text, free_tcp_port, wait_until
 from tests.postgres import Cluster, LocalCluster, local_cluster
 from tests.rbldnsd import Rbldnsd
+from tests.test_daemon import metric
 from tests.webhooks import WebhookReceiver
 
 ZONE = "bl.test"
@@ -298,8 +299,13 @@ def test_the_database_stopped_and_started_again_loses_no_event_and_raises_no_fal
                 wait_until("not ready", lambda d=d: d.get("/-/ready")[0] == 503, timeout=15)
             later = ADDRESSES[8:12]
             listed(dns, first[4:] + later)  # 4 delisted, 4 new, while the database is away
-            time.sleep(3)
             for d in (a, b):
+                # cycles are skipped and counted, and the process keeps running
+                wait_until(
+                    "a cycle counted as not run",
+                    lambda d=d: (metric(d, "rblwatch_cycles_store_down_total", list="bl") or 0) > 0,
+                    timeout=20,
+                )
                 assert d.proc is not None and d.proc.poll() is None, d.log()
         finally:
             own_postgres.start()

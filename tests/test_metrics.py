@@ -402,3 +402,15 @@ def test_every_instance_on_a_shared_store_exports_the_same_listings_and_lists(
         for rt in runtimes:
             rt.store.close()
         postgres_cluster.drop_database(name)
+
+
+def test_cycles_the_store_did_not_answer_and_refused_commits_are_exported(
+    runtime: Runtime,
+) -> None:
+    runtime.stats.list("corp-bl").store_down = 3
+    runtime.stats.list("corp-dbl").commits_refused = 1
+    registry = build_registry(runtime)
+    assert value(registry, "rblwatch_cycles_store_down_total", list="corp-bl") == 3.0
+    assert value(registry, "rblwatch_cycles_store_down_total", list="corp-dbl") == 0.0
+    assert value(registry, "rblwatch_commits_refused_total", list="corp-dbl") == 1.0
+    assert value(registry, "rblwatch_commits_refused_total", list="corp-bl") == 0.0
