@@ -50,6 +50,7 @@ from rblwatch.config import Config
 from rblwatch.model import EventKind, Health, ListStatus, PairStatus, PairSummary, Purpose, Reason
 from rblwatch.runtime import Runtime
 from rblwatch.stats import ListCounters, Stats
+from rblwatch.store import StoreError
 
 # the text format generate_latest writes (prometheus_client >= 0.22 calls 1.0.0 "latest")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -66,6 +67,17 @@ class Snapshot:
     pairs: list[PairSummary]
     lists: dict[str, ListStatus]
     outbox: dict[str, int]
+
+
+def _snapshot_if_up(runtime: Runtime) -> Snapshot | None:
+    """The store's part of a scrape; None while the store is away (known from the heartbeat,
+    so a scrape does not wait for it, or found now)."""
+    if not runtime.store_ok:
+        return None
+    try:
+        return read_snapshot(runtime)
+    except StoreError:
+        return None
 
 
 def read_snapshot(runtime: Runtime) -> Snapshot:
@@ -121,23 +133,32 @@ class RblwatchCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         runtime = self._runtime
         config = runtime.config  # read once: a reload mid-scrape must not mix two configs
-        snap = read_snapshot(runtime)
         list_names = [lst.name for lst in config.subjects]
-        configured = set(list_names)
-        pairs = [p for p in snap.pairs if p.list in configured]
-        allow = {lst.name for lst in config.subjects if lst.purpose is Purpose.ALLOW}
-        yield from _per_target(pairs, config.metrics.per_target, allow)
-        yield _listings(pairs, list_names, [g.group for g in config.targets])
+        snap = _snapshot_if_up(runtime)
+        yield GaugeMetricFamily(
+            "rblwatch_store_up",
+            "1 if the store answered this scrape's read (and the last heartbeat), else 0.",
+            value=1.0 if snap is not None else 0.0,
+        )
+        if snap is not None:
+            # what only the store knows is left out while it is away, never shown as zero
+            configured = set(list_names)
+            pairs = [p for p in snap.pairs if p.list in configured]
+            allow = {lst.name for lst in config.subjects if lst.purpose is Purpose.ALLOW}
+            yield from _per_target(pairs, config.metrics.per_target, allow)
+            yield _listings(pairs, list_names, [g.group for g in config.targets])
+            yield _list_healthy(config, snap.lists)
+            yield from _list_cycles(list_names, snap.lists)
         yield _gauge(
             "targets",
             "Targets per group after expansion.",
             "group",
             _sorted(runtime.targets_per_group),
         )
-        yield _list_healthy(config, snap.lists)
-        yield from _list_cycles(list_names, snap.lists)
         yield from _query_counters(runtime.stats, list_names)
-        yield from _event_and_alert_families(runtime.stats, config, snap.outbox)
+        yield from _event_and_alert_families(
+            runtime.stats, config, None if snap is None else snap.outbox
+        )
         yield from _build_and_reload(runtime)
         yield from _cluster(runtime, list_names)
 
@@ -419,7 +440,7 @@ def _query_counters(stats: Stats, list_names: Sequence[str]) -> Iterator[Metric]
 
 
 def _event_and_alert_families(
-    stats: Stats, config: Config, outbox: dict[str, int]
+    stats: Stats, config: Config, outbox: dict[str, int] | None
 ) -> Iterator[Metric]:
     events = dict(stats.events)
     yield _counter(
@@ -433,7 +454,7 @@ def _event_and_alert_families(
     failures = {name: 0 for name in receivers} | dict(stats.alert_failures)
     # configured receivers only: a removed receiver's rows wait in the outbox for its return
     # (see alerts.Alerts.apply) and must not keep a "queue growing" alert firing meanwhile
-    queue = {name: outbox.get(name, 0) for name in receivers}
+    queue = {name: outbox.get(name, 0) for name in receivers} if outbox is not None else {}
     yield _counter("alert_deliveries", "Alerts delivered (2xx).", "receiver", _sorted(deliveries))
     yield _counter(
         "alert_delivery_failures",

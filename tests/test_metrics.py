@@ -414,3 +414,21 @@ def test_cycles_the_store_did_not_answer_and_refused_commits_are_exported(
     assert value(registry, "rblwatch_cycles_store_down_total", list="corp-dbl") == 0.0
     assert value(registry, "rblwatch_commits_refused_total", list="corp-dbl") == 1.0
     assert value(registry, "rblwatch_commits_refused_total", list="corp-bl") == 0.0
+
+
+def test_while_the_store_is_away_the_scrape_answers_without_what_only_the_store_knows(
+    runtime: Runtime,
+) -> None:
+    put(runtime, [listed("192.0.2.2")])
+    registry = build_registry(runtime)
+    assert value(registry, "rblwatch_store_up") == 1.0
+    assert (
+        value(registry, "rblwatch_listed", target="192.0.2.2", list="corp-bl", group="mail") == 1.0
+    )
+    runtime.store_ok = False  # the heartbeat found it away: the scrape does not wait for it
+    registry = build_registry(runtime)
+    assert value(registry, "rblwatch_store_up") == 0.0
+    assert (
+        value(registry, "rblwatch_listed", target="192.0.2.2", list="corp-bl", group="mail") is None
+    )
+    assert value(registry, "rblwatch_cycles_overrun_total", list="corp-bl") == 0.0
