@@ -70,6 +70,7 @@ class _Cycle:
     # with several instances: the shards this cycle covers, and the leases its commit needs
     held: frozenset[int] | None = None
     fence: Fence | None = None
+    reserved: int = 0  # queries counted against the day's budget before they were sent
 
 
 class Engine:
@@ -85,6 +86,7 @@ class Engine:
         self._resolvers = ResolverCache()
         self._seen: dict[str, set[str]] = {}
         self._held: dict[str, frozenset[int]] = {}  # per list, the shards of its last cycle
+        self._parts: dict[str, tuple[Slice, frozenset[int], Slice]] = {}  # (slice, held, part)
         self._locks: dict[str, asyncio.Lock] = {}
 
     # -- configuration-derived pieces -----------------------------------------------------------
@@ -176,7 +178,7 @@ class Engine:
             return report
         if only is not None:
             c.mine = c.mine.only(only)
-        reason = await self._why_not(lst, len(c.mine), start)
+        reason = await self._why_not(c)
         if reason is not None:
             return await self._skip(c, reason)
         return await self._run(c, until)
@@ -197,18 +199,26 @@ class Engine:
             self._seen.pop(name, None)
             self._held[name] = held
         c.held, c.fence = held, view.fence(name, held)
-        c.mine = c.mine.in_shards(held)
+        cached = self._parts.get(name)
+        if cached is None or cached[0] is not c.mine or cached[1] != held:
+            # kept while the list's slice and the shards held are: a /16's hashes cost more
+            # than a cycle's bookkeeping
+            cached = self._parts[name] = (c.mine, held, c.mine.in_shards(held))
+        c.mine = cached[2]
         return True
 
-    async def _why_not(self, lst: DnsList, n: int, at: float) -> Reason | None:
-        """Why this cycle must not send lookups: an unhealthy list or a spent budget."""
+    async def _why_not(self, c: _Cycle) -> Reason | None:
+        """Why this cycle must not send lookups: an unhealthy list or a spent budget. The
+        lookups to send are reserved from the day's budget at once (atomically, against the
+        other instances' too); the commit counts the difference to what was really sent."""
+        lst = c.lst
         if self.health_of(lst.name) is not Health.HEALTHY:
             return Reason.LIST_UNHEALTHY
         limit = lst.daily_query_limit
         if limit:
-            used = await self.rt.db.budget_used(lst.name, utc_day(at))
-            if used + n > limit:
+            if not await self.rt.db.reserve_budget(lst.name, utc_day(c.start), len(c.mine), limit):
                 return Reason.BUDGET_EXHAUSTED
+            c.reserved = len(c.mine)
         return None
 
     async def _skip(self, c: _Cycle, reason: Reason, sent: int = 0) -> CycleReport:
@@ -226,9 +236,9 @@ class Engine:
         commit = CycleCommit(list=name)
         if c.full:
             commit.status = self._status(c, self.clock(), 0, n, completed=False)
-        if sent:
-            commit.budget_day, commit.budget_queries = utc_day(c.start), sent
-        if commit.status is not None or sent:
+        if sent - c.reserved:
+            commit.budget_day, commit.budget_queries = utc_day(c.start), sent - c.reserved
+        if commit.status is not None or commit.budget_queries:
             with contextlib.suppress(Fenced):  # a late instance's status: nothing to keep
                 await self.rt.db.commit(commit, fence=c.fence)
         return c.report
@@ -293,7 +303,7 @@ class Engine:
         if c.full:
             commit.status = self._status(c, self.clock(), report.lookups, report.errors)
         commit.budget_day = utc_day(c.start)
-        commit.budget_queries = run.queries
+        commit.budget_queries = run.queries - c.reserved  # a correction: may be negative
         if not await self._commit(c, commit):
             return report
         if report.confirm and self.on_confirm is not None:

@@ -484,7 +484,7 @@ class CycleCommit:
     events: builtins.list[Event] = field(default_factory=builtins.list)
     status: ListStatus | None = None
     budget_day: str | None = None  # "YYYY-MM-DD" (UTC) the queries below count against
-    budget_queries: int = 0
+    budget_queries: int = 0  # added to the day's count (negative: a reservation's excess)
 
 
 # receivers (by name) that an event goes to; the store writes one outbox row for each

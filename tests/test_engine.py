@@ -608,6 +608,28 @@ def test_a_cycle_past_its_deadline_raises_overrun_and_writes_nothing(
     assert store.pairs() == []
 
 
+def test_a_cycle_abandoned_past_its_deadline_has_still_paid_for_its_lookups(
+    faultdns: FaultDns, store: SqliteStore
+) -> None:
+    # the lookups are reserved from the day's budget before they are sent: a cycle cut off
+    # at its deadline commits nothing, but its queries went out and the list counted them
+    healthy(faultdns)
+    faultdns.rule(qname("192.0.2.1"), Fault.DELAY, a=["127.0.0.2"], delay_ms=2000)
+    cfg = make_config(
+        faultdns.port, lists=[{**BL, "daily_query_limit": 100}], resolver={"timeout": "3s"}
+    )
+    engine = Engine(Runtime(cfg, store), clock=lambda: T0)
+
+    async def scenario() -> None:
+        await engine.probe("bl")
+        with pytest.raises(CycleOverrun):
+            await engine.cycle("bl", deadline=0.3)
+
+    run(scenario)
+    assert store.budget_used("bl", utc_day(T0)) == 2 + 4  # the probe's 2, the cycle's 4
+    assert store.pairs() == []
+
+
 def test_replies_that_match_no_query_are_counted_for_metrics(
     faultdns: FaultDns, store: SqliteStore
 ) -> None:

@@ -128,6 +128,12 @@ class Store(abc.ABC):
     def budget_used(self, list_name: str, day: str) -> int:
         """Queries sent to a list on a UTC day ("YYYY-MM-DD")."""
 
+    @abc.abstractmethod
+    def reserve_budget(self, list_name: str, day: str, queries: int, limit: int) -> bool:
+        """Count `queries` against the day's budget now, atomically, if they fit in `limit`
+        (False, and nothing counted, if not): several instances never spend one budget
+        twice. The cycle's commit then counts the difference to what it really sent."""
+
     # -- the alert outbox (filled with events; drained by the alert sender) -------------------
 
     @abc.abstractmethod

@@ -105,6 +105,9 @@ class AsyncStore:
     async def budget_used(self, list_name: str, day: str) -> int:
         return await asyncio.to_thread(self.sync.budget_used, list_name, day)
 
+    async def reserve_budget(self, list_name: str, day: str, queries: int, limit: int) -> bool:
+        return await asyncio.to_thread(self.sync.reserve_budget, list_name, day, queries, limit)
+
     async def due_deliveries(self, receiver: str, now: float, limit: int = 100) -> list[Delivery]:
         return await asyncio.to_thread(self.sync.due_deliveries, receiver, now, limit)
 

@@ -393,6 +393,13 @@ class PostgresStore(Store):
             ).fetchone()
         return int(row[0]) if row is not None else 0
 
+    def reserve_budget(self, list_name: str, day: str, queries: int, limit: int) -> bool:
+        if queries > limit:
+            return False
+        with self._conn() as conn:
+            row = conn.execute(q.RESERVE_BUDGET, (list_name, day, queries, limit)).fetchone()
+        return row is not None
+
     # -- the alert outbox -----------------------------------------------------------------------
 
     def due_deliveries(self, receiver: str, now: float, limit: int = 100) -> list[Delivery]:

@@ -250,3 +250,11 @@ FENCE_LEADER = """
 CHAIN_HEADS = """
     SELECT target, max(id) FROM events WHERE list = %s AND target = ANY(%s) GROUP BY target
 """
+# one atomic statement: the row is counted up only if the reservation fits (RETURNING nothing
+# otherwise), so two instances reserving at once cannot both pass a nearly spent budget
+RESERVE_BUDGET = """
+    INSERT INTO budget (list, day, queries) VALUES (%s, %s, %s)
+    ON CONFLICT (list, day) DO UPDATE SET queries = budget.queries + excluded.queries
+    WHERE budget.queries + excluded.queries <= %s
+    RETURNING queries
+"""

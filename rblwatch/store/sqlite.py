@@ -48,6 +48,7 @@ Decisions:
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
 import threading
@@ -282,16 +283,15 @@ class SqliteStore(Store):
         return events
 
     def chain_heads(self, list_name: str, targets: Collection[str]) -> dict[str, int]:
-        heads: dict[str, int] = {}
+        if not targets:
+            return {}
         with self._read() as conn:
-            for target in targets:
-                row = conn.execute(
-                    "SELECT max(id) FROM events WHERE target = ? AND list = ?",
-                    (target, list_name),
-                ).fetchone()
-                if row[0] is not None:
-                    heads[target] = int(row[0])
-        return heads
+            rows = conn.execute(
+                "SELECT target, max(id) FROM events WHERE list = ?"
+                " AND target IN (SELECT value FROM json_each(?)) GROUP BY target",
+                (list_name, json.dumps(list(targets))),
+            )
+            return {str(t): int(i) for t, i in rows}
 
     def record_health(
         self,
@@ -359,6 +359,16 @@ class SqliteStore(Store):
                 "SELECT queries FROM budget WHERE list = ? AND day = ?", (list_name, day)
             ).fetchone()
         return int(row[0]) if row is not None else 0
+
+    def reserve_budget(self, list_name: str, day: str, queries: int, limit: int) -> bool:
+        with self._write() as conn:  # BEGIN IMMEDIATE: no other writer between read and write
+            row = conn.execute(
+                "SELECT queries FROM budget WHERE list = ? AND day = ?", (list_name, day)
+            ).fetchone()
+            if (row[0] if row is not None else 0) + queries > limit:
+                return False
+            conn.execute(ADD_BUDGET, (list_name, day, queries))
+        return True
 
     # -- the alert outbox -----------------------------------------------------------------------
 
