@@ -469,7 +469,12 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--port", type=int, default=5300, help="the loopback rbldnsd's port")
     ap.add_argument("--rblwatch", default=os.path.join(os.path.dirname(sys.executable), "rblwatch"))
     ap.add_argument("--check-rounds", type=int, default=3)
-    ap.add_argument("--interval", type=int, default=40, help="seconds; > warm-up + share-out")
+    ap.add_argument(
+        "--interval",
+        type=int,
+        default=40,
+        help="seconds: the next round must not start before the alerts are all delivered",
+    )
     ap.add_argument("--lease", type=int, default=None, help="store.lease, seconds (else default)")
     ap.add_argument("--kill-at", type=float, default=0.4, help="share of the pg2 round")
     ap.add_argument("--no-webhook", action="store_true", help="no receiver, no delivery counts")
@@ -487,7 +492,7 @@ def prepare(a: argparse.Namespace) -> None:
     a.lease_s = float(a.lease or DEFAULT_LEASE)
     # the measured round must come after the shares are settled: a joining instance gets its
     # shards within two heartbeats; and PgFigures.begin waits 10.5 s after the reload
-    if a.interval < 2 * tick_every(a.lease_s) + 15:
+    if a.interval < 2 * tick_every(a.lease_s) + 10:
         sys.exit(f"--interval {a.interval}: too short for a lease of {a.lease_s:.0f} s")
 
 
@@ -503,8 +508,10 @@ def main() -> int:
             check = statistics.median(bench_check(ns, a.zones, tmp))
             for s in SCENARIOS:
                 kill_after = a.kill_at * by["pg2"].round_s if "pg2" in by else 1.0
-                print(f"{s.name}: {s.instances} instance(s) ...", flush=True)
+                t0 = time.monotonic()
                 by[s.name] = run_scenario(a, s, pg if s.postgres else None, tmp, kill_after)
+                took = time.monotonic() - t0
+                print(f"{s.name}: {s.instances} instance(s), {took:.0f} s", flush=True)
     finally:
         if a.receiver is not None:
             a.receiver.close()

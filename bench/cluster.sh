@@ -3,7 +3,7 @@
 # 127.0.0.1, a throwaway PostgreSQL cluster (unless RBLWATCH_BENCH_POSTGRES_URL names a server),
 # and bench_cluster.py: 1 `rblwatch run` on SQLite, 1 on PostgreSQL, 2 on one PostgreSQL
 # database, and 2 with one killed -9 mid-round, against `rblwatch check` in the same run; then
-# rbldnsd is stopped. About 4 minutes.
+# rbldnsd is stopped. About 5 minutes.
 #
 #   bench/cluster.sh             # PORT=5300 SHARED_BENCH=../shared/bench INTERVAL=40 LEASE=(default)
 # Needs: rbldnsd and postgresql (apt-get install -y rbldnsd postgresql) and rblwatch in .venv.
