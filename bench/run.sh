@@ -3,6 +3,7 @@
 # 127.0.0.1, run dnsperf and `rblwatch check` in the same session and verify them
 # (bench_check.py), then a daemon cycle against check, the daemon's RSS and /metrics with 10,000
 # listings (bench_daemon.py), and stop rbldnsd.
+# Several instances on SQLite and PostgreSQL, with a takeover: bench/cluster.sh.
 #
 #   bench/run.sh                 # CHECK_ROUNDS=5 DAEMON_ROUNDS=3 PORT=5300 SHARED_BENCH=../shared/bench
 # Needs: rbldnsd, dnsperf (apt-get install -y rbldnsd dnsperf) and rblwatch in .venv.
