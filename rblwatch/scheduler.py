@@ -29,6 +29,7 @@ from rblwatch.store import StoreError
 log = logging.getLogger("rblwatch.scheduler")
 
 DEADLINE_SHARE = 0.9  # a cycle may take at most this share of its interval
+GRID_EPOCH = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)  # cycles fall on multiples of the interval
 
 
 def cycle_deadline(interval: float) -> float:
@@ -106,7 +107,10 @@ class Scheduler:
         first = _now() + dt.timedelta(seconds=1 + random.uniform(0, jitter))
         self.aps.add_job(
             self._job(self._cycle, lst.name, interval),
-            IntervalTrigger(seconds=interval, jitter=jitter or None),
+            # on a grid of the interval from a fixed epoch: instances sharing a database run
+            # a list's cycle at the same moments, each over its shards, so a round of the
+            # list takes one cycle's time however the work is split
+            IntervalTrigger(seconds=interval, jitter=jitter or None, start_date=GRID_EPOCH),
             id=f"cycle:{lst.name}",
             next_run_time=first,
             max_instances=1,

@@ -243,3 +243,27 @@ def test_a_reload_keeps_the_jobs_of_lists_whose_timing_did_not_change(
     assert after["cycle:a"] == before["cycle:a"]
     # b's interval changed: new jobs, probing again at once
     assert after["health:b"] != before["health:b"]
+
+
+def test_every_instance_runs_a_list_s_cycles_at_the_same_moments(store: SqliteStore) -> None:
+    # cycles fall on a grid of the interval from a fixed epoch, so instances started at any
+    # time cycle a list together, each over its own shards (a round is one cycle's time)
+    async def scenario() -> list[float]:
+        starts = []
+        for _ in range(2):
+            rt = Runtime(make_config(53, interval="40s", jitter="0s"), store)
+            sched = Scheduler(rt, Engine(rt))
+            sched.start()
+            try:
+                job = sched.aps.get_job("cycle:bl")
+                later = job.trigger.get_next_fire_time(None, job.next_run_time)
+                starts.append(later.timestamp())
+            finally:
+                sched.shutdown()
+            await asyncio.sleep(0.3)  # the second instance starts a little later
+        return starts
+
+    starts = asyncio.run(scenario())
+    epoch = scheduler_mod.GRID_EPOCH.timestamp()
+    assert all((t - epoch) % 40 == 0 for t in starts)
+    assert abs(starts[0] - starts[1]) in (0, 40)
