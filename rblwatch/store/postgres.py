@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import time
 import urllib.parse
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import replace
@@ -38,7 +37,7 @@ import psycopg
 import psycopg_pool
 from psycopg.rows import dict_row
 
-from rblwatch.cluster import SHARDS, Fence, Instance, Lease, View, fair_share
+from rblwatch.cluster import SHARDS, Fence, Instance, View
 from rblwatch.model import (
     CycleCommit,
     Delivery,
@@ -52,6 +51,7 @@ from rblwatch.model import (
     ReceiversFor,
 )
 from rblwatch.store import Fenced, Store, StoreError, transfer
+from rblwatch.store import postgres_cluster as cluster
 from rblwatch.store import postgres_schema as q
 from rblwatch.store.postgres_schema import (
     ADD_BUDGET,
@@ -90,7 +90,6 @@ POOL_WAIT_S = 5.0  # a call waits this long for a connection while the database 
 # a session idle inside a transaction this long is ended by the server, its transaction
 # rolled back: a process paused mid-commit (SIGSTOP) must not hold shard rows locked
 IDLE_IN_TRANSACTION_MS = 20_000
-FORGET_AFTER_S = 3600.0  # an instance silent this long leaves the instances table
 
 
 def password_of(url: str) -> str | None:
@@ -288,27 +287,7 @@ class PostgresStore(Store):
     def _check_fence(
         self, cur: psycopg.Cursor[Any], name: str, fence: Fence
     ) -> tuple[float, list[int]]:
-        """Lock the fence's shard rows of this list; Fenced unless all are still held under
-        the same epochs. Returns the database's time and the shards."""
-        now = _now(cur)
-        want = {x.shard: x.epoch for x in fence.leases if x.list == name}
-        if fence.leader:
-            self._check_leader(cur, fence.owner, now)
-        if not want:
-            return now, []
-        rows = cur.execute(q.FENCE_SHARDS, (name, fence.owner, now, list(want))).fetchall()
-        held = {int(shard): int(epoch) for shard, epoch in rows}
-        lost = sorted(s for s, e in want.items() if held.get(s) != e)
-        if lost:
-            raise Fenced(
-                f"store {self._label}: list {name}: shard(s) {', '.join(map(str, lost))}"
-                " no longer held by this instance; its results are not written"
-            )
-        return now, sorted(want)
-
-    def _check_leader(self, cur: psycopg.Cursor[Any], owner: str, now: float) -> None:
-        if cur.execute(q.FENCE_LEADER, (owner, now)).fetchone() is None:
-            raise Fenced(f"store {self._label}: this instance no longer leads")
+        return cluster.check_fence(cur, f"store {self._label}", name, fence)
 
     def chain_heads(self, list_name: str, targets: Collection[str]) -> dict[str, int]:
         if not targets:
@@ -329,7 +308,7 @@ class PostgresStore(Store):
     ) -> Event | None:
         with self._conn() as conn, conn.cursor() as cur:
             if fence is not None and fence.leader:
-                self._check_leader(cur, fence.owner, _now(cur))
+                cluster.check_leader(cur, f"store {self._label}", fence.owner, cluster.now_of(cur))
             row = cur.execute(
                 "SELECT health, health_since FROM list_status WHERE name = %s FOR UPDATE", (name,)
             ).fetchone()
@@ -458,65 +437,19 @@ class PostgresStore(Store):
     # -- several instances --------------------------------------------------------------------
 
     def tick(self, me: Instance, lists: Sequence[str], lease: float, shards: int = SHARDS) -> View:
-        names = list(lists)
         with self._conn() as conn, conn.cursor() as cur:
-            now = _now(cur)
-            until = now + lease
-            cur.execute(q.UPSERT_INSTANCE, (me.id, me.host, me.pid, me.version, me.started, now))
-            cur.execute(q.ENSURE_SHARDS, (names, shards))
-            live = int(_one(cur, q.LIVE_INSTANCES, (now - lease,)))
-            cur.execute(q.RELEASE_UNLISTED, (me.id, names))
-            held = _leases(cur.execute(q.RENEW_SHARDS, (until, me.id, names)))
-            share = fair_share(shards, live)
-            kept, taken = self._rebalance(cur, me.id, names, held, share, (now, until))
-            leader = cur.execute(q.TAKE_LEADER, (me.id, until, now)).fetchone() is not None
-            if leader:
-                cur.execute(q.FORGET_INSTANCES, (now - FORGET_AFTER_S,))
-        return View(me.id, tuple(sorted(kept + taken)), leader, live, now, tuple(taken))
-
-    @staticmethod
-    def _rebalance(
-        cur: psycopg.Cursor[Any],
-        owner: str,
-        names: list[str],
-        held: list[Lease],
-        share: int,
-        times: tuple[float, float],
-    ) -> tuple[list[Lease], list[Lease]]:
-        """Per list: release the shards above `share`, claim free or expired ones up to it.
-        `times`: the database's now and the new leases' expiry."""
-        now, until = times
-        kept: list[Lease] = []
-        taken: list[Lease] = []
-        for name in names:
-            mine = sorted(x for x in held if x.list == name)
-            if len(mine) > share:
-                extra = [x.shard for x in mine[share:]]
-                cur.execute(q.RELEASE_SHARDS, (owner, name, extra))
-                mine = mine[:share]
-            elif len(mine) < share:
-                claimed = cur.execute(q.CLAIM_SHARDS, (owner, until, name, now, share - len(mine)))
-                taken.extend(_leases(claimed))
-            kept.extend(mine)
-        return kept, taken
+            return cluster.tick(cur, me, list(lists), lease, shards)
 
     def instances(self) -> list[Instance]:
         with self._conn() as conn, conn.cursor() as cur:
-            now = _now(cur)
-            rows = cur.execute(q.INSTANCES, (now, now)).fetchall()
-        return [
-            Instance(str(i), str(h), int(p), str(v), float(st), float(hb), int(n), bool(lead))
-            for i, h, p, v, st, hb, n, lead in rows
-        ]
+            return cluster.instances(cur)
 
     def leave(self, owner: str) -> None:
         with self._conn() as conn, conn.cursor() as cur:
-            cur.execute(q.LEAVE_SHARDS, (owner,))
-            cur.execute(q.LEAVE_LEADER, (owner,))
-            cur.execute(q.LEAVE_INSTANCE, (owner,))
+            cluster.leave(cur, owner)
 
     def outbox_waiter(self) -> Callable[[float], bool] | None:
-        return _Listener(self._url, self._kwargs).wait
+        return cluster.Listener(self._url, self._kwargs).wait
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -540,54 +473,11 @@ class PostgresStore(Store):
             yield transfer.PostgresTables(conn, error)
 
 
-class _Listener:
-    """LISTEN on a connection of its own, reconnecting after any failure (a restart)."""
-
-    def __init__(self, url: str, kwargs: dict[str, Any]) -> None:
-        self._url, self._kwargs = url, kwargs
-        self._conn: psycopg.Connection[Any] | None = None
-
-    def wait(self, timeout: float) -> bool:
-        """Block up to `timeout` seconds for a NOTIFY on the outbox channel."""
-        try:
-            if self._conn is None or self._conn.closed:
-                self._conn = psycopg.connect(self._url, autocommit=True, **self._kwargs)
-                self._conn.execute(f"LISTEN {q.OUTBOX_CHANNEL}")
-            for _ in self._conn.notifies(timeout=timeout, stop_after=1):
-                return True
-            return False
-        except psycopg.Error:
-            if self._conn is not None:
-                with contextlib.suppress(psycopg.Error):
-                    self._conn.close()
-            self._conn = None
-            time.sleep(timeout)  # the database is away: the senders poll meanwhile
-            return False
-
-
 def _configure(conn: psycopg.Connection[Any]) -> None:
     """Every pooled connection: see IDLE_IN_TRANSACTION_MS."""
     conn.autocommit = True
     conn.execute(f"SET idle_in_transaction_session_timeout = {IDLE_IN_TRANSACTION_MS}")
     conn.autocommit = False
-
-
-def _now(cur: psycopg.Cursor[Any]) -> float:
-    """The database's clock: leases expire by it, whatever the hosts' clocks say."""
-    return float(_one(cur, q.NOW, ()))
-
-
-def _one(cur: psycopg.Cursor[Any], sql: str, params: tuple[Any, ...]) -> Any:
-    row = cur.execute(sql, params).fetchone()
-    assert row is not None  # an aggregate or a scalar select: always one row
-    return row[0]
-
-
-def _leases(rows: Iterable[tuple[Any, ...]]) -> list[Lease]:
-    return [
-        Lease(str(name), int(shard), int(epoch), None if done is None else float(done))
-        for name, shard, epoch, done in rows
-    ]
 
 
 def _schema_version(conn: psycopg.Connection[Any]) -> int | None:
