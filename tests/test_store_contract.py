@@ -56,6 +56,7 @@ from tests.store_contract import (
     SEED_PAIR,
     T0,
     Backend,
+    snapshot,
 )
 
 
@@ -92,19 +93,6 @@ def listed_event(target: str, list_name: str = "zen", at: float = T0) -> Event:
 
 def to_ops(event: Event) -> list[str]:
     return ["ops"]
-
-
-def snapshot(store: Store) -> tuple[Any, ...]:
-    """Everything a commit can write, to compare before and after one that must write nothing."""
-    return (
-        store.pairs(),
-        store.seen("zen"),
-        store.events(limit=1000),
-        store.outbox_counts(),
-        store.due_deliveries("ops", now=1e12, limit=1000),
-        store.list_statuses(),
-        store.budget_used("zen", "2027-01-15"),
-    )
 
 
 def assert_store_is_empty(store: Store) -> None:
