@@ -918,6 +918,32 @@ def test_a_health_event_is_written_only_if_the_stored_health_crosses(store: Stor
     }
 
 
+def test_two_stores_recording_one_crossing_at_once_write_one_event(backend: Backend) -> None:
+    # two leaders for a moment (or a probe racing a reload), both deciding from "healthy":
+    # the stored health is read in the writing transaction, so the second sees the first
+    stores = [backend.open() for _ in range(4)]
+    try:
+        stores[0].record_health("zen", Health.HEALTHY, "", T0, None)
+        down = Event(EventKind.LIST_UNHEALTHY, "zen", T0 + 1, detail="dead")
+        barrier = threading.Barrier(len(stores), timeout=30)
+        written: list[Event | None] = []
+
+        def probe(s: Store) -> None:
+            barrier.wait()
+            written.append(s.record_health("zen", Health.DEAD, "dead", T0 + 1, down, to_ops))
+
+        threads = [threading.Thread(target=probe, args=(s,)) for s in stores]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(written) == len(stores) and sum(w is not None for w in written) == 1
+        assert len(stores[0].events()) == 1 and stores[0].outbox_counts() == {"ops": 1}
+    finally:
+        for s in stores:
+            s.close()
+
+
 # -- several instances: what a lone instance sees on either store ---------------------------------
 
 

@@ -6,8 +6,9 @@ one instance; a newcomer gets its share from the holder's next tick; a silent in
 shards go to a survivor after the lease, under a new epoch; a commit fenced by a lease that
 was lost, or merely expired, writes nothing; one leader at a time; a clean `leave`; a list no
 longer watched given up; claims at the same instant; and an instance paused mid-commit: the
-server ends its idle transaction, and the others' ticks do not wait for it. Short leases and real sleeps where time must pass, so the whole file takes a
-few seconds. A lone instance on either store is in the contract suite.
+server ends its idle transaction, and the others' ticks do not wait for it. Short leases and
+real sleeps where time must pass, so the whole file takes seconds. A lone instance on either
+store is in the contract suite.
 """
 
 from __future__ import annotations
