@@ -91,6 +91,10 @@ def cfg_path(tmp_path: Path) -> Path:
     store = SqliteStore(str(db))
     try:
         store.record_health("bl", Health.HEALTHY, "", NOW - 2 * HOUR, None)
+        # the event first: the store writes it only if the stored health crosses into dead
+        store.record_health(
+            "dbl", Health.DEAD, "", NOW - 300, Event(EventKind.LIST_UNHEALTHY, "dbl", NOW - 300)
+        )
         store.record_health("dbl", Health.DEAD, "test point test should be listed", NOW, None)
         store.commit(
             CycleCommit(
@@ -110,9 +114,6 @@ def cfg_path(tmp_path: Path) -> Path:
                 upserts=[listed("example.com", "dbl", "web", NOW - 1800)],
                 events=[pair_event(EventKind.LISTED, "example.com", "dbl", "web", NOW - 1800)],
             )
-        )
-        store.record_health(
-            "dbl", Health.DEAD, "", NOW - 300, Event(EventKind.LIST_UNHEALTHY, "dbl", NOW - 300)
         )
     finally:
         store.close()
