@@ -51,6 +51,20 @@ SEED_EVENT = Event(
 SEED_BUDGET = ("zen", "2027-01-15", 7)
 
 
+def snapshot(store: Store) -> tuple[Any, ...]:
+    """Everything a commit can write (of the list "zen" and the receiver "ops" of the tests):
+    to compare before and after one that must write nothing."""
+    return (
+        store.pairs(),
+        store.seen("zen"),
+        store.events(limit=1000),
+        store.outbox_counts(),
+        store.due_deliveries("ops", now=1e12, limit=1000),
+        store.list_statuses(),
+        store.budget_used("zen", "2027-01-15"),
+    )
+
+
 class Backend(abc.ABC):
     """One implementation under test, with one fresh database."""
 

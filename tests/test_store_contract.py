@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 
 from rblwatch import config
+from rblwatch.cluster import SHARDS, Fence, Instance
 from rblwatch.config import ConfigError, parse_config
 from rblwatch.model import (
     CycleCommit,
@@ -38,7 +39,15 @@ from rblwatch.model import (
     PairState,
     PairStatus,
 )
-from rblwatch.store import SCHEMES, Store, StoreError, StoreUnavailable, check_url, open_store
+from rblwatch.store import (
+    SCHEMES,
+    Fenced,
+    Store,
+    StoreError,
+    StoreUnavailable,
+    check_url,
+    open_store,
+)
 from rblwatch.store.aio import AsyncStore
 from tests.store_contract import (
     BACKENDS,
@@ -47,6 +56,7 @@ from tests.store_contract import (
     SEED_PAIR,
     T0,
     Backend,
+    snapshot,
 )
 
 
@@ -742,6 +752,241 @@ def test_a_new_store_numbers_its_events_from_its_creation_time(backend: Backend)
     assert second.id < 2**53  # exact as a JSON number
 
 
+# -- the outbox shared by several senders (claim_delivery) ----------------------------------------
+
+
+def commit_for_ops(store: Store, *targets: str) -> None:
+    for target in targets:
+        store.commit(CycleCommit("zen", events=[listed_event(target)]), to_ops)
+
+
+def test_claim_delivery_holds_the_head_of_a_receiver_for_one_sender(store: Store) -> None:
+    assert store.claim_delivery("ops", "a", T0, hold=30) is None  # nothing to send
+    commit_for_ops(store, "a.test", "b.test")
+    mine = store.claim_delivery("ops", "a", T0, hold=30)
+    assert mine is not None and mine.event.target == "a.test"
+    assert (mine.held_by, mine.held_until) == ("a", T0 + 30)
+    # another sender is shown the held head, never the row behind it
+    theirs = store.claim_delivery("ops", "b", T0 + 1, hold=30)
+    assert theirs is not None and theirs.id == mine.id
+    assert (theirs.held_by, theirs.held_until) == ("a", T0 + 30)
+    # the holder may take it again (its hold renewed); the others' receivers are apart
+    again = store.claim_delivery("ops", "a", T0 + 2, hold=30)
+    assert again is not None and (again.id, again.held_by, again.held_until) == (
+        mine.id,
+        "a",
+        T0 + 32,
+    )
+    assert store.claim_delivery("chat", "b", T0, hold=30) is None
+    (due, _) = store.due_deliveries("ops", now=T0)
+    assert (due.held_by, due.held_until) == ("a", T0 + 32)
+
+
+def test_a_held_row_goes_to_another_sender_once_its_hold_ends(store: Store) -> None:
+    commit_for_ops(store, "a.test")
+    first = store.claim_delivery("ops", "a", T0, hold=30)
+    assert first is not None
+    # a sender that died mid-request leaves its row to the others when the hold ends
+    assert store.claim_delivery("ops", "b", T0 + 29.9, hold=30) == first
+    taken = store.claim_delivery("ops", "b", T0 + 30, hold=30)
+    assert taken is not None and (taken.id, taken.held_by, taken.held_until) == (
+        first.id,
+        "b",
+        T0 + 60,
+    )
+
+
+def test_a_retry_clears_the_hold_and_the_head_waits_with_the_rows_behind_it(
+    store: Store,
+) -> None:
+    commit_for_ops(store, "a.test", "b.test")
+    head = store.claim_delivery("ops", "a", T0, hold=30)
+    assert head is not None
+    store.delivery_retry(head.id, T0 + 10, "HTTP 503")
+    # not due: shown to any sender, held by none, and b.test is not handed out before it
+    for sender in ("a", "b"):
+        waiting = store.claim_delivery("ops", sender, T0 + 5, hold=30)
+        assert waiting is not None
+        assert (waiting.id, waiting.held_by, waiting.held_until) == (head.id, None, None)
+        assert (waiting.attempts, waiting.next_attempt) == (1, T0 + 10)
+    # due again, and the hold of the failed attempt does not keep the other sender out
+    retried = store.claim_delivery("ops", "b", T0 + 10, hold=30)
+    assert retried is not None and (retried.id, retried.held_by) == (head.id, "b")
+    store.delivery_done(retried.id)
+    behind = store.claim_delivery("ops", "a", T0 + 10, hold=30)
+    assert behind is not None and (behind.event.target, behind.held_by) == ("b.test", "a")
+
+
+# -- one successor per event (the chain key) ------------------------------------------------------
+
+
+def test_a_second_successor_of_an_event_is_fenced_and_nothing_of_its_commit_is_written(
+    store: Store,
+) -> None:
+    (first,) = store.commit(
+        CycleCommit(
+            "zen", upserts=[listed("a.test")], events=[replace(listed_event("a.test"), after=0)]
+        ),
+        to_ops,
+    )
+    assert first.after == 0 and store.events() == [first]
+    assert first.id is not None
+    before = snapshot(store)
+    delisted = Event(EventKind.DELISTED, "zen", T0 + 60, target="a.test", group="mail")
+    # a transition stored already (another instance decided it from the same head): refused
+    # whole, the other target's event and every other row of the commit included
+    twice = CycleCommit(
+        "zen",
+        upserts=[listed("b.test")],
+        deletes=["a.test"],
+        seen=["b.test"],
+        events=[replace(listed_event("b.test"), after=0), replace(delisted, after=0)],
+        status=ListStatus("zen", last_cycle_end=T0 + 60, targets=2),
+        budget_day="2027-01-15",
+        budget_queries=2,
+    )
+    with pytest.raises(Fenced, match="stored already"):
+        store.commit(twice, to_ops)
+    assert snapshot(store) == before
+    # the successor of the head is written, once
+    (second,) = store.commit(CycleCommit("zen", events=[replace(delisted, after=first.id)]), to_ops)
+    assert second.after == first.id
+    with pytest.raises(Fenced):
+        store.commit(CycleCommit("zen", events=[replace(delisted, after=first.id)]), to_ops)
+    assert [e.id for e in store.events()] == [first.id, second.id]
+    assert store.outbox_counts() == {"ops": 2}
+
+
+def test_the_chain_key_is_per_target_and_list_and_only_binds_events_that_carry_one(
+    store: Store,
+) -> None:
+    keyed = [
+        replace(listed_event("a.test"), after=0),
+        replace(listed_event("b.test"), after=0),
+        replace(listed_event("a.test", "dbl"), after=0),
+    ]
+    store.commit(CycleCommit("zen", events=keyed[:2]))
+    store.commit(CycleCommit("dbl", events=keyed[2:]))
+    store.commit(CycleCommit("zen", events=[listed_event("a.test"), listed_event("a.test")]))
+    down = Event(EventKind.LIST_UNHEALTHY, "zen", T0, detail="dead", after=0)
+    store.commit(CycleCommit("zen", events=[down, down]))  # a list event has no pair chain
+    assert len(store.events()) == 7
+
+
+def test_chain_heads_are_the_latest_event_of_each_target_on_one_list(store: Store) -> None:
+    assert store.chain_heads("zen", ["a.test"]) == {}
+    assert store.chain_heads("zen", []) == {}
+    a1, b1 = store.commit(
+        CycleCommit("zen", events=[listed_event("a.test"), listed_event("b.test")])
+    )
+    (a2,) = store.commit(CycleCommit("zen", events=[replace(listed_event("a.test"), after=a1.id)]))
+    store.commit(CycleCommit("dbl", events=[listed_event("a.test", "dbl")]))
+    heads = store.chain_heads("zen", ["a.test", "b.test", "c.test"])
+    assert heads == {"a.test": a2.id, "b.test": b1.id}
+    assert store.chain_heads("zen", {"b.test"}) == {"b.test": b1.id}
+
+
+# -- list health written once: the crossing rule -------------------------------------------------
+
+
+def test_a_health_event_is_written_only_if_the_stored_health_crosses(store: Store) -> None:
+    down = Event(EventKind.LIST_UNHEALTHY, "zen", T0, detail="dead")
+    up = Event(EventKind.LIST_RECOVERED, "zen", T0 + 60)
+    # two probes decided from the same old health: the first crosses, the second does not
+    assert store.record_health("zen", Health.DEAD, "dead", T0, down, to_ops) is not None
+    assert store.record_health("zen", Health.DEAD, "dead", T0 + 1, down, to_ops) is None
+    # a recovery of a list stored healthy is no crossing either; the health is still written
+    store.record_health("dbl", Health.HEALTHY, "", T0, None)
+    assert store.record_health("dbl", Health.HEALTHY, "fine", T0 + 1, up, to_ops) is None
+    assert store.record_health("zen", Health.HEALTHY, "", T0 + 60, up, to_ops) is not None
+    assert store.record_health("zen", Health.HEALTHY, "", T0 + 61, up, to_ops) is None
+    # never probed (unknown) counts as healthy: an unhealthy event crosses from it
+    store.record_health("new", Health.UNKNOWN, "", T0, None)
+    again = replace(down, list="new")
+    assert store.record_health("new", Health.DEAD, "dead", T0 + 1, again, to_ops) is not None
+    assert [(e.list, e.kind) for e in store.events()] == [
+        ("zen", EventKind.LIST_UNHEALTHY),
+        ("new", EventKind.LIST_UNHEALTHY),
+        ("zen", EventKind.LIST_RECOVERED),
+    ]
+    assert store.outbox_counts() == {"ops": 3}
+    health = {s.name: (s.health, s.health_detail) for s in store.list_statuses()}
+    assert health == {
+        "dbl": (Health.HEALTHY, "fine"),
+        "new": (Health.DEAD, "dead"),
+        "zen": (Health.HEALTHY, ""),
+    }
+
+
+def test_two_stores_recording_one_crossing_at_once_write_one_event(backend: Backend) -> None:
+    # two leaders for a moment (or a probe racing a reload), both deciding from "healthy":
+    # the stored health is read in the writing transaction, so the second sees the first
+    stores = [backend.open() for _ in range(4)]
+    try:
+        stores[0].record_health("zen", Health.HEALTHY, "", T0, None)
+        down = Event(EventKind.LIST_UNHEALTHY, "zen", T0 + 1, detail="dead")
+        barrier = threading.Barrier(len(stores), timeout=30)
+        written: list[Event | None] = []
+
+        def probe(s: Store) -> None:
+            barrier.wait()
+            written.append(s.record_health("zen", Health.DEAD, "dead", T0 + 1, down, to_ops))
+
+        threads = [threading.Thread(target=probe, args=(s,)) for s in stores]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(written) == len(stores) and sum(w is not None for w in written) == 1
+        assert len(stores[0].events()) == 1 and stores[0].outbox_counts() == {"ops": 1}
+    finally:
+        for s in stores:
+            s.close()
+
+
+# -- several instances: what a lone instance sees on either store ---------------------------------
+
+
+def test_a_lone_instance_holds_every_shard_and_leads_and_its_fenced_writes_land(
+    store: Store,
+) -> None:
+    me = Instance("me", "host-a", 4242, "1.0", T0, 0.0)
+    view = store.tick(me, ["zen", "dbl"], lease=30.0)
+    assert (view.owner, view.leader, view.live) == ("me", True, 1)
+    assert view.shards_of("zen") == view.shards_of("dbl") == frozenset(range(SHARDS))
+    assert abs(view.now - time.time()) < 60  # the store's clock, in unix seconds
+    (seen,) = store.instances()
+    assert (seen.id, seen.host, seen.pid, seen.version, seen.started) == (
+        "me",
+        "host-a",
+        4242,
+        "1.0",
+        T0,
+    )
+    assert (seen.shards, seen.leader) == (2 * SHARDS, True)
+    (event,) = store.commit(
+        CycleCommit("zen", events=[listed_event("a.test")]), fence=view.fence("zen")
+    )
+    assert store.events() == [event]
+    down = Event(EventKind.LIST_UNHEALTHY, "zen", T0, detail="dead")
+    lead = Fence("me", leader=True)
+    assert store.record_health("zen", Health.DEAD, "dead", T0, down, fence=lead) is not None
+    store.leave("me")
+    assert store.instances() == []
+
+
+def test_an_event_missing_a_required_value_is_a_store_error_not_a_stored_transition(
+    backend: Backend, store: Store
+) -> None:
+    # the chain key's refusal must not swallow other errors of the events table: the engine
+    # takes `Fenced` for "stored already" and would drop the cycle's results without a word
+    broken = replace(listed_event("a.test"), at=None, after=0)  # type: ignore[arg-type]
+    with pytest.raises(StoreError, match=backend.not_null_error) as exc:
+        store.commit(CycleCommit("zen", events=[broken]), to_ops)
+    assert not isinstance(exc.value, Fenced)
+    assert_store_is_empty(store)
+
+
 # -- the async facade -----------------------------------------------------------------------------
 
 
@@ -797,6 +1042,17 @@ def test_every_async_method_gives_what_the_store_gives(backend: Backend) -> None
         assert store.due_deliveries("ops", T0 + 9)[0].attempts == 1
         await db.delivery_done(due[0].id)
         assert store.outbox_counts() == {"ops": 1}
+        claimed = await db.claim_delivery("ops", "me", T0, 30)
+        assert claimed is not None and claimed.held_by == "me"
+        assert claimed == store.claim_delivery("ops", "me", T0, 30)
+        heads = await db.chain_heads("zen", ["192.0.2.1"])
+        assert heads == store.chain_heads("zen", ["192.0.2.1"]) == {"192.0.2.1": event.id}
+        me = Instance("me", "host", 1, "1.0", T0, 0.0)
+        view = await db.tick(me, ["zen"], 30.0)
+        assert view.leader and view.shards_of("zen") == frozenset(range(SHARDS))
+        assert [i.id for i in await db.instances()] == [i.id for i in store.instances()] == ["me"]
+        await db.leave("me")
+        assert store.instances() == []
         await db.close()
 
     asyncio.run(scenario())

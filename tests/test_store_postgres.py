@@ -3,8 +3,9 @@
 Against the session's throwaway cluster (`tests.postgres`): the password never shows in a
 message, one-line errors for a server that is not there, a database that is not ours or is of
 a newer rblwatch, libpq's URL forms (the `postgres://` alias, several hosts with
-`target_session_attrs`) passed on as they are, psycopg loaded only for such a URL, and a
-commit's statements not growing with its size; `rblwatch history` reading such a store.
+`target_session_attrs`) passed on as they are, psycopg loaded only for such a URL, a
+commit's statements not growing with its size, `rblwatch history` reading such a store, and a
+sender's claim skipping the head another sender is taking (leases: `test_store_leases`).
 """
 
 from __future__ import annotations
@@ -239,3 +240,26 @@ def test_history_reads_a_postgresql_store_and_a_wrong_password_is_one_masked_lin
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "password authentication failed" in err
     assert "Wr0ng-pw" not in err and PASSWORD not in err
+
+
+def test_a_sender_claiming_while_another_takes_the_head_gets_nothing_not_the_row_behind(
+    postgres_cluster: Cluster, database: str
+) -> None:
+    # SKIP LOCKED on the receiver's head only: the other sender's claim (here a transaction
+    # holding the head row) hides the head, and the rows behind it wait their turn
+    url = postgres_cluster.url(database)
+    store = open_store(url)
+    try:
+        for target in ("a.test", "b.test"):
+            event = Event(EventKind.LISTED, "zen", 1.0, target=target)
+            store.commit(CycleCommit("zen", events=[event]), lambda e: ["ops"])
+        head, behind = store.due_deliveries("ops", now=1.0)
+        with psycopg.connect(url) as other:
+            other.execute("SELECT 1 FROM outbox WHERE id = %s FOR UPDATE", (head.id,))
+            assert store.claim_delivery("ops", "b", 1.0, 30) is None
+            other.rollback()
+        claimed = store.claim_delivery("ops", "b", 1.0, 30)
+        assert claimed is not None and (claimed.id, claimed.held_by) == (head.id, "b")
+        assert behind.held_by is None
+    finally:
+        store.close()

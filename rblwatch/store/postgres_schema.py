@@ -188,9 +188,13 @@ UPSERT_INSTANCE = """
     VALUES (%s, %s, %s, %s, %s, %s)
     ON CONFLICT (id) DO UPDATE SET heartbeat = excluded.heartbeat, version = excluded.version
 """
+# the rows there are already are left out before the insert, not by ON CONFLICT alone: a
+# conflict with a row that another transaction is updating (a commit's last_done, another
+# tick's claim) waits for that transaction, and a tick must not wait for another instance
 ENSURE_SHARDS = """
     INSERT INTO shards (list, shard)
     SELECT name, s FROM unnest(%s::text[]) AS name, generate_series(0, %s - 1) AS s
+    WHERE NOT EXISTS (SELECT 1 FROM shards AS x WHERE x.list = name AND x.shard = s)
     ON CONFLICT DO NOTHING
 """
 LIVE_INSTANCES = "SELECT count(*) FROM instances WHERE heartbeat > %s"

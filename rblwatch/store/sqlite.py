@@ -217,7 +217,9 @@ class SqliteStore(Store):
                 with _transaction(conn):
                     yield conn
             except sqlite3.IntegrityError as exc:
-                if chain and "events" in str(exc):
+                # the chain key's own violation only: "UNIQUE constraint failed: events.list,
+                # events.target, events.after_id"; any other (a NOT NULL) is an error
+                if chain and "events.after_id" in str(exc):
                     raise Fenced(f"store {self.path}: transition stored already") from exc
                 raise self._error(_one_line(exc)) from exc
             except sqlite3.Error as exc:
