@@ -418,3 +418,15 @@ def test_a_tick_does_not_wait_for_another_instances_commit_in_progress(
     ticked.join(timeout=10)
     assert not waited, "b's tick waited for a's open commit"
     assert b.shards() == ALL - a.shards()
+
+
+def test_a_fence_that_holds_no_shard_of_the_committed_list_is_refused(
+    new_store: Opener, url: str
+) -> None:
+    [a] = nodes(new_store, "a", lists=("zen", "other"))
+    view = a.tick()
+    # the fence of another list's shards, or an empty one, vouches for nothing of "zen"
+    assert_refused_writing_nothing(a.store, url, a_cycle(), view.fence("other"))
+    assert_refused_writing_nothing(a.store, url, a_cycle(), Fence(a.me.id))
+    a.store.commit(a_cycle(), to_ops, view.fence("zen"))  # its own shards of it: written
+    assert [p.target for p in a.store.pairs("zen")] == ["192.0.2.1"]

@@ -95,6 +95,8 @@ def check_fence(cur: Cursor, label: str, name: str, fence: Fence) -> tuple[float
     if fence.leader:
         check_leader(cur, label, fence.owner, now)
     if not want:
+        if fence.leases or not fence.leader:  # a fence that holds nothing of this list
+            raise Fenced(f"{label}: list {name}: no shard of it held by this instance")
         return now, []
     rows = cur.execute(q.FENCE_SHARDS, (name, fence.owner, now, list(want))).fetchall()
     held = {int(shard): int(epoch) for shard, epoch in rows}
