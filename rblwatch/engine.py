@@ -313,13 +313,14 @@ class Engine:
         if not await self._commit(c, commit):
             return report
         log.debug(
-            "list %s: %d lookups, %d errors, %d events in %.2fs (lookups %.2fs)",
+            "list %s: %d lookups, %d errors, %d events in %.2fs (lookups %.2fs) from %.3f",
             lst.name,
             report.lookups,
             report.errors,
             len(report.events),
             self.clock() - c.start,
             looked - c.start,
+            c.start,
         )
         if report.confirm and self.on_confirm is not None:
             self.on_confirm(lst.name, report.confirm)

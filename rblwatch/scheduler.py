@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import random
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -30,6 +31,8 @@ log = logging.getLogger("rblwatch.scheduler")
 
 DEADLINE_SHARE = 0.9  # a cycle may take at most this share of its interval
 GRID_EPOCH = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)  # cycles fall on multiples of the interval
+TAKEOVER_SLACK_S = 1.0  # a takeover due this close to the list's next cycle waits for it
+FIRST_SLACK_S = 60.0  # a grid cycle this soon after start (or interval / 10) is the first
 
 
 def cycle_deadline(interval: float) -> float:
@@ -40,6 +43,12 @@ def cycle_deadline(interval: float) -> float:
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def grid_after(now: dt.datetime, interval: float) -> dt.datetime:
+    """The first point of the interval's grid (from GRID_EPOCH) after `now`."""
+    since = (now - GRID_EPOCH).total_seconds()
+    return GRID_EPOCH + dt.timedelta(seconds=(math.floor(since / interval) + 1) * interval)
 
 
 class Scheduler:
@@ -76,7 +85,7 @@ class Scheduler:
         wanted = {lst.name: self._timing(lst) for lst in current}
         for name, timing in list(self._timings.items()):
             if wanted.get(name) != timing:
-                for prefix in ("cycle:", "health:"):
+                for prefix in ("cycle:", "first:", "health:"):
                     if self.aps.get_job(prefix + name) is not None:
                         self.aps.remove_job(prefix + name)
                 del self._timings[name]
@@ -104,19 +113,30 @@ class Scheduler:
             max_instances=1,
             coalesce=True,
         )
-        first = _now() + dt.timedelta(seconds=1 + random.uniform(0, jitter))
+        # cycles on a grid of the interval from a fixed epoch: instances sharing a database
+        # run a list's cycle at the same moments, each over its shards, so a round of the
+        # list takes one cycle's time however the work is split
         self.aps.add_job(
             self._job(self._cycle, lst.name, interval),
-            # on a grid of the interval from a fixed epoch: instances sharing a database run
-            # a list's cycle at the same moments, each over its shards, so a round of the
-            # list takes one cycle's time however the work is split
             IntervalTrigger(seconds=interval, jitter=jitter or None, start_date=GRID_EPOCH),
             id=f"cycle:{lst.name}",
-            next_run_time=first,
             max_instances=1,
             coalesce=True,
             misfire_grace_time=max(1, int(interval)),
         )
+        # and one at once (after the probe, within the jitter window), unless the grid's
+        # first comes about as soon: a new list is not left unwatched for an interval
+        now = _now()
+        first = now + dt.timedelta(seconds=1 + random.uniform(0, jitter))
+        slack = dt.timedelta(seconds=min(FIRST_SLACK_S, interval / 10))
+        if grid_after(now, interval) > first + slack:
+            self.aps.add_job(
+                self._job(self._cycle, lst.name, interval),
+                DateTrigger(run_date=first),
+                id=f"first:{lst.name}",
+                replace_existing=True,
+                misfire_grace_time=None,
+            )
 
     @staticmethod
     def _job(
@@ -167,8 +187,12 @@ class Scheduler:
     def takeover(self, name: str, shards: set[int], delay: float) -> None:
         """Cycle shards this instance has just taken (`rblwatch.peers`) in `delay` seconds,
         rather than at its next scheduled cycle of the list; batched per list."""
-        self._takeover.setdefault(name, set()).update(shards)
         run_at = _now() + dt.timedelta(seconds=delay)
+        regular = self.aps.get_job(f"cycle:{name}")
+        upcoming = regular.next_run_time if regular is not None else None
+        if upcoming is not None and upcoming <= run_at + dt.timedelta(seconds=TAKEOVER_SLACK_S):
+            return  # the list's next cycle comes as soon, over every shard held then
+        self._takeover.setdefault(name, set()).update(shards)
         job = self.aps.get_job(f"takeover:{name}")
         if job is not None and job.next_run_time is not None and job.next_run_time <= run_at:
             return  # an earlier round takes these too

@@ -8,6 +8,7 @@ replaced by a coroutine that records its calls and sleeps.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,7 +95,9 @@ def test_a_cycle_still_running_when_the_next_is_due_makes_that_one_skipped_and_c
     async def scenario() -> None:
         sched.start()
         try:
-            await asyncio.sleep(2.7)  # first cycle from +1s to +3.2s; the one due at +2s skips
+            while not slow.calls:  # the first cycle: at the interval's next grid point
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(1.5)  # it runs 2.2s: the one due 1s after it starts skips
         finally:
             sched.shutdown()
 
@@ -186,9 +189,10 @@ def test_schedule_all_after_a_config_swap_replaces_the_jobs_and_keeps_old_counte
     sched = Scheduler(rt, engine)
 
     def jobs() -> dict[str, float | None]:
-        return {
+        return {  # the interval jobs (a list's first cycle at start is a one-off beside them)
             j.id: getattr(j.trigger, "interval", None) and j.trigger.interval.total_seconds()
             for j in sched.aps.get_jobs()
+            if not j.id.startswith("first:")
         }
 
     async def scenario() -> tuple[dict[str, float | None], dict[str, float | None]]:
@@ -245,25 +249,67 @@ def test_a_reload_keeps_the_jobs_of_lists_whose_timing_did_not_change(
     assert after["health:b"] != before["health:b"]
 
 
-def test_every_instance_runs_a_list_s_cycles_at_the_same_moments(store: SqliteStore) -> None:
+def test_every_instance_runs_a_list_s_cycles_at_the_same_moments(
+    faultdns: FaultDns, store: SqliteStore
+) -> None:
     # cycles fall on a grid of the interval from a fixed epoch, so instances started at any
-    # time cycle a list together, each over its own shards (a round is one cycle's time)
-    async def scenario() -> list[float]:
-        starts = []
+    # time cycle a list together, each over its own shards (a round is one cycle's time);
+    # a first cycle at start comes on top unless the grid's first is about as soon
+    async def scenario() -> list[tuple[float, float, bool]]:
+        seen = []
         for _ in range(2):
-            rt = Runtime(make_config(53, interval="40s", jitter="0s"), store)
+            rt = Runtime(make_config(faultdns.port, interval="40s", jitter="0s"), store)
             sched = Scheduler(rt, Engine(rt))
             sched.start()
             try:
                 job = sched.aps.get_job("cycle:bl")
-                later = job.trigger.get_next_fire_time(None, job.next_run_time)
-                starts.append(later.timestamp())
+                after = job.trigger.get_next_fire_time(job.next_run_time, job.next_run_time)
+                first = sched.aps.get_job("first:bl") is not None
+                seen.append((job.next_run_time.timestamp(), after.timestamp(), first))
             finally:
                 sched.shutdown()
             await asyncio.sleep(0.3)  # the second instance starts a little later
-        return starts
+        return seen
 
-    starts = asyncio.run(scenario())
+    started = time.time()
+    seen = asyncio.run(scenario())
     epoch = scheduler_mod.GRID_EPOCH.timestamp()
-    assert all((t - epoch) % 40 == 0 for t in starts)
-    assert abs(starts[0] - starts[1]) in (0, 40)
+    for grid, after, first in seen:
+        assert (grid - epoch) % 40 == 0 and after == grid + 40
+        assert first == (grid > started + 1 + 4 + 1)  # now+1, the slack of interval / 10
+    assert abs(seen[0][0] - seen[1][0]) in (0, 40)
+
+
+def test_a_grid_point_is_the_first_multiple_of_the_interval_after_now() -> None:
+    epoch = scheduler_mod.GRID_EPOCH
+    at = epoch + dt.timedelta(seconds=95)
+    assert scheduler_mod.grid_after(at, 40) == epoch + dt.timedelta(seconds=120)
+    assert scheduler_mod.grid_after(epoch + dt.timedelta(seconds=120), 40) == epoch + dt.timedelta(
+        seconds=160
+    )
+
+
+def test_a_takeover_due_about_when_the_list_s_next_cycle_runs_is_left_to_that_cycle(
+    faultdns: FaultDns, store: SqliteStore
+) -> None:
+    async def scenario() -> tuple[bool, bool]:
+        rt = Runtime(make_config(faultdns.port, interval="40s", jitter="0s"), store)
+        sched = Scheduler(rt, Engine(rt))
+        sched.start()
+        try:
+            regular = sched.aps.get_job("cycle:bl").next_run_time
+            until = (regular - scheduler_mod._now()).total_seconds()
+            if until < 3:  # too close to tell "at once" from "with the next cycle"
+                await asyncio.sleep(until + 0.2)
+                regular = sched.aps.get_job("cycle:bl").next_run_time
+                until = (regular - scheduler_mod._now()).total_seconds()
+            sched.takeover("bl", {3}, until - 0.5)  # as due as the next cycle: no extra one
+            late = sched.aps.get_job("takeover:bl") is not None
+            sched.takeover("bl", {4}, 0.0)  # overdue well before it: at once
+            early = sched.aps.get_job("takeover:bl") is not None
+            return late, early
+        finally:
+            sched.shutdown()
+
+    late, early = asyncio.run(scenario())
+    assert not late and early
