@@ -172,7 +172,8 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def leave(self, owner: str) -> None:
-        """A clean stop: give up every lease of `owner` (others take them at once)."""
+        """A clean stop: give up every lease of `owner` (others take them at once) and its
+        senders' holds on outbox rows (abandoned mid-request, they go out again at once)."""
 
     def outbox_waiter(self) -> Callable[[float], bool] | None:
         """A function that blocks up to its argument in seconds for another instance's

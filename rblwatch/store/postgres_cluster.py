@@ -84,6 +84,7 @@ def leave(cur: Cursor, owner: str) -> None:
     cur.execute(q.LEAVE_SHARDS, (owner,))
     cur.execute(q.LEAVE_LEADER, (owner,))
     cur.execute(q.LEAVE_INSTANCE, (owner,))
+    cur.execute(q.LEAVE_HOLDS, (owner,))
 
 
 def check_fence(cur: Cursor, label: str, name: str, fence: Fence) -> tuple[float, list[int]]:

@@ -241,6 +241,8 @@ INSTANCES = """
 LEAVE_SHARDS = _FREE
 LEAVE_LEADER = "UPDATE leases SET owner = NULL, expires = 0 WHERE owner = %s"
 LEAVE_INSTANCE = "DELETE FROM instances WHERE id = %s"
+# a clean stop: the outbox rows its senders held (abandoned mid-request) go out again at once
+LEAVE_HOLDS = "UPDATE outbox SET held_by = NULL, held_until = NULL WHERE held_by = %s"
 # a fenced commit: the shards it needs, locked for its transaction, if still held
 FENCE_SHARDS = """
     SELECT shard, epoch FROM shards
