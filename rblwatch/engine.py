@@ -267,6 +267,9 @@ class Engine:
         lst, report = c.lst, c.report
         run, durations = await self._lookups(c, until)
         looked = self.clock()
+        if not self.leads():
+            # the leader's probes during the scan are in the store, not here: read them now
+            await self.keeper.load(refresh=True)
         if self.health_of(lst.name) is not Health.HEALTHY:
             # a probe during the scan found the list unhealthy (say, listing everything):
             # its answers of this cycle are not to be believed either

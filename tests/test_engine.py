@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from rblwatch.cluster import SHARDS, Lease, View
 from rblwatch.config import Config, parse_config
 from rblwatch.engine import CycleOverrun, Engine, utc_day
 from rblwatch.model import (
@@ -662,3 +663,32 @@ def test_a_new_listing_s_event_and_row_carry_the_list_s_txt_fetched_once(
     assert row is not None and row.txt == "see https://bl.example/x"
     run(lambda: engine.cycle("bl"))  # already stored as listed: no TXT asked again
     assert faultdns.count(qname("192.0.2.1"), rdtype="TXT") == 1
+
+
+def test_an_instance_that_does_not_lead_ignores_a_scan_the_leader_found_unhealthy_meanwhile(
+    faultdns: FaultDns, store: SqliteStore
+) -> None:
+    # several instances: only the leader probes, the others read the health it stores. One
+    # that read "healthy" at its cycle's start must read it again before believing the scan:
+    # the leader may have found the list listing the world while the scan was under way
+    healthy(faultdns)
+    faultdns.rule(qname("192.0.2.1"), Fault.DELAY, a=["127.0.0.2"], delay_ms=1000)
+    cfg = make_config(faultdns.port, schedule={"confirm": 1}, resolver={"timeout": "3s"})
+    every = tuple(Lease("bl", s, 1) for s in range(SHARDS))
+    lead, other = Runtime(cfg, store), Runtime(cfg, store)
+    lead.view = View("a", (), True, 2, T0)
+    other.view = View("b", every, False, 2, T0)
+    leader, follower = Engine(lead), Engine(other)
+
+    async def scenario() -> None:
+        await leader.probe("bl")
+        cycle = asyncio.create_task(follower.cycle("bl"))
+        await asyncio.sleep(0.1)
+        faultdns.rule(qname("127.0.0.1"), Fault.ANSWER, a=["127.0.0.2"])  # lists the world
+        assert (await leader.probe("bl")).health is Health.LISTS_EVERYTHING  # type: ignore[union-attr]
+        report = await cycle
+        assert report.skipped == Reason.LIST_UNHEALTHY.value
+
+    run(scenario)
+    assert pair(store, "192.0.2.1") is None
+    assert events(store, EventKind.LISTED) == []
