@@ -19,6 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from standardwebhooks import Webhook
 
@@ -47,7 +48,9 @@ from rblwatch.model import (
 )
 from rblwatch.peers import new_instance
 from rblwatch.runtime import Runtime
+from rblwatch.store import open_store
 from rblwatch.store.sqlite import SqliteStore
+from tests.postgres import Cluster
 from tests.webhooks import Received, Reply, WebhookReceiver
 
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
@@ -649,3 +652,41 @@ def test_a_delivery_cut_off_by_a_restart_goes_out_again_at_once_after_it(
         assert time.monotonic() - t0 < 3.0
 
     run(second_run())
+
+
+def test_a_delivery_whose_removal_failed_is_not_sent_again_once_the_store_is_back(
+    postgres_cluster: Cluster, receivers: Callable[[], WebhookReceiver]
+) -> None:
+    # the receiver has the alert, then the store fails to remove its row (an outage, a
+    # failover): once it answers again the row must leave the outbox, not go out again
+    name = postgres_cluster.create_database()
+    url = postgres_cluster.url(name)
+    shared = open_store(url)
+    ops = receivers().start()
+    rt = Runtime(config(hook("ops", ops.url)), shared)
+    rt.me = new_instance("test")
+    admin = psycopg.connect(url, autocommit=True)
+    try:
+        admin.execute(
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS"
+            " $$BEGIN RAISE EXCEPTION 'the database is away'; END$$"
+        )
+        admin.execute(
+            "CREATE TRIGGER away BEFORE DELETE ON outbox FOR EACH ROW EXECUTE FUNCTION refuse()"
+        )
+
+        async def scenario() -> None:
+            async with sending(rt):
+                commit(rt, listed("192.0.2.1"))
+                await until("the delivery", ops.delivered)
+                await asyncio.sleep(2.5)  # the sender meets the failing store meanwhile
+                admin.execute("DROP TRIGGER away ON outbox")
+                await drained(rt)
+                await asyncio.sleep(0.3)
+
+        run(scenario())
+        assert len(ops.received) == 1, [r.id for r in ops.received]
+    finally:
+        admin.close()
+        shared.close()
+        postgres_cluster.drop_database(name)
