@@ -39,7 +39,7 @@ def tick(cur: Cursor, me: Instance, names: list[str], lease: float, shards: int)
     held = _leases(cur.execute(q.RENEW_SHARDS, (until, me.id, names)))
     share = fair_share(shards, live)
     kept, taken = _rebalance(cur, me.id, names, held, share, (now, until))
-    leader = cur.execute(q.TAKE_LEADER, (me.id, until, now)).fetchone() is not None
+    leader = _lead(cur, me.id, now, until)
     if leader:
         cur.execute(q.FORGET_INSTANCES, (now - FORGET_AFTER_S,))
     return View(me.id, tuple(sorted(kept + taken)), leader, live, now, tuple(taken))
@@ -69,6 +69,15 @@ def _rebalance(
             taken.extend(_leases(claimed))
         kept.extend(mine)
     return kept, taken
+
+
+def _lead(cur: Cursor, owner: str, now: float, until: float) -> bool:
+    """Take or renew the leader's lease; True if `owner` leads (see TAKE_LEADER)."""
+    cur.execute(q.ENSURE_LEADER)
+    taken = cur.execute(q.TAKE_LEADER, {"me": owner, "until": until, "now": now}).fetchone()
+    if taken is not None:
+        return True
+    return cur.execute(q.STILL_LEADER, (owner, now)).fetchone() is not None
 
 
 def instances(cur: Cursor) -> list[Instance]:
