@@ -191,7 +191,7 @@ class Engine:
     def _shard(self, c: _Cycle, shards: set[int] | None) -> bool:
         """Narrow the cycle to the shards held (False: none); alone, it keeps every target."""
         view = self.rt.view
-        if view is None:
+        if view is None or view.solo:
             return True
         name = c.lst.name
         held = view.shards_of(name)
