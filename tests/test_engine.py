@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from rblwatch.cluster import SHARDS, Lease, View
+from rblwatch.cluster import SHARDS, Instance, Lease, View
 from rblwatch.config import Config, parse_config
 from rblwatch.engine import CycleOverrun, Engine, utc_day
 from rblwatch.model import (
@@ -31,8 +31,10 @@ from rblwatch.model import (
     Reason,
 )
 from rblwatch.runtime import Runtime
+from rblwatch.store import open_store
 from rblwatch.store.sqlite import SqliteStore
 from tests.faultdns import Fault, FaultDns
+from tests.postgres import Cluster
 from tests.rbldnsd import Rbldnsd
 
 ZONE = "bl.test"
@@ -692,3 +694,42 @@ def test_an_instance_that_does_not_lead_ignores_a_scan_the_leader_found_unhealth
     run(scenario)
     assert pair(store, "192.0.2.1") is None
     assert events(store, EventKind.LISTED) == []
+
+
+def test_a_cycle_that_lost_some_shards_meanwhile_still_writes_the_shards_it_holds(
+    faultdns: FaultDns, postgres_cluster: Cluster
+) -> None:
+    # an instance joining makes the holders give shards back at their next tick, often in
+    # the middle of a cycle: the cycle's results for the shards still held must be written
+    # (the others' new holder looks again), or those wait a whole interval more
+    healthy(faultdns)
+    listing(faultdns, "192.0.2.1")  # shard 7: kept
+    faultdns.rule(qname("192.0.2.2"), Fault.DELAY, a=["127.0.0.2"], delay_ms=1000)  # 13: given
+    cfg = make_config(faultdns.port, schedule={"confirm": 1}, resolver={"timeout": "3s"})
+    name = postgres_cluster.create_database()
+    url = postgres_cluster.url(name)
+    shared, joining = open_store(url), open_store(url)
+    me = Instance("a", "host-a", 1, "test", T0, 0.0)
+    newcomer = Instance("b", "host-b", 2, "test", T0 + 1, 0.0)
+    rt = Runtime(cfg, shared)
+    rt.view = shared.tick(me, ["bl"], 30.0)
+    engine = Engine(rt)
+
+    async def scenario() -> None:
+        await engine.probe("bl")
+        cycle = asyncio.create_task(engine.cycle("bl"))
+        await asyncio.sleep(0.2)
+        await asyncio.to_thread(joining.tick, newcomer, ["bl"], 30.0)
+        rt.view = await asyncio.to_thread(shared.tick, me, ["bl"], 30.0)  # gives 8..15 back
+        assert rt.view.shards_of("bl") == frozenset(range(8))
+        report = await cycle
+        assert [e.target for e in report.events] == ["192.0.2.1"]
+
+    try:
+        run(scenario)
+        assert [(e.target, e.kind) for e in shared.events()] == [("192.0.2.1", EventKind.LISTED)]
+        assert [p.target for p in shared.pairs("bl")] == ["192.0.2.1"]
+    finally:
+        shared.close()
+        joining.close()
+        postgres_cluster.drop_database(name)

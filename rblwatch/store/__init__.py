@@ -205,6 +205,12 @@ class Fenced(StoreError):
     """A commit refused: a lease it needed is no longer held (another instance took the
     shard), or its transition was stored already. Nothing was written."""
 
+    def __init__(self, message: str, lost: Collection[int] = ()) -> None:
+        super().__init__(message)
+        # the fence's shards no longer held (none: refused for another reason); the rest of
+        # the commit, without their rows, may be written under the shards still held
+        self.lost = frozenset(lost)
+
 
 class StoreUnavailable(StoreError):
     """A `store.url` whose scheme names no store this rblwatch has."""

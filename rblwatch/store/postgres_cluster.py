@@ -114,7 +114,8 @@ def check_fence(cur: Cursor, label: str, name: str, fence: Fence) -> tuple[float
     if lost:
         raise Fenced(
             f"{label}: list {name}: shard(s) {', '.join(map(str, lost))}"
-            " no longer held by this instance; its results are not written"
+            " no longer held by this instance; its results are not written",
+            lost,
         )
     return now, sorted(want)
 
