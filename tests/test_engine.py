@@ -733,3 +733,32 @@ def test_a_cycle_that_lost_some_shards_meanwhile_still_writes_the_shards_it_hold
         shared.close()
         joining.close()
         postgres_cluster.drop_database(name)
+
+
+def test_a_new_leader_decides_its_first_probe_from_the_stored_health_not_its_last_read(
+    faultdns: FaultDns, store: SqliteStore
+) -> None:
+    # a follower reads the stored health at each cycle; when it becomes the leader, what it
+    # read last may be older than the old leader's last verdict: a list that went down, came
+    # back under the old leader, and goes down again under the new one is a second
+    # list_unhealthy, not a silent change of the stored health
+    cfg = make_config(faultdns.port)
+    every = tuple(Lease("bl", s, 1) for s in range(SHARDS))
+    a, b = Runtime(cfg, store), Runtime(cfg, store)
+    a.view = View("a", (), True, 2, T0)
+    b.view = View("b", every, False, 2, T0)
+    old, new = Engine(a), Engine(b)
+
+    async def scenario() -> None:
+        faultdns.clear()  # dead: the test point unanswered too
+        assert (await old.probe("bl")).health is Health.DEAD  # type: ignore[union-attr]
+        assert (await new.cycle("bl")).skipped == "list_unhealthy"  # b reads DEAD
+        healthy(faultdns)
+        assert (await old.probe("bl")).health is Health.HEALTHY  # type: ignore[union-attr]
+        a.view, b.view = View("a", (), False, 1, T0), View("b", every, True, 1, T0)  # a died
+        faultdns.clear()
+        assert (await new.probe("bl")).health is Health.DEAD  # type: ignore[union-attr]
+
+    run(scenario)
+    kinds = [e.kind for e in events(store)]
+    assert kinds == [EventKind.LIST_UNHEALTHY, EventKind.LIST_RECOVERED, EventKind.LIST_UNHEALTHY]
