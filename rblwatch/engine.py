@@ -90,7 +90,8 @@ class Engine:
         self.kinds: dict[str, CheckKind[Any]] = {n: make() for n, make in CHECK_KINDS.items()}
         self._resolvers = ResolverCache()
         self._seen: dict[str, set[str]] = {}
-        self._held: dict[str, frozenset[int]] = {}  # per list, the shards of its last cycle
+        # per list, the (shard, epoch) leases of its last cycle
+        self._held: dict[str, frozenset[tuple[int, int]]] = {}
         self._parts: dict[str, tuple[Slice, frozenset[int], Slice]] = {}  # (slice, held, part)
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -199,11 +200,13 @@ class Engine:
             held &= shards
         if not held:
             return False
-        if held != self._held.get(name):
-            # other instances wrote the first looks of shards new to this one
-            self._seen.pop(name, None)
-            self._held[name] = held
         c.held, c.fence = held, view.fence(name, held)
+        holding = frozenset((x.shard, x.epoch) for x in c.fence.leases)
+        if holding != self._held.get(name):
+            # other instances wrote the first looks of shards new to this one, or of shards
+            # that were theirs for a while (the same shards under other epochs)
+            self._seen.pop(name, None)
+            self._held[name] = holding
         cached = self._parts.get(name)
         if cached is None or cached[0] is not c.mine or cached[1] != held:
             # kept while the list's slice and the shards held are: a /16's hashes cost more

@@ -762,3 +762,34 @@ def test_a_new_leader_decides_its_first_probe_from_the_stored_health_not_its_las
     run(scenario)
     kinds = [e.kind for e in events(store)]
     assert kinds == [EventKind.LIST_UNHEALTHY, EventKind.LIST_RECOVERED, EventKind.LIST_UNHEALTHY]
+
+
+def test_first_looks_another_instance_wrote_count_after_a_shard_came_back_meanwhile(
+    faultdns: FaultDns, store: SqliteStore
+) -> None:
+    # a shard can go to another instance and come back between two cycles of this one (a
+    # newcomer that died): the set of shards held is the same, the holding is not, and the
+    # first looks the other wrote meanwhile must be read, or a target it saw clean has its
+    # first listing here called initial (found when monitoring began)
+    healthy(faultdns)
+    two = [{"group": "mail", "addresses": ["192.0.2.0/31", "192.0.2.2"]}]
+    cfg1 = make_config(faultdns.port, schedule={"confirm": 1}, targets=two)
+    cfg2 = make_config(faultdns.port, schedule={"confirm": 1})  # 192.0.2.3 (shard 11) added
+    rt = Runtime(cfg1, store)
+    rt.view = View("a", tuple(Lease("bl", s, 1) for s in range(SHARDS)), True, 1, T0)
+    engine = Engine(rt)
+
+    async def scenario() -> None:
+        await engine.cycle("bl")
+        # meanwhile shard 11 went to "b", which looked at the new target (clean), and back
+        store.commit(CycleCommit("bl", seen=["192.0.2.3"]))
+        rt.config = cfg2
+        rt.view = View(
+            "a", tuple(Lease("bl", s, 3 if s == 11 else 1) for s in range(SHARDS)), True, 1, T0
+        )
+        listing(faultdns, "192.0.2.3")
+        report = await engine.cycle("bl")
+        [event] = report.events
+        assert (event.target, event.initial) == ("192.0.2.3", False)
+
+    run(scenario)
