@@ -94,6 +94,9 @@ class View:
     live: int
     now: float  # database clock at the tick
     taken: tuple[Lease, ...] = ()  # leases this tick newly claimed
+    # alone on its store (SQLite): every shard of every list, also of a list added since the
+    # last tick, and no fence to check
+    solo: bool = False
 
     def shards_of(self, list_name: str) -> frozenset[int]:
         return frozenset(x.shard for x in self.leases if x.list == list_name)
@@ -110,7 +113,7 @@ class View:
 def solo_view(owner: str, lists: Sequence[str], now: float, shards: int = SHARDS) -> View:
     """The view of an instance alone on its store: every shard, the leader."""
     leases = tuple(Lease(name, s, 0) for name in lists for s in range(shards))
-    return View(owner, leases, True, 1, now)
+    return View(owner, leases, True, 1, now, solo=True)
 
 
 def takeovers(

@@ -90,7 +90,8 @@ class Engine:
         self.kinds: dict[str, CheckKind[Any]] = {n: make() for n, make in CHECK_KINDS.items()}
         self._resolvers = ResolverCache()
         self._seen: dict[str, set[str]] = {}
-        self._held: dict[str, frozenset[int]] = {}  # per list, the shards of its last cycle
+        # per list, the (shard, epoch) leases of its last cycle
+        self._held: dict[str, frozenset[tuple[int, int]]] = {}
         self._parts: dict[str, tuple[Slice, frozenset[int], Slice]] = {}  # (slice, held, part)
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -191,7 +192,7 @@ class Engine:
     def _shard(self, c: _Cycle, shards: set[int] | None) -> bool:
         """Narrow the cycle to the shards held (False: none); alone, it keeps every target."""
         view = self.rt.view
-        if view is None:
+        if view is None or view.solo:
             return True
         name = c.lst.name
         held = view.shards_of(name)
@@ -199,11 +200,13 @@ class Engine:
             held &= shards
         if not held:
             return False
-        if held != self._held.get(name):
-            # other instances wrote the first looks of shards new to this one
-            self._seen.pop(name, None)
-            self._held[name] = held
         c.held, c.fence = held, view.fence(name, held)
+        holding = frozenset((x.shard, x.epoch) for x in c.fence.leases)
+        if holding != self._held.get(name):
+            # other instances wrote the first looks of shards new to this one, or of shards
+            # that were theirs for a while (the same shards under other epochs)
+            self._seen.pop(name, None)
+            self._held[name] = holding
         cached = self._parts.get(name)
         if cached is None or cached[0] is not c.mine or cached[1] != held:
             # kept while the list's slice and the shards held are: a /16's hashes cost more
@@ -267,6 +270,9 @@ class Engine:
         lst, report = c.lst, c.report
         run, durations = await self._lookups(c, until)
         looked = self.clock()
+        if not self.leads():
+            # the leader's probes during the scan are in the store, not here: read them now
+            await self.keeper.load(refresh=True)
         if self.health_of(lst.name) is not Health.HEALTHY:
             # a probe during the scan found the list unhealthy (say, listing everything):
             # its answers of this cycle are not to be believed either
@@ -327,17 +333,25 @@ class Engine:
         return report
 
     async def _commit(self, c: _Cycle, commit: CycleCommit) -> bool:
-        """Write the cycle; False if its fence refused it (nothing written)."""
+        """Write the cycle; False if its fence refused it (nothing written). Refused for
+        shards given back meanwhile (a newcomer's share), the rest of it is written: those
+        shards must not wait a whole interval more for the ones their new holder redoes."""
         lst, report = c.lst, c.report
+        events: list[Event] | None = None
         try:
-            events = await self.rt.db.commit(
-                commit, receivers_for(self.rt.config.alerts.receivers, lst), c.fence
-            )
+            events = await self._write(c, commit)
         except Fenced as exc:
-            self.rt.stats.list(lst.name).commits_refused += 1
-            report.skipped, report.confirm = "lease lost", set()
-            log.warning("list %s: cycle not written: %s", lst.name, exc)
-            return False
+            kept = _kept(c, commit, exc.lost)
+            if kept is not None:
+                with contextlib.suppress(Fenced):
+                    events, commit = await self._write(c, kept), kept
+            if events is None:
+                self.rt.stats.list(lst.name).commits_refused += 1
+                report.skipped, report.confirm = "lease lost", set()
+                log.warning("list %s: cycle not written: %s", lst.name, exc)
+                return False
+            log.info("list %s: cycle written for the shards still held: %s", lst.name, exc)
+        assert events is not None
         self._seen.setdefault(lst.name, set()).update(commit.seen)
         report.events = events
         self._count_events(events)
@@ -352,6 +366,10 @@ class Engine:
                 extra=EVENT_LINE,
             )
         return True
+
+    async def _write(self, c: _Cycle, commit: CycleCommit) -> list[Event]:
+        to = receivers_for(self.rt.config.alerts.receivers, c.lst)
+        return await self.rt.db.commit(commit, to, c.fence)
 
     async def _seen_of(self, name: str) -> set[str]:
         seen = self._seen.get(name)
@@ -389,6 +407,27 @@ class Engine:
             self.rt.stats.events[e.kind] += 1
         if events and self.rt.on_events is not None:
             self.rt.on_events()  # wake the alert senders: these events have outbox rows
+
+
+def _kept(c: _Cycle, commit: CycleCommit, lost: frozenset[int]) -> CycleCommit | None:
+    """The part of a refused commit in its shards still held (`c` narrowed to them), if the
+    refusal named lost shards and some are left; None otherwise. Each pair's rows and
+    events depend on that pair alone, so the part is what a cycle of those shards writes."""
+    if c.held is None or c.fence is None or not lost or not c.held - lost:
+        return None
+    held = c.held - lost
+    c.held = held
+    c.fence = dataclasses.replace(
+        c.fence, leases=tuple(x for x in c.fence.leases if x.shard in held)
+    )
+    c.report.confirm = {t for t in c.report.confirm if shard_of(t) in held}
+    return dataclasses.replace(
+        commit,
+        upserts=[p for p in commit.upserts if shard_of(p.target) in held],
+        deletes=[t for t in commit.deletes if shard_of(t) in held],
+        seen=[t for t in commit.seen if shard_of(t) in held],
+        events=[e for e in commit.events if e.target is None or shard_of(e.target) in held],
+    )
 
 
 __all__ = ["CycleOverrun", "CycleReport", "Engine", "utc_day"]

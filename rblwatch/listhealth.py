@@ -65,7 +65,10 @@ class HealthKeeper:
         # the health job and a cycle's first probe may run at once: one at a time per list,
         # so each compares against the other's stored result and an event is raised once
         async with self._locks.setdefault(lst.name, asyncio.Lock()):
-            await self.load()
+            # with several instances, another (the leader before this one) may have stored
+            # verdicts since this one last read: the event is decided from what is stored
+            view = self.rt.view
+            await self.load(refresh=view is not None and not view.solo)
             return await self._probe(lst, await run())
 
     async def _probe(self, lst: DnsList, probed: Probed) -> health.Verdict:

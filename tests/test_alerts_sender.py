@@ -19,6 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from standardwebhooks import Webhook
 
@@ -45,8 +46,11 @@ from rblwatch.model import (
     Purpose,
     frozen_map,
 )
+from rblwatch.peers import new_instance
 from rblwatch.runtime import Runtime
+from rblwatch.store import open_store
 from rblwatch.store.sqlite import SqliteStore
+from tests.postgres import Cluster
 from tests.webhooks import Received, Reply, WebhookReceiver
 
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
@@ -617,3 +621,72 @@ def test_alertmanager_gets_a_recovery_resolving_from_when_the_list_became_unheal
     assert resolved["startsAt"] == firing["startsAt"] == formats.rfc3339(down_at)
     assert resolved["endsAt"] == formats.rfc3339(down_at + 300)
     assert "passes its RFC 5782 test points again" in resolved["annotations"]["description"]
+
+
+def test_a_delivery_cut_off_by_a_restart_goes_out_again_at_once_after_it(
+    store: SqliteStore, receivers: Callable[[], WebhookReceiver]
+) -> None:
+    # SQLite: one process at a time, each a new instance id. A stop mid-request leaves the
+    # row held under the old id; the next process must not wait out that hold (the
+    # receiver's timeout + 30 s) before sending its oldest row again
+    ops = receivers().start()
+    ops.answer(Reply(200, delay=3.0))
+    rt = Runtime(config(hook("ops", ops.url, timeout=5.0)), store)
+    rt.me = new_instance("test")
+
+    async def first_run() -> None:
+        async with sending(rt):
+            commit(rt, listed("192.0.2.1"))
+            await until("the first attempt", lambda: ops.received)
+        # stopped mid-request, as a SIGTERM or kill does
+
+    run(first_run())
+    again = Runtime(rt.config, store)
+    again.me = new_instance("test")
+
+    async def second_run() -> None:
+        await again.db.tick(again.me, ["bl", "al"], 30.0)  # what the daemon does at its start
+        t0 = time.monotonic()
+        async with sending(again):
+            await until("the attempt after the restart", lambda: len(ops.received) >= 2, timeout=20)
+        assert time.monotonic() - t0 < 3.0
+
+    run(second_run())
+
+
+def test_a_delivery_whose_removal_failed_is_not_sent_again_once_the_store_is_back(
+    postgres_cluster: Cluster, receivers: Callable[[], WebhookReceiver]
+) -> None:
+    # the receiver has the alert, then the store fails to remove its row (an outage, a
+    # failover): once it answers again the row must leave the outbox, not go out again
+    name = postgres_cluster.create_database()
+    url = postgres_cluster.url(name)
+    shared = open_store(url)
+    ops = receivers().start()
+    rt = Runtime(config(hook("ops", ops.url)), shared)
+    rt.me = new_instance("test")
+    admin = psycopg.connect(url, autocommit=True)
+    try:
+        admin.execute(
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS"
+            " $$BEGIN RAISE EXCEPTION 'the database is away'; END$$"
+        )
+        admin.execute(
+            "CREATE TRIGGER away BEFORE DELETE ON outbox FOR EACH ROW EXECUTE FUNCTION refuse()"
+        )
+
+        async def scenario() -> None:
+            async with sending(rt):
+                commit(rt, listed("192.0.2.1"))
+                await until("the delivery", ops.delivered)
+                await asyncio.sleep(2.5)  # the sender meets the failing store meanwhile
+                admin.execute("DROP TRIGGER away ON outbox")
+                await drained(rt)
+                await asyncio.sleep(0.3)
+
+        run(scenario())
+        assert len(ops.received) == 1, [r.id for r in ops.received]
+    finally:
+        admin.close()
+        shared.close()
+        postgres_cluster.drop_database(name)

@@ -314,3 +314,25 @@ def test_a_hostname_that_never_resolves_is_one_log_line_not_one_a_cycle(
         d.stop()
     lines = [line for line in d.log().splitlines() if "mx1.nowhere.test" in line]
     assert len(lines) == 1, "\n".join(lines)
+
+
+def test_a_list_added_on_reload_has_its_first_cycle_at_once_not_an_interval_later(
+    daemon: DaemonProcess, dns: Rbldnsd
+) -> None:
+    # alone on SQLite the instance holds every shard of every list, also of one just added:
+    # the new list's first cycle must not find "no shard of this list held" and then wait
+    # for the next point of its (long) interval
+    start(daemon)
+    wait_until("a first cycle", lambda: cycled(daemon))
+    text = daemon.config.read_text()
+    added = "  - name: bl2\n    zone: bl.test\n    kind: ip\n    interval: 1h\ntargets:\n"
+    daemon.config.write_text(text.replace("targets:\n", added, 1))
+    status, body = daemon.post("/-/reload")
+    assert status == 200, body
+
+    def bl2_cycled() -> bool:
+        lists = {x["name"]: x for x in daemon.json("/api/v1/status")["lists"]}
+        return "bl2" in lists and bool(lists["bl2"]["last_cycle_end"])
+
+    wait_until("the new list's first cycle", bl2_cycled, timeout=15)
+    assert daemon.stop() == 0

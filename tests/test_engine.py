@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from rblwatch.cluster import SHARDS, Instance, Lease, View
 from rblwatch.config import Config, parse_config
 from rblwatch.engine import CycleOverrun, Engine, utc_day
 from rblwatch.model import (
@@ -30,8 +31,10 @@ from rblwatch.model import (
     Reason,
 )
 from rblwatch.runtime import Runtime
+from rblwatch.store import open_store
 from rblwatch.store.sqlite import SqliteStore
 from tests.faultdns import Fault, FaultDns
+from tests.postgres import Cluster
 from tests.rbldnsd import Rbldnsd
 
 ZONE = "bl.test"
@@ -662,3 +665,131 @@ def test_a_new_listing_s_event_and_row_carry_the_list_s_txt_fetched_once(
     assert row is not None and row.txt == "see https://bl.example/x"
     run(lambda: engine.cycle("bl"))  # already stored as listed: no TXT asked again
     assert faultdns.count(qname("192.0.2.1"), rdtype="TXT") == 1
+
+
+def test_an_instance_that_does_not_lead_ignores_a_scan_the_leader_found_unhealthy_meanwhile(
+    faultdns: FaultDns, store: SqliteStore
+) -> None:
+    # several instances: only the leader probes, the others read the health it stores. One
+    # that read "healthy" at its cycle's start must read it again before believing the scan:
+    # the leader may have found the list listing the world while the scan was under way
+    healthy(faultdns)
+    faultdns.rule(qname("192.0.2.1"), Fault.DELAY, a=["127.0.0.2"], delay_ms=1000)
+    cfg = make_config(faultdns.port, schedule={"confirm": 1}, resolver={"timeout": "3s"})
+    every = tuple(Lease("bl", s, 1) for s in range(SHARDS))
+    lead, other = Runtime(cfg, store), Runtime(cfg, store)
+    lead.view = View("a", (), True, 2, T0)
+    other.view = View("b", every, False, 2, T0)
+    leader, follower = Engine(lead), Engine(other)
+
+    async def scenario() -> None:
+        await leader.probe("bl")
+        cycle = asyncio.create_task(follower.cycle("bl"))
+        await asyncio.sleep(0.1)
+        faultdns.rule(qname("127.0.0.1"), Fault.ANSWER, a=["127.0.0.2"])  # lists the world
+        assert (await leader.probe("bl")).health is Health.LISTS_EVERYTHING  # type: ignore[union-attr]
+        report = await cycle
+        assert report.skipped == Reason.LIST_UNHEALTHY.value
+
+    run(scenario)
+    assert pair(store, "192.0.2.1") is None
+    assert events(store, EventKind.LISTED) == []
+
+
+def test_a_cycle_that_lost_some_shards_meanwhile_still_writes_the_shards_it_holds(
+    faultdns: FaultDns, postgres_cluster: Cluster
+) -> None:
+    # an instance joining makes the holders give shards back at their next tick, often in
+    # the middle of a cycle: the cycle's results for the shards still held must be written
+    # (the others' new holder looks again), or those wait a whole interval more
+    healthy(faultdns)
+    listing(faultdns, "192.0.2.1")  # shard 7: kept
+    faultdns.rule(qname("192.0.2.2"), Fault.DELAY, a=["127.0.0.2"], delay_ms=1000)  # 13: given
+    cfg = make_config(faultdns.port, schedule={"confirm": 1}, resolver={"timeout": "3s"})
+    name = postgres_cluster.create_database()
+    url = postgres_cluster.url(name)
+    shared, joining = open_store(url), open_store(url)
+    me = Instance("a", "host-a", 1, "test", T0, 0.0)
+    newcomer = Instance("b", "host-b", 2, "test", T0 + 1, 0.0)
+    rt = Runtime(cfg, shared)
+    rt.view = shared.tick(me, ["bl"], 30.0)
+    engine = Engine(rt)
+
+    async def scenario() -> None:
+        await engine.probe("bl")
+        cycle = asyncio.create_task(engine.cycle("bl"))
+        await asyncio.sleep(0.2)
+        await asyncio.to_thread(joining.tick, newcomer, ["bl"], 30.0)
+        rt.view = await asyncio.to_thread(shared.tick, me, ["bl"], 30.0)  # gives 8..15 back
+        assert rt.view.shards_of("bl") == frozenset(range(8))
+        report = await cycle
+        assert [e.target for e in report.events] == ["192.0.2.1"]
+
+    try:
+        run(scenario)
+        assert [(e.target, e.kind) for e in shared.events()] == [("192.0.2.1", EventKind.LISTED)]
+        assert [p.target for p in shared.pairs("bl")] == ["192.0.2.1"]
+    finally:
+        shared.close()
+        joining.close()
+        postgres_cluster.drop_database(name)
+
+
+def test_a_new_leader_decides_its_first_probe_from_the_stored_health_not_its_last_read(
+    faultdns: FaultDns, store: SqliteStore
+) -> None:
+    # a follower reads the stored health at each cycle; when it becomes the leader, what it
+    # read last may be older than the old leader's last verdict: a list that went down, came
+    # back under the old leader, and goes down again under the new one is a second
+    # list_unhealthy, not a silent change of the stored health
+    cfg = make_config(faultdns.port)
+    every = tuple(Lease("bl", s, 1) for s in range(SHARDS))
+    a, b = Runtime(cfg, store), Runtime(cfg, store)
+    a.view = View("a", (), True, 2, T0)
+    b.view = View("b", every, False, 2, T0)
+    old, new = Engine(a), Engine(b)
+
+    async def scenario() -> None:
+        faultdns.clear()  # dead: the test point unanswered too
+        assert (await old.probe("bl")).health is Health.DEAD  # type: ignore[union-attr]
+        assert (await new.cycle("bl")).skipped == "list_unhealthy"  # b reads DEAD
+        healthy(faultdns)
+        assert (await old.probe("bl")).health is Health.HEALTHY  # type: ignore[union-attr]
+        a.view, b.view = View("a", (), False, 1, T0), View("b", every, True, 1, T0)  # a died
+        faultdns.clear()
+        assert (await new.probe("bl")).health is Health.DEAD  # type: ignore[union-attr]
+
+    run(scenario)
+    kinds = [e.kind for e in events(store)]
+    assert kinds == [EventKind.LIST_UNHEALTHY, EventKind.LIST_RECOVERED, EventKind.LIST_UNHEALTHY]
+
+
+def test_first_looks_another_instance_wrote_count_after_a_shard_came_back_meanwhile(
+    faultdns: FaultDns, store: SqliteStore
+) -> None:
+    # a shard can go to another instance and come back between two cycles of this one (a
+    # newcomer that died): the set of shards held is the same, the holding is not, and the
+    # first looks the other wrote meanwhile must be read, or a target it saw clean has its
+    # first listing here called initial (found when monitoring began)
+    healthy(faultdns)
+    two = [{"group": "mail", "addresses": ["192.0.2.0/31", "192.0.2.2"]}]
+    cfg1 = make_config(faultdns.port, schedule={"confirm": 1}, targets=two)
+    cfg2 = make_config(faultdns.port, schedule={"confirm": 1})  # 192.0.2.3 (shard 11) added
+    rt = Runtime(cfg1, store)
+    rt.view = View("a", tuple(Lease("bl", s, 1) for s in range(SHARDS)), True, 1, T0)
+    engine = Engine(rt)
+
+    async def scenario() -> None:
+        await engine.cycle("bl")
+        # meanwhile shard 11 went to "b", which looked at the new target (clean), and back
+        store.commit(CycleCommit("bl", seen=["192.0.2.3"]))
+        rt.config = cfg2
+        rt.view = View(
+            "a", tuple(Lease("bl", s, 3 if s == 11 else 1) for s in range(SHARDS)), True, 1, T0
+        )
+        listing(faultdns, "192.0.2.3")
+        report = await engine.cycle("bl")
+        [event] = report.events
+        assert (event.target, event.initial) == ("192.0.2.3", False)
+
+    run(scenario)

@@ -817,6 +817,20 @@ def test_a_retry_clears_the_hold_and_the_head_waits_with_the_rows_behind_it(
     assert behind is not None and (behind.event.target, behind.held_by) == ("b.test", "a")
 
 
+def test_a_clean_leave_frees_the_rows_its_senders_held_for_the_others_at_once(
+    store: Store,
+) -> None:
+    commit_for_ops(store, "a.test")
+    held = store.claim_delivery("ops", "a", T0, hold=30)
+    assert held is not None and held.held_by == "a"
+    store.leave("a")  # a stop mid-request: the row goes out again without waiting 30 s
+    taken = store.claim_delivery("ops", "b", T0 + 1, hold=30)
+    assert taken is not None and (taken.id, taken.held_by) == (held.id, "b")
+    store.leave("a")  # nobody else's hold is touched
+    (due,) = store.due_deliveries("ops", now=T0 + 1)
+    assert due.held_by == "b"
+
+
 # -- one successor per event (the chain key) ------------------------------------------------------
 
 

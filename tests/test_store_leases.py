@@ -25,7 +25,7 @@ from rblwatch.cluster import DEFAULT_LEASE, SHARDS, Fence, Instance, View
 from rblwatch.model import CycleCommit, Event, EventKind, Health, ListStatus, PairState, PairStatus
 from rblwatch.store import Fenced, Store, StoreError, open_store
 from rblwatch.store import postgres as pg
-from rblwatch.store.postgres_schema import SHARDS_DONE
+from rblwatch.store.postgres_schema import FENCE_LEADER, SHARDS_DONE
 from tests.postgres import Cluster
 from tests.store_contract import T0, snapshot
 
@@ -430,3 +430,24 @@ def test_a_fence_that_holds_no_shard_of_the_committed_list_is_refused(
     assert_refused_writing_nothing(a.store, url, a_cycle(), Fence(a.me.id))
     a.store.commit(a_cycle(), to_ops, view.fence("zen"))  # its own shards of it: written
     assert [p.target for p in a.store.pairs("zen")] == ["192.0.2.1"]
+
+
+def test_a_tick_does_not_wait_for_the_leaders_health_write_in_progress(
+    url: str, new_store: Opener
+) -> None:
+    # record_health locks the leader's lease row for its transaction; a leader paused there
+    # (SIGSTOP) must not hold up every other instance's heartbeat until the server ends it
+    a, b = nodes(new_store, "a", "b")
+    settle([a, b])
+    leader = a if a.view is not None and a.view.leader else b
+    other = b if leader is a else a
+    with psycopg.connect(url) as paused:
+        paused.execute(FENCE_LEADER, (leader.me.id, time.time() - 3600))
+        ticked = threading.Thread(target=other.tick, daemon=True)
+        ticked.start()
+        ticked.join(timeout=3)
+        waited = ticked.is_alive()
+        paused.rollback()
+    ticked.join(timeout=10)
+    assert not waited, "a tick waited for the leader's open health write"
+    assert other.view is not None and not other.view.leader

@@ -194,6 +194,21 @@ def test_a_sqlite_store_moves_to_postgresql_with_its_event_ids_and_outbox(
     assert after["due"]["hook"] != after["due_later"]["hook"]  # type: ignore[index]
 
 
+def test_a_row_held_by_the_old_store_s_sender_is_free_to_send_on_the_new_one(
+    sqlite_url: str, pg_url: str
+) -> None:
+    # a hold is the runtime state of one sender of the old deployment, stopped before the
+    # copy: the new deployment's senders must not wait it out (a request's timeout + 30 s)
+    with closing(open_store(sqlite_url)) as old:
+        (head,) = old.due_deliveries("hook", FAR, 1)
+        held = old.claim_delivery("hook", "old-host-1-abcdef", FAR, 3600.0)
+        assert held is not None and held.held_by == "old-host-1-abcdef"
+    migrate(sqlite_url, pg_url)
+    with closing(open_store(pg_url)) as new:
+        taken = new.claim_delivery("hook", "new-host-2-abcdef", FAR + 1, 30.0)
+    assert taken is not None and (taken.id, taken.held_by) == (head.id, "new-host-2-abcdef")
+
+
 def test_a_new_event_on_the_target_gets_a_larger_id_than_every_copied_one(
     sqlite_url: str, pg_url: str
 ) -> None:

@@ -182,6 +182,9 @@ class Sender:
         self._next_refresh = 0.0
         self._session: aiohttp.ClientSession | None = None
         self._store_down = False  # said once per outage
+        # a row whose delivery is over (sent, or given up) but which the store failed to
+        # remove: removed before anything else, never sent again by this process
+        self._over: int | None = None
 
     @property
     def name(self) -> str:
@@ -222,6 +225,8 @@ class Sender:
     # -- the loop -----------------------------------------------------------------------------
 
     async def _step(self) -> None:
+        if self._over is not None:
+            await self._remove(self._over)
         if self._refresh_due():
             await self._refresh()
         # cleared before the read, so a wake-up during it is not lost: the wait returns at once
@@ -284,7 +289,7 @@ class Sender:
                 attempt.error,
                 d.attempts,
             )
-            await self.rt.db.delivery_done(d.id)
+            await self._remove(d.id)
         elif outcome is Verdict.RETRY:
             await self._retry(d, attempt)
         else:
@@ -312,7 +317,12 @@ class Sender:
             self.name,
             why,
         )
-        await self.rt.db.delivery_done(d.id)  # after the line, as for a delivery
+        await self._remove(d.id)  # after the line, as for a delivery
+
+    async def _remove(self, delivery_id: int) -> None:
+        self._over = delivery_id
+        await self.rt.db.delivery_done(delivery_id)
+        self._over = None
 
     async def _post(self, request: Request) -> Attempt:
         """One POST; every failure becomes an `Attempt` whose text never shows the URL."""

@@ -172,7 +172,8 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def leave(self, owner: str) -> None:
-        """A clean stop: give up every lease of `owner` (others take them at once)."""
+        """A clean stop: give up every lease of `owner` (others take them at once) and its
+        senders' holds on outbox rows (abandoned mid-request, they go out again at once)."""
 
     def outbox_waiter(self) -> Callable[[float], bool] | None:
         """A function that blocks up to its argument in seconds for another instance's
@@ -203,6 +204,12 @@ class StoreError(Exception):
 class Fenced(StoreError):
     """A commit refused: a lease it needed is no longer held (another instance took the
     shard), or its transition was stored already. Nothing was written."""
+
+    def __init__(self, message: str, lost: Collection[int] = ()) -> None:
+        super().__init__(message)
+        # the fence's shards no longer held (none: refused for another reason); the rest of
+        # the commit, without their rows, may be written under the shards still held
+        self.lost = frozenset(lost)
 
 
 class StoreUnavailable(StoreError):

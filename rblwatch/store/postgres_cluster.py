@@ -39,7 +39,7 @@ def tick(cur: Cursor, me: Instance, names: list[str], lease: float, shards: int)
     held = _leases(cur.execute(q.RENEW_SHARDS, (until, me.id, names)))
     share = fair_share(shards, live)
     kept, taken = _rebalance(cur, me.id, names, held, share, (now, until))
-    leader = cur.execute(q.TAKE_LEADER, (me.id, until, now)).fetchone() is not None
+    leader = _lead(cur, me.id, now, until)
     if leader:
         cur.execute(q.FORGET_INSTANCES, (now - FORGET_AFTER_S,))
     return View(me.id, tuple(sorted(kept + taken)), leader, live, now, tuple(taken))
@@ -71,6 +71,15 @@ def _rebalance(
     return kept, taken
 
 
+def _lead(cur: Cursor, owner: str, now: float, until: float) -> bool:
+    """Take or renew the leader's lease; True if `owner` leads (see TAKE_LEADER)."""
+    cur.execute(q.ENSURE_LEADER)
+    taken = cur.execute(q.TAKE_LEADER, {"me": owner, "until": until, "now": now}).fetchone()
+    if taken is not None:
+        return True
+    return cur.execute(q.STILL_LEADER, (owner, now)).fetchone() is not None
+
+
 def instances(cur: Cursor) -> list[Instance]:
     now = now_of(cur)
     rows = cur.execute(q.INSTANCES, (now, now)).fetchall()
@@ -84,6 +93,7 @@ def leave(cur: Cursor, owner: str) -> None:
     cur.execute(q.LEAVE_SHARDS, (owner,))
     cur.execute(q.LEAVE_LEADER, (owner,))
     cur.execute(q.LEAVE_INSTANCE, (owner,))
+    cur.execute(q.LEAVE_HOLDS, (owner,))
 
 
 def check_fence(cur: Cursor, label: str, name: str, fence: Fence) -> tuple[float, list[int]]:
@@ -104,7 +114,8 @@ def check_fence(cur: Cursor, label: str, name: str, fence: Fence) -> tuple[float
     if lost:
         raise Fenced(
             f"{label}: list {name}: shard(s) {', '.join(map(str, lost))}"
-            " no longer held by this instance; its results are not written"
+            " no longer held by this instance; its results are not written",
+            lost,
         )
     return now, sorted(want)
 

@@ -219,16 +219,26 @@ CLAIM_SHARDS = """
         FOR UPDATE SKIP LOCKED)
     RETURNING list, shard, epoch, last_done
 """
+# the leader's row, made once; taken (or renewed) only if free, expired or ours, and
+# SKIP LOCKED: the leader's health write locks it for its transaction (FENCE_LEADER), and a
+# tick must not wait for another instance (one paused there would hold up every heartbeat)
+ENSURE_LEADER = """
+    INSERT INTO leases (name, owner, epoch, expires) VALUES ('leader', NULL, 0, 0)
+    ON CONFLICT DO NOTHING
+"""
 TAKE_LEADER = """
-    INSERT INTO leases (name, owner, epoch, expires) VALUES ('leader', %s, 1, %s)
-    ON CONFLICT (name) DO UPDATE SET
-        epoch = CASE WHEN leases.owner = excluded.owner THEN leases.epoch
-                     ELSE leases.epoch + 1 END,
-        owner = excluded.owner,
-        expires = excluded.expires
-    WHERE leases.owner = excluded.owner OR leases.owner IS NULL OR leases.expires <= %s
+    UPDATE leases SET
+        epoch = CASE WHEN owner = %(me)s THEN epoch ELSE epoch + 1 END,
+        owner = %(me)s,
+        expires = %(until)s
+    WHERE name IN (
+        SELECT name FROM leases
+        WHERE name = 'leader' AND (owner = %(me)s OR owner IS NULL OR expires <= %(now)s)
+        FOR UPDATE SKIP LOCKED)
     RETURNING epoch
 """
+# the row locked meanwhile: leading still if the lease, as last committed, is ours and runs
+STILL_LEADER = "SELECT 1 FROM leases WHERE name = 'leader' AND owner = %s AND expires > %s"
 # the leader's housekeeping: instances silent for an hour leave the page
 FORGET_INSTANCES = "DELETE FROM instances WHERE heartbeat < %s"
 INSTANCES = """
@@ -241,6 +251,8 @@ INSTANCES = """
 LEAVE_SHARDS = _FREE
 LEAVE_LEADER = "UPDATE leases SET owner = NULL, expires = 0 WHERE owner = %s"
 LEAVE_INSTANCE = "DELETE FROM instances WHERE id = %s"
+# a clean stop: the outbox rows its senders held (abandoned mid-request) go out again at once
+LEAVE_HOLDS = "UPDATE outbox SET held_by = NULL, held_until = NULL WHERE held_by = %s"
 # a fenced commit: the shards it needs, locked for its transaction, if still held
 FENCE_SHARDS = """
     SELECT shard, epoch FROM shards

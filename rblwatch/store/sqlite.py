@@ -427,6 +427,16 @@ class SqliteStore(Store):
     # -- several instances: a SQLite file has one ----------------------------------------------
 
     def tick(self, me: Instance, lists: Sequence[str], lease: float, shards: int = SHARDS) -> View:
+        if self._me is None or self._me.id != me.id:
+            # a SQLite file has one daemon at a time: a hold of another sender's is that of
+            # an earlier process, stopped or killed mid-request; its row goes out again now,
+            # not once the hold (a request's timeout + 30 s) has run out
+            with self._write() as conn:
+                conn.execute(
+                    "UPDATE outbox SET held_by = NULL, held_until = NULL"
+                    " WHERE held_by IS NOT NULL AND held_by != ?",
+                    (me.id,),
+                )
         now = time.time()
         view = solo_view(me.id, lists, now, shards)
         self._me = replace(me, heartbeat=now, shards=len(view.leases), leader=True)
@@ -436,6 +446,8 @@ class SqliteStore(Store):
         return [self._me] if self._me is not None else []
 
     def leave(self, owner: str) -> None:
+        with self._write() as conn:
+            conn.execute(_RELEASE_HOLDS, (owner,))
         if self._me is not None and self._me.id == owner:
             self._me = None
 
@@ -467,6 +479,10 @@ class SqliteStore(Store):
                 yield transfer.SqliteTables(conn, error)
             finally:
                 conn.execute("ROLLBACK")  # it only read
+
+
+# a clean stop: the rows this sender held (abandoned mid-request) go out again at once
+_RELEASE_HOLDS = "UPDATE outbox SET held_by = NULL, held_until = NULL WHERE held_by = ?"
 
 
 @contextlib.contextmanager

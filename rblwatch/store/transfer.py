@@ -3,7 +3,8 @@
 What moves: the data tables `TABLES`, that is the state (pairs, seen), the history (events),
 the list aggregates (list_status), the query budgets (budget) and the pending outbox. Nothing
 else: the schema markers belong to each store's own migrations, and coordination tables
-(instances, shards, leases) are the runtime state of one deployment, not data.
+(instances, shards, leases) and the outbox rows' holds (`RUNTIME_COLUMNS`) are the runtime
+state of one deployment, not data.
 
 Rules:
 
@@ -48,6 +49,9 @@ TABLES = ("pairs", "seen", "events", "list_status", "budget", "outbox")
 # Tables whose `id` comes from a sequence: copied in id order, the sequence raised afterwards.
 ID_TABLES = frozenset({"events", "outbox"})
 BATCH_ROWS = 5000
+# Columns that are the runtime state of one deployment, like the coordination tables: an
+# outbox row's hold is a sender's of the old deployment, which must not delay the new one's.
+RUNTIME_COLUMNS = {"outbox": frozenset({"held_by", "held_until"})}
 
 Row = tuple[Any, ...]
 Batches = Generator[list[Row], None, None]
@@ -155,7 +159,7 @@ def shown(url: str) -> str:
 
 def _copy_table(src: Tables, dst: Tables, table: str, batch_rows: int) -> tuple[int, int]:
     """Copy one table; (rows copied, the largest id among them or 0)."""
-    theirs = set(dst.columns(table))
+    theirs = set(dst.columns(table)) - RUNTIME_COLUMNS.get(table, frozenset())
     columns = [column for column in src.columns(table) if column in theirs]
     id_at = columns.index("id") if table in ID_TABLES and "id" in columns else None
     count, largest = 0, 0
