@@ -38,6 +38,7 @@ from rblwatch.store import Fenced
 log = logging.getLogger("rblwatch.engine")
 
 ConfirmCallback = Callable[[str, set[str]], None]
+FOLLOWER_WAIT_S = 10.0  # for the leader's first verdict on a list, before skipping a cycle
 
 
 class CycleOverrun(Exception):
@@ -174,7 +175,12 @@ class Engine:
         # the leader stores the health; the others read it afresh for each cycle
         await self.keeper.load(refresh=not self.leads())
         if self.health_of(name) is Health.UNKNOWN:
-            await self.probe(name)  # never trust a list's answers before its test points
+            # never trust a list's answers before its test points: the leader probes them,
+            # and another instance waits a little for its verdict rather than an interval
+            if self.leads():
+                await self.probe(name)
+            else:
+                await self.keeper.wait_known(name, FOLLOWER_WAIT_S)
         start = self.clock()
         targets = await self._found()
         mine = self.inventory.slice(targets, kind.takes(lst))

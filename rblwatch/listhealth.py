@@ -56,6 +56,13 @@ class HealthKeeper:
             if self._health is None:
                 self._health = stored
 
+    async def wait_known(self, name: str, timeout: float, step: float = 0.5) -> None:
+        """Read the stored health again until the list's is known, for up to `timeout`."""
+        deadline = time.monotonic() + timeout
+        while self.health_of(name) is Health.UNKNOWN and time.monotonic() < deadline:
+            await asyncio.sleep(step)
+            await self.load(refresh=True)
+
     def health_of(self, name: str) -> Health:
         """A list's health as last stored (UNKNOWN until `load` or a probe)."""
         return Health.UNKNOWN if self._health is None else self._health.get(name, Health.UNKNOWN)

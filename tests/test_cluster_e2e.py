@@ -175,6 +175,8 @@ def assert_once_each(hooks: WebhookReceiver, url: str) -> None:
     ids = [f"evt_{i}" for (i,) in sql(url, "SELECT id FROM events WHERE target IS NOT NULL")]
     delivered = collections.Counter(r.id for r in hooks.delivered())
     assert set(delivered) <= set(ids)
+    # one delivery per event: no webhook-id was accepted twice (by one instance or two)
+    assert set(delivered.values()) <= {1}, {i: n for i, n in delivered.items() if n > 1}
 
 
 def test_two_instances_split_the_work_and_raise_one_event_and_one_delivery_per_change(

@@ -19,7 +19,7 @@ import pytest
 
 from rblwatch.cluster import SHARDS, Instance, Lease, View
 from rblwatch.config import Config, parse_config
-from rblwatch.engine import CycleOverrun, Engine, utc_day
+from rblwatch.engine import CycleOverrun, CycleReport, Engine, utc_day
 from rblwatch.model import (
     CycleCommit,
     Event,
@@ -694,6 +694,31 @@ def test_an_instance_that_does_not_lead_ignores_a_scan_the_leader_found_unhealth
     run(scenario)
     assert pair(store, "192.0.2.1") is None
     assert events(store, EventKind.LISTED) == []
+
+
+def test_an_instance_that_does_not_lead_waits_for_the_leader_s_first_verdict(
+    faultdns: FaultDns, store: SqliteStore
+) -> None:
+    # at start the leader's first probe may not be stored yet when another instance's first
+    # cycle runs: that one waits a little for it rather than skipping a whole interval
+    healthy(faultdns)
+    listing(faultdns, "192.0.2.1")
+    cfg = make_config(faultdns.port, schedule={"confirm": 1})
+    every = tuple(Lease("bl", s, 1) for s in range(SHARDS))
+    lead, other = Runtime(cfg, store), Runtime(cfg, store)
+    lead.view = View("a", (), True, 2, T0)
+    other.view = View("b", every, False, 2, T0)
+    leader, follower = Engine(lead), Engine(other)
+
+    async def scenario() -> CycleReport:
+        cycle = asyncio.create_task(follower.cycle("bl"))
+        await asyncio.sleep(1.2)  # the leader's verdict comes late
+        await leader.probe("bl")
+        return await cycle
+
+    report = run(scenario)
+    assert report.skipped == "" and report.lookups == 4
+    assert pair(store, "192.0.2.1") is not None
 
 
 def test_a_cycle_that_lost_some_shards_meanwhile_still_writes_the_shards_it_holds(

@@ -451,3 +451,20 @@ def test_a_tick_does_not_wait_for_the_leaders_health_write_in_progress(
     ticked.join(timeout=10)
     assert not waited, "a tick waited for the leader's open health write"
     assert other.view is not None and not other.view.leader
+
+
+def test_a_list_only_some_instances_watch_is_shared_among_those_alone(
+    new_store: Opener, url: str
+) -> None:
+    # a reload that adds a list reaches the instances one by one (or their configs differ):
+    # the list's shards must not wait for instances that do not watch it
+    a = Node("a", new_store(), ("zen", "other"))
+    b = Node("b", new_store(), ("zen",))
+    settle([a, b])
+    assert a.shards("other") == ALL  # b does not watch it: a holds all of it
+    assert_split([a, b], url, "zen")
+    assert len(a.shards("zen")) == len(b.shards("zen")) == SHARDS // 2
+    b.lists = ["zen", "other"]  # b reloads with the list too: now they share it
+    settle([a, b])
+    assert_split([a, b], url, "other")
+    assert len(b.shards("other")) == SHARDS // 2

@@ -32,12 +32,14 @@ def tick(cur: Cursor, me: Instance, names: list[str], lease: float, shards: int)
     """`Store.tick` in the caller's transaction."""
     now = now_of(cur)
     until = now + lease
-    cur.execute(q.UPSERT_INSTANCE, (me.id, me.host, me.pid, me.version, me.started, now))
+    row = (me.id, me.host, me.pid, me.version, me.started, now, names)
+    cur.execute(q.UPSERT_INSTANCE, row)
     cur.execute(q.ENSURE_SHARDS, (names, shards))
     live = int(_one(cur, q.LIVE_INSTANCES, (now - lease,)))
+    watchers = {str(n): int(c) for n, c in cur.execute(q.LIVE_WATCHERS, (now - lease,))}
     cur.execute(q.RELEASE_UNLISTED, (me.id, names))
     held = _leases(cur.execute(q.RENEW_SHARDS, (until, me.id, names)))
-    share = fair_share(shards, live)
+    share = {name: fair_share(shards, watchers.get(name, 1)) for name in names}
     kept, taken = _rebalance(cur, me.id, names, held, share, (now, until))
     leader = _lead(cur, me.id, now, until)
     if leader:
@@ -50,15 +52,16 @@ def _rebalance(
     owner: str,
     names: list[str],
     held: list[Lease],
-    share: int,
+    shares: dict[str, int],
     times: tuple[float, float],
 ) -> tuple[list[Lease], list[Lease]]:
-    """Per list: release the shards above `share`, claim free or expired ones up to it.
+    """Per list: release the shards above its share, claim free or expired ones up to it.
     `times`: the database's now and the new leases' expiry."""
     now, until = times
     kept: list[Lease] = []
     taken: list[Lease] = []
     for name in names:
+        share = shares[name]
         mine = sorted(x for x in held if x.list == name)
         if len(mine) > share:
             extra = [x.shard for x in mine[share:]]

@@ -117,7 +117,8 @@ _V3_SEVERAL_INSTANCES = (
         pid integer NOT NULL,
         version text NOT NULL,
         started double precision NOT NULL,
-        heartbeat double precision NOT NULL
+        heartbeat double precision NOT NULL,
+        lists text[] NOT NULL DEFAULT '{}'
     )""",
     """CREATE TABLE shards (
         list text NOT NULL,
@@ -184,9 +185,10 @@ NOTIFY_OUTBOX = "SELECT pg_notify('rblwatch_outbox', '')"
 OUTBOX_CHANNEL = "rblwatch_outbox"
 
 UPSERT_INSTANCE = """
-    INSERT INTO instances (id, host, pid, version, started, heartbeat)
-    VALUES (%s, %s, %s, %s, %s, %s)
-    ON CONFLICT (id) DO UPDATE SET heartbeat = excluded.heartbeat, version = excluded.version
+    INSERT INTO instances (id, host, pid, version, started, heartbeat, lists)
+    VALUES (%s, %s, %s, %s, %s, %s, %s)
+    ON CONFLICT (id) DO UPDATE SET
+        heartbeat = excluded.heartbeat, version = excluded.version, lists = excluded.lists
 """
 # the rows there are already are left out before the insert, not by ON CONFLICT alone: a
 # conflict with a row that another transaction is updating (a commit's last_done, another
@@ -198,6 +200,13 @@ ENSURE_SHARDS = """
     ON CONFLICT DO NOTHING
 """
 LIVE_INSTANCES = "SELECT count(*) FROM instances WHERE heartbeat > %s"
+# per list, the live instances that watch it: a list's shards are shared among those only
+# (while a reload that adds a list reaches the instances one by one, or their configs differ,
+# counting the others would leave part of it to nobody)
+LIVE_WATCHERS = """
+    SELECT name, count(*) FROM instances, unnest(lists) AS name WHERE heartbeat > %s
+    GROUP BY name
+"""
 # every lease of mine on a list still configured, renewed (even one past its expiry that
 # nobody took: the epoch is the same, so nobody wrote under another)
 RENEW_SHARDS = """
