@@ -46,6 +46,7 @@ talks to 127.0.0.1 only. Bounded: every wait has a deadline; every process is st
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import signal
 import sqlite3
@@ -70,6 +71,7 @@ from bench_daemon import bench_check, free_port, get
 from pgserver import postgres_server
 
 from rblwatch.cluster import DEFAULT_LEASE, SHARDS, tick_every
+from rblwatch.scheduler import grid_after
 from rblwatch.store import open_store
 from tests.postgres import Cluster
 from tests.webhooks import WebhookReceiver
@@ -404,14 +406,16 @@ def measured(a: argparse.Namespace, s: Scenario, url: str, res: Result, pg: PgFi
              kill_after: float, instances: list[Instance], probe: Probe) -> None:  # fmt: skip
     """Reload the warmed-up instances with the whole /16 and measure the round that follows."""
     lists = len(a.zones)
-    origin = wait_warm(probe, lists, timeout=60)
+    wait_warm(probe, lists, timeout=60)
     for x in instances:
         write_config(x.cfg, a, url, x.web_port, NETWORK, s.instances)
         x.reload()
     reloaded = time.time()
     if pg is not None:
         pg.begin()
-    at = origin + a.interval + kill_after  # the victim's own round starts a little later
+    # the instances' cycles fall on the interval's grid (rblwatch.scheduler): the measured
+    # round starts at the grid's next point
+    at = grid_after(dt.datetime.now(dt.UTC), a.interval).timestamp() + kill_after
     kill = killer(res, instances[-1], at) if s.kill else None
     r = measure(probe, lists, reloaded, timeout=a.interval + a.lease_s + 90, kill=kill)
     res.round_s = r.end - r.start

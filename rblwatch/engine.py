@@ -23,7 +23,7 @@ from typing import Any
 from rblwatch import health, hostnames
 from rblwatch.alerts.routing import receivers_for
 from rblwatch.checks import CHECK_KINDS, CheckIO, CheckKind, CheckRun, subject_of
-from rblwatch.cluster import Fence, shard_of
+from rblwatch.cluster import SHARDS, Fence, shard_of
 from rblwatch.commitplan import CycleInput, is_news, list_status, plan_commit
 from rblwatch.inventory import Found, Inventory, Slice
 from rblwatch.listhealth import HealthKeeper, utc_day
@@ -260,6 +260,8 @@ class Engine:
     async def _lookups(self, c: _Cycle, until: float | None) -> tuple[CheckRun, Durations]:
         """The kind's run over the cycle's targets, or CycleOverrun past the deadline."""
         io, durations = self._io(), Durations(DURATION_BUCKETS)
+        if c.held is not None:  # the list's rate limit is shared as its shards are
+            io = dataclasses.replace(io, share=len(c.held) / SHARDS)
         try:
             run = await asyncio.wait_for(
                 c.kind.run(io, c.lst, c.mine, durations),

@@ -721,6 +721,30 @@ def test_an_instance_that_does_not_lead_waits_for_the_leader_s_first_verdict(
     assert pair(store, "192.0.2.1") is not None
 
 
+def test_an_instance_holding_half_of_a_list_asks_it_at_half_its_max_qps(
+    faultdns: FaultDns, store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # several instances split a list's targets: each its share of the list's rate limit too,
+    # so that together they keep to max_qps (SPEC: polite within each list's limits)
+    healthy(faultdns)
+    cfg = make_config(faultdns.port, lists=[{**BL, "max_qps": 40}])
+    half = tuple(Lease("bl", s, 1) for s in range(SHARDS // 2))
+    rt = Runtime(cfg, store)
+    rt.view = View("a", half, True, 2, T0)
+    engine = Engine(rt)
+    kind = engine.kinds["dnsbl"]
+    asked: list[float] = []
+    original = kind.run
+
+    async def spy_run(io: Any, subject: Any, targets: Any, durations: Any) -> Any:
+        asked.append(subject.max_qps * io.share)
+        return await original(io, subject, targets, durations)
+
+    monkeypatch.setattr(kind, "run", spy_run)
+    run(lambda: engine.cycle("bl"))
+    assert asked == [20.0]
+
+
 def test_a_cycle_that_lost_some_shards_meanwhile_still_writes_the_shards_it_holds(
     faultdns: FaultDns, postgres_cluster: Cluster
 ) -> None:

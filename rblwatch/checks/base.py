@@ -45,6 +45,9 @@ class CheckIO:
 
     resolver: Resolver
     config: ResolverConfig
+    # the share of a subject's work this instance does (several instances split it): a
+    # subject's rate limit (max_qps) is its share of the limit, so together they keep to it
+    share: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,7 +61,7 @@ class DnsblCheck:
             targets.targets,
             [self.plan(subject, io.config)],
             durations=durations,
-            max_qps=subject.max_qps,
+            max_qps=subject.max_qps * io.share if subject.max_qps else None,
             prefixes=targets.labels,
         )
         return self._run_of(report)
