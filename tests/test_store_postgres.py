@@ -263,3 +263,30 @@ def test_a_sender_claiming_while_another_takes_the_head_gets_nothing_not_the_row
         assert behind.held_by is None
     finally:
         store.close()
+
+
+def test_a_commit_with_outbox_rows_wakes_another_instance_s_listener(
+    postgres_cluster: Cluster, database: str, tmp_path: Path
+) -> None:
+    # senders on every instance wake on NOTIFY (polling is only the fallback): a commit that
+    # writes outbox rows on one instance's store is heard on another's
+    url = postgres_cluster.url(database)
+    writer, listener = open_store(url), open_store(url)
+    try:
+        wait = listener.outbox_waiter()
+        assert wait is not None
+        assert wait(0.3) is False  # nothing committed: the wait runs out
+        event = Event(EventKind.LISTED, "zen", 1.0, target="192.0.2.1", group="mail")
+        writer.commit(CycleCommit("zen", events=[event]))  # no receivers: no outbox rows
+        assert wait(0.3) is False
+        writer.commit(CycleCommit("zen", events=[event]), lambda e: ["ops"])
+        started = time.monotonic()
+        assert wait(5.0) is True and time.monotonic() - started < 5.0
+    finally:
+        writer.close()
+        listener.close()
+    sqlite = open_store(f"sqlite:///{tmp_path / 'one.db'}")
+    try:
+        assert sqlite.outbox_waiter() is None  # one process: its senders are woken directly
+    finally:
+        sqlite.close()

@@ -137,6 +137,7 @@ class PostgresStore(Store):
         if "connect_timeout" not in url:
             kwargs["connect_timeout"] = CONNECT_TIMEOUT_S
         self._url, self._kwargs = url, kwargs
+        self._listeners: list[cluster.Listener] = []  # closed with the store
         self._migrate(url, kwargs)
         try:
             self._pool: psycopg_pool.ConnectionPool | None = psycopg_pool.ConnectionPool(
@@ -449,11 +450,15 @@ class PostgresStore(Store):
             cluster.leave(cur, owner)
 
     def outbox_waiter(self) -> Callable[[float], bool] | None:
-        return cluster.Listener(self._url, self._kwargs).wait
+        listener = cluster.Listener(self._url, self._kwargs)
+        self._listeners.append(listener)
+        return listener.wait
 
     # -- lifecycle ------------------------------------------------------------------------------
 
     def close(self) -> None:
+        for listener in self._listeners:
+            listener.close()
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.close()

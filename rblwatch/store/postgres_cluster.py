@@ -134,9 +134,12 @@ class Listener:
     def __init__(self, url: str, kwargs: dict[str, Any]) -> None:
         self._url, self._kwargs = url, kwargs
         self._conn: psycopg.Connection[Any] | None = None
+        self._closed = False
 
     def wait(self, timeout: float) -> bool:
         """Block up to `timeout` seconds for a NOTIFY on the outbox channel."""
+        if self._closed:
+            return False
         try:
             if self._conn is None or self._conn.closed:
                 self._conn = psycopg.connect(self._url, autocommit=True, **self._kwargs)
@@ -151,6 +154,15 @@ class Listener:
             self._conn = None
             time.sleep(timeout)  # the database is away: the senders poll meanwhile
             return False
+
+    def close(self) -> None:
+        """Close the connection (the store's `close` does, once its listener thread is told
+        to stop: a wait in progress ends with its timeout)."""
+        self._closed = True  # a wait that comes after never connects again
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                conn.close()
 
 
 def _one(cur: Cursor, sql: str, params: tuple[Any, ...]) -> Any:
