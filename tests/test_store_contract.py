@@ -1135,3 +1135,65 @@ def test_config_accepts_exactly_the_store_urls_that_run_can_open(
         store_ok = True
     assert config_ok == store_ok
     assert config_ok == (scheme != "mysql")
+
+
+# -- the daily budget shared by every instance: reservations ----------------------------------
+# A cycle reserves its lookups before sending them and its commit counts the difference to
+# what it sent, so instances sharing one database never spend a list's budget twice.
+
+BUDGET_DAY = "2027-01-15"
+
+
+def test_a_reservation_that_fits_is_counted_at_once_and_one_that_does_not_is_not(
+    store: Store,
+) -> None:
+    assert store.reserve_budget("zen", BUDGET_DAY, 60, 100)
+    assert store.budget_used("zen", BUDGET_DAY) == 60
+    assert not store.reserve_budget("zen", BUDGET_DAY, 41, 100)
+    assert store.budget_used("zen", BUDGET_DAY) == 60  # refused: nothing counted
+    assert store.reserve_budget("zen", BUDGET_DAY, 40, 100)  # exactly to the limit
+    assert store.budget_used("zen", BUDGET_DAY) == 100
+    assert not store.reserve_budget("zen", BUDGET_DAY, 1, 100)
+    assert not store.reserve_budget("other", BUDGET_DAY, 101, 100)  # too big even for a fresh day
+    assert store.budget_used("other", BUDGET_DAY) == 0
+    assert store.budget_used("zen", "2027-01-16") == 0  # a day of its own
+
+
+def test_a_commit_corrects_a_reservation_by_what_was_really_sent(store: Store) -> None:
+    assert store.reserve_budget("zen", BUDGET_DAY, 50, 1000)
+    # 50 reserved, 62 sent (retries): the commit adds the 12 more
+    store.commit(CycleCommit("zen", budget_day=BUDGET_DAY, budget_queries=12))
+    assert store.budget_used("zen", BUDGET_DAY) == 62
+    assert store.reserve_budget("zen", BUDGET_DAY, 50, 1000)
+    # 50 reserved, 30 sent (the list went unhealthy mid-way): the commit gives 20 back
+    store.commit(CycleCommit("zen", budget_day=BUDGET_DAY, budget_queries=-20))
+    assert store.budget_used("zen", BUDGET_DAY) == 92
+
+
+def test_instances_reserving_at_once_never_spend_more_than_the_budget(
+    backend: Backend,
+) -> None:
+    stores = [backend.open() for _ in range(4)]
+    try:
+        granted: list[bool] = []
+        lock = threading.Lock()
+        start = threading.Barrier(len(stores))
+
+        def reserve(s: Store) -> None:
+            start.wait()
+            for _ in range(25):
+                ok = s.reserve_budget("zen", BUDGET_DAY, 7, 500)
+                with lock:
+                    granted.append(ok)
+
+        threads = [threading.Thread(target=reserve, args=(s,)) for s in stores]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        # 100 attempts of 7 against 500: exactly 71 fit, and the count says so
+        assert sum(granted) == 500 // 7
+        assert stores[0].budget_used("zen", BUDGET_DAY) == 7 * (500 // 7)
+    finally:
+        for s in stores:
+            s.close()
