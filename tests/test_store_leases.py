@@ -16,6 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 import psycopg
@@ -409,7 +410,7 @@ def test_a_tick_does_not_wait_for_another_instances_commit_in_progress(
     a, b = nodes(new_store, "a", "b")
     settle([a, b])
     with psycopg.connect(url) as paused:
-        paused.execute(SHARDS_DONE, (time.time(), "zen", sorted(a.shards())))
+        paused.execute(SHARDS_DONE, (time.time(), None, "zen", sorted(a.shards())))
         ticked = threading.Thread(target=b.tick, daemon=True)
         ticked.start()
         ticked.join(timeout=3)
@@ -468,3 +469,33 @@ def test_a_list_only_some_instances_watch_is_shared_among_those_alone(
     settle([a, b])
     assert_split([a, b], url, "other")
     assert len(b.shards("other")) == SHARDS // 2
+
+
+def test_a_list_s_last_success_is_its_oldest_shard_s_so_a_stuck_half_shows(
+    new_store: Opener, url: str
+) -> None:
+    # the list's row is written by whichever instance committed last, for its shards only:
+    # its last success must be the oldest of its shards', or one instance's cycles failing
+    # for good would hide behind the other's (RblwatchCycleStale would never fire)
+    a, b = nodes(new_store, "a", "b")
+    settle([a, b])
+
+    def done(node: Node, at: float) -> None:
+        status = ListStatus("zen", last_cycle_start=at - 5, last_cycle_end=at, targets=8)
+        status = replace(status, last_cycle_success=at)
+        assert node.view is not None
+        node.store.commit(CycleCommit("zen", status=status), to_ops, node.view.fence("zen"))
+
+    def success() -> float | None:
+        [row] = a.store.list_statuses()
+        return row.last_cycle_success
+
+    done(a, T0 + 100)
+    assert success() is None  # b's half has never completed a cycle
+    done(b, T0 + 50)
+    assert success() == T0 + 50
+    done(a, T0 + 200)  # only a goes on: the row says T0 + 200, the list is as old as b's half
+    assert a.store.list_statuses()[0].last_cycle_end == T0 + 200
+    assert success() == T0 + 50
+    done(b, T0 + 210)
+    assert success() == T0 + 200

@@ -280,7 +280,8 @@ class PostgresStore(Store):
             if commit.budget_day is not None and commit.budget_queries:
                 cur.execute(ADD_BUDGET, (name, commit.budget_day, commit.budget_queries))
             if shards:
-                cur.execute(q.SHARDS_DONE, (shards[0], name, shards[1]))
+                success = commit.status.last_cycle_success if commit.status is not None else None
+                cur.execute(q.SHARDS_DONE, (shards[0], success, name, shards[1]))
             if events and receivers_for is not None:
                 cur.execute(q.NOTIFY_OUTBOX)  # delivered at COMMIT: senders wake on it
         return events
@@ -326,8 +327,16 @@ class PostgresStore(Store):
     # -- reading ------------------------------------------------------------------------------
 
     def list_statuses(self) -> list[ListStatus]:
-        rows = self._rows(f'SELECT {STATUS_COLUMNS} FROM list_status ORDER BY name COLLATE "C"')
-        return [status_of(row) for row in rows]
+        with self._conn() as conn, conn.cursor(row_factory=dict_row) as cur:
+            sql = f'SELECT {STATUS_COLUMNS} FROM list_status ORDER BY name COLLATE "C"'
+            rows = cur.execute(sql).fetchall()
+            success = {row["list"]: row["success"] for row in cur.execute(q.LIST_SUCCESS)}
+        # a list whose shards several instances cycle: its row is the last committer's part,
+        # so its last success is its oldest shard's (one instance's stuck half shows)
+        return [
+            replace(s, last_cycle_success=success[s.name]) if s.name in success else s
+            for s in map(status_of, rows)
+        ]
 
     def events(
         self,

@@ -127,6 +127,7 @@ _V3_SEVERAL_INSTANCES = (
         epoch bigint NOT NULL DEFAULT 0,
         expires double precision NOT NULL DEFAULT 0,
         last_done double precision,
+        last_success double precision,
         PRIMARY KEY (list, shard)
     )""",
     "CREATE INDEX shards_owner ON shards (owner)",
@@ -268,7 +269,17 @@ FENCE_SHARDS = """
     WHERE list = %s AND owner = %s AND expires > %s AND shard = ANY(%s)
     FOR UPDATE
 """
-SHARDS_DONE = "UPDATE shards SET last_done = %s WHERE list = %s AND shard = ANY(%s)"
+# last_done: any cycle's commit (the takeover's clock); last_success: a completed full cycle's
+# end, as its list row has it (the list's success is its oldest shard's: see LIST_SUCCESS)
+SHARDS_DONE = """
+    UPDATE shards SET last_done = %s, last_success = COALESCE(%s, last_success)
+    WHERE list = %s AND shard = ANY(%s)
+"""
+# per list with shards, when its every shard last had a completed cycle (NULL: one never had)
+LIST_SUCCESS = """
+    SELECT list, CASE WHEN count(last_success) = count(*) THEN min(last_success) END AS success
+    FROM shards GROUP BY list
+"""
 FENCE_LEADER = """
     SELECT 1 FROM leases WHERE name = 'leader' AND owner = %s AND expires > %s FOR UPDATE
 """
