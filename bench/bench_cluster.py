@@ -70,7 +70,8 @@ from bench_check import read_truth, read_zones  # the zones every benchmark shar
 from bench_daemon import bench_check, free_port, get
 from pgserver import postgres_server
 
-from rblwatch.cluster import DEFAULT_LEASE, SHARDS, tick_every
+from rblwatch.cluster import SHARDS, tick_every
+from rblwatch.config.model import StoreConfig
 from rblwatch.scheduler import grid_after
 from rblwatch.store import open_store
 from tests.postgres import Cluster
@@ -545,7 +546,7 @@ def prepare(a: argparse.Namespace) -> None:
     listed = {ip for ip, _ in truth}
     clean = (f"10.20.0.{i}" for i in range(256) if f"10.20.0.{i}" not in listed)
     a.warm = ", ".join(next(clean) for _ in range(WARM))
-    a.lease_s = float(a.lease or DEFAULT_LEASE)
+    a.lease_s = float(a.lease or StoreConfig().lease)  # the config's default
     # the measured round must come after the shares are settled: a joining instance gets its
     # shards within two heartbeats; and PgFigures.begin waits 10.5 s after the reload
     if a.interval < 2 * tick_every(a.lease_s) + 10:

@@ -29,7 +29,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 SHARDS = 16  # per list: enough to spread over a handful of instances, few rows to lease
-DEFAULT_LEASE = 30.0  # seconds: how long a silent instance keeps its shards
 
 
 def shard_of(value: str, shards: int = SHARDS) -> int:
@@ -136,7 +135,6 @@ def takeovers(
 
 
 __all__ = [
-    "DEFAULT_LEASE",
     "SHARDS",
     "Fence",
     "Instance",

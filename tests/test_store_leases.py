@@ -22,7 +22,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from rblwatch.cluster import DEFAULT_LEASE, SHARDS, Fence, Instance, View
+from rblwatch.cluster import SHARDS, Fence, Instance, View
+from rblwatch.config.model import StoreConfig
 from rblwatch.model import CycleCommit, Event, EventKind, Health, ListStatus, PairState, PairStatus
 from rblwatch.store import Fenced, Store, StoreError, open_store
 from rblwatch.store import postgres as pg
@@ -364,7 +365,8 @@ def test_a_transaction_left_idle_is_ended_by_the_server_freeing_its_shard_rows(
 ) -> None:
     # a paused commit must not keep its shards locked past their lease (claims skip locked
     # rows, so no survivor could take them)
-    assert pg.IDLE_IN_TRANSACTION_MS < DEFAULT_LEASE * 1000
+    default_lease_ms = StoreConfig().lease * 1000
+    assert default_lease_ms > pg.IDLE_IN_TRANSACTION_MS
     monkeypatch.setattr(pg, "IDLE_IN_TRANSACTION_MS", 200)  # read by each new connection
     store = open_store(url)
     try:
