@@ -82,6 +82,27 @@ class EventKind(enum.StrEnum):
     CHANGED = "changed"  # codes changed while listed
     LIST_UNHEALTHY = "list_unhealthy"
     LIST_RECOVERED = "list_recovered"
+    # a hygiene check's pair (`checks.hygiene`): the same transitions under its own words
+    CHECK_FAILED = "check_failed"
+    CHECK_PASSED = "check_passed"
+    CHECK_CHANGED = "check_changed"  # failing still, for another reason
+
+
+# a hygiene check's word for each pair transition, and back
+CHECK_EVENTS: Mapping[EventKind, EventKind] = MappingProxyType(
+    {
+        EventKind.LISTED: EventKind.CHECK_FAILED,
+        EventKind.DELISTED: EventKind.CHECK_PASSED,
+        EventKind.CHANGED: EventKind.CHECK_CHANGED,
+    }
+)
+_PAIR_EVENTS = {v: k for k, v in CHECK_EVENTS.items()}
+
+
+def transition_of(kind: EventKind) -> EventKind:
+    """The transition an event stands for, in the DNSBL words (listed, delisted, changed):
+    what alert formats and routing switch on, whatever kind of check raised it."""
+    return _PAIR_EVENTS.get(kind, kind)
 
 
 class PairStatus(enum.StrEnum):
@@ -160,6 +181,29 @@ class DnsList:
     def checks(self, target_kind: TargetKind) -> bool:
         """Whether a target of this kind is looked up on this list (SPEC §6)."""
         return TARGET_KINDS[target_kind].taken_by(self)
+
+
+@dataclass(frozen=True, slots=True)
+class HygieneSubject:
+    """One hygiene check (`spf`, `fcrdns`, …) as the scheduler and the engine run it: every
+    configured group's pairs of that check, under the check's name (which no list may take).
+
+    Beside a `DnsList` it has the few fields a subject is scheduled, budgeted and routed by;
+    what it checks is in the target groups' `hygiene:` sections (`checks.hygiene`)."""
+
+    name: str
+    interval: float | None = None
+    jitter: float | None = None
+    max_qps: float | None = None
+    daily_query_limit: int | None = None
+    purpose: Purpose = Purpose.BLOCK
+    health_check: bool = False  # no test points: a DNS failure is each pair's `error`
+    delist_url: str | None = None
+    description: str = ""
+
+
+# anything the daemon runs cycles of
+Subject = DnsList | HygieneSubject
 
 
 # -- target kinds: one entry per TargetKind ------------------------------------------------------

@@ -18,6 +18,7 @@ import yaml
 from rblwatch.config.alerts import check_receiver_groups, parse_receivers
 from rblwatch.config.lists import MAX_INTERVAL, MAX_JITTER, default_lists, parse_lists
 from rblwatch.config.model import (
+    HYGIENE_CHECKS,
     AlertsConfig,
     Config,
     ConfigError,
@@ -203,6 +204,7 @@ _TOP_FIELDS: Mapping[str, Parser] = {
             "confirm": _int(1, MAX_CONFIRM),
             "confirm_delay": _duration(MAX_CONFIRM_DELAY, zero_ok=True),
             "health_interval": _duration(MAX_INTERVAL, MIN_INTERVAL),
+            "hygiene_interval": _duration(MAX_INTERVAL, MIN_INTERVAL),
         },
     ),
     "store": _section(StoreConfig, {"url": _store_url, "lease": _duration(MAX_LEASE, MIN_LEASE)}),
@@ -228,9 +230,20 @@ def parse_top(ctx: _Ctx, data: object, source: str, require_targets: bool) -> Co
         parsed["lists"] = default_lists()
     if require_targets and not parsed.get("targets"):
         raise _Invalid("targets", "at least one target group is required for run")
+    _check_names_free(parsed)
     if "alerts" in parsed and parsed.get("targets"):
         check_receiver_groups(parsed["alerts"].receivers, {g.group for g in parsed["targets"]})
     return Config(**parsed, source=source)
+
+
+def _check_names_free(parsed: Mapping[str, object]) -> None:
+    """A hygiene check's name is its subject's name in the store and the metrics: a list of
+    the same name would share its pairs."""
+    lists = parsed.get("lists") or ()
+    assert isinstance(lists, tuple)
+    for i, lst in enumerate(lists):
+        if lst.name in HYGIENE_CHECKS:
+            raise _Invalid(f"lists.{i}.name", f"{lst.name!r} is the name of a hygiene check")
 
 
 def base_dir_of(source: str) -> Path:

@@ -7,10 +7,23 @@ from dataclasses import dataclass, field
 from typing import Literal, get_args
 from urllib.parse import urlsplit
 
-from rblwatch.model import DnsList, Nameserver, frozen_map
+from rblwatch.model import DnsList, HygieneSubject, Nameserver, frozen_map
 
 DEFAULT_CONFIG_PATH = "/etc/rblwatch/config.yaml"
-EVENT_KINDS = ("listed", "delisted", "changed", "list_unhealthy", "list_recovered")
+EVENT_KINDS = (
+    "listed",
+    "delisted",
+    "changed",
+    "list_unhealthy",
+    "list_recovered",
+    "check_failed",
+    "check_passed",
+    "check_changed",
+)
+# the hygiene checks (`rblwatch.hygiene`): their names are subjects' names, so no list takes one
+HYGIENE_CHECKS = ("fcrdns", "spf", "dkim", "dmarc", "mta-sts", "tls-rpt")
+DEFAULT_HYGIENE_CHECKS = ("fcrdns", "spf", "dmarc")  # and dkim when selectors are given
+MAX_SENDING_IPS = 1024  # per group: SPF is checked for each domain and each of them
 
 PerTarget = Literal["listed", "all", "none"]
 # The alert formats (`receivers[].format`), named once: a new format is one name here, and one in
@@ -36,6 +49,7 @@ class ScheduleConfig:
     confirm: int = 2
     confirm_delay: float = 30.0
     health_interval: float = 600.0
+    hygiene_interval: float = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +96,20 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class HygieneConfig:
+    """A target group's `hygiene:` section: which sender checks to run on it."""
+
+    checks: tuple[str, ...] = DEFAULT_HYGIENE_CHECKS
+    sending_ips: tuple[str, ...] | None = None  # None: the group's addresses and hostnames'
+    helo: str | None = None
+    # DKIM selectors by domain ("" = every domain of the group)
+    selectors: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def selectors_of(self, domain: str) -> tuple[str, ...]:
+        return self.selectors.get(domain, self.selectors.get("", ()))
+
+
+@dataclass(frozen=True, slots=True)
 class TargetGroup:
     """One `targets` entry, validated but not expanded (addresses and CIDRs in canonical form)."""
 
@@ -91,6 +119,7 @@ class TargetGroup:
     hostnames: tuple[str, ...] = ()
     domains: tuple[str, ...] = ()  # A-labels (IDNA), lower case
     labels: Mapping[str, str] = field(default_factory=frozen_map)
+    hygiene: HygieneConfig | None = None  # None: no sender checks for this group
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +161,13 @@ class Config:
         each under its own name: the one place a new check kind's subjects join the rest
         (today the DNS lists, checked by `checks.dnsbl`)."""
         return self.lists
+
+    @property
+    def hygiene(self) -> tuple[HygieneSubject, ...]:
+        """The hygiene checks some target group asks for, each one subject (in CHECKS order)."""
+        wanted = {c for g in self.targets if g.hygiene is not None for c in g.hygiene.checks}
+        interval = self.schedule.hygiene_interval
+        return tuple(HygieneSubject(c, interval=interval) for c in HYGIENE_CHECKS if c in wanted)
 
 
 class ConfigError(Exception):
