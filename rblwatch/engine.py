@@ -28,7 +28,18 @@ from rblwatch.commitplan import CycleInput, is_news, list_status, plan_commit
 from rblwatch.inventory import Found, Inventory, Slice
 from rblwatch.listhealth import HealthKeeper, utc_day
 from rblwatch.logs import EVENT_LINE
-from rblwatch.model import CycleCommit, DnsList, Event, Health, ListStatus, Reason, Target
+from rblwatch.model import (
+    CycleCommit,
+    DnsList,
+    Event,
+    EventKind,
+    Health,
+    ListStatus,
+    PairState,
+    Reason,
+    Subject,
+    Target,
+)
 from rblwatch.resolver import Durations, Resolver
 from rblwatch.resolvercache import ResolverCache
 from rblwatch.runtime import Runtime
@@ -61,7 +72,7 @@ class CycleReport:
 class _Cycle:
     """One cycle under way: its list and kind, its targets, when it began."""
 
-    lst: DnsList
+    lst: Subject
     kind: CheckKind[Any]
     found: Found
     mine: Slice
@@ -129,12 +140,16 @@ class Engine:
         """Probe a list's test points, store its health, raise list_unhealthy/list_recovered.
         Only the leader probes (None elsewhere): the others read the health it stores."""
         found = subject_of(self.rt.config, name)
-        if found is None or not self.leads():
+        if found is None or not self.leads() or not self.kinds[found[0]].probes:
             return None
         kind, lst = self.kinds[found[0]], found[1]
+        assert isinstance(lst, DnsList)
         return await self.keeper.probe(lst, lambda: kind.probe(self._io(), lst))
 
     def health_of(self, name: str) -> Health:
+        found = subject_of(self.rt.config, name)
+        if found is not None and not self.kinds[found[0]].probes:
+            return Health.HEALTHY  # no test points: a DNS failure is each pair's error
         return self.keeper.health_of(name)
 
     # -- cycles -----------------------------------------------------------------------------
@@ -183,7 +198,7 @@ class Engine:
                 await self.keeper.wait_known(name, FOLLOWER_WAIT_S)
         start = self.clock()
         targets = await self._found()
-        mine = self.inventory.slice(targets, kind.takes(lst))
+        mine = kind.targets(self.rt.config, lst, targets, self.inventory)
         c = _Cycle(lst, kind, targets, mine, start, only is None, report)
         if not self._shard(c, shards):
             report.skipped = "no shard of this list held"
@@ -318,7 +333,7 @@ class Engine:
         )
         commit, report.confirm = planned.commit, planned.confirm
         commit.events = [
-            dataclasses.replace(e, after=heads.get(e.target or "", 0)) for e in commit.events
+            _renamed(c.kind, e, rows, after=heads.get(e.target or "", 0)) for e in commit.events
         ]
         if c.full:
             commit.status = self._status(c, self.clock(), report.lookups, report.errors)
@@ -415,6 +430,17 @@ class Engine:
             self.rt.stats.events[e.kind] += 1
         if events and self.rt.on_events is not None:
             self.rt.on_events()  # wake the alert senders: these events have outbox rows
+
+
+def _renamed(kind: CheckKind[Any], e: Event, rows: dict[str, PairState], *, after: int) -> Event:
+    """An event in its kind's words (a hygiene pair's `check_failed`), naming the pair's
+    previous event; a changed failure says what it was before."""
+    named = kind.states.events.get(e.kind, e.kind)
+    detail = e.detail
+    prev = rows.get(e.target or "")
+    if named is EventKind.CHECK_CHANGED and prev is not None and prev.meanings:
+        detail = f"before: {'; '.join(prev.meanings)}"
+    return dataclasses.replace(e, kind=named, after=after, detail=detail)
 
 
 def _kept(c: _Cycle, commit: CycleCommit, lost: frozenset[int]) -> CycleCommit | None:

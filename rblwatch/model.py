@@ -88,6 +88,9 @@ class EventKind(enum.StrEnum):
     CHECK_CHANGED = "check_changed"  # failing still, for another reason
 
 
+# the hygiene checks (`rblwatch.hygiene`): each is a subject under its name, so no list takes one
+HYGIENE_CHECKS = ("fcrdns", "spf", "dkim", "dmarc", "mta-sts", "tls-rpt")
+
 # a hygiene check's word for each pair transition, and back
 CHECK_EVENTS: Mapping[EventKind, EventKind] = MappingProxyType(
     {

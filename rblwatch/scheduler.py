@@ -23,7 +23,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from rblwatch.checks import subjects
 from rblwatch.engine import CycleOverrun, Engine
-from rblwatch.model import DnsList
+from rblwatch.model import Subject
 from rblwatch.runtime import Runtime
 from rblwatch.store import StoreError
 
@@ -95,12 +95,12 @@ class Scheduler:
                 self._add_list(lst)
                 self._timings[lst.name] = wanted[lst.name]
 
-    def _timing(self, lst: DnsList) -> tuple[float, float, float]:
+    def _timing(self, lst: Subject) -> tuple[float, float, float]:
         sched = self.rt.config.schedule
         jitter = sched.jitter if lst.jitter is None else lst.jitter
         return (lst.interval or sched.interval, jitter, sched.health_interval)
 
-    def _add_list(self, lst: DnsList) -> None:
+    def _add_list(self, lst: Subject) -> None:
         sched = self.rt.config.schedule
         interval = lst.interval or sched.interval
         jitter = sched.jitter if lst.jitter is None else lst.jitter

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
-from rblwatch.model import DnsList, Event, Purpose
+from rblwatch.model import Event, Purpose, Subject
 
 
 class Wants(Protocol):
@@ -32,7 +32,7 @@ def wants(receiver: Wants, event: Event) -> bool:
     return not receiver.groups or event.group is None or event.group in receiver.groups
 
 
-def receivers_for(receivers: Iterable[Wants], lst: DnsList) -> Callable[[Event], list[str]]:
+def receivers_for(receivers: Iterable[Wants], lst: Subject) -> Callable[[Event], list[str]]:
     """The store's `ReceiversFor` for the events of one list."""
     chosen = tuple(receivers)
 

@@ -60,6 +60,7 @@ from rblwatch.model import (
     Health,
     PairState,
     PairStatus,
+    Subject,
     frozen_map,
 )
 from rblwatch.runtime import Runtime
@@ -383,14 +384,15 @@ class Sender:
     def _firing(self, store: Store) -> Firing:
         """What fires now for this receiver, from the store (runs in a thread)."""
         cfg = self.rt.config
-        lists = {x.name: x for x in cfg.subjects}
+        lists: dict[str, Subject] = {x.name: x for x in (*cfg.subjects, *cfg.hygiene)}
         wants = _Wants(cfg, self.name, lists)
         labels = {g.group: g.labels for g in cfg.targets}
         pairs = []
         for pair in store.pairs():
             lst = lists.get(pair.list)
             if pair.status is PairStatus.LISTED and lst is not None and wants.pair(pair, lst):
-                ctx = Context(labels=labels.get(pair.group, frozen_map()), dns_list=lst)
+                dns_list = lst if isinstance(lst, DnsList) else None
+                ctx = Context(labels=labels.get(pair.group, frozen_map()), dns_list=dns_list)
                 pairs.append((pair, ctx))
         unhealthy = []
         for s in store.list_statuses():
@@ -406,17 +408,16 @@ class _Wants:
     """Whether a receiver takes a pair's or a list's alert: the rule that picks its outbox rows
     (`alerts.routing`), asked about the event that started the condition."""
 
-    def __init__(self, config: Config, name: str, lists: Mapping[str, DnsList]) -> None:
+    def __init__(self, config: Config, name: str, lists: Mapping[str, Subject]) -> None:
         self.name = name
         self._pick = {n: receivers_for(config.alerts.receivers, lst) for n, lst in lists.items()}
 
-    def pair(self, pair: PairState, lst: DnsList) -> bool:
-        event = Event(
-            kind=EventKind.LISTED, list=lst.name, at=0.0, target=pair.target, group=pair.group
-        )
+    def pair(self, pair: PairState, lst: Subject) -> bool:
+        kind = EventKind.LISTED if isinstance(lst, DnsList) else EventKind.CHECK_FAILED
+        event = Event(kind=kind, list=lst.name, at=0.0, target=pair.target, group=pair.group)
         return self.name in self._pick[lst.name](event)
 
-    def list(self, lst: DnsList) -> bool:
+    def list(self, lst: Subject) -> bool:
         event = Event(kind=EventKind.LIST_UNHEALTHY, list=lst.name, at=0.0)
         return self.name in self._pick[lst.name](event)
 

@@ -2,8 +2,8 @@
 
 `CHECK_KINDS` is the one map of them (blackbox_exporter's `Probers`); `subject_of` finds what
 a scheduled name refers to and which kind checks it, and `subjects` lists every one the
-scheduler runs. Today every subject is a DNS list, checked by `dnsbl`; a new kind with
-subjects of its own adds them in these two functions (from its config section).
+scheduler runs: the DNS lists (checked by `dnsbl`) and the hygiene checks the target groups
+ask for (`hygiene`). A new kind with subjects of its own adds them in these two functions.
 """
 
 from __future__ import annotations
@@ -14,21 +14,27 @@ from typing import Any
 
 from rblwatch.checks.base import CheckIO, CheckKind, CheckRun, IsNews, Probed, States
 from rblwatch.checks.dnsbl import DnsblCheck
+from rblwatch.checks.hygiene import HygieneCheck
 from rblwatch.config import Config
-from rblwatch.model import DnsList
+from rblwatch.model import Subject
 
-CHECK_KINDS: Mapping[str, Callable[[], CheckKind[Any]]] = MappingProxyType({"dnsbl": DnsblCheck})
+CHECK_KINDS: Mapping[str, Callable[[], CheckKind[Any]]] = MappingProxyType(
+    {"dnsbl": DnsblCheck, "hygiene": HygieneCheck}
+)
 
 
-def subjects(cfg: Config) -> list[DnsList]:
+def subjects(cfg: Config) -> list[Subject]:
     """Everything the scheduler runs cycles of, each under its own name."""
-    return list(cfg.subjects)
+    return [*cfg.subjects, *cfg.hygiene]
 
 
-def subject_of(cfg: Config, name: str) -> tuple[str, DnsList] | None:
+def subject_of(cfg: Config, name: str) -> tuple[str, Subject] | None:
     """The check kind (its CHECK_KINDS key) and subject a scheduled name stands for."""
     lst = next((lst for lst in cfg.subjects if lst.name == name), None)
-    return None if lst is None else ("dnsbl", lst)
+    if lst is not None:
+        return "dnsbl", lst
+    check = next((h for h in cfg.hygiene if h.name == name), None)
+    return None if check is None else ("hygiene", check)
 
 
 __all__ = [

@@ -14,14 +14,14 @@ once, so a kind keeps its own batched hot loop (the DNSBL kind's is one resolver
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
-from rblwatch.config import ResolverConfig
+from rblwatch.config import Config, ResolverConfig
 from rblwatch.health import Verdict
-from rblwatch.inventory import Slice
-from rblwatch.model import Outcome, TargetKind
+from rblwatch.inventory import Found, Inventory, Slice
+from rblwatch.model import EventKind, Outcome, TargetKind
 from rblwatch.resolver import Durations, Resolver
 
 S_contra = TypeVar(
@@ -36,6 +36,8 @@ class States:
     bad: str  # OutcomeKind.LISTED (or ALLOWLISTED) in the state machine
     good: str  # OutcomeKind.CLEAN
     error: str = "error"  # OutcomeKind.ERROR, with a Reason
+    # the kind's own names for the pair events (listed → check_failed, …); none: the DNSBL's
+    events: Mapping[EventKind, EventKind] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +81,16 @@ class CheckKind(Protocol[S_contra]):
 
     name: str  # its key in CHECK_KINDS (and, later, a metric label value)
     states: States
+    # whether the subject has test points to probe before its answers are trusted (DNS
+    # lists); a kind without them is always healthy and its DNS failures are each pair's error
+    probes: bool
 
     def takes(self, subject: S_contra) -> tuple[TargetKind, ...]:
         """The kinds of target looked up for this subject, in the kind table's order."""
+        ...
+
+    def targets(self, cfg: Config, subject: S_contra, found: Found, inventory: Inventory) -> Slice:
+        """The subject's targets among every configured one found now, with query labels."""
         ...
 
     async def probe(self, io: CheckIO, subject: S_contra) -> Probed:

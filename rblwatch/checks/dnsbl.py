@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from rblwatch.checks.base import CheckIO, CheckRun, IsNews, Probed, States
-from rblwatch.config import ResolverConfig
-from rblwatch.inventory import Slice
+from rblwatch.config import Config, ResolverConfig
+from rblwatch.inventory import Found, Inventory, Slice
 from rblwatch.model import DnsList, TargetKind, kinds_taken
 from rblwatch.resolver import Durations, normalize_server, system_nameservers
 from rblwatch.scan import Plan, Report, fetch_txt, plans_for, probe_health, scan
@@ -29,12 +29,16 @@ class DnsblCheck:
 
     name = "dnsbl"
     states = States(bad="listed", good="clean")
+    probes = True
 
     def __init__(self) -> None:
         self._plans: dict[str, tuple[DnsList, ResolverConfig, Plan]] = {}
 
     def takes(self, subject: DnsList) -> tuple[TargetKind, ...]:
         return kinds_taken(subject)
+
+    def targets(self, cfg: Config, subject: DnsList, found: Found, inventory: Inventory) -> Slice:
+        return inventory.slice(found, kinds_taken(subject))
 
     def plan(self, lst: DnsList, resolver_cfg: ResolverConfig) -> Plan:
         """How to ask a list: built once per list and resolver config (its decoder keeps a

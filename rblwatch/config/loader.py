@@ -18,7 +18,6 @@ import yaml
 from rblwatch.config.alerts import check_receiver_groups, parse_receivers
 from rblwatch.config.lists import MAX_INTERVAL, MAX_JITTER, default_lists, parse_lists
 from rblwatch.config.model import (
-    HYGIENE_CHECKS,
     AlertsConfig,
     Config,
     ConfigError,
@@ -53,6 +52,7 @@ from rblwatch.config.walker import (
     _show,
     _walk,
 )
+from rblwatch.model import HYGIENE_CHECKS
 
 MAX_CONFIG_BYTES = 1024 * 1024
 MAX_DEPTH = 32  # the deepest key of a config is 6 levels down

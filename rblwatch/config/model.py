@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal, get_args
 from urllib.parse import urlsplit
 
-from rblwatch.model import DnsList, HygieneSubject, Nameserver, frozen_map
+from rblwatch.model import HYGIENE_CHECKS, DnsList, HygieneSubject, Nameserver, frozen_map
 
 DEFAULT_CONFIG_PATH = "/etc/rblwatch/config.yaml"
 EVENT_KINDS = (
@@ -20,8 +20,6 @@ EVENT_KINDS = (
     "check_passed",
     "check_changed",
 )
-# the hygiene checks (`rblwatch.hygiene`): their names are subjects' names, so no list takes one
-HYGIENE_CHECKS = ("fcrdns", "spf", "dkim", "dmarc", "mta-sts", "tls-rpt")
 DEFAULT_HYGIENE_CHECKS = ("fcrdns", "spf", "dmarc")  # and dkim when selectors are given
 MAX_SENDING_IPS = 1024  # per group: SPF is checked for each domain and each of them
 

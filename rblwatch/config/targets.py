@@ -8,7 +8,6 @@ from collections.abc import Mapping
 
 from rblwatch.config.model import (
     DEFAULT_HYGIENE_CHECKS,
-    HYGIENE_CHECKS,
     MAX_SENDING_IPS,
     HygieneConfig,
     TargetGroup,
@@ -33,6 +32,7 @@ from rblwatch.config.walker import (
     _unique,
     _walk,
 )
+from rblwatch.model import HYGIENE_CHECKS
 
 IPV6_MIN_PREFIX = 120  # SPEC §6: a /120 is 256 addresses; larger is almost surely a mistake
 

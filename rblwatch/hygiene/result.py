@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
+from rblwatch.model import HYGIENE_CHECKS
+
 Verdict = Literal["pass", "fail", "error"]
-CHECKS = ("fcrdns", "spf", "dkim", "dmarc", "mta-sts", "tls-rpt")
+CHECKS = HYGIENE_CHECKS
 DEFAULT_CHECKS = ("fcrdns", "spf", "dmarc")  # dkim joins them when selectors are given
 
 _NO_DETAIL: Mapping[str, object] = MappingProxyType({})

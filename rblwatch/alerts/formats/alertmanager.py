@@ -22,17 +22,20 @@ from rblwatch.alerts.formats.base import (
     Context,
     Firing,
     Request,
+    check_reason,
     codes_of,
     dumps,
+    is_check_event,
     is_list_event,
     rfc3339,
 )
-from rblwatch.model import Event, EventKind, PairState
+from rblwatch.model import HYGIENE_CHECKS, Event, EventKind, PairState
 
 ALERTMANAGER_PATH = "/api/v2/alerts"
 ALERTMANAGER_BATCH = 500  # alerts per re-post request
 LISTED_ALERT = "RblwatchListed"
 UNHEALTHY_ALERT = "RblwatchListUnhealthy"
+CHECK_ALERT = "RblwatchCheckFailed"
 
 
 def _labels(alertname: str, ctx: Context, **fixed: str | None) -> dict[str, str]:
@@ -67,6 +70,29 @@ def _listing_alert(
     }
 
 
+def _check_alert(
+    *,
+    target: str,
+    check: str,
+    group: str,
+    result: str,
+    reason: str,
+    starts: float,
+    ends: float,
+    ctx: Context,
+) -> dict[str, Any]:
+    return {
+        "labels": _labels(CHECK_ALERT, ctx, target=target, check=check, group=group),
+        "annotations": {
+            "summary": f"{target} fails the {check} check",
+            "description": f"{target} (group {group}) fails the {check} check: {reason or result}",
+            "result": result,
+        },
+        "startsAt": rfc3339(starts),
+        "endsAt": rfc3339(ends),
+    }
+
+
 def _unhealthy_description(list_name: str, detail: str) -> str:
     return (
         f"List {list_name} fails its RFC 5782 test points: {detail or '-'}."
@@ -94,7 +120,7 @@ def _unhealthy_alert(name: str, description: str, starts: float, ends: float) ->
 
 def event_alert(event: Event, ctx: Context, now: float, ttl: float) -> dict[str, Any]:
     """The alert an event sets: firing until `now + ttl`, or resolved at the event's time."""
-    resolved = event.kind in (EventKind.DELISTED, EventKind.LIST_RECOVERED)
+    resolved = event.kind in (EventKind.DELISTED, EventKind.LIST_RECOVERED, EventKind.CHECK_PASSED)
     # a resolved alert must not start after it ends (Alertmanager rejects that)
     starts = event.since if resolved and event.since is not None else event.at
     ends = event.at if resolved else now + ttl
@@ -104,6 +130,17 @@ def event_alert(event: Event, ctx: Context, now: float, ttl: float) -> dict[str,
     if is_list_event(event):
         return _unhealthy_alert(
             event.list, _unhealthy_description(event.list, event.detail), starts, ends
+        )
+    if is_check_event(event):
+        return _check_alert(
+            target=event.target or "",
+            check=event.list,
+            group=event.group or "",
+            result=",".join(event.codes),
+            reason=check_reason(event.meanings),
+            starts=starts,
+            ends=ends,
+            ctx=ctx,
         )
     return _listing_alert(
         target=event.target or "",
@@ -117,7 +154,18 @@ def event_alert(event: Event, ctx: Context, now: float, ttl: float) -> dict[str,
 
 
 def pair_alert(pair: PairState, ctx: Context, now: float, ttl: float) -> dict[str, Any]:
-    """The firing alert of a pair listed now (the periodic re-post)."""
+    """The firing alert of a pair listed (or a check failing) now (the periodic re-post)."""
+    if pair.list in HYGIENE_CHECKS:
+        return _check_alert(
+            target=pair.target,
+            check=pair.list,
+            group=pair.group,
+            result=",".join(pair.codes),
+            reason=check_reason(pair.meanings),
+            starts=pair.since,
+            ends=now + ttl,
+            ctx=ctx,
+        )
     return _listing_alert(
         target=pair.target,
         list_name=pair.list,
@@ -175,6 +223,7 @@ FORMAT = Alertmanager()
 __all__ = [
     "ALERTMANAGER_BATCH",
     "ALERTMANAGER_PATH",
+    "CHECK_ALERT",
     "FORMAT",
     "LISTED_ALERT",
     "UNHEALTHY_ALERT",

@@ -14,7 +14,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
-from rblwatch.model import DnsList, Event, EventKind, ListStatus, PairState, frozen_map
+from rblwatch.model import (
+    CHECK_EVENTS,
+    DnsList,
+    Event,
+    EventKind,
+    ListStatus,
+    PairState,
+    frozen_map,
+)
 
 JSON_HEADERS: Mapping[str, str] = frozen_map({"content-type": "application/json"})
 
@@ -111,6 +119,16 @@ def is_list_event(event: Event) -> bool:
     return event.kind in (EventKind.LIST_UNHEALTHY, EventKind.LIST_RECOVERED)
 
 
+def is_check_event(event: Event) -> bool:
+    """A hygiene check's pair event (check_failed, check_passed, check_changed)."""
+    return event.kind in CHECK_EVENTS.values()
+
+
+def check_reason(meanings: Sequence[str]) -> str:
+    """A failing check's reason (its meanings hold the one sentence)."""
+    return "; ".join(m for m in meanings if m)
+
+
 def codes_of(codes: Sequence[str], meanings: Sequence[str], ctx: Context) -> list[dict[str, str]]:
     """Codes as objects with their meanings: the event's own, else the configured ones.
 
@@ -138,8 +156,10 @@ __all__ = [
     "Context",
     "Firing",
     "Request",
+    "check_reason",
     "codes_of",
     "dumps",
+    "is_check_event",
     "is_list_event",
     "rfc3339",
     "webhook_id",

@@ -14,8 +14,10 @@ from rblwatch.alerts.formats.base import (
     Context,
     Firing,
     Request,
+    check_reason,
     codes_of,
     dumps,
+    is_check_event,
     is_list_event,
     rfc3339,
     webhook_id,
@@ -30,6 +32,9 @@ _TITLES: Mapping[EventKind, str] = {
     EventKind.CHANGED: "{target}: the listing on {list} changed",
     EventKind.LIST_UNHEALTHY: "List {list} is unhealthy: its answers are not trusted",
     EventKind.LIST_RECOVERED: "List {list} is healthy again",
+    EventKind.CHECK_FAILED: "{target} fails the {list} check",
+    EventKind.CHECK_PASSED: "{target} passes the {list} check again",
+    EventKind.CHECK_CHANGED: "{target}: the {list} check fails differently",
 }
 _ICONS: Mapping[EventKind, str] = {
     EventKind.LISTED: ":rotating_light:",
@@ -37,6 +42,9 @@ _ICONS: Mapping[EventKind, str] = {
     EventKind.CHANGED: ":warning:",
     EventKind.LIST_UNHEALTHY: ":warning:",
     EventKind.LIST_RECOVERED: ":white_check_mark:",
+    EventKind.CHECK_FAILED: ":rotating_light:",
+    EventKind.CHECK_PASSED: ":white_check_mark:",
+    EventKind.CHECK_CHANGED: ":warning:",
 }
 
 
@@ -60,7 +68,23 @@ def _target(event: Event) -> str:
     return f"{target} ({event.hostname})" if event.hostname else target
 
 
+def _check_fields(event: Event) -> list[dict[str, str]]:
+    fields = [
+        _field("Target", _mrkdwn(_target(event))),
+        _field("Check", _mrkdwn(event.list)),
+        _field("Group", _mrkdwn(event.group or "")),
+        _field("Result", _mrkdwn(",".join(event.codes) or "-")),
+    ]
+    if event.meanings:
+        fields.append(_field("Reason", _mrkdwn(check_reason(event.meanings)[:MAX_TXT])))
+    if event.detail:
+        fields.append(_field("Before", _mrkdwn(event.detail[:MAX_TXT])))
+    return fields
+
+
 def _fields(event: Event, ctx: Context) -> list[dict[str, str]]:
+    if is_check_event(event):
+        return _check_fields(event)
     if is_list_event(event):
         return [_field("List", _mrkdwn(event.list)), _field("Detail", _mrkdwn(event.detail or "-"))]
     fields = [

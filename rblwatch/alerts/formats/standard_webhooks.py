@@ -24,8 +24,10 @@ from rblwatch.alerts.formats.base import (
     Context,
     Firing,
     Request,
+    check_reason,
     codes_of,
     dumps,
+    is_check_event,
     is_list_event,
     rfc3339,
     webhook_id,
@@ -38,7 +40,30 @@ JSON_TYPES: Mapping[EventKind, str] = {
     EventKind.CHANGED: "listing.changed",
     EventKind.LIST_UNHEALTHY: "list.unhealthy",
     EventKind.LIST_RECOVERED: "list.recovered",
+    EventKind.CHECK_FAILED: "check.failed",
+    EventKind.CHECK_PASSED: "check.passed",
+    EventKind.CHECK_CHANGED: "check.changed",
 }
+
+
+def _check_data(event: Event) -> dict[str, Any]:
+    """A hygiene pair's event: the check, its result word and reason (the fix to make)."""
+    passed = event.kind is EventKind.CHECK_PASSED
+    since = event.at if event.kind is EventKind.CHECK_FAILED else event.since
+    return {
+        "check": event.list,
+        "target": event.target,
+        "group": event.group,
+        "state": "pass" if passed else "fail",
+        "result": event.codes[0] if event.codes else None,
+        "reason": check_reason(event.meanings) or None,
+        "since": rfc3339(since) if since is not None else None,
+        "initial": event.initial,
+        "previous": {
+            "result": event.previous_codes[0] if event.previous_codes else None,
+            "reason": event.detail.removeprefix("before: ") or None,
+        },
+    }
 
 
 def _previous(event: Event, ctx: Context) -> dict[str, Any]:
@@ -78,6 +103,8 @@ def json_body(event: Event, ctx: Context) -> bytes:
     }
     if is_list_event(event):
         data["detail"] = event.detail
+    elif is_check_event(event):
+        data.update(_check_data(event))
     else:
         data.update(_pair_data(event, ctx))
     return dumps({"type": JSON_TYPES[event.kind], "timestamp": rfc3339(event.at), "data": data})

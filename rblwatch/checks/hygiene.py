@@ -1,0 +1,140 @@
+"""The hygiene check kind: sender checks (fcrdns, spf, dkim, dmarc, mta-sts, tls-rpt) as
+pairs of the same state machine as the DNSBL lookups (`rblwatch.hygiene`).
+
+A subject is one check (`HygieneSubject`), over every group whose `hygiene:` section asks for
+it. Its targets are the pairs' keys (`hygiene.result.pair_key`: "example.com 192.0.2.10" for
+SPF), built each cycle from the groups and the sending IPs known now (hostnames resolve
+afresh). A run is one hygiene pass in worker threads on a `CachingDns` over the configured
+nameservers and timeout. `fail` is the bad state (codes: the result word; meanings: the
+reason), `error` changes nothing, and there are no test points: a DNS outage is each pair's
+error, never a transition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from rblwatch.checks.base import CheckIO, CheckRun, IsNews, Probed, States
+from rblwatch.config import Config
+from rblwatch.health import HEALTHY
+from rblwatch.hygiene.dns import CachingDns
+from rblwatch.hygiene.result import CheckResult
+from rblwatch.hygiene.runner import Item, items_for, run_items
+from rblwatch.inventory import Found, Inventory, Slice
+from rblwatch.model import (
+    CHECK_EVENTS,
+    HygieneSubject,
+    Outcome,
+    OutcomeKind,
+    Reason,
+    Target,
+    TargetKind,
+    error,
+)
+from rblwatch.resolver import Durations
+
+_IP_KINDS = (TargetKind.IPV4, TargetKind.IPV6)
+
+
+def items_of(cfg: Config, check: str, found: Found) -> list[Item]:
+    """The pairs of one check over every group that asks for it, one per key (first wins)."""
+    out: list[Item] = []
+    keys: set[str] = set()
+    for g in cfg.targets:
+        h = g.hygiene
+        if h is None or check not in h.checks:
+            continue
+        ips = h.sending_ips
+        if ips is None:  # the group's addresses, and its hostnames' as resolved now
+            ips = tuple(
+                t.value for t in found.targets if t.group == g.group and t.kind in _IP_KINDS
+            )
+        for item in items_for((check,), g.domains, ips, h.selectors_of, group=g.group, helo=h.helo):
+            if item.key not in keys:
+                keys.add(item.key)
+                out.append(item)
+    return out
+
+
+def outcome_of(result: CheckResult) -> Outcome | None:
+    """A result in the state machine's words; None for a pass (the good state)."""
+    if result.outcome == "pass":
+        return None
+    if result.outcome == "fail":
+        return Outcome(OutcomeKind.LISTED, codes=(result.result,), meanings=(result.reason,))
+    return error(_reason_of(result.reason), result.reason)
+
+
+def _reason_of(text: str) -> Reason:
+    low = text.lower()
+    if "timeout" in low or "timed out" in low:
+        return Reason.TIMEOUT
+    if "servfail" in low or "refused" in low:
+        return Reason.SERVFAIL
+    return Reason.NETWORK
+
+
+class HygieneCheck:
+    """Sender hygiene pairs; keeps the last cycle's items by key for its run."""
+
+    name = "hygiene"
+    states = States(bad="fail", good="pass", events=CHECK_EVENTS)
+    probes = False  # no RFC 5782 test points: nothing to trust or distrust as a whole
+
+    def __init__(self) -> None:
+        self._items: dict[str, dict[str, Item]] = {}
+
+    def takes(self, subject: HygieneSubject) -> tuple[TargetKind, ...]:
+        return ()
+
+    def targets(
+        self, cfg: Config, subject: HygieneSubject, found: Found, inventory: Inventory
+    ) -> Slice:
+        items = items_of(cfg, subject.name, found)
+        self._items[subject.name] = {i.key: i for i in items}
+        kinds = {t.value: t for t in found.targets}
+        targets: list[Target] = []
+        for i in items:
+            known = kinds.get(i.ip or i.target)
+            kind = known.kind if known is not None and i.check == "fcrdns" else _kind_of(i)
+            source = known.source if known is not None else i.key
+            targets.append(Target(i.key, kind, i.group, source))
+        return Slice(targets, [b""] * len(targets), frozenset(t.value for t in targets))
+
+    async def probe(self, io: CheckIO, subject: HygieneSubject) -> Probed:
+        return Probed(HEALTHY)
+
+    async def run(
+        self, io: CheckIO, subject: HygieneSubject, targets: Slice, durations: Durations
+    ) -> CheckRun:
+        by_key = self._items.get(subject.name, {})
+        items = [by_key[t.value] for t in targets.targets if t.value in by_key]
+        r = io.config
+        dns = CachingDns(r.nameservers, r.timeout, r.attempts)
+        results = await asyncio.to_thread(run_items, dns, items)
+        return run_of(results, dns.queries)
+
+    async def annotate(
+        self, io: CheckIO, subject: HygieneSubject, run: CheckRun, news: IsNews
+    ) -> None:
+        return None  # the reason is in the outcome already
+
+
+def run_of(results: Sequence[CheckResult], queries: int) -> CheckRun:
+    run = CheckRun(lookups=len(results), queries=queries)
+    for result in results:
+        outcome = outcome_of(result)
+        if outcome is not None:
+            run.outcomes[result.key] = outcome
+            run.errors += outcome.is_error
+    return run
+
+
+def _kind_of(item: Item) -> TargetKind:
+    if item.check == "fcrdns":
+        return TargetKind.IPV6 if ":" in item.target else TargetKind.IPV4
+    return TargetKind.DOMAIN
+
+
+__all__ = ["HygieneCheck", "items_of", "outcome_of", "run_of"]
