@@ -384,7 +384,8 @@ class Sender:
     def _firing(self, store: Store) -> Firing:
         """What fires now for this receiver, from the store (runs in a thread)."""
         cfg = self.rt.config
-        lists: dict[str, Subject] = {x.name: x for x in (*cfg.subjects, *cfg.hygiene)}
+        every: list[Subject] = [*cfg.subjects, *cfg.hygiene]
+        lists = {x.name: x for x in every}
         wants = _Wants(cfg, self.name, lists)
         labels = {g.group: g.labels for g in cfg.targets}
         pairs = []
