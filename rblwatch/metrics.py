@@ -149,6 +149,7 @@ class RblwatchCollector(Collector):
             yield _listings(pairs, list_names, [g.group for g in config.targets])
             yield _list_healthy(config, snap.lists)
             yield from _list_cycles(list_names, snap.lists)
+            yield from _hygiene(config, snap.pairs)
         yield _gauge(
             "targets",
             "Targets per group after expansion.",
@@ -329,6 +330,34 @@ def _listings(
     for (lst, group), n in sorted(counts.items()):
         family.add_metric([lst, group], n)
     return family
+
+
+def _hygiene(config: Config, pairs: Sequence[PairSummary]) -> Iterator[GaugeMetricFamily]:
+    """The sender checks: per failing pair a 0 (bounded as the listings are: a check that
+    passes has no series, a fixed pair keeps none), and the failing count per configured
+    (check, group), zeros included, for rules that must not wait for a first failure."""
+    wanted = {
+        (c, g.group) for g in config.targets if g.hygiene is not None for c in g.hygiene.checks
+    }
+    failing = [p for p in pairs if (p.list, p.group) in wanted and p.status is PairStatus.LISTED]
+    ok = GaugeMetricFamily(
+        "rblwatch_check_ok",
+        "0 while a sender hygiene check (fcrdns, spf, dkim, dmarc, ...) fails for a target.",
+        labels=["check", "target", "group"],
+    )
+    if config.metrics.per_target != "none":
+        for p in failing:
+            ok.add_metric([p.list, p.target, p.group], 0.0)
+    yield ok
+    counts: Counter[tuple[str, str]] = Counter((p.list, p.group) for p in failing)
+    family = GaugeMetricFamily(
+        "rblwatch_checks_failing",
+        "Sender hygiene pairs failing now, per check and group.",
+        labels=["check", "group"],
+    )
+    for check, group in sorted(wanted):
+        family.add_metric([check, group], counts.get((check, group), 0))
+    yield family
 
 
 def _healthy(health_check: bool, row: ListStatus | None) -> float:
