@@ -91,6 +91,31 @@ class EventKind(enum.StrEnum):
 # the hygiene checks (`rblwatch.hygiene`): each is a subject under its name, so no list takes one
 HYGIENE_CHECKS = ("fcrdns", "spf", "dkim", "dmarc", "mta-sts", "tls-rpt")
 
+
+def hygiene_key(check: str, target: str, ip: str | None = None, selector: str | None = None) -> str:
+    """A hygiene pair's target as the store keeps it: `example.com 192.0.2.10` for SPF
+    (domain, then IP: a space is in neither), the record name `s1._domainkey.example.com`
+    for DKIM, the IP for fcrdns, the domain otherwise."""
+    if check == "spf" and ip is not None:
+        return f"{target} {ip}"
+    if check == "dkim" and selector is not None:
+        return f"{selector}._domainkey.{target}"
+    return target
+
+
+def hygiene_parts(check: str, key: str) -> tuple[str, str | None, str | None]:
+    """(target, ip, selector) of a stored hygiene pair's key: `hygiene_key` undone."""
+    if check == "spf" and " " in key:
+        domain, ip = key.split(" ", 1)
+        return domain, ip, None
+    if check == "dkim" and "._domainkey." in key:
+        selector, domain = key.split("._domainkey.", 1)
+        return domain, None, selector
+    if check == "fcrdns":
+        return key, key, None
+    return key, None, None
+
+
 # a hygiene check's word for each pair transition, and back
 CHECK_EVENTS: Mapping[EventKind, EventKind] = MappingProxyType(
     {

@@ -62,7 +62,8 @@ def read_status(store: Store, config: Config, targets: int | None = None) -> Sta
     if targets is None:  # no resolved count yet: each hostname counts as one
         targets = sum(target_counts(config).values())
     pairs, statuses, instances = store.pairs(), store.list_statuses(), store.instances()
-    return status_view(pairs, statuses, config.subjects, targets, instances)
+    checks = [h.name for h in config.hygiene]
+    return status_view(pairs, statuses, config.subjects, targets, instances, checks)
 
 
 def recent_events(store: Store, n: int) -> list[Event]:

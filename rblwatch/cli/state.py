@@ -46,7 +46,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         store.close()
     # no daemon: count the config's targets (a hostname as one) instead of the resolved ones
     counted = sum(plan.target_counts(cfg).values())
-    view = status_view(pairs, statuses, cfg.subjects, counted, instances)
+    checks = [h.name for h in cfg.hygiene]
+    view = status_view(pairs, statuses, cfg.subjects, counted, instances, checks)
     now = time.time()
     _print(args.format, lambda: status_json(view), lambda: status_table(view, now))
     return EXIT_CLEAN

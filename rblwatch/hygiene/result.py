@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
-from rblwatch.model import HYGIENE_CHECKS
+from rblwatch.model import HYGIENE_CHECKS, hygiene_key
 
 Verdict = Literal["pass", "fail", "error"]
 CHECKS = HYGIENE_CHECKS
@@ -40,14 +40,7 @@ class CheckResult:
         return pair_key(self.check, self.target, self.ip, self.selector)
 
 
-def pair_key(check: str, target: str, ip: str | None = None, selector: str | None = None) -> str:
-    """`example.com 192.0.2.10` for SPF (domain, then IP: a space is in neither), the record
-    name `s1._domainkey.example.com` for DKIM, the IP for fcrdns, the domain otherwise."""
-    if check == "spf" and ip is not None:
-        return f"{target} {ip}"
-    if check == "dkim" and selector is not None:
-        return f"{selector}._domainkey.{target}"
-    return target
+pair_key = hygiene_key
 
 
 def passed(

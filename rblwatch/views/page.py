@@ -83,6 +83,31 @@ def _lists_html(view: StatusView) -> str:
     return _table(("list", "health", "detail", "last cycle end"), rows)
 
 
+def _hygiene_html(view: StatusView) -> str:
+    """Sender hygiene: what fails and why (the reason says what to fix), and each check's
+    last pass; nothing when no target group asks for a check."""
+    if not view.checks:
+        return ""
+    rows = [
+        [
+            _e(p.list),
+            _e(p.target),
+            _e(p.group),
+            _e(rfc3339(p.since)),
+            f'<span class="bad">{_e(",".join(p.codes))}</span>',
+            _e("; ".join(p.meanings)),
+        ]
+        for p in view.failing[:PAGE_LISTINGS]
+    ]
+    failing = (
+        _table(("check", "target", "group", "since", "result", "reason"), rows)
+        if rows
+        else '<p><span class="ok">Every sender check passes.</span></p>\n'
+    )
+    last = [[_e(r.name), _e(rfc3339(r.last_cycle_end) or "not yet")] for r in view.checks]
+    return f"<h2>Sender hygiene</h2>\n{failing}{_table(('check', 'last pass'), last)}"
+
+
 def _events_html(events: Sequence[Event]) -> str:
     if not events:
         return "<p>No events yet.</p>\n"
@@ -155,6 +180,7 @@ def render_page(
         f"<h1>rblwatch</h1>\n<p>{summary}</p>\n"
         f"<h2>Current listings</h2>\n{_listings_html(view, delist)}"
         f"<h2>Lists</h2>\n{_lists_html(view)}"
+        f"{_hygiene_html(view)}"
         f"<h2>Instances</h2>\n{_instances_html(view, now, served_by)}"
         f"<h2>Recent events</h2>\n{_events_html(events)}"
         "</body></html>\n"

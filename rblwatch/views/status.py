@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from rblwatch.cluster import Instance
-from rblwatch.model import DnsList, Event, ListStatus, PairState, PairStatus
+from rblwatch.model import DnsList, Event, ListStatus, PairState, PairStatus, hygiene_parts
 
 
 def rfc3339(at: float | None) -> str | None:
@@ -51,6 +51,9 @@ class StatusView:
     targets: int
     # the instances with a heartbeat row, oldest first (none: a store no daemon ticks)
     instances: list[Instance] = field(default_factory=list)
+    # the sender hygiene checks configured (their cycle rows) and their failing pairs
+    checks: list[ListStatus] = field(default_factory=list)
+    failing: list[PairState] = field(default_factory=list)
 
 
 def status_view(
@@ -59,6 +62,7 @@ def status_view(
     lists: Sequence[DnsList],
     targets: int,
     instances: Iterable[Instance] = (),
+    checks: Sequence[str] = (),
 ) -> StatusView:
     """The view of a store's pairs, list rows and instances for the configured `lists`.
 
@@ -66,12 +70,20 @@ def status_view(
     config must not keep showing its old listings.
     """
     names = [lst.name for lst in lists]
-    configured = set(names)
-    listings = [p for p in pairs if p.status is PairStatus.LISTED and p.list in configured]
+    configured, checked = set(names), set(checks)
+    listings, failing = [], []
+    for p in pairs:
+        if p.status is PairStatus.LISTED:
+            if p.list in configured:
+                listings.append(p)
+            elif p.list in checked:
+                failing.append(p)
     listings.sort(key=lambda p: (p.target, p.list))
+    failing.sort(key=lambda p: (p.list, p.target))
     rows = {row.name: row for row in statuses}
     shown = [rows.get(name) or ListStatus(name=name) for name in names]
-    return StatusView(listings, shown, targets, list(instances))
+    check_rows = [rows.get(name) or ListStatus(name=name) for name in checks]
+    return StatusView(listings, shown, targets, list(instances), check_rows, failing)
 
 
 def status_json(view: StatusView) -> dict[str, object]:
@@ -88,7 +100,29 @@ def status_json(view: StatusView) -> dict[str, object]:
         ],
         "targets": view.targets,
         "instances": [_instance_json(i) for i in view.instances],
+        "hygiene": {
+            "checks": [
+                {"name": row.name, "last_cycle_end": rfc3339(row.last_cycle_end)}
+                for row in view.checks
+            ],
+            "failing": [failing_json(p) for p in view.failing],
+        },
     }
+
+
+def failing_json(p: PairState) -> dict[str, object]:
+    """A failing hygiene pair: the check, what it checks (domain, IP, selector) and why."""
+    target, ip, selector = hygiene_parts(p.list, p.target)
+    out: dict[str, object] = {"check": p.list, "target": target, "ip": ip}
+    if selector is not None:
+        out["selector"] = selector
+    out.update(
+        group=p.group,
+        since=rfc3339(p.since),
+        result=p.codes[0] if p.codes else None,
+        reason="; ".join(p.meanings),
+    )
+    return out
 
 
 def _instance_json(i: Instance) -> dict[str, object]:
@@ -153,6 +187,7 @@ __all__ = [
     "StatusView",
     "age",
     "events_json",
+    "failing_json",
     "parse_rfc3339",
     "rfc3339",
     "status_json",

@@ -46,8 +46,35 @@ def status_table(view: StatusView, now: float | None = None) -> str:
         table(["TARGET", "LIST", "GROUP", "SINCE", "CODES", "MEANINGS"], listings)
         + "\n"
         + table(["LIST", "HEALTH", "LAST CYCLE", "DETAIL"], lists)
+        + _hygiene_table(view)
         + _instances_table(view, now)
-        + f"\n{len(view.listings)} listed pairs, {view.targets} targets\n"
+        + f"\n{len(view.listings)} listed pairs, {view.targets} targets"
+        + (f", {len(view.failing)} failing hygiene checks" if view.checks else "")
+        + "\n"
+    )
+
+
+def _hygiene_table(view: StatusView) -> str:
+    """The failing sender hygiene pairs, and each check's last pass (when any is set up)."""
+    if not view.checks:
+        return ""
+    failing = [
+        [
+            p.list,
+            p.target,
+            p.group,
+            rfc3339(p.since) or "",
+            ",".join(p.codes),
+            "; ".join(p.meanings),
+        ]
+        for p in view.failing
+    ]
+    checks = [[r.name, rfc3339(r.last_cycle_end) or "never"] for r in view.checks]
+    return (
+        "\n"
+        + table(["CHECK", "TARGET", "GROUP", "SINCE", "RESULT", "REASON"], failing)
+        + "\n"
+        + table(["CHECK", "LAST PASS"], checks)
     )
 
 
