@@ -37,9 +37,10 @@ _COMMANDS = {
     "history": ("state", "cmd_history"),
     "plan": ("run", "cmd_plan"),
     "store": ("store", "cmd_store"),
+    "hygiene": ("hygiene", "cmd_hygiene"),
 }
 # Commands that own nothing once they have printed: no store, no sockets, no threads.
-_NOTHING_TO_CLOSE = frozenset({"check", "lists", "check-config", "plan"})
+_NOTHING_TO_CLOSE = frozenset({"check", "lists", "check-config", "plan", "hygiene"})
 
 
 class _ArgumentError(UsageError):
@@ -105,6 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--format", choices=["table", "json"], default="table")
 
     with_config(sub.add_parser("plan", help="queries per day per list against its limits"))
+
+    from rblwatch.cli.hygiene_args import add_hygiene_parser  # argparse only: nothing loads
+
+    with_config(add_hygiene_parser(sub))
 
     from rblwatch.cli.store import MIGRATE_DESCRIPTION, MIGRATE_HELP  # text only: nothing loads
 

@@ -47,7 +47,7 @@ from rblwatch.config.model import (
     TargetGroup,
     WebConfig,
 )
-from rblwatch.config.targets import IPV6_MIN_PREFIX
+from rblwatch.config.targets import IPV6_MIN_PREFIX, check_selector
 from rblwatch.config.values import (
     MIN_INTERVAL,
     STORE_SCHEMES,
@@ -84,6 +84,7 @@ __all__ = [
     "StoreConfig",
     "TargetGroup",
     "WebConfig",
+    "check_selector",
     "default_config",
     "format_duration",
     "format_nameserver",

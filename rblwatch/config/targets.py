@@ -69,7 +69,12 @@ def _sending_ip(ctx: _Ctx, path: str, raw: object) -> str:
 
 
 def _selector(ctx: _Ctx, path: str, raw: object) -> str:
-    text = _text(ctx, path, raw).strip()
+    return check_selector(_text(ctx, path, raw))
+
+
+def check_selector(text: str) -> str:
+    """A DKIM selector in lower case, or ValueError naming what is wrong with it."""
+    text = text.strip()
     if "." in text:
         raise ValueError(
             f"selector {_show(text)} has a dot: give the selector alone (s1 for"

@@ -99,11 +99,12 @@ def _hygiene_html(view: StatusView) -> str:
         ]
         for p in view.failing[:PAGE_LISTINGS]
     ]
-    failing = (
-        _table(("check", "target", "group", "since", "result", "reason"), rows)
-        if rows
-        else '<p><span class="ok">Every sender check passes.</span></p>\n'
-    )
+    if rows:
+        failing = _table(("check", "target", "group", "since", "result", "reason"), rows)
+    elif any(r.last_cycle_end is not None for r in view.checks):
+        failing = '<p><span class="ok">No sender check fails.</span></p>\n'
+    else:
+        failing = "<p>No sender check has run yet.</p>\n"
     last = [[_e(r.name), _e(rfc3339(r.last_cycle_end) or "not yet")] for r in view.checks]
     return f"<h2>Sender hygiene</h2>\n{failing}{_table(('check', 'last pass'), last)}"
 
