@@ -13,9 +13,9 @@ from pathlib import Path
 from rblwatch import health
 from rblwatch.checks import CHECK_KINDS, CheckIO, CheckKind, CheckRun, IsNews, Probed, States
 from rblwatch.checks.dnsbl import DnsblCheck
-from rblwatch.config import parse_config
+from rblwatch.config import Config, parse_config
 from rblwatch.engine import Engine
-from rblwatch.inventory import Slice
+from rblwatch.inventory import Found, Inventory, Slice
 from rblwatch.model import DnsList, EventKind, Outcome, OutcomeKind, TargetKind
 from rblwatch.resolver import Durations
 from rblwatch.runtime import Runtime
@@ -27,6 +27,7 @@ class FakeCheck:
 
     name = "fake"
     states = States(bad="fail", good="pass")
+    probes = True
 
     def __init__(self) -> None:
         self.failing: set[str] = set()
@@ -34,6 +35,9 @@ class FakeCheck:
 
     def takes(self, subject: DnsList) -> tuple[TargetKind, ...]:
         return (TargetKind.IPV4,)
+
+    def targets(self, cfg: Config, subject: DnsList, found: Found, inventory: Inventory) -> Slice:
+        return inventory.slice(found, self.takes(subject))
 
     async def probe(self, io: CheckIO, subject: DnsList) -> Probed:
         return Probed(health.HEALTHY)
@@ -51,7 +55,7 @@ class FakeCheck:
 
 
 def test_every_kind_in_the_map_has_the_one_shape() -> None:
-    assert set(CHECK_KINDS) == {"dnsbl"}
+    assert set(CHECK_KINDS) == {"dnsbl", "hygiene"}
     kinds: list[CheckKind[DnsList]] = [CHECK_KINDS["dnsbl"](), DnsblCheck(), FakeCheck()]
     assert [k.states.good for k in kinds] == ["clean", "clean", "pass"]
     lst = DnsList(name="bl", zone="bl.test", ipv6=True)
