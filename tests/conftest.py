@@ -4,6 +4,7 @@
 ``faultdns`` gives a started :class:`tests.faultdns.FaultDns`. See tests/test_infra.py for use.
 ``postgres_cluster`` (tests/postgres.py) gives a throwaway PostgreSQL server for the session.
 ``alertmanager`` gives a started real Alertmanager whose notifications go to a test webhook.
+``nsd_server`` gives a real authoritative DNS server (NSD, tests/nsd.py) to start with zones.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests import alertmanager as am
+from tests import nsd
 from tests.faultdns import FaultDns
 from tests.postgres import postgres_cluster  # noqa: F401  (the fixture, visible to every test)
 from tests.rbldnsd import Rbldnsd, available
@@ -74,3 +76,17 @@ def alertmanager(tmp_path: Path) -> Iterator[am.Alertmanager]:
     finally:
         server.close()
         notifications.close()
+
+
+@pytest.fixture
+def nsd_server(tmp_path: Path) -> Iterator[nsd.NsdServer]:
+    """An NSD, not started, its files in tmp_path: start(zones), reload(zones), stop() for an
+    outage. Function-scoped (it starts in well under a second); stopped even if the test fails."""
+    if not nsd.available():
+        # never a skip: the hygiene checks are only proven against a real authoritative server
+        pytest.fail("nsd is not installed: apt-get install -y nsd (as .ci/run does)")
+    server = nsd.NsdServer(workdir=tmp_path / "nsd")
+    try:
+        yield server
+    finally:
+        server.close()
