@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextvars
 import ipaddress
+import re
 from dataclasses import dataclass, field
 
 import spf
@@ -31,7 +32,7 @@ _DNS_TERMS = frozenset({"include", "exists", "a", "mx", "ptr"})  # the ones chec
 @dataclass
 class _Session:
     dns: Dns
-    query: _TracingQuery | None = None
+    query: _TracingQuery
     queries: int = 0
 
 
@@ -52,7 +53,7 @@ def _dispatch(name: str, qtype: str, strict: object = True, timeout: object = No
         records = session.dns.lookup(name, qtype)
     except DnsTempError as e:
         raise spf.TempError(f"DNS {qtype} {name}: {e}") from None
-    if session.query is not None and qtype != "TXT":
+    if qtype != "TXT":  # records are traced as such, by check1
         session.query.note_answer(name, qtype, records.values, records.exists)
     return [((name, qtype), v) for v in records.values]
 
@@ -81,7 +82,7 @@ class _Frame:
     label: str  # how the parent reached it: "include:x", "redirect=x", "" for the top
     indent: int
     record: str | None
-    redirects: int = 0  # redirect= terms whose check_lookups come before the evaluation
+    redirects: bool = False  # a redirect= whose check_lookups comes before the evaluation
     terms: list[tuple[str, str]] = field(default_factory=list)  # (text, mechanism name)
     cursor: int = 0  # terms before it have been written to the trace
     pending: int | None = None  # the DNS-costing term being evaluated, verdict not yet written
@@ -111,7 +112,8 @@ class _TracingQuery(spf.query):  # type: ignore[misc]
         self.steps.append("  " * indent + text)
 
     def note_answer(self, name: str, qtype: str, values: tuple[object, ...], exists: bool) -> None:
-        shown = ", ".join(_shown(v) for v in values) or ("nothing" if exists else "no such name")
+        shown = ", ".join(f"{v[0]} {v[1]}" if isinstance(v, tuple) else str(v) for v in values)
+        shown = shown or ("nothing" if exists else "no such name")
         indent = self.stack[-1].indent + 2 if self.stack else 0
         self._say(indent, f"{qtype} {name} → {shown}")
 
@@ -122,7 +124,9 @@ class _TracingQuery(spf.query):  # type: ignore[misc]
             self.root = frame
         else:
             self._attach(parent, frame)
-        frame.redirects = sum(1 for t in (spf_text or "").split(" ") if _is_redirect(t))
+        # as pyspf parses: terms split on spaces only, `redirect` in lower case, a second
+        # redirect= a permerror before its lookup is counted
+        frame.redirects = any(t.startswith("redirect=") for t in (spf_text or "").split(" "))
         self._say(frame.indent, f'{domain}: "{spf_text}"' if spf_text else f"{domain}: no record")
         self.stack.append(frame)
         try:
@@ -130,7 +134,7 @@ class _TracingQuery(spf.query):  # type: ignore[misc]
         except (spf.PermError, spf.TempError) as e:
             if self.failed_at is None:
                 self.failed_at = frame
-                self._say(frame.indent + 1, f"error: {e}")
+                self._say(frame.indent + (1 if frame.pending is None else 2), f"error: {e}")
             raise
         finally:
             self.stack.pop()
@@ -159,7 +163,7 @@ class _TracingQuery(spf.query):  # type: ignore[misc]
     def check_lookups(self) -> None:
         frame = self.stack[-1] if self.stack else None
         if frame is not None and frame.redirects:
-            frame.redirects -= 1  # redirect= is counted while the record is parsed
+            frame.redirects = False  # redirect= is counted while the record is parsed
         elif frame is not None:
             nxt = frame.next_costly()
             self._flush(frame, nxt)
@@ -189,16 +193,6 @@ class _TracingQuery(spf.query):  # type: ignore[misc]
         elif None not in frame.children and frame.record:
             self._flush(frame, len(frame.terms))
             self._say(frame.indent + 1, f"no term matched → {word} (the default)")
-
-
-def _is_redirect(term: str) -> bool:
-    return term.lower().startswith("redirect=")
-
-
-def _shown(value: object) -> str:
-    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], int):
-        return f"{value[0]} {value[1]}"
-    return str(value)
 
 
 @dataclass(frozen=True)
@@ -284,43 +278,51 @@ def _where(frame: _Frame | None) -> tuple[str, str]:
 
 
 _PROBLEMS = (  # pyspf's message → what it means and what to do
-    ("Too many DNS lookups", "more than 10 DNS lookups (RFC 7208 §4.6.4): flatten includes"),
-    ("More than 40 DNS lookups", "more than 10 DNS lookups (RFC 7208 §4.6.4): flatten includes"),
+    (r"Too many DNS lookups", "more than 10 DNS lookups (RFC 7208 §4.6.4): flatten includes"),
     (
-        "Void lookup limit",
-        "more than 2 void lookups (RFC 7208 §4.6.4): drop the terms naming domains that do not "
-        "exist or have no records",
+        r"Void lookup limit",
+        "more than 2 void lookups (RFC 7208 §4.6.4): drop the terms naming domains that do "
+        "not exist or have no records",
     ),
-    ("Two or more type TXT spf", "more than one SPF record (RFC 7208 §4.5): merge them into one"),
-    ("No valid SPF record for included domain", "an include: names a domain without SPF"),
-    ("redirect domain has no SPF record", "the redirect= names a domain without SPF"),
+    (r"Two or more type TXT", "more than one SPF record (RFC 7208 §4.5): merge them into one"),
+    (
+        r"No valid SPF record for included domain: (\S+):",
+        r"include:\1 has no SPF record (RFC 7208 §5.2): publish one there or drop the include",
+    ),
+    (
+        r"redirect domain has no SPF record: (\S+)",
+        r"redirect=\1 has no SPF record (RFC 7208 §6.1): publish one there or fix the redirect",
+    ),
 )
 
 
 def _problem(ev: Evaluation) -> str:
-    text = ev.explanation.removeprefix("SPF Permanent Error: ")
-    text = text.removeprefix("SPF Temporary Error: ")
-    for prefix, meaning in _PROBLEMS:
-        if text.startswith(prefix):
-            return f"{meaning} ({text})" if prefix.startswith(("No valid", "redirect")) else meaning
-    return text
+    text = ev.explanation.partition(" Error: ")[2] or ev.explanation
+    if ev.result == "temperror":
+        return f"{text} — the DNS could not tell; nothing changes until it answers"
+    for pattern, meaning in _PROBLEMS:
+        if m := re.match(pattern, text):
+            return m.expand(meaning)
+    return f"{text} — correct the record"
 
 
 def _reason(ev: Evaluation, domain: str, ip: str) -> str:
-    mech = f"ip{ipaddress.ip_address(ip).version}:{ip}"
+    addr = ipaddress.ip_address(ip)
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
+        addr = addr.ipv4_mapped  # pyspf evaluates a mapped address as IPv4 (RFC 7208 §5)
+    mech = f"ip{addr.version}:{addr}"
     if ev.result == "none":
         return f"none: {domain} publishes no SPF record — publish `v=spf1 {mech} -all`"
-    where = f" in {ev.where}" if ev.where else ""
     if ev.loop and ev.result == "permerror":
         return (
             f"permerror: an include/redirect loop ({ev.loop}) runs past the 10-lookup limit "
             "(RFC 7208 §4.6.4): remove the term that points back"
         )
     if ev.result in ("permerror", "temperror"):
-        return f"{ev.result}{where}: {_problem(ev)}"
+        return f"{ev.result}{f' in {ev.where}' if ev.where else ''}: {_problem(ev)}"
     how = f"via {ev.chain}" if ev.chain else "(no term matched)"
     return (
-        f'{ev.result} {how}: {ip} is not authorised by "{_short(ev.record)}" — add `{mech}` to '
+        f'{ev.result} {how}: {addr} is not authorised by "{_short(ev.record)}" — add `{mech}` to '
         f"{domain}'s SPF record if it sends mail for {domain}"
     )
 
