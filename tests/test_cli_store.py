@@ -159,7 +159,7 @@ def test_status_json_is_the_status_api_object(run: Run, cfg_path: Path) -> None:
     finally:
         store.close()
     doc = ran.json()
-    assert set(doc) == {"listings", "lists", "targets", "instances"}
+    assert set(doc) == {"listings", "lists", "targets", "instances", "hygiene"}
     listings = doc["listings"]
     assert isinstance(listings, list)
     assert {tuple(sorted(x)) for x in listings} == {

@@ -202,6 +202,7 @@ def test_status_lists_listings_lists_and_targets_with_rfc3339_times(runtime: Run
         ],
         "targets": 5,
         "instances": [],  # no heartbeat yet
+        "hygiene": {"checks": [], "failing": []},  # no group asks for sender checks
     }
 
 
