@@ -35,7 +35,7 @@ ALERTMANAGER_PATH = "/api/v2/alerts"
 ALERTMANAGER_BATCH = 500  # alerts per re-post request
 LISTED_ALERT = "RblwatchListed"
 UNHEALTHY_ALERT = "RblwatchListUnhealthy"
-CHECK_ALERT = "RblwatchCheckFailed"
+CHECK_ALERT = "RblwatchCheckFailing"
 
 
 def _labels(alertname: str, ctx: Context, **fixed: str | None) -> dict[str, str]:
