@@ -46,7 +46,7 @@ def cmd_hygiene(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         sys.stdout.write(report_table(results, trace=args.trace))
-        print(f"{dns.queries} queries in {took:.2f}s", file=sys.stderr)
+    print(f"rblwatch: {len(results)} checks, {dns.queries} queries in {took:.2f}s", file=sys.stderr)
     outcomes = {r.outcome for r in results}
     if "fail" in outcomes:
         return EXIT_LISTED

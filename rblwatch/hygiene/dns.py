@@ -87,17 +87,32 @@ class CachingDns:
         self._resolver.lifetime = timeout * max(1, attempts)
         self._resolver.retry_servfail = False
         self._cache: dict[tuple[str, str], Records | DnsTempError] = {}
+        self._asking: dict[tuple[str, str], threading.Event] = {}
         self._lock = threading.Lock()
         self.queries = 0
 
     def lookup(self, name: str, rdtype: str) -> Records:
         key = (name.lower().rstrip("."), rdtype)
-        with self._lock:
-            hit = self._cache.get(key)
-        if hit is None:
-            hit = self._ask(*key)
+        while True:
             with self._lock:
-                self._cache[key] = hit
+                hit = self._cache.get(key)
+                asking = self._asking.get(key) if hit is None else None
+                if hit is None and asking is None:
+                    mine = self._asking[key] = threading.Event()
+            if hit is not None:
+                break
+            if asking is not None:
+                asking.wait()  # another thread asks this very question now: one query, not two
+                continue
+            try:
+                hit = self._ask(*key)
+                with self._lock:
+                    self._cache[key] = hit
+            finally:  # an unexpected failure: a waiter asks instead, never waits for ever
+                with self._lock:
+                    del self._asking[key]
+                mine.set()
+            break
         if isinstance(hit, DnsTempError):
             raise hit
         return hit
@@ -105,8 +120,10 @@ class CachingDns:
     def _ask(self, name: str, rdtype: str) -> Records | DnsTempError:
         try:
             qname = dns.name.from_text(name)
-        except dns.exception.DNSException as e:
-            return Records((), exists=False) if isinstance(e, dns.name.NameTooLong) else _temp(e)
+        except dns.exception.SyntaxError:
+            # too long, a label over 63 octets, an empty label: no such name can exist, so
+            # none is asked (an error would leave the check undecided for ever)
+            return Records((), exists=False)
         with self._lock:
             self.queries += 1
         try:
