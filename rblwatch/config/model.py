@@ -155,9 +155,9 @@ class Config:
 
     @property
     def subjects(self) -> tuple[DnsList, ...]:
-        """Everything the daemon runs cycles of, probes, budgets, exports and alerts about,
-        each under its own name: the one place a new check kind's subjects join the rest
-        (today the DNS lists, checked by `checks.dnsbl`)."""
+        """The DNS lists: what the daemon runs cycles of, probes, budgets, exports and alerts
+        about, each under its own name (checked by `checks.dnsbl`). The sender hygiene checks
+        are `hygiene`; `checks.subjects()` runs both."""
         return self.lists
 
     @property
