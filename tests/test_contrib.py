@@ -25,7 +25,7 @@ DASHBOARD = ROOT / "contrib" / "grafana" / "rblwatch-dashboard.json"
 RULES = ROOT / "contrib" / "prometheus" / "rblwatch.rules.yml"
 RULE_TESTS = ROOT / "contrib" / "prometheus" / "rblwatch.rules.test.yml"
 
-# SPEC §11, with the rblwatch_ prefix
+# SPEC §11, with the rblwatch_ prefix, and the sender hygiene families issue 12 adds
 SPEC_METRICS = frozenset(
     "rblwatch_" + name
     for name in (
@@ -47,6 +47,8 @@ SPEC_METRICS = frozenset(
         "config_last_reload_successful",
         "config_last_reload_success_timestamp_seconds",
         "build_info",
+        "check_ok",
+        "checks_failing",
     )
 )
 HISTOGRAMS = frozenset({"rblwatch_query_duration_seconds"})
@@ -206,6 +208,7 @@ def test_rules_are_the_documented_alerts_and_all_tested() -> None:
         {
             "RblwatchListed",
             "RblwatchListUnhealthy",
+            "RblwatchCheckFailing",
             "RblwatchLookupsFailing",
             "RblwatchCycleStale",
             "RblwatchReloadFailed",
