@@ -75,6 +75,11 @@ def _example_com() -> list[str]:
         'ad TXT "v=spf1 a -all"',
         f"ad A {IP}",
         f'void TXT "v=spf1 a:nx1.example.com a:nx2.example.com a:nx3.example.com ip4:{IP} -all"',
+        'ptrd TXT "v=spf1 ptr:example.com -all"',
+        'exi TXT "v=spf1 exists:%{i}._spf.example.com -all"',
+        f"{IP}._spf A 127.0.0.2",
+        'twospf TXT "v=spf1 -all"',
+        'twospf TXT "v=spf1 +all"',
         f"nospf A {IP}",  # a name with records, none of them SPF
         f"long TXT {txt(LONG_SPF)}",
         # 50 includes of domains that exist and publish SPF: only the lookup limit stops it
@@ -275,6 +280,21 @@ def test_spf_mx_and_a_mechanisms(dns: CachingDns) -> None:
     expect(check_spf(dns, "ad.example.com", IP), "pass", "pass")
     expect(check_spf(dns, "mxd.example.com", OTHER), "fail", "fail", "-all")
     expect(check_spf(dns, "ad.example.com", OTHER), "fail", "fail", "-all")
+
+
+def test_spf_ptr_and_exists_with_a_macro(dns: CachingDns) -> None:
+    expect(check_spf(dns, "ptrd.example.com", IP), "pass", "pass")
+    # .11's PTR name does not resolve back to it: ptr does not match (RFC 7208 §5.5)
+    expect(check_spf(dns, "ptrd.example.com", "192.0.2.11"), "fail", "fail", "-all")
+    r = check_spf(dns, "exi.example.com", IP)
+    expect(r, "pass", "pass")
+    assert f"A {IP}._spf.example.com → 127.0.0.2" in "\n".join(r.trace)
+    expect(check_spf(dns, "exi.example.com", OTHER), "fail", "fail", "-all")
+
+
+def test_spf_two_records_are_a_permerror(dns: CachingDns) -> None:
+    r = check_spf(dns, "twospf.example.com", IP)
+    expect(r, "fail", "permerror", "more than one SPF record", "merge them into one")
 
 
 def test_spf_more_than_two_void_lookups_is_a_permerror(dns: CachingDns) -> None:
