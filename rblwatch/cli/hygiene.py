@@ -14,12 +14,13 @@ import ipaddress
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from rblwatch import config, hostnames
 from rblwatch.checks.hygiene import items_of
 from rblwatch.cli.common import EXIT_CLEAN, EXIT_ERRORS, EXIT_LISTED, UsageError, load
 from rblwatch.config import Config
+from rblwatch.hygiene.dkim import validate_selector
 from rblwatch.hygiene.dns import CachingDns
 from rblwatch.hygiene.result import CheckResult
 from rblwatch.hygiene.runner import Item, items_for, run_items
@@ -54,29 +55,65 @@ def cmd_hygiene(args: argparse.Namespace) -> int:
 
 
 def _named_items(args: argparse.Namespace) -> list[Item]:
-    try:
-        domains = [normalize_domain(d) for d in args.domains]
-    except TargetError as exc:
-        raise UsageError(f"DOMAIN: {exc}") from None
-    ips = []
-    for text in args.ips:
-        try:
-            ips.append(str(ipaddress.ip_address(text.strip())))
-        except ValueError:
-            raise UsageError(f"--ip {text}: not an IP address") from None
-    selectors = []
-    for text in args.selectors:
-        try:
-            selectors.append(config.check_selector(text))
-        except ValueError as exc:
-            raise UsageError(f"--selector: {exc}") from None
+    domains = _unique(_domain(d) for d in args.domains)
+    ips = _unique(_ip(text) for text in args.ips)
+    selectors = _unique(_selector(text) for text in args.selectors)
     checks = list(args.checks) or _default_checks(domains, ips, selectors)
     if "dkim" in checks and not selectors:
         raise UsageError("--check dkim needs --selector")
+    for check in (c for c in ("fcrdns", "spf") if c in checks and not ips):
+        # else the check has no pairs and is dropped without a word
+        raise UsageError(f"--check {check} needs --ip (the sending IPs to check)")
     if {"spf", "dkim", "dmarc", "mta-sts", "tls-rpt"} & set(checks) and not domains:
         raise UsageError("the domain checks need a DOMAIN")
-    helo = None if args.helo is None else args.helo.strip().lower().rstrip(".")
+    helo = None if args.helo is None else _name("--helo", args.helo)
     return items_for(checks, domains, ips, lambda _d: selectors, helo=helo)
+
+
+def _unique(values: Iterable[str]) -> list[str]:
+    """In order, each once: a domain named twice (in any spelling) is checked once."""
+    return list(dict.fromkeys(values))
+
+
+def _domain(text: str) -> str:
+    if _is_ip(text):
+        raise UsageError(f"DOMAIN {text.strip()} is an IP address: give sending IPs with --ip")
+    return _name("DOMAIN", text)
+
+
+def _name(option: str, text: str) -> str:
+    try:
+        return normalize_domain(text)
+    except TargetError as exc:
+        raise UsageError(f"{option}: {exc}") from None
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text.strip())
+    except ValueError:
+        return False
+    return True
+
+
+def _ip(text: str) -> str:
+    try:
+        return str(ipaddress.ip_address(text.strip()))
+    except ValueError:
+        raise UsageError(f"--ip {text}: not an IP address") from None
+
+
+def _selector(text: str) -> str:
+    try:
+        selector = config.check_selector(text)
+    except ValueError as exc:
+        raise UsageError(f"--selector: {exc}") from None
+    # the dkim check is stricter than the config's rule ('_'): refuse here what it would
+    # only report as an invalid key
+    bad = validate_selector(selector)
+    if bad is not None:
+        raise UsageError(f"--selector: {bad}")
+    return selector
 
 
 def _default_checks(domains: Sequence[str], ips: Sequence[str], sel: Sequence[str]) -> list[str]:
