@@ -89,6 +89,7 @@ def test_a_list_of_selectors_is_for_every_domain() -> None:
         ({"checks": ["dkim"]}, {}, "targets.0.hygiene.checks", "dkim needs dkim_selectors"),
         ({"dkim_selectors": ["s1.x"]}, {}, "dkim_selectors.0", "has a dot"),
         ({"dkim_selectors": ["-x"]}, {}, "dkim_selectors.0", "not a DNS label"),
+        ({"dkim_selectors": ["s_1"]}, {}, "dkim_selectors.0", "not a DNS label"),
         ({"dkim_selectors": {"other.example": ["s1"]}}, {}, "other.example", "not one of the"),
         ({"sending_ips": ["mail.example.com"]}, {}, "sending_ips.0", "not an IP address"),
         ({"sending_ips": ["192.0.2.0/24"]}, {}, "sending_ips.0", "not an IP address"),

@@ -57,7 +57,8 @@ def _exclude_address(ctx: _Ctx, path: str, raw: object) -> str:
 
 
 # one DNS label (RFC 6376 allows dotted sub-selectors; rblwatch takes one label per selector)
-_SELECTOR = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?")
+# (RFC 6376 §3.1: a selector's labels are RFC 5321 sub-domains: letters, digits and '-')
+_SELECTOR = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
 
 def _sending_ip(ctx: _Ctx, path: str, raw: object) -> str:
@@ -81,7 +82,7 @@ def check_selector(text: str) -> str:
             " s1._domainkey.example.com), one DNS label"
         )
     if not _SELECTOR.fullmatch(text):
-        raise ValueError(f"selector {_show(text)} is not a DNS label (letters, digits, '-', '_')")
+        raise ValueError(f"selector {_show(text)} is not a DNS label (letters, digits and '-')")
     return text.lower()
 
 
