@@ -34,8 +34,6 @@ from rblwatch.model import (
 )
 from rblwatch.resolver import Durations
 
-_IP_KINDS = (TargetKind.IPV4, TargetKind.IPV6)
-
 
 def items_of(cfg: Config, check: str, found: Found) -> list[Item]:
     """The pairs of one check over every group that asks for it, one per key (first wins)."""
@@ -46,10 +44,9 @@ def items_of(cfg: Config, check: str, found: Found) -> list[Item]:
         if h is None or check not in h.checks:
             continue
         ips = h.sending_ips
-        if ips is None:  # the group's addresses, and its hostnames' as resolved now
-            ips = tuple(
-                t.value for t in found.targets if t.group == g.group and t.kind in _IP_KINDS
-            )
+        if ips is None:  # the group's addresses, and its hostnames' as resolved now (not
+            # `found.targets`: there an address of two groups is the first group's only)
+            ips = found.addresses.get(g.group, ())
         for item in items_for((check,), g.domains, ips, h.selectors_of, group=g.group, helo=h.helo):
             if item.key not in keys:
                 keys.add(item.key)
