@@ -3,12 +3,46 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
 
 from rblwatch.checks.hygiene import items_of
-from rblwatch.config import parse_config
+from rblwatch.config import Config, parse_config
+from rblwatch.engine import CycleOverrun, Engine
 from rblwatch.inventory import Inventory
 from rblwatch.model import Target, TargetKind
+from rblwatch.runtime import Runtime
+from rblwatch.store.sqlite import SqliteStore
+from tests.faultdns import Action, Fault, FaultDns
+
+SENDERS = [f"192.0.2.{i}" for i in range(1, 41)]
+
+
+def hygiene_config(port: int, **hygiene: Any) -> Config:
+    return parse_config(
+        {
+            "resolver": {"nameservers": [f"127.0.0.1:{port}"], "timeout": "1s", "attempts": 1},
+            "schedule": {"confirm": 2, "jitter": 0},
+            "lists": [{"name": "bl", "zone": "bl.test", "kind": "ip"}],
+            "targets": [
+                {
+                    "group": "mail",
+                    "addresses": SENDERS,
+                    "domains": ["example.com"],
+                    "hygiene": {"checks": ["fcrdns"], **hygiene},
+                }
+            ],
+        }
+    )
+
+
+def ptr_queries(dns: FaultDns) -> int:
+    return sum(dns.count(f"{'.'.join(reversed(ip.split('.')))}.in-addr.arpa") for ip in SENDERS)
 
 
 def _resolving_to(address: str):  # type: ignore[no-untyped-def]
@@ -49,3 +83,52 @@ def test_a_sending_ip_shared_by_two_groups_is_checked_for_each_group_s_domains()
     assert len(spf) == 16 + 1
     fcrdns = [i for i in items_of(cfg, "fcrdns", found) if i.key == "192.0.2.10"]
     assert [i.group for i in fcrdns] == ["b"]  # one pair per address: the first group asking
+
+
+def test_a_hygiene_pass_leaves_the_event_loop_s_default_threads_to_the_store(
+    faultdns: FaultDns, tmp_path: Path
+) -> None:
+    # the store, /metrics and the cluster's lease ticks all run in the loop's default
+    # executor (asyncio.to_thread; 6 threads on 2 cores): a pass that waits on a slow DNS
+    # for minutes must not sit on one of them, let alone one per check
+    faultdns.default = Action(Fault.DROP)
+    store = SqliteStore(str(tmp_path / "state.db"))
+    engine = Engine(Runtime(hygiene_config(faultdns.port), store))
+
+    async def scenario() -> float:
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=1))
+        cycle = asyncio.create_task(engine.cycle("fcrdns"))
+        await asyncio.sleep(0.3)  # the pass is under way, waiting on the DNS
+        start = time.monotonic()
+        await asyncio.wait_for(asyncio.to_thread(store.pairs), 5)
+        took = time.monotonic() - start
+        cycle.cancel()
+        return took
+
+    try:
+        assert asyncio.run(scenario()) < 0.5
+    finally:
+        store.close()
+
+
+def test_a_pass_abandoned_at_its_deadline_stops_asking(faultdns: FaultDns, tmp_path: Path) -> None:
+    # 40 PTR lookups that time out after 1s each, 8 at a time: 5s of work. Abandoned at its
+    # deadline the pass must not go on querying (and holding its threads) behind the
+    # scheduler's back while the next cycle starts another
+    faultdns.default = Action(Fault.DROP)
+    store = SqliteStore(str(tmp_path / "state.db"))
+    engine = Engine(Runtime(hygiene_config(faultdns.port), store))
+
+    async def scenario() -> None:
+        with pytest.raises(CycleOverrun):
+            await engine.cycle("fcrdns", deadline=0.3)
+
+    try:
+        asyncio.run(scenario())
+        time.sleep(1.5)  # the lookups in flight at the deadline time out by now
+        after = ptr_queries(faultdns)
+        time.sleep(1.5)
+        assert ptr_queries(faultdns) == after
+        assert after <= 8 + 8  # those in flight, and at most one more each
+    finally:
+        store.close()

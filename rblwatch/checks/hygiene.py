@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from rblwatch.checks.base import CheckIO, CheckRun, IsNews, Probed, States
 from rblwatch.config import Config
@@ -109,7 +110,17 @@ class HygieneCheck:
         items = [by_key[t.value] for t in targets.targets if t.value in by_key]
         r = io.config
         dns = CachingDns(r.nameservers, r.timeout, r.attempts)
-        results = await asyncio.to_thread(run_items, dns, items)
+        # a thread of its own, not asyncio.to_thread's: the loop's default executor (a few
+        # threads) serves the store, /metrics and the lease ticks, and a pass may wait on a
+        # slow DNS for many minutes
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"hygiene-{subject.name}")
+        try:
+            results = await asyncio.wrap_future(pool.submit(run_items, dns, items))
+        except asyncio.CancelledError:
+            dns.abandon()  # past the deadline: the pass's threads stop at their next lookup
+            raise
+        finally:
+            pool.shutdown(wait=False)
         return run_of(results, dns.queries)
 
     async def annotate(
