@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -11,11 +12,13 @@ from typing import Any
 
 import pytest
 
+from rblwatch.alerts.formats.base import Context
+from rblwatch.alerts.formats.standard_webhooks import json_body
 from rblwatch.checks.hygiene import items_of
 from rblwatch.config import Config, parse_config
 from rblwatch.engine import CycleOverrun, Engine
 from rblwatch.inventory import Inventory
-from rblwatch.model import Target, TargetKind
+from rblwatch.model import Event, EventKind, Target, TargetKind, frozen_map
 from rblwatch.runtime import Runtime
 from rblwatch.store.sqlite import SqliteStore
 from tests.faultdns import Action, Fault, FaultDns
@@ -132,3 +135,21 @@ def test_a_pass_abandoned_at_its_deadline_stops_asking(faultdns: FaultDns, tmp_p
         assert after <= 8 + 8  # those in flight, and at most one more each
     finally:
         store.close()
+
+
+def test_a_check_event_s_json_webhook_carries_the_group_s_labels() -> None:
+    # SPEC §6: a group's labels are copied into alert payloads (a team's own webhook routes
+    # on them); the listing events have them, and the check events must too
+    event = Event(
+        kind=EventKind.CHECK_FAILED,
+        list="spf",
+        at=1_795_780_800.0,
+        target="example.com 192.0.2.10",
+        group="mail",
+        codes=("softfail",),
+        meanings=("softfail via ~all: add ip4:192.0.2.10",),
+    )
+    ctx = Context(labels=frozen_map({"team": "mail-ops"}))
+    data = json.loads(json_body(event, ctx))["data"]
+    assert data["labels"] == {"team": "mail-ops"}
+    assert (data["check"], data["result"], data["state"]) == ("spf", "softfail", "fail")
