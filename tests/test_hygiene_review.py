@@ -15,6 +15,7 @@ import pytest
 from rblwatch.alerts.formats.base import Context
 from rblwatch.alerts.formats.standard_webhooks import json_body
 from rblwatch.checks.hygiene import items_of
+from rblwatch.cli import main
 from rblwatch.config import Config, parse_config
 from rblwatch.engine import CycleOverrun, Engine
 from rblwatch.inventory import Inventory
@@ -153,3 +154,17 @@ def test_a_check_event_s_json_webhook_carries_the_group_s_labels() -> None:
     data = json.loads(json_body(event, ctx))["data"]
     assert data["labels"] == {"team": "mail-ops"}
     assert (data["check"], data["result"], data["state"]) == ("spf", "softfail", "fail")
+
+
+@pytest.mark.parametrize("check", ["spf", "fcrdns"])
+def test_asking_for_an_ip_check_without_an_ip_is_a_usage_error_not_a_silent_pass(
+    check: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # `--check spf --check dmarc` used to run dmarc alone and exit 0: the SPF check asked
+    # for was dropped without a word
+    args = ["hygiene", "--config.file", str(tmp_path / "none.yaml")]
+    args += ["example.com", "--check", check, "--check", "dmarc", "--nameserver", "127.0.0.1:9"]
+    (tmp_path / "none.yaml").write_text("{}\n")
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"rblwatch: --check {check} needs --ip (the sending IPs to check)"]

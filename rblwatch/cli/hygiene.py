@@ -73,6 +73,9 @@ def _named_items(args: argparse.Namespace) -> list[Item]:
     checks = list(args.checks) or _default_checks(domains, ips, selectors)
     if "dkim" in checks and not selectors:
         raise UsageError("--check dkim needs --selector")
+    for check in ("fcrdns", "spf"):
+        if check in checks and not ips:  # else the check asked for would just not run
+            raise UsageError(f"--check {check} needs --ip (the sending IPs to check)")
     if {"spf", "dkim", "dmarc", "mta-sts", "tls-rpt"} & set(checks) and not domains:
         raise UsageError("the domain checks need a DOMAIN")
     helo = None if args.helo is None else args.helo.strip().lower().rstrip(".")
