@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import tracemalloc
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,15 +15,17 @@ import pytest
 
 from rblwatch.alerts.formats.base import Context
 from rblwatch.alerts.formats.standard_webhooks import json_body
-from rblwatch.checks.hygiene import items_of
+from rblwatch.checks.hygiene import items_of, run_pass
 from rblwatch.cli import main
 from rblwatch.config import Config, parse_config
 from rblwatch.engine import CycleOverrun, Engine
+from rblwatch.hygiene.runner import items_for
 from rblwatch.inventory import Inventory
 from rblwatch.model import Event, EventKind, Target, TargetKind, frozen_map
 from rblwatch.runtime import Runtime
 from rblwatch.store.sqlite import SqliteStore
 from tests.faultdns import Action, Fault, FaultDns
+from tests.staticdns import StaticDns
 
 SENDERS = [f"192.0.2.{i}" for i in range(1, 41)]
 
@@ -168,3 +171,25 @@ def test_asking_for_an_ip_check_without_an_ip_is_a_usage_error_not_a_silent_pass
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"rblwatch: --check {check} needs --ip (the sending IPs to check)"]
+
+
+def test_a_pass_holds_its_outcomes_not_every_result_s_detail_and_trace() -> None:
+    # 1,024 sending IPs x the domains: a pass of tens of thousands of SPF pairs. Each result
+    # carries its record, detail and trace (~30 lines); the engine needs only the outcome, so
+    # the pass must not hold all the results at once before reducing them
+    domains = [f"d{i}.example" for i in range(2)]
+    dns = StaticDns()
+    for d in domains:
+        dns.txt(d, "v=spf1 mx " + " ".join(f"ip4:198.51.{j}.0/24" for j in range(20)) + " ~all")
+        dns.add(d, "MX", (10, f"mx.{d}"))
+        dns.add(f"mx.{d}", "A", "192.0.2.1")
+    ips = [f"10.0.{i // 250}.{i % 250}" for i in range(500)]
+    items = items_for(["spf"], domains, ips, lambda d: ())
+    tracemalloc.start()
+    try:
+        run = run_pass(dns, items)
+        kept, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(run.outcomes) == 1000 and run.lookups == 1000  # every pair softfails
+    assert peak - kept < 1_500_000  # all 1,000 results at once would be ~3.7 MB more

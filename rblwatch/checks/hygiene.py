@@ -19,9 +19,9 @@ from concurrent.futures import ThreadPoolExecutor
 from rblwatch.checks.base import CheckIO, CheckRun, IsNews, Probed, States
 from rblwatch.config import Config
 from rblwatch.health import HEALTHY
-from rblwatch.hygiene.dns import CachingDns
+from rblwatch.hygiene.dns import CachingDns, Dns
 from rblwatch.hygiene.result import CheckResult
-from rblwatch.hygiene.runner import Item, items_for, run_items
+from rblwatch.hygiene.runner import Item, items_for, run_kept
 from rblwatch.inventory import Found, Inventory, Slice
 from rblwatch.model import (
     CHECK_EVENTS,
@@ -115,13 +115,12 @@ class HygieneCheck:
         # slow DNS for many minutes
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"hygiene-{subject.name}")
         try:
-            results = await asyncio.wrap_future(pool.submit(run_items, dns, items))
+            return await asyncio.wrap_future(pool.submit(run_pass, dns, items))
         except asyncio.CancelledError:
             dns.abandon()  # past the deadline: the pass's threads stop at their next lookup
             raise
         finally:
             pool.shutdown(wait=False)
-        return run_of(results, dns.queries)
 
     async def annotate(
         self, io: CheckIO, subject: HygieneSubject, run: CheckRun, news: IsNews
@@ -129,13 +128,27 @@ class HygieneCheck:
         return None  # the reason is in the outcome already
 
 
+def run_pass(dns: Dns, items: Sequence[Item]) -> CheckRun:
+    """A pass of `items` on `dns` (in threads) as the engine takes it: each result reduced
+    to its outcome as it is made (`run_kept`), not all of them held with their traces."""
+    return _run_of(run_kept(dns, items, _decided), dns.queries)
+
+
 def run_of(results: Sequence[CheckResult], queries: int) -> CheckRun:
-    run = CheckRun(lookups=len(results), queries=queries)
-    for result in results:
-        outcome = outcome_of(result)
-        if outcome is not None:
-            run.outcomes[result.key] = outcome
-            run.errors += outcome.is_error
+    return _run_of([_decided(r) for r in results], queries)
+
+
+def _decided(result: CheckResult) -> tuple[str, Outcome] | None:
+    outcome = outcome_of(result)
+    return None if outcome is None else (result.key, outcome)
+
+
+def _run_of(decided: Sequence[tuple[str, Outcome] | None], queries: int) -> CheckRun:
+    run = CheckRun(lookups=len(decided), queries=queries)
+    for d in decided:
+        if d is not None:
+            run.outcomes[d[0]] = d[1]
+            run.errors += d[1].is_error
     return run
 
 
@@ -145,4 +158,4 @@ def _kind_of(item: Item) -> TargetKind:
     return TargetKind.DOMAIN
 
 
-__all__ = ["HygieneCheck", "items_of", "outcome_of", "run_of"]
+__all__ = ["HygieneCheck", "items_of", "outcome_of", "run_of", "run_pass"]
