@@ -47,6 +47,9 @@ SPEC_METRICS = frozenset(
         "config_last_reload_successful",
         "config_last_reload_success_timestamp_seconds",
         "build_info",
+        # SPEC §16 (issue 12): the sender hygiene checks' gauges
+        "check_ok",
+        "checks_failing",
     )
 )
 HISTOGRAMS = frozenset({"rblwatch_query_duration_seconds"})
@@ -205,6 +208,7 @@ def test_rules_are_the_documented_alerts_and_all_tested() -> None:
     assert sorted(alerts) == sorted(
         {
             "RblwatchListed",
+            "RblwatchCheckFailing",
             "RblwatchListUnhealthy",
             "RblwatchLookupsFailing",
             "RblwatchCycleStale",
