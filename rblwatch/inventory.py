@@ -67,6 +67,10 @@ class Found:
     targets: list[Target]
     complete: bool  # every hostname resolved: nothing is missing only for now
     per_group: dict[str, int] = field(default_factory=dict)
+    # each group's own addresses (its networks', and its hostnames' as resolved now), an
+    # address of several groups in each: what a group's own checks (hygiene) take, where
+    # `targets` keeps the address under the first group only
+    addresses: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def _add_new(out: list[Target], values: set[str], found: Iterable[Target]) -> None:
@@ -101,20 +105,24 @@ class Inventory:
         found = list(static.targets)
         resolved: set[str] = set()
         complete = True
+        addresses = dict(static.addresses)
         for g in cfg.targets:
             if g.hostnames:
                 got, failed = await self._resolve(g.hostnames, g.group)
                 for name, why in failed:
                     complete = False
                     log.warning("hostname %s (group %s) not resolved: %s", name, g.group, why)
+                own = addresses.get(g.group, ())
+                addresses[g.group] = own + tuple(t.value for t in got if t.value not in own)
                 fresh = (t for t in got if t.value not in self._static_values())
                 _add_new(found, resolved, fresh)
-        return Found(found, complete, _per_group(found))
+        return Found(found, complete, _per_group(found), addresses)
 
     def _static_of(self, cfg: Config) -> Found:
         if self._static is None or self._static[0] is not cfg:
             static: list[Target] = []
             values: set[str] = set()
+            addresses: dict[str, tuple[str, ...]] = {}
             for g in cfg.targets:
                 expanded = targets.expand(
                     g.addresses,
@@ -123,8 +131,13 @@ class Inventory:
                     group=g.group,
                     ipv4_min_prefix=cfg.limits.ipv4_min_prefix,
                 )
+                own = addresses.get(g.group, ())
+                addresses[g.group] = own + tuple(
+                    t.value for t in expanded if t.kind is not TargetKind.DOMAIN
+                )
                 _add_new(static, values, expanded)
-            self._static = (cfg, Found(static, True, _per_group(static)), values)
+            found = Found(static, True, _per_group(static), addresses)
+            self._static = (cfg, found, values)
             self._labels = {}  # targets may have gone: start the labels afresh
         return self._static[1]
 

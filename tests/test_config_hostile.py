@@ -218,6 +218,7 @@ def test_the_readme_documents_every_bound() -> None:
     keys = {k for k, _ in _documented_bounds()}
     assert len(keys) == 18, sorted(keys)
     assert {"schedule.interval", "schedule.confirm_delay", "lists[].interval"} <= keys
+    assert "schedule.hygiene_interval" in keys
 
 
 @pytest.mark.parametrize(("key", "maximum"), _documented_bounds())

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from rblwatch.checks.base import CheckIO, CheckRun, IsNews, Probed, States
 from rblwatch.config import Config
 from rblwatch.health import HEALTHY
-from rblwatch.hygiene.dns import CachingDns
+from rblwatch.hygiene.dns import CachingDns, Dns
 from rblwatch.hygiene.result import CheckResult
-from rblwatch.hygiene.runner import Item, items_for, run_items
+from rblwatch.hygiene.runner import Item, items_for, run_kept
 from rblwatch.inventory import Found, Inventory, Slice
 from rblwatch.model import (
     CHECK_EVENTS,
@@ -34,8 +35,6 @@ from rblwatch.model import (
 )
 from rblwatch.resolver import Durations
 
-_IP_KINDS = (TargetKind.IPV4, TargetKind.IPV6)
-
 
 def items_of(cfg: Config, check: str, found: Found) -> list[Item]:
     """The pairs of one check over every group that asks for it, one per key (first wins)."""
@@ -46,10 +45,9 @@ def items_of(cfg: Config, check: str, found: Found) -> list[Item]:
         if h is None or check not in h.checks:
             continue
         ips = h.sending_ips
-        if ips is None:  # the group's addresses, and its hostnames' as resolved now
-            ips = tuple(
-                t.value for t in found.targets if t.group == g.group and t.kind in _IP_KINDS
-            )
+        if ips is None:  # the group's addresses, and its hostnames' as resolved now (not
+            # `found.targets`: there an address of two groups is the first group's only)
+            ips = found.addresses.get(g.group, ())
         for item in items_for((check,), g.domains, ips, h.selectors_of, group=g.group, helo=h.helo):
             if item.key not in keys:
                 keys.add(item.key)
@@ -112,8 +110,17 @@ class HygieneCheck:
         items = [by_key[t.value] for t in targets.targets if t.value in by_key]
         r = io.config
         dns = CachingDns(r.nameservers, r.timeout, r.attempts)
-        results = await asyncio.to_thread(run_items, dns, items)
-        return run_of(results, dns.queries)
+        # a thread of its own, not asyncio.to_thread's: the loop's default executor (a few
+        # threads) serves the store, /metrics and the lease ticks, and a pass may wait on a
+        # slow DNS for many minutes
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"hygiene-{subject.name}")
+        try:
+            return await asyncio.wrap_future(pool.submit(run_pass, dns, items))
+        except asyncio.CancelledError:
+            dns.abandon()  # past the deadline: the pass's threads stop at their next lookup
+            raise
+        finally:
+            pool.shutdown(wait=False)
 
     async def annotate(
         self, io: CheckIO, subject: HygieneSubject, run: CheckRun, news: IsNews
@@ -121,13 +128,27 @@ class HygieneCheck:
         return None  # the reason is in the outcome already
 
 
+def run_pass(dns: Dns, items: Sequence[Item]) -> CheckRun:
+    """A pass of `items` on `dns` (in threads) as the engine takes it: each result reduced
+    to its outcome as it is made (`run_kept`), not all of them held with their traces."""
+    return _run_of(run_kept(dns, items, _decided), dns.queries)
+
+
 def run_of(results: Sequence[CheckResult], queries: int) -> CheckRun:
-    run = CheckRun(lookups=len(results), queries=queries)
-    for result in results:
-        outcome = outcome_of(result)
-        if outcome is not None:
-            run.outcomes[result.key] = outcome
-            run.errors += outcome.is_error
+    return _run_of([_decided(r) for r in results], queries)
+
+
+def _decided(result: CheckResult) -> tuple[str, Outcome] | None:
+    outcome = outcome_of(result)
+    return None if outcome is None else (result.key, outcome)
+
+
+def _run_of(decided: Sequence[tuple[str, Outcome] | None], queries: int) -> CheckRun:
+    run = CheckRun(lookups=len(decided), queries=queries)
+    for d in decided:
+        if d is not None:
+            run.outcomes[d[0]] = d[1]
+            run.errors += d[1].is_error
     return run
 
 
@@ -137,4 +158,4 @@ def _kind_of(item: Item) -> TargetKind:
     return TargetKind.DOMAIN
 
 
-__all__ = ["HygieneCheck", "items_of", "outcome_of", "run_of"]
+__all__ = ["HygieneCheck", "items_of", "outcome_of", "run_of", "run_pass"]

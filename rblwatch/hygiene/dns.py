@@ -89,11 +89,19 @@ class CachingDns:
         self._cache: dict[tuple[str, str], Records | DnsTempError] = {}
         self._asking: dict[tuple[str, str], threading.Event] = {}
         self._lock = threading.Lock()
+        self._abandoned = threading.Event()
         self.queries = 0
+
+    def abandon(self) -> None:
+        """End the pass using this instance: every lookup from now on raises DnsTempError,
+        so its threads stop at their next lookup instead of finishing a pass nobody awaits."""
+        self._abandoned.set()
 
     def lookup(self, name: str, rdtype: str) -> Records:
         key = (name.lower().rstrip("."), rdtype)
         while True:
+            if self._abandoned.is_set():
+                raise DnsTempError("the pass was abandoned (past its deadline)")
             with self._lock:
                 hit = self._cache.get(key)
                 asking = self._asking.get(key) if hit is None else None

@@ -8,9 +8,10 @@ DNS waits are what a pass spends its time on. One `CachingDns` per pass asks eac
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar, cast
 
 from rblwatch.hygiene.dkim import check_dkim
 from rblwatch.hygiene.dmarc import check_dmarc
@@ -21,6 +22,7 @@ from rblwatch.hygiene.result import CHECKS, CheckResult, errored, pair_key
 from rblwatch.hygiene.spf import check_spf
 
 WORKERS = 8  # lookups waited for at once in a pass
+R = TypeVar("R")
 
 
 class Item(NamedTuple):
@@ -79,11 +81,43 @@ def evaluate(dns: Dns, item: Item) -> CheckResult:
 
 def run_items(dns: Dns, items: Iterable[Item], workers: int = WORKERS) -> list[CheckResult]:
     """Every item's result, in the items' order."""
+    return run_kept(dns, items, _whole, workers)
+
+
+def run_kept(
+    dns: Dns, items: Iterable[Item], keep: Callable[[CheckResult], R], workers: int = WORKERS
+) -> list[R]:
+    """What `keep` makes of every item's result, in the items' order.
+
+    `keep` runs in the worker as each result is made, so a pass of tens of thousands of
+    pairs (1,024 sending IPs x the domains) holds what its caller needs — the daemon, the
+    outcome — rather than every result's detail and SPF trace at once. The workers take the
+    items one by one, so no future is made per item either."""
     todo = list(items)
-    if len(todo) <= 1:
-        return [evaluate(dns, i) for i in todo]
-    with ThreadPoolExecutor(max_workers=min(workers, len(todo))) as pool:
-        return list(pool.map(lambda i: evaluate(dns, i), todo))
+    out: list[R | None] = [None] * len(todo)
+    lock = threading.Lock()
+    order = iter(range(len(todo)))
+
+    def work() -> None:
+        while True:
+            with lock:
+                i = next(order, None)
+            if i is None:
+                return
+            out[i] = keep(evaluate(dns, todo[i]))
+
+    n = min(workers, len(todo))
+    if n <= 1:
+        work()
+    else:
+        with ThreadPoolExecutor(max_workers=n) as pool:
+            for f in [pool.submit(work) for _ in range(n)]:
+                f.result()
+    return cast("list[R]", out)
+
+
+def _whole(result: CheckResult) -> CheckResult:
+    return result
 
 
 _EVALUATORS: Mapping[str, Callable[[Dns, Item], CheckResult]] = {
@@ -96,4 +130,4 @@ _EVALUATORS: Mapping[str, Callable[[Dns, Item], CheckResult]] = {
 }
 
 
-__all__ = ["WORKERS", "Item", "evaluate", "items_for", "run_items"]
+__all__ = ["WORKERS", "Item", "evaluate", "items_for", "run_items", "run_kept"]

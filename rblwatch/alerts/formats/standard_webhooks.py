@@ -46,7 +46,7 @@ JSON_TYPES: Mapping[EventKind, str] = {
 }
 
 
-def _check_data(event: Event) -> dict[str, Any]:
+def _check_data(event: Event, ctx: Context) -> dict[str, Any]:
     """A hygiene pair's event: the check, its result word and reason (the fix to make)."""
     passed = event.kind is EventKind.CHECK_PASSED
     since = event.at if event.kind is EventKind.CHECK_FAILED else event.since
@@ -54,6 +54,7 @@ def _check_data(event: Event) -> dict[str, Any]:
         "check": event.list,
         "target": event.target,
         "group": event.group,
+        "labels": dict(ctx.labels),  # the group's, as a listing's event carries them
         "state": "pass" if passed else "fail",
         "result": event.codes[0] if event.codes else None,
         "reason": check_reason(event.meanings) or None,
@@ -104,7 +105,7 @@ def json_body(event: Event, ctx: Context) -> bytes:
     if is_list_event(event):
         data["detail"] = event.detail
     elif is_check_event(event):
-        data.update(_check_data(event))
+        data.update(_check_data(event, ctx))
     else:
         data.update(_pair_data(event, ctx))
     return dumps({"type": JSON_TYPES[event.kind], "timestamp": rfc3339(event.at), "data": data})
