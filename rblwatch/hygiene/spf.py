@@ -96,13 +96,18 @@ class _Frame:
         return next(costly, len(self.terms))
 
 
+# RFC 7208 §4.6.4: a check_host() may be stopped after at least 20 seconds of DNS waits (pyspf
+# counts only the time its lookups take: answers from the pass's cache cost nothing)
+TIME_LIMIT = 20.0
+
+
 class _TracingQuery(spf.query):  # type: ignore[misc]
     """spf.query that writes each record, term and answer to `steps` as it goes."""
 
     def __init__(self, ip: str, sender: str, helo: str) -> None:
-        # querytime=0: no pyspf-wide clock; each lookup is bounded by the Dns's own timeout
-        # and their number by the RFC 7208 limits
-        super().__init__(ip, sender, helo, strict=True, querytime=0)
+        # each lookup is bounded by the Dns's own timeout and their number by the RFC 7208
+        # limits; the whole evaluation by TIME_LIMIT, after which it is a temperror
+        super().__init__(ip, sender, helo, strict=True, querytime=TIME_LIMIT)
         self.steps: list[str] = []
         self.stack: list[_Frame] = []
         self.root: _Frame | None = None
