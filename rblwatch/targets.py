@@ -256,10 +256,14 @@ def parse_target(text: str, *, group: str = "", ipv4_min_prefix: int = 16) -> li
 
 def canonical_target(text: str) -> str:
     """One address or domain in the form the store keeps (compressed IPv6, A-label domain),
-    for filters such as `history --target`: what a user types need not be canonical."""
+    or a hygiene SPF pair's "domain IP", for filters such as `history --target`: what a user
+    types need not be canonical."""
     text = text.strip()
     if "/" in text:
         raise _bad(text, "a single address or domain, not a network")
+    name, _, ip = text.partition(" ")
+    if ip.strip():  # an SPF pair's key: the domain, then the sending IP
+        return f"{parse_target(name)[0].value} {parse_target(ip.strip())[0].value}"
     return parse_target(text)[0].value
 
 

@@ -219,7 +219,7 @@ class _Handlers:
 
         def run(store: Store) -> list[Event] | str:
             if query.list_name is not None:
-                known = [lst.name for lst in config.subjects]
+                known = [lst.name for lst in config.subjects] + [h.name for h in config.hygiene]
                 problem = unknown_list(query.list_name, known + _stored_lists(store))
                 if problem is not None:
                     return f"list: {problem}"

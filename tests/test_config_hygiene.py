@@ -125,3 +125,34 @@ def test_check_config_refuses_with_one_line_and_exit_2(
     err = capsys.readouterr().err
     assert code == cli.EXIT_USAGE
     assert err.count("\n") == 1 and "targets.0.hygiene.dkim_selectors.0" in err
+
+
+def test_history_filters_take_a_hygiene_pairs_key_and_its_check_before_the_first_pass(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rblwatch.store.sqlite import SqliteStore
+    from rblwatch.targets import canonical_target
+
+    assert canonical_target(" Example.COM   192.0.2.10 ") == "example.com 192.0.2.10"
+    assert canonical_target("S1._domainkey.example.com") == "s1._domainkey.example.com"
+    db = tmp_path / "state.db"
+    SqliteStore(str(db)).close()  # a store no pass has written to yet
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        f"store: {{url: 'sqlite:///{db}'}}\n"
+        "targets:\n  - group: g\n    addresses: [192.0.2.10]\n    domains: [example.com]\n"
+        "    hygiene: {}\n"
+    )
+    code = cli.main(
+        [
+            "history",
+            "--config.file",
+            str(path),
+            "--list",
+            "spf",
+            "--target",
+            "example.com 192.0.2.10",
+        ]
+    )
+    out, err = capsys.readouterr()
+    assert (code, err) == (cli.EXIT_CLEAN, "")

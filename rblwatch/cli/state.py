@@ -107,7 +107,8 @@ def _target(text: str) -> str:
 def _known_list(name: str, cfg: config.Config, store: Store) -> None:
     """A list of the config, or one the store still has history of; otherwise say so (a typo
     must not read as "no events")."""
-    known = [lst.name for lst in cfg.subjects] + [s.name for s in store.list_statuses()]
+    known = [lst.name for lst in cfg.subjects] + [h.name for h in cfg.hygiene]
+    known += [s.name for s in store.list_statuses()]
     problem = unknown_list(name, known)
     if problem is not None:
         raise UsageError(f"--list: {problem}")
