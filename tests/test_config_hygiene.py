@@ -154,5 +154,5 @@ def test_history_filters_take_a_hygiene_pairs_key_and_its_check_before_the_first
             "example.com 192.0.2.10",
         ]
     )
-    out, err = capsys.readouterr()
+    _out, err = capsys.readouterr()
     assert (code, err) == (cli.EXIT_CLEAN, "")

@@ -21,7 +21,7 @@ from rblwatch.config import Config
 from rblwatch.health import HEALTHY
 from rblwatch.hygiene.dns import CachingDns, Dns
 from rblwatch.hygiene.result import CheckResult
-from rblwatch.hygiene.runner import Item, items_for, run_kept
+from rblwatch.hygiene.runner import WORKERS, Item, items_for, run_kept
 from rblwatch.inventory import Found, Inventory, Slice
 from rblwatch.model import (
     CHECK_EVENTS,
@@ -115,7 +115,9 @@ class HygieneCheck:
         # slow DNS for many minutes
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"hygiene-{subject.name}")
         try:
-            return await asyncio.wrap_future(pool.submit(run_pass, dns, items))
+            # the resolver's in-flight limit bounds the pass's lookups at once too
+            workers = min(WORKERS, r.max_in_flight)
+            return await asyncio.wrap_future(pool.submit(run_pass, dns, items, workers))
         except asyncio.CancelledError:
             dns.abandon()  # past the deadline: the pass's threads stop at their next lookup
             raise
@@ -128,10 +130,10 @@ class HygieneCheck:
         return None  # the reason is in the outcome already
 
 
-def run_pass(dns: Dns, items: Sequence[Item]) -> CheckRun:
+def run_pass(dns: Dns, items: Sequence[Item], workers: int = WORKERS) -> CheckRun:
     """A pass of `items` on `dns` (in threads) as the engine takes it: each result reduced
     to its outcome as it is made (`run_kept`), not all of them held with their traces."""
-    return _run_of(run_kept(dns, items, _decided), dns.queries)
+    return _run_of(run_kept(dns, items, _decided, workers), dns.queries)
 
 
 def run_of(results: Sequence[CheckResult], queries: int) -> CheckRun:
