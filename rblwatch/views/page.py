@@ -85,7 +85,7 @@ def _lists_html(view: StatusView) -> str:
 
 def _hygiene_html(view: StatusView) -> str:
     """Sender hygiene: what fails and why (the reason says what to fix), and each check's
-    last pass; nothing when no target group asks for a check."""
+    last run; nothing when no target group asks for a check."""
     if not view.checks:
         return ""
     rows = [
@@ -106,7 +106,7 @@ def _hygiene_html(view: StatusView) -> str:
     else:
         failing = "<p>No sender check has run yet.</p>\n"
     last = [[_e(r.name), _e(rfc3339(r.last_cycle_end) or "not yet")] for r in view.checks]
-    return f"<h2>Sender hygiene</h2>\n{failing}{_table(('check', 'last pass'), last)}"
+    return f"<h2>Sender hygiene</h2>\n{failing}{_table(('check', 'last run'), last)}"
 
 
 def _events_html(events: Sequence[Event]) -> str:
@@ -172,7 +172,9 @@ def render_page(
     )
     served = f" · served by {_e(served_by)}" if served_by is not None else ""
     summary = (
-        f"{view.targets} targets · {len(view.listings)} listings · version {_e(version)}"
+        f"{view.targets} targets · {len(view.listings)} listings"
+        f"{f' · {len(view.failing)} failing sender checks' if view.checks else ''}"
+        f" · version {_e(version)}"
         f"{served} · {links}"
     )
     return (

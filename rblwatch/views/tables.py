@@ -55,7 +55,7 @@ def status_table(view: StatusView, now: float | None = None) -> str:
 
 
 def _hygiene_table(view: StatusView) -> str:
-    """The failing sender hygiene pairs, and each check's last pass (when any is set up)."""
+    """The failing sender hygiene pairs, and when each check last ran (when any is set up)."""
     if not view.checks:
         return ""
     failing = [
@@ -74,7 +74,7 @@ def _hygiene_table(view: StatusView) -> str:
         "\n"
         + table(["CHECK", "TARGET", "GROUP", "SINCE", "RESULT", "REASON"], failing)
         + "\n"
-        + table(["CHECK", "LAST PASS"], checks)
+        + table(["CHECK", "LAST RUN"], checks)
     )
 
 
