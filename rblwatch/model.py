@@ -86,6 +86,9 @@ class EventKind(enum.StrEnum):
     CHECK_FAILED = "check_failed"
     CHECK_PASSED = "check_passed"
     CHECK_CHANGED = "check_changed"  # failing still, for another reason
+    # a returned message blamed one of the targets (`bouncewatch`): news, not a state; `list` is
+    # the blocklist the bounce named ("" for none), `meanings` its cause, `detail` its diagnostic
+    BOUNCE = "bounce"
 
 
 # the hygiene checks (`rblwatch.hygiene`): each is a subject under its name, so no list takes one

@@ -73,6 +73,9 @@ class Stats:
     alert_deliveries: dict[str, int] = field(default_factory=dict)
     alert_failures: dict[str, int] = field(default_factory=dict)
     replies_dropped: int = 0
+    # bounces read, by (cause, group); group "" for a bounce that blamed no target
+    bounces: dict[tuple[str, str], int] = field(default_factory=dict)
+    bounce_errors: dict[str, int] = field(default_factory=dict)  # by source: reads that failed
     reload_ok: bool = True
     reload_success_at: float | None = None
     started_at: float | None = None

@@ -19,6 +19,7 @@ EVENT_KINDS = (
     "check_failed",
     "check_passed",
     "check_changed",
+    "bounce",
 )
 DEFAULT_HYGIENE_CHECKS = ("fcrdns", "spf", "dmarc")  # and dkim when selectors are given
 MAX_SENDING_IPS = 1024  # per group: SPF is checked for each domain and each of them

@@ -25,6 +25,7 @@ from rblwatch.alerts.formats.base import (
     check_reason,
     codes_of,
     dumps,
+    is_bounce_event,
     is_check_event,
     is_list_event,
     rfc3339,
@@ -36,6 +37,7 @@ ALERTMANAGER_BATCH = 500  # alerts per re-post request
 LISTED_ALERT = "RblwatchListed"
 UNHEALTHY_ALERT = "RblwatchListUnhealthy"
 CHECK_ALERT = "RblwatchCheckFailing"
+BOUNCE_ALERT = "RblwatchBounce"
 
 
 def _labels(alertname: str, ctx: Context, **fixed: str | None) -> dict[str, str]:
@@ -93,6 +95,26 @@ def _check_alert(
     }
 
 
+def _bounce_alert(event: Event, ctx: Context, ends: float) -> dict[str, Any]:
+    """A bounce is news, not a state: its alert fires until `ends` and is never re-posted."""
+    target = event.target or ""
+    cause = check_reason(event.meanings) or "other"
+    named = f" naming {event.list}" if event.list else ""
+    return {
+        "labels": _labels(
+            BOUNCE_ALERT, ctx, target=target, group=event.group or "", cause=cause, list=event.list
+        ),
+        "annotations": {
+            "summary": f"Mail from {target} bounced ({cause})",
+            "description": f"A bounce{named} blamed {target} (group {event.group or ''}):"
+            f" {event.detail or cause}",
+            "delist_url": ctx.delist_url or "",
+        },
+        "startsAt": rfc3339(event.at),
+        "endsAt": rfc3339(ends),
+    }
+
+
 def _unhealthy_description(list_name: str, detail: str) -> str:
     return (
         f"List {list_name} fails its RFC 5782 test points: {detail or '-'}."
@@ -131,6 +153,8 @@ def event_alert(event: Event, ctx: Context, now: float, ttl: float) -> dict[str,
         return _unhealthy_alert(
             event.list, _unhealthy_description(event.list, event.detail), starts, ends
         )
+    if is_bounce_event(event):
+        return _bounce_alert(event, ctx, now + ttl)
     if is_check_event(event):
         return _check_alert(
             target=event.target or "",
@@ -223,6 +247,7 @@ FORMAT = Alertmanager()
 __all__ = [
     "ALERTMANAGER_BATCH",
     "ALERTMANAGER_PATH",
+    "BOUNCE_ALERT",
     "CHECK_ALERT",
     "FORMAT",
     "LISTED_ALERT",

@@ -124,6 +124,11 @@ def is_check_event(event: Event) -> bool:
     return event.kind in CHECK_EVENTS.values()
 
 
+def is_bounce_event(event: Event) -> bool:
+    """A returned message that blamed a target (`bouncewatch`)."""
+    return event.kind is EventKind.BOUNCE
+
+
 def check_reason(meanings: Sequence[str]) -> str:
     """A failing check's reason (its meanings hold the one sentence)."""
     return "; ".join(m for m in meanings if m)

@@ -17,6 +17,7 @@ from rblwatch.alerts.formats.base import (
     check_reason,
     codes_of,
     dumps,
+    is_bounce_event,
     is_check_event,
     is_list_event,
     rfc3339,
@@ -35,6 +36,7 @@ _TITLES: Mapping[EventKind, str] = {
     EventKind.CHECK_FAILED: "{target} fails the {list} check",
     EventKind.CHECK_PASSED: "{target} passes the {list} check again",
     EventKind.CHECK_CHANGED: "{target}: the {list} check fails differently",
+    EventKind.BOUNCE: "Mail from {target} bounced",
 }
 _ICONS: Mapping[EventKind, str] = {
     EventKind.LISTED: ":rotating_light:",
@@ -45,6 +47,7 @@ _ICONS: Mapping[EventKind, str] = {
     EventKind.CHECK_FAILED: ":rotating_light:",
     EventKind.CHECK_PASSED: ":white_check_mark:",
     EventKind.CHECK_CHANGED: ":warning:",
+    EventKind.BOUNCE: ":leftwards_arrow_with_hook:",
 }
 
 
@@ -82,9 +85,25 @@ def _check_fields(event: Event) -> list[dict[str, str]]:
     return fields
 
 
+def _bounce_fields(event: Event) -> list[dict[str, str]]:
+    fields = [
+        _field("Target", _mrkdwn(_target(event))),
+        _field("Group", _mrkdwn(event.group or "")),
+        _field("Cause", _mrkdwn(check_reason(event.meanings) or "-")),
+        _field("Status", _mrkdwn(",".join(c for c in event.codes if c) or "-")),
+    ]
+    if event.list:
+        fields.append(_field("List named", _mrkdwn(event.list)))
+    if event.detail:
+        fields.append(_field("Diagnostic", _mrkdwn(event.detail[:MAX_TXT])))
+    return fields
+
+
 def _fields(event: Event, ctx: Context) -> list[dict[str, str]]:
     if is_check_event(event):
         return _check_fields(event)
+    if is_bounce_event(event):
+        return _bounce_fields(event)
     if is_list_event(event):
         return [_field("List", _mrkdwn(event.list)), _field("Detail", _mrkdwn(event.detail or "-"))]
     fields = [

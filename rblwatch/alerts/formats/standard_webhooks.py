@@ -27,6 +27,7 @@ from rblwatch.alerts.formats.base import (
     check_reason,
     codes_of,
     dumps,
+    is_bounce_event,
     is_check_event,
     is_list_event,
     rfc3339,
@@ -43,6 +44,7 @@ JSON_TYPES: Mapping[EventKind, str] = {
     EventKind.CHECK_FAILED: "check.failed",
     EventKind.CHECK_PASSED: "check.passed",
     EventKind.CHECK_CHANGED: "check.changed",
+    EventKind.BOUNCE: "bounce.received",
 }
 
 
@@ -64,6 +66,18 @@ def _check_data(event: Event, ctx: Context) -> dict[str, Any]:
             "result": event.previous_codes[0] if event.previous_codes else None,
             "reason": event.detail.removeprefix("before: ") or None,
         },
+    }
+
+
+def _bounce_data(event: Event, ctx: Context) -> dict[str, Any]:
+    """A bounce that blamed a target: its cause, code, the list it named and what it said."""
+    return {
+        "target": event.target,
+        "group": event.group,
+        "labels": dict(ctx.labels),
+        "cause": event.meanings[0] if event.meanings else None,
+        "status": event.codes[0] if event.codes and event.codes[0] else None,
+        "diagnostic": event.detail or None,
     }
 
 
@@ -106,6 +120,8 @@ def json_body(event: Event, ctx: Context) -> bytes:
         data["detail"] = event.detail
     elif is_check_event(event):
         data.update(_check_data(event, ctx))
+    elif is_bounce_event(event):
+        data.update(_bounce_data(event, ctx))
     else:
         data.update(_pair_data(event, ctx))
     return dumps({"type": JSON_TYPES[event.kind], "timestamp": rfc3339(event.at), "data": data})
