@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Literal, NamedTuple, TypeVar
 
 from rblwatch.bounces.explain import MAX_MESSAGE_BYTES
+from rblwatch.config.model import BounceSource
 
 Tls = Literal["imaps", "starttls", "none"]
 Seen = Callable[[str], bool]
@@ -64,6 +65,15 @@ def _one_line(text: str, secret: str | None = None) -> str:
         text = text.replace(secret, "***")
     text = " ".join(text.split())
     return text if len(text) <= MAX_REASON else text[: MAX_REASON - 1] + "…"
+
+
+def source_of(config: BounceSource, timeout: float = DEFAULT_TIMEOUT) -> MaildirSource | ImapSource:
+    """The source a validated `bounces.sources` entry names."""
+    if config.imap is None:
+        assert config.maildir is not None  # the config allows exactly one of the two
+        return MaildirSource(config.maildir)
+    i = config.imap
+    return ImapSource(i.host, i.port, i.user, i.password, i.folder, i.tls, i.cafile, timeout)
 
 
 # --- maildir -------------------------------------------------------------------------------------

@@ -15,15 +15,15 @@ In tests, use the ``dovecot`` fixture (tests/conftest.py): a started Dovecot, st
 
 Everything Dovecot writes (base_dir with its sockets, state_dir, the log, the mail) is in the
 working directory, a fresh short path under /tmp: unix socket paths are limited to 108 bytes,
-which pytest's tmp_path can exceed. Dovecot needs two things to run as root (CI) and as anyone
-else alike:
+which pytest's tmp_path can exceed. To run as root (CI) and as anyone else alike:
 
-- as root, it refuses to run login processes as root ("This process must not be run as root")
-  and mail processes as uid 0 ("userdb returned 0 as uid", whatever first_valid_uid says), so
-  logins run as the package's ``dovenull`` user and the mail as ``nobody``, who owns the mail
-  directory; the auth process stays root and reads the passwd-file in the 0700-free work dir;
-- as another user it cannot change user at all, so every one of those is that user, and no
-  service chroots.
+- as root, Dovecot refuses to run login processes as root ("This process must not be run as
+  root") and mail processes as uid 0 ("userdb returned 0 as uid", whatever first_valid_uid
+  says), so logins run as the package's ``dovenull`` user and the mail processes as ``nobody``,
+  who owns the mail directory (the work dir is 0711 so nobody can reach it); the auth process
+  (default_internal_user) stays root and reads the 0600 passwd-file;
+- as another user it cannot change user at all, so all of those are that user;
+- either way no service chroots (a chroot needs root and buys a test server nothing).
 """
 
 from __future__ import annotations

@@ -211,6 +211,37 @@ def test_a_caller_that_stops_early_closes_the_connection(dovecot: Dovecot) -> No
     messages.close()  # (pytest turns an unclosed socket's ResourceWarning into an error)
 
 
+def test_a_configured_source_reads_the_dovecot(dovecot: Dovecot) -> None:
+    from rblwatch.config import parse_config
+
+    dovecot.append("INBOX", raw(0))
+    cfg = parse_config(
+        {
+            "bounces": {
+                "sources": [
+                    {"name": "files", "maildir": str(dovecot.maildir)},
+                    {
+                        "name": "imap",
+                        "imap": {
+                            "host": "localhost",
+                            "port": dovecot.ssl_port,
+                            "user": dovecot.user,
+                            "password": dovecot.password,
+                            "cafile": str(dovecot.cafile),
+                        },
+                    },
+                ]
+            }
+        }
+    )
+    assert cfg.bounces is not None
+    files, imap = (mb.source_of(s, timeout=5.0) for s in cfg.bounces.sources)
+    assert isinstance(files, MaildirSource) and isinstance(imap, ImapSource)
+    assert imap.timeout == 5.0 and imap.tls == "imaps"
+    assert [m.raw for m in fetch(imap)] == [raw(0)]
+    assert [m.raw for m in fetch(files)] == [raw(0).replace(b"\r\n", b"\n")]
+
+
 def test_the_password_is_not_in_the_repr() -> None:
     src = ImapSource("mail.example.com", 993, "bounces", "s3cret-pw")
     assert "s3cret-pw" not in repr(src) and "s3cret-pw" not in str(src)
