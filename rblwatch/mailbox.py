@@ -63,8 +63,12 @@ class MailboxError(Exception):
 def _one_line(text: str, secret: str | None = None) -> str:
     if secret:
         text = text.replace(secret, "***")
-    text = " ".join(text.split())
-    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 1] + "…"
+    return " ".join(text.split())
+
+
+def _cut(reason: str) -> str:
+    """A server's (or the OS's) own words, bounded: a hostile server chooses them."""
+    return reason if len(reason) <= MAX_REASON else reason[: MAX_REASON - 1] + "…"
 
 
 def source_of(config: BounceSource, timeout: float = DEFAULT_TIMEOUT) -> MaildirSource | ImapSource:
@@ -229,6 +233,7 @@ class ImapSource:
             raise self._error(what, _reason(e, self.timeout)) from None
 
     def _error(self, what: str, why: str) -> MailboxError:
+        why = _cut(_one_line(why, self.password))  # the secret out before the cut
         text = f"imap {self.host}:{self.port}: {what} failed: {why}"
         return MailboxError(_one_line(text, self.password))
 

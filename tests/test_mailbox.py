@@ -193,6 +193,32 @@ def test_a_server_that_never_answers_fails_within_the_timeout() -> None:
     assert text.endswith("connect failed: no answer within 0.5s"), text
 
 
+def test_a_long_reply_is_cut_and_an_echoed_password_masked() -> None:
+    import threading
+
+    with socket.socket() as listener:
+        listener.bind((HOST, 0))
+        listener.listen(1)
+
+        def serve() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                conn.sendall(b"* OK ready\r\n")
+                tag = conn.recv(4096).split(b" ")[0]  # CAPABILITY
+                conn.sendall(b"* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n" + tag + b" OK done\r\n")
+                tag = conn.recv(4096).split(b" ")[0]  # LOGIN
+                # a hostile server: a huge, multi-line-looking reply quoting the password
+                conn.sendall(tag + b" NO pw=s3cret-pw " + b"x" * 5000 + b"\r\n")
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        src = ImapSource(HOST, listener.getsockname()[1], "u", "s3cret-pw", tls="none", timeout=5)
+        text = error_of(src)
+        thread.join(5)
+    assert text.startswith(f"imap {HOST}:") and "login failed: pw=*** xxx" in text, text
+    assert "s3cret" not in text and len(text) < 300
+
+
 def test_a_server_stopped_between_two_reads(dovecot: Dovecot) -> None:
     for n in range(3):
         dovecot.append("INBOX", raw(n))
