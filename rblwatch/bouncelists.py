@@ -1,9 +1,9 @@
 """What `explain` may name a list by (`ListFacts`), from the catalogue and the config.
 
-An adapter: it reads the catalogue (a file) and a loaded config. Every catalogue list is here,
-active or not — a receiver may still quote a zone long dead — then the config's own lists (a
-custom list's zone, or a catalogue list's overrides, such as its delist page), then the
-provider-run lists that no DNS query can ask (`catalogue.providers()`).
+An adapter: it reads the catalogue (a file) and a loaded config. The config's own lists (a
+custom list's zone, or a catalogue list's overrides, such as its delist page), every catalogue
+list, active or not — a receiver may still quote a zone long dead — and the provider-run lists
+that no DNS query can ask (`catalogue.providers()`).
 """
 
 from __future__ import annotations
@@ -22,11 +22,14 @@ _KEY_LABELS = re.compile(r"^(?:(?:\$\{[^}]*\}|\*\*\*)\.)+")
 
 
 def list_facts(cfg: Config | None = None) -> tuple[ListFacts, ...]:
-    """The catalogue's lists and providers, with the config's lists (by name) over them."""
-    known = catalogue.catalogue().values()
-    facts: dict[str, ListFacts] = {lst.name: _dns_facts(lst) for lst in known}
-    if cfg is not None:
-        facts.update((lst.name, _dns_facts(lst)) for lst in cfg.lists)
+    """The config's lists first, then the catalogue's lists and providers not named alike.
+
+    First, because a zone both know (the config's `name: my-zen, use: spamhaus-zen`) should
+    be named as the config names it: that is the name its listing history is kept under.
+    """
+    facts: dict[str, ListFacts] = {}
+    for lst in [*(cfg.lists if cfg is not None else ()), *catalogue.catalogue().values()]:
+        facts.setdefault(lst.name, _dns_facts(lst))
     for p in catalogue.providers().values():
         facts.setdefault(p.name, ListFacts(p.name, p.names(), p.delist_url, queryable=False))
     return tuple(facts.values())

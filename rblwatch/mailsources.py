@@ -35,12 +35,13 @@ class Mail(NamedTuple):
 
 
 def read_mail(
-    paths: Sequence[str], stdin: BinaryIO | None = None, limit: int = MAX_MESSAGE_BYTES
+    paths: Sequence[str], stdin: BinaryIO | None = None, limit: int | None = None
 ) -> Iterator[Mail]:
     """Every message of every path, in order; `-` reads `stdin` (an mbox or one message).
 
     Every path is looked at before the first message is yielded: a FILE missing at the end
     fails the run before work is spent on the others."""
+    limit = MAX_MESSAGE_BYTES if limit is None else limit
     for path in paths:
         if path != STDIN:
             _readable(path)

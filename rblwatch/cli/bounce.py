@@ -4,7 +4,7 @@ with `--recheck`, whether the IP is on it (and on the major lists) now.
 
 Exit codes (README, "rblwatch explain-bounce"): 0 no recipient bounced, 1 at least one
 recipient failed or was delayed, 2 usage or a FILE that cannot be read, 3 nothing bounced but
-the all-clear is not sure: a message could not be read whole, or a `--recheck` lookup failed.
+the all-clear is not sure: a message could not be read (too big, or not mail at all).
 """
 
 from __future__ import annotations
@@ -68,15 +68,8 @@ def bounced(m: Explained) -> Iterable[Recipient]:
 def exit_code(messages: Sequence[Explained]) -> int:
     if any(True for m in messages for _ in bounced(m)):
         return EXIT_LISTED
-    unsure = any(m.problem is not None for m in messages) or any(
-        _rechecks_failed(r) for m in messages for r in m.recipients
-    )
-    return EXIT_ERRORS if unsure else EXIT_CLEAN
-
-
-def _rechecks_failed(r: Recipient) -> bool:
-    checks = [n.recheck for n in r.lists] + [o.recheck for o in r.other_lists or ()]
-    return any(c is not None and c.outcome == "error" for c in checks)
+    # a message that could not be read may have been a bounce: no all-clear
+    return EXIT_ERRORS if any(m.problem is not None for m in messages) else EXIT_CLEAN
 
 
 # -- the table -----------------------------------------------------------------------------
