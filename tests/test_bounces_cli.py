@@ -8,6 +8,7 @@ run the real parser on simple RFC 3464 reports in a process of its own.
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -257,6 +258,17 @@ def test_each_message_is_explained_with_its_source_and_bytes(
         (b"Subject: 1\n\none\n", f"{box}#1"),
         (b"Subject: 2\n\ntwo\n", f"{box}#2"),
     ]
+
+
+def test_standard_input_is_read_when_named(
+    rblwatch: Callable[..., Ran],
+    fake_explain: Callable[[Fake], list[tuple[Any, ...]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = fake_explain(lambda _raw, source: auto_reply(source))
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"Subject: piped\n\nhi\n")))
+    assert rblwatch("explain-bounce", "-").code == cli.EXIT_CLEAN
+    assert [(raw, source) for raw, source, _ in calls] == [(b"Subject: piped\n\nhi\n", "-")]
 
 
 def test_the_table_shows_each_recipient_s_status_cause_ip_and_list(

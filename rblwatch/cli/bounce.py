@@ -47,8 +47,10 @@ def explain_all(paths: Sequence[str], facts: Sequence[explaining.ListFacts]) -> 
     """Every message of every FILE explained, in order; a FILE that cannot be read is a
     UsageError (before anything is printed: the report is all or nothing)."""
     out = []
+    # stdin only when named: a process started with it closed has no sys.stdin at all
+    stdin = sys.stdin.buffer if STDIN in paths and sys.stdin is not None else None
     try:
-        for mail in read_mail(paths, sys.stdin.buffer):
+        for mail in read_mail(paths, stdin):
             if mail.problem is not None:
                 out.append(Explained(mail.source, "other", problem=mail.problem))
             else:
