@@ -7,6 +7,7 @@ module re-exports that API, so `catalogue.get(...)` reads as before.
 
 from __future__ import annotations
 
-from rblwatch.config.catalogue import catalogue, default_names, defunct_message, get
+from rblwatch.config.catalogue import catalogue, default_names, defunct_message, get, providers
+from rblwatch.config.providers import Provider
 
-__all__ = ["catalogue", "default_names", "defunct_message", "get"]
+__all__ = ["Provider", "catalogue", "default_names", "defunct_message", "get", "providers"]

@@ -5,6 +5,7 @@
 ``postgres_cluster`` (tests/postgres.py) gives a throwaway PostgreSQL server for the session.
 ``alertmanager`` gives a started real Alertmanager whose notifications go to a test webhook.
 ``nsd_server`` gives a real authoritative DNS server (NSD, tests/nsd.py) to start with zones.
+``dovecot`` gives a started real IMAP server (Dovecot, tests/dovecot.py) with one test user.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests import alertmanager as am
+from tests import dovecot as dc
 from tests import nsd
 from tests.faultdns import FaultDns
 from tests.postgres import postgres_cluster  # noqa: F401  (the fixture, visible to every test)
@@ -88,5 +90,23 @@ def nsd_server(tmp_path: Path) -> Iterator[nsd.NsdServer]:
     server = nsd.NsdServer(workdir=tmp_path / "nsd")
     try:
         yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def dovecot() -> Iterator[dc.Dovecot]:
+    """A started Dovecot on 127.0.0.1: IMAP on `port`, IMAPS on `ssl_port` (trust `cafile`), one
+    user (`user`, `password`) whose maildir is `maildir`. Function-scoped (it starts in a fraction
+    of a second); stopped and removed even if the test fails."""
+    if not dc.available():
+        # never a skip: the bounce mailboxes are only proven against a real IMAP server
+        pytest.fail(
+            "dovecot is not installed: apt-get install -y --no-install-recommends dovecot-imapd"
+            " (as .ci/run does)"
+        )
+    server = dc.Dovecot()
+    try:
+        yield server.start()
     finally:
         server.close()

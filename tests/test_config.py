@@ -616,6 +616,7 @@ def test_the_commented_examples_in_the_example_config_are_valid(tmp_path: Path) 
     assert lines != text.splitlines()
     write(tmp_path, "ops.url", "https://hooks.example.net/rblwatch\n")
     write(tmp_path, "ops.key", WHSEC)
+    write(tmp_path, "imap.pw", "imap-secret\n")
     path = write(tmp_path, "config.yaml", "\n".join(lines))
     env = {
         "SPAMHAUS_DQS_KEY": SECRET_IN_ENV,

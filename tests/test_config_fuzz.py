@@ -289,7 +289,11 @@ def test_a_cut_and_spliced_example_is_a_config_or_one_error(
 def test_the_unmutated_examples_load() -> None:
     # the fuzzer's seeds are valid, so its mutations start from a config, not from an error
     with tempfile.TemporaryDirectory() as directory:
-        for name, text in (("ops.url", "https://h.example/\n"), ("ops.key", _WHSEC)):
+        for name, text in (
+            ("ops.url", "https://h.example/\n"),
+            ("ops.key", _WHSEC),
+            ("imap.pw", "imap-secret\n"),
+        ):
             (Path(directory) / name).write_text(text, encoding="utf-8")
         env = {"SPAMHAUS_DQS_KEY": "k", "OPS_SECRET": _WHSEC, "SLACK_WEBHOOK_URL": "https://s/"}
         for text in (EXAMPLE_TEXT, EXAMPLE_FULL):

@@ -58,6 +58,16 @@ class NamedList:
 
 
 @dataclass(frozen=True, slots=True)
+class OtherList:
+    """A list the bounce did not name that `--recheck` also looked the sending IP up on (the
+    config's lists, else the catalogue's default ones)."""
+
+    name: str
+    recheck: Recheck
+    delist_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Recipient:
     address: str | None
     action: str | None = None  # failed, delayed, delivered, relayed, expanded (RFC 3464)
@@ -71,6 +81,8 @@ class Recipient:
     cause: Cause = "other"
     sending_ip: str | None = None  # of the returned original, or quoted in the diagnostic
     lists: tuple[NamedList, ...] = ()
+    # --recheck only (None without it): the sending IP on the lists the bounce did not name
+    other_lists: tuple[OtherList, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +106,16 @@ def recheck_json(r: Recheck | None) -> dict[str, object] | None:
 
 
 def recipient_json(r: Recipient) -> dict[str, object]:
+    out = _recipient_fields(r)
+    if r.other_lists is not None:  # the key only with --recheck: the form without it stays
+        out["other_lists"] = [
+            {"name": o.name, "delist_url": o.delist_url, "recheck": recheck_json(o.recheck)}
+            for o in r.other_lists
+        ]
+    return out
+
+
+def _recipient_fields(r: Recipient) -> dict[str, object]:
     return {
         "address": r.address,
         "action": r.action,
@@ -143,6 +165,7 @@ __all__ = [
     "Explained",
     "Kind",
     "NamedList",
+    "OtherList",
     "Recheck",
     "Recipient",
     "message_json",

@@ -38,9 +38,12 @@ _COMMANDS = {
     "plan": ("run", "cmd_plan"),
     "store": ("store", "cmd_store"),
     "hygiene": ("hygiene", "cmd_hygiene"),
+    "explain-bounce": ("bounce", "cmd_explain_bounce"),
 }
 # Commands that own nothing once they have printed: no store, no sockets, no threads.
-_NOTHING_TO_CLOSE = frozenset({"check", "lists", "check-config", "plan", "hygiene"})
+_NOTHING_TO_CLOSE = frozenset(
+    {"check", "lists", "check-config", "plan", "hygiene", "explain-bounce"}
+)
 
 
 class _ArgumentError(UsageError):
@@ -110,6 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
     from rblwatch.cli.hygiene_args import add_hygiene_parser  # argparse only: nothing loads
 
     with_config(add_hygiene_parser(sub))
+
+    from rblwatch.cli.bounce_args import add_bounce_parser  # argparse only: nothing loads
+
+    with_config(add_bounce_parser(sub))
 
     from rblwatch.cli.store import MIGRATE_DESCRIPTION, MIGRATE_HELP  # text only: nothing loads
 

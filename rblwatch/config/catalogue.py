@@ -12,12 +12,13 @@ from __future__ import annotations
 import datetime
 import functools
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
 import yaml
 
 from rblwatch.config.lists import LIST_FIELDS, _enum, build_list
+from rblwatch.config.providers import Provider, parse_providers
 from rblwatch.config.values import _VAR, _list_name, _text
 from rblwatch.config.walker import (
     Parser,
@@ -30,7 +31,7 @@ from rblwatch.config.walker import (
 from rblwatch.model import DnsList, Status
 
 _RESOURCE = "catalogue.yaml"
-_TOP_KEYS = frozenset({"defaults", "lists"})
+_TOP_KEYS = frozenset({"defaults", "lists", "providers"})
 # written out in every entry, so a reader of the file never has to know a default
 _REQUIRED = ("name", "zone", "kind", "ipv6", "purpose", "status")
 _CATALOGUE = _Ctx(env={}, base_dir=None, expand=False)
@@ -40,6 +41,7 @@ _CATALOGUE = _Ctx(env={}, base_dir=None, expand=False)
 class _Catalogue:
     lists: Mapping[str, DnsList]
     defaults: tuple[str, ...]
+    providers: Mapping[str, Provider] = field(default_factory=lambda: MappingProxyType({}))
 
 
 def catalogue() -> Mapping[str, DnsList]:
@@ -50,6 +52,12 @@ def catalogue() -> Mapping[str, DnsList]:
 def default_names() -> tuple[str, ...]:
     """The lists `rblwatch check` uses when there is no config: free, keyless and active."""
     return _load().defaults
+
+
+def providers() -> Mapping[str, Provider]:
+    """The provider-run lists (Microsoft's, Proofpoint's …) by name, in file order: named by
+    bounces, never asked over DNS (`rblwatch.config.providers`)."""
+    return _load().providers
 
 
 def get(name: str) -> DnsList:
@@ -85,7 +93,8 @@ def parse_catalogue(text: str) -> _Catalogue:
         raise ValueError(f"{_RESOURCE}: unknown top-level key {sorted(map(str, unknown))[0]!r}")
     lists = _parse_lists(doc.get("lists"))
     defaults = _parse_defaults(doc.get("defaults"), lists)
-    return _Catalogue(MappingProxyType(lists), defaults)
+    found = parse_providers(doc.get("providers"), frozenset(lists), _RESOURCE)
+    return _Catalogue(MappingProxyType(lists), defaults, found)
 
 
 def _parse_lists(raw: object) -> dict[str, DnsList]:

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from rblwatch.config.alerts import check_receiver_groups, parse_receivers
+from rblwatch.config.bounces import parse_bounces
 from rblwatch.config.lists import MAX_INTERVAL, MAX_JITTER, default_lists, parse_lists
 from rblwatch.config.model import (
     AlertsConfig,
@@ -214,6 +215,7 @@ _TOP_FIELDS: Mapping[str, Parser] = {
     "lists": parse_lists,
     "targets": parse_targets,
     "alerts": _section(AlertsConfig, {"receivers": parse_receivers}),
+    "bounces": parse_bounces,
 }
 
 

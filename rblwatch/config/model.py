@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Literal, get_args
 from urllib.parse import urlsplit
 
@@ -140,6 +141,41 @@ class AlertsConfig:
     receivers: tuple[Receiver, ...] = ()
 
 
+# How a bounce mailbox is reached over IMAP (`bounces.sources[].imap.tls`), and the port each
+# implies when none is given (RFC 8314: 993 for implicit TLS; 143 for STARTTLS and plaintext).
+BounceTls = Literal["imaps", "starttls", "none"]
+BOUNCE_TLS: tuple[BounceTls, ...] = get_args(BounceTls)
+IMAP_PORTS: Mapping[str, int] = MappingProxyType({"imaps": 993, "starttls": 143, "none": 143})
+
+
+@dataclass(frozen=True, slots=True)
+class ImapConfig:
+    """An IMAP folder to read bounces from; `port` is filled from IMAP_PORTS when not given."""
+
+    host: str
+    user: str
+    password: str = field(repr=False)  # from `password` or `password_file`; never shown
+    port: int = 993
+    tls: BounceTls = "imaps"
+    folder: str = "INBOX"
+    cafile: str | None = None  # None: the system's CAs
+
+
+@dataclass(frozen=True, slots=True)
+class BounceSource:
+    """One `bounces.sources` entry: exactly one of `maildir` (a directory) and `imap`."""
+
+    name: str
+    maildir: str | None = None
+    imap: ImapConfig | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BouncesConfig:
+    interval: float = 60.0  # how often every source is polled
+    sources: tuple[BounceSource, ...] = ()
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     resolver: ResolverConfig = field(default_factory=ResolverConfig)
@@ -152,6 +188,7 @@ class Config:
     lists: tuple[DnsList, ...] = field(default=(), repr=False)
     targets: tuple[TargetGroup, ...] = ()
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    bounces: BouncesConfig | None = None  # None: no bounce mailboxes are read
     source: str = "<config>"
 
     @property
