@@ -20,10 +20,13 @@ import time
 from collections.abc import Callable, Sequence
 
 from rblwatch.alerts.routing import wants
+from rblwatch.bouncelists import list_facts
 from rblwatch.bounces.explain import ListFacts, explain
 from rblwatch.bounces.model import Explained, Recipient
 from rblwatch.config import Config
+from rblwatch.config.model import BounceSource
 from rblwatch.engine import Engine
+from rblwatch.mailbox import MailboxError, source_of
 from rblwatch.model import CycleCommit, Event, EventKind, Target
 from rblwatch.runtime import Runtime
 from rblwatch.store import Fenced, StoreError
@@ -35,6 +38,18 @@ IDLE_S = 5.0  # how often to look again when no source is configured (a reload m
 
 Fetched = list[tuple[str, bytes | None]]  # (key, raw; None: too big to read, only remembered)
 Facts = Callable[[Config], Sequence[ListFacts]]
+Fetch = Callable[[BounceSource, set[str]], Fetched]
+MAX_PER_ROUND = 1000  # messages read from one source per round: a full mailbox is read in turns
+
+
+def fetch(source: BounceSource, seen: set[str]) -> Fetched:
+    """A source's messages not seen yet (at most MAX_PER_ROUND), read in a worker thread."""
+    out: Fetched = []
+    for m in source_of(source).fetch_new(seen.__contains__):
+        out.append((m.key, m.raw))
+        if len(out) >= MAX_PER_ROUND:
+            break
+    return out
 
 
 def seen_name(source: str) -> str:
@@ -47,8 +62,8 @@ class BounceWatcher:
         self,
         runtime: Runtime,
         engine: Engine,
-        facts: Facts,
-        fetch: Callable[[object, set[str]], Fetched],
+        facts: Facts = list_facts,
+        fetch: Fetch = fetch,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -86,20 +101,23 @@ class BounceWatcher:
         return raised
 
     async def _poll_source(
-        self, cfg: Config, source: object, targets: dict[str, Target], facts: Sequence[ListFacts]
+        self,
+        cfg: Config,
+        source: BounceSource,
+        targets: dict[str, Target],
+        facts: Sequence[ListFacts],
     ) -> list[Event]:
-        name = seen_name(source.name)  # type: ignore[attr-defined]
+        name = seen_name(source.name)
         try:
             seen = await self.rt.db.seen(name)
             got = await asyncio.to_thread(self.fetch, source, seen)
         except StoreError as exc:
             log.warning("bounces: %s: the store did not answer: %s", name, exc)
             return []
-        except Exception as exc:  # MailboxError: one line, the next round tries again
-            self.rt.stats.bounce_errors[source.name] = (  # type: ignore[attr-defined]
-                self.rt.stats.bounce_errors.get(source.name, 0) + 1  # type: ignore[attr-defined]
-            )
-            log.warning("bounces: %s: %s", name, exc)
+        except MailboxError as exc:  # one line; the next round tries again
+            errors = self.rt.stats.bounce_errors
+            errors[source.name] = errors.get(source.name, 0) + 1
+            log.warning("bounces: %s", exc)
             return []
         if not got:
             return []
@@ -122,7 +140,8 @@ class BounceWatcher:
             return []
         self._count(written)
         for e in written:
-            log.warning("bounce %s: %s%s", e.target, ",".join(e.meanings), f" naming {e.list}" * bool(e.list))
+            named = f" naming {e.list}" if e.list else ""
+            log.warning("bounce %s: %s%s", e.target, ",".join(e.meanings), named)
         await self._recheck(rechecks)
         return written
 

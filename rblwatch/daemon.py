@@ -22,6 +22,7 @@ from aiohttp.web import AppRunner
 
 from rblwatch import __version__, config, metrics, web
 from rblwatch.alerts.sender import Alerts
+from rblwatch.bouncewatch import BounceWatcher
 from rblwatch.engine import Engine
 from rblwatch.peers import Peers, new_instance
 from rblwatch.runtime import ReloadResult, Runtime
@@ -115,7 +116,11 @@ class Daemon:
                 len(cfg.lists),
                 view.live,
             )
-            background = [asyncio.create_task(self._tick()), asyncio.create_task(self.peers.run())]
+            background = [
+                asyncio.create_task(self._tick()),
+                asyncio.create_task(self.peers.run()),
+                asyncio.create_task(BounceWatcher(rt, engine).run()),
+            ]
             await self.stop_event.wait()
             for task in background:
                 task.cancel()

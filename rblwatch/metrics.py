@@ -46,6 +46,7 @@ from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
 from rblwatch import __version__
+from rblwatch.bounces.model import CAUSES
 from rblwatch.config import Config
 from rblwatch.model import EventKind, Health, ListStatus, PairStatus, PairSummary, Purpose, Reason
 from rblwatch.runtime import Runtime
@@ -492,6 +493,33 @@ def _event_and_alert_families(
         _sorted(failures),
     )
     yield _gauge("alert_queue", "Alerts waiting in the outbox.", "receiver", _sorted(queue))
+    yield from _bounce_families(stats, config)
+
+
+def _bounce_families(stats: Stats, config: Config) -> Iterator[Metric]:
+    """Bounces read, by cause and the group of the target they blamed ("" for none); every
+    (cause, configured group) from the first scrape once a bounce source is configured."""
+    counts = dict(stats.bounces)
+    if config.bounces is not None:
+        for cause in CAUSES:
+            for group in ["", *(g.group for g in config.targets)]:
+                counts.setdefault((cause, group), 0)
+    family = CounterMetricFamily(
+        "rblwatch_bounces",
+        "Bounces read from the configured mailboxes, by cause and the group of the target blamed.",
+        labels=["cause", "group"],
+    )
+    for (why, group), n in sorted(counts.items()):
+        family.add_metric([why, group], n)
+    yield family
+    errors = {s.name: 0 for s in config.bounces.sources} if config.bounces is not None else {}
+    errors |= stats.bounce_errors
+    yield _counter(
+        "bounce_source_errors",
+        "Rounds in which a bounce source could not be read.",
+        "source",
+        _sorted(errors),
+    )
 
 
 def _build_and_reload(runtime: Runtime) -> Iterator[Metric]:
