@@ -48,6 +48,7 @@ LOOKUP_URLS: tuple[tuple[re.Pattern[str], str], ...] = (
         re.compile(r"(https?://(?:www\.)?barracudacentral\.org/(?:lookups|rbl)\S*)", re.I),
         "barracuda",
     ),
+    (re.compile(r"(https?://(?:www\.)?barracudanetworks\.com/reputation\S*)", re.I), "barracuda"),
     (re.compile(r"(https?://(?:www\.)?spamcop\.net/(?:bl\.shtml|w3m)\S*)", re.I), "spamcop"),
     (re.compile(r"(https?://(?:www\.)?uceprotect\.net/\S*)", re.I), "uceprotect-1"),
     (re.compile(r"(https?://(?:www\.)?abuseat\.org/lookup\S*)", re.I), "cbl"),
@@ -70,7 +71,8 @@ _MISCONFIGURED = re.compile(
 # X.Y.Z detail (without the class) whose meaning is the cause
 STATUS_CAUSES: dict[str, Cause] = {
     "1.1": "recipient", "1.3": "recipient", "1.4": "recipient", "1.6": "recipient",
-    "1.2": "routing", "1.10": "routing",
+    # not 1.10 (null MX): Microsoft sends 5.1.10 for "recipient not found", the words decide
+    "1.2": "routing",
     "2.1": "recipient", "2.2": "recipient",
     "2.3": "content", "3.4": "content",
     "4.0": "routing", "4.1": "routing", "4.2": "routing", "4.3": "routing", "4.4": "routing",
@@ -111,8 +113,8 @@ WORDS: tuple[tuple[re.Pattern[str], Cause], ...] = (
                 re.I), "content"),
     (re.compile(r"user unknown|unknown user|no such (?:user|mailbox|recipient)|no mailbox"
                 r"|does not exist|doesn't exist|not found|mailbox (?:is )?(?:full|unavailable)"
-                r"|over quota|quota exceeded|account (?:is )?disabled|recipient not found"
-                r"|invalid recipient|address rejected|inactive", re.I), "recipient"),
+                r"|over quota|quota exceeded|(?:account|mailbox) (?:is |has been )?disabled"
+                r"|recipient not found|invalid recipient|inactive", re.I), "recipient"),
     (re.compile(r"host (?:or domain name )?not found|name service error|no route|timed out"
                 r"|connection refused|unrouteable|expired|too long|retry time|no mx"
                 r"|unable to connect|network", re.I), "routing"),
@@ -126,7 +128,9 @@ def lists_named(diagnostic: str | None, lists: Sequence[ListFacts]) -> tuple[Nam
     if not diagnostic:
         return ()
     by_name = {f.name: f for f in lists}
-    found: list[tuple[str | None, str]] = []  # (catalogue name or the pattern's, named_as)
+    # zones first: when a text names a zone and a lookup URL of the same list, the zone is
+    # what an operator recognises
+    found = _zones_named(diagnostic, lists)  # (catalogue name or the pattern's, named_as)
     for name, patterns in PROVIDER_CODES.items():
         for p in patterns:
             m = p.search(diagnostic)
@@ -137,7 +141,6 @@ def lists_named(diagnostic: str | None, lists: Sequence[ListFacts]) -> tuple[Nam
         m = p.search(diagnostic)
         if m is not None:
             found.append((name, m[1].rstrip(".,;)'\"")))
-    found.extend(_zones_named(diagnostic, lists))
     out: list[NamedList] = []
     seen: set[str] = set()
     for list_name, named_as in found:
@@ -201,6 +204,9 @@ _KEYWORD_IP = re.compile(
 )
 
 
+_HOST_AND_IP = re.compile(r"[\w.-]+\[[0-9A-Fa-f:.]+\](?::\d+)?")
+
+
 def quoted_ip(diagnostic: str | None) -> str | None:
     """The address the receiver quotes as the client's: after 'Client host', 'sending IP',
     'from' …, else the first bracketed one, else the first bare IPv4."""
@@ -210,7 +216,10 @@ def quoted_ip(diagnostic: str | None) -> str | None:
         ip = public_ip(m[1].rstrip(".:"))
         if ip is not None:
             return ip
-    ips = bracketed_ips(diagnostic) or bare_ipv4s(diagnostic)
+    # Postfix writes a remote host as name[ip] ("connect to mx.example.net[198.51.100.5]"):
+    # that address is the receiver's, not the sender's
+    text = _HOST_AND_IP.sub(" ", diagnostic)
+    ips = bracketed_ips(text) or bare_ipv4s(text)
     return ips[0] if ips else None
 
 

@@ -50,6 +50,7 @@ class _Tree:
     """The parts that matter, collected in one bounded walk."""
 
     text: list[str] = field(default_factory=list)  # the bounce's own text (not the original's)
+    html: list[str] = field(default_factory=list)  # read only when there is no plain text
     dsn: list[Message] = field(default_factory=list)
     feedback: bool = False
     received: list[str] = field(default_factory=list)  # the original's, top (newest) first
@@ -118,9 +119,10 @@ def _walk(msg: Message, tree: _Tree) -> str | None:
             stack.extend(
                 (c, depth + 1, inside) for c in reversed(children) if isinstance(c, Message)
             )
-        elif not in_original and ctype in ("text/plain", "text/html") and depth <= MAX_DEPTH:
-            text = _text_of(part)
-            tree.text.append(_strip_html(text) if ctype == "text/html" else text)
+        elif not in_original and ctype == "text/plain":
+            tree.text.append(_text_of(part))
+        elif not in_original and ctype == "text/html":
+            tree.html.append(_strip_html(_text_of(part)))
     return None
 
 
@@ -130,7 +132,7 @@ def _kind_and_recipients(msg: Message, tree: _Tree) -> Parsed:
         return Parsed("feedback")
     if tree.dsn:
         return _from_dsn(tree)
-    body = "\n".join(tree.text) if tree.text else _text_of(msg)
+    body = "\n".join(tree.text or tree.html) if tree.text or tree.html else _text_of(msg)
     if _strong_auto_reply(msg):
         return Parsed("auto_reply")
     found = mta.recognise(body, _header(msg, "subject") or "")
