@@ -62,9 +62,11 @@ _EXIM_LIST = re.compile(
     r":\s*\n",
     re.I,
 )
-_EXIM_SAID = re.compile(
-    r"(?:\bsaid:|SMTP error from remote (?:mail )?server (?:after|for)[^:]*:|\breason:)\s*",
-    re.I,
+# where the remote's reply starts, most specific first (Exim 4.96: "… host: H (IP) reason: …")
+_EXIM_SAID = (
+    re.compile(r"\breason:\s*", re.I),
+    re.compile(r"\bsaid:\s*", re.I),
+    re.compile(r"SMTP error from remote (?:mail )?server after [A-Z ]+?(?::\s*<[^>]*>)?:\s*", re.I),
 )
 
 
@@ -83,7 +85,7 @@ def exim(body: str, subject: str) -> Recognised | None:
             break
         rest = " ".join(x.strip() for x in lines[1:])
         host = re.search(r"\bhost\s+(\S+)\s+\[[^\]]+\]", rest)
-        said = _EXIM_SAID.search(rest)
+        said = next((m for p in _EXIM_SAID if (m := p.search(rest))), None)
         text = rest[said.end() :] if said else rest
         out.recipients.append(_found(first.strip("<>"), action, text, host[1] if host else None))
     return out if out.recipients else None
@@ -91,7 +93,7 @@ def exim(body: str, subject: str) -> Recognised | None:
 
 def sendmail(body: str, subject: str) -> Recognised | None:
     m = re.search(
-        r"-+ The following addresses had (permanent fatal|transient non-fatal) errors", body
+        r"-+ The following addresses had (permanent fatal|transient non-fatal) errors -*", body
     )
     if m is None:
         return None
@@ -99,9 +101,16 @@ def sendmail(body: str, subject: str) -> Recognised | None:
     talking = re.search(r"while talking to (\S+?)\.?:", body)
     out = Recognised()
     block = body[m.end() :].split("-----", 1)[0]
-    for r in re.finditer(r"^<([^>]+)>\s*(?:\n\s*\(reason:\s*(.*?)\)\s*$)?", block, re.M | re.S):
-        out.recipients.append(_found(r[1], action, r[2], talking[1] if talking else None))
+    for r in re.finditer(r"^<([^>]+)>[ \t]*(?:\n\s*\(reason:\s*(.*?)\)\s*$)?", block, re.M | re.S):
+        # without a "(reason: …)" the transcript's "<addr>... Deferred: …" line says it
+        said = r[2] or _sendmail_transcript(body, r[1])
+        out.recipients.append(_found(r[1], action, said, talking[1] if talking else None))
     return out if out.recipients else None
+
+
+def _sendmail_transcript(body: str, address: str) -> str | None:
+    m = re.search(rf"^<{re.escape(address)}>\.\.\.\s*(.+)$", body, re.M)
+    return m[1].strip() if m else None
 
 
 _QMAIL_START = re.compile(
@@ -153,7 +162,7 @@ def exchange(body: str, subject: str) -> Recognised | None:
 
 _GMAIL_TO = re.compile(
     r"(?:wasn't delivered to|Delivery to the following recipients? (?:failed permanently|"
-    r"has been delayed|failed)):?\s*(\S+@[^\s,]+?)[\s,.]",
+    r"has been delayed|failed)):?\s*(\S+@[^\s,]+?)(?=[,.]?(?:\s|$))",
     re.I,
 )
 _GMAIL_SAID = re.compile(
