@@ -45,9 +45,7 @@ def test_explained_as_its_json_says(name: str) -> None:
 def test_the_json_agrees_with_the_hand_labels(name: str) -> None:
     want = json.loads((CORPUS / f"{name}.json").read_text(encoding="utf-8"))
     assert want["kind"] == KINDS[name]
-    rows = [
-        (r["address"], r["status"], r["reply_code"], r["cause"]) for r in want["recipients"]
-    ]
+    rows = [(r["address"], r["status"], r["reply_code"], r["cause"]) for r in want["recipients"]]
     labelled = [(a, s, c, k) for f, a, s, c, k in LABELS if f == name]
     assert rows == labelled
 

@@ -212,13 +212,13 @@ def quoted_ip(diagnostic: str | None) -> str | None:
     'from' …, else the first bracketed one, else the first bare IPv4."""
     if not diagnostic:
         return None
-    for m in _KEYWORD_IP.finditer(diagnostic):
-        ip = public_ip(m[1].rstrip(".:"))
-        if ip is not None:
-            return ip
     # Postfix writes a remote host as name[ip] ("connect to mx.example.net[198.51.100.5]"):
     # that address is the receiver's, not the sender's
     text = _HOST_AND_IP.sub(" ", diagnostic)
+    for m in _KEYWORD_IP.finditer(text):
+        ip = public_ip(m[1].rstrip(".:"))
+        if ip is not None:
+            return ip
     ips = bracketed_ips(text) or bare_ipv4s(text)
     return ips[0] if ips else None
 

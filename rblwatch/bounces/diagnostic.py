@@ -38,6 +38,15 @@ def strip_type(value: str | None) -> str | None:
     return text or None
 
 
+def mta_name(value: str | None) -> str | None:
+    """'dns; gmail-smtp-in.l.example.com. (198.51.100.26, the server for …)' → the host name:
+    some MTAs add a comment after the name, and the root dot is not part of it."""
+    text = strip_type(value)
+    if text is None:
+        return None
+    return text.split()[0].rstrip(".") or None
+
+
 def split(text: str | None) -> tuple[str | None, str | None, str | None]:
     """A diagnostic → (reply code, enhanced status, the diagnostic cleaned)."""
     if text is None:
@@ -52,7 +61,8 @@ def split(text: str | None) -> tuple[str | None, str | None, str | None]:
     reply, status = m[1], m[2]
     rest = flat[m.end() :]
     # the repeats: the same reply code, with or without a status, after a space
-    repeat = re.compile(rf"(?:^|\s){reply}[ -](?:#?[245]\.\d{{1,3}}\.\d{{1,3}}(?:\s|$))?")
+    # (a lookbehind, not a consumed space: repeats follow each other "550-5.7.26 550-5.7.26 ")
+    repeat = re.compile(rf"(?<!\S){reply}[ -](?:#?[245]\.\d{{1,3}}\.\d{{1,3}}(?=\s|$))?")
     rest = " ".join(repeat.sub(" ", rest).split())
     head = f"{reply} {status}" if status else reply
     return reply, (normal_status(status) if status else None), f"{head} {rest}".strip()
@@ -75,7 +85,7 @@ def from_dsn_fields(block: dict[str, str]) -> Found | None:
         status=status,
         reply_code=reply,
         diagnostic=text,
-        remote_mta=strip_type(block.get("remote-mta")),
+        remote_mta=mta_name(block.get("remote-mta")),
     )
 
 
@@ -89,4 +99,4 @@ def _chr(hexdigits: str) -> str:
     return chr(code) if code <= 0x10FFFF else "\ufffd"
 
 
-__all__ = ["Found", "decode_utf8_addr", "from_dsn_fields", "split", "strip_type"]
+__all__ = ["Found", "decode_utf8_addr", "from_dsn_fields", "mta_name", "split", "strip_type"]

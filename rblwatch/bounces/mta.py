@@ -34,7 +34,7 @@ def _paragraphs(text: str) -> list[str]:
     return [p for p in re.split(r"\n[ \t]*\n", text) if p.strip()]
 
 
-_IN_REPLY = re.compile(r"\s*\(in reply to [^)]*\)\s*$", re.S)
+_IN_REPLY = re.compile(r"\s*\(in\s+reply\s+to\s[^)]*\)\s*$", re.S)
 _POSTFIX_HOST = re.compile(r"^\s*host\s+(\S+?)\[[^\]]*\]\s+said:\s*", re.S)
 _POSTFIX_RCPT = re.compile(r"^<([^>]+)>(?:\s*\(expanded from <[^>]+>\))?:\s*(.*)", re.S)
 

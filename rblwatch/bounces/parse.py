@@ -107,12 +107,10 @@ def _walk(msg: Message, tree: _Tree) -> str | None:
             tree.feedback = True
             continue
         if ctype in _HEADER_TYPES and not in_original:
-            tree.received.extend(_received_in_text(_text_of(part)))
+            tree.received.extend(_received_of(part))
             continue
         if ctype in _ORIGINAL_TYPES and not in_original:
-            sub = part.get_payload()
-            if isinstance(sub, list) and sub and isinstance(sub[0], Message):
-                tree.received.extend(str(v) for v in sub[0].get_all("received") or ())
+            tree.received.extend(_received_of(part))
         children = part.get_payload() if part.is_multipart() else None
         if isinstance(children, list):
             inside = in_original or ctype in _ORIGINAL_TYPES
@@ -177,7 +175,7 @@ def _from_dsn(tree: _Tree) -> Parsed:
         if not blocks:
             continue
         if out.reporting_mta is None:
-            out.reporting_mta = diagnostic.strip_type(blocks[0].get("reporting-mta"))
+            out.reporting_mta = diagnostic.mta_name(blocks[0].get("reporting-mta"))
         for block in blocks[1:]:
             rcpt = diagnostic.from_dsn_fields(block)
             if rcpt is not None:
@@ -230,6 +228,17 @@ _RECEIVED_LINE = re.compile(r"^Received:[ \t]*(.*(?:\r?\n[ \t]+.*)*)", re.M | re
 _BY = re.compile(r"\sby\s", re.I)
 # RFC 3848: ESMTPA, ESMTPSA, UTF8SMTPA, LMTPA … — an authenticated submission, not a relay hop
 _SUBMISSION = re.compile(r"\bwith\s+\w*A\b", re.I)
+
+
+def _received_of(part: Message) -> list[str]:
+    # the stdlib parses message/* bodies (message/global-headers too) into an embedded
+    # message, and leaves text/rfc822-headers as text
+    sub = part.get_payload()
+    if isinstance(sub, list):
+        if sub and isinstance(sub[0], Message):
+            return [" ".join(str(v).split()) for v in sub[0].get_all("received") or ()]
+        return []
+    return _received_in_text(_text_of(part))
 
 
 def _received_in_text(text: str) -> list[str]:
