@@ -13,6 +13,13 @@ from dataclasses import dataclass
 
 from rblwatch.bounces.codes import normal_status
 
+# a bounce names a handful of recipients; past this many the rest are left unread, so that
+# a hostile message of a million "recipients" costs what a thousand do
+MAX_RECIPIENTS = 1000
+# an SMTP reply line is at most 512 octets (RFC 5321 §4.5.3.1.5); a multi-line one a few of
+# them. A longer "diagnostic" is cut here, before any pattern looks at it.
+MAX_DIAGNOSTIC = 8192
+
 
 @dataclass(slots=True)
 class Found:
@@ -51,7 +58,7 @@ def split(text: str | None) -> tuple[str | None, str | None, str | None]:
     """A diagnostic → (reply code, enhanced status, the diagnostic cleaned)."""
     if text is None:
         return None, None, None
-    flat = " ".join(_TYPE.sub("", text.strip(), count=1).split())
+    flat = " ".join(_TYPE.sub("", text[:MAX_DIAGNOSTIC].strip(), count=1).split())
     if not flat:
         return None, None, None
     m = _PREFIX.match(flat)
@@ -99,4 +106,12 @@ def _chr(hexdigits: str) -> str:
     return chr(code) if code <= 0x10FFFF else "\ufffd"
 
 
-__all__ = ["Found", "decode_utf8_addr", "from_dsn_fields", "mta_name", "split", "strip_type"]
+__all__ = [
+    "MAX_RECIPIENTS",
+    "Found",
+    "decode_utf8_addr",
+    "from_dsn_fields",
+    "mta_name",
+    "split",
+    "strip_type",
+]

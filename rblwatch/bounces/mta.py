@@ -14,9 +14,10 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import islice
 
 from rblwatch.bounces.codes import normal_status
-from rblwatch.bounces.diagnostic import Found, split, strip_type
+from rblwatch.bounces.diagnostic import MAX_RECIPIENTS, Found, split, strip_type
 
 
 @dataclass(slots=True)
@@ -45,7 +46,7 @@ def postfix(body: str, subject: str) -> Recognised | None:
         return None
     action = "delayed" if "THIS IS A WARNING ONLY" in body else "failed"
     out = Recognised(reporting_mta=m[1])
-    for para in _paragraphs(body[m.end() :]):
+    for para in islice(_paragraphs(body[m.end() :]), MAX_RECIPIENTS):
         r = _POSTFIX_RCPT.match(para.strip())
         if r is None:
             continue
@@ -78,7 +79,7 @@ def exim(body: str, subject: str) -> Recognised | None:
         return None
     action = "delayed" if "not yet been delivered" in body else "failed"
     out = Recognised()
-    for para in _paragraphs(body[m.end() :]):
+    for para in islice(_paragraphs(body[m.end() :]), MAX_RECIPIENTS):
         lines = para.splitlines()
         first = lines[0].strip()
         if not lines[0].startswith(" ") or "@" not in first or " " in first:
@@ -101,16 +102,18 @@ def sendmail(body: str, subject: str) -> Recognised | None:
     talking = re.search(r"while talking to (\S+?)\.?:", body)
     out = Recognised()
     block = body[m.end() :].split("-----", 1)[0]
-    for r in re.finditer(r"^<([^>]+)>[ \t]*(?:\n\s*\(reason:\s*(.*?)\)\s*$)?", block, re.M | re.S):
-        # without a "(reason: …)" the transcript's "<addr>... Deferred: …" line says it
-        said = r[2] or _sendmail_transcript(body, r[1])
+    # without a "(reason: …)" the transcript's "<addr>... Deferred: …" line says it
+    transcript = {t[1]: t[2].strip() for t in _SENDMAIL_TRANSCRIPT.finditer(body)}
+    for r in islice(_SENDMAIL_RCPT.finditer(block), MAX_RECIPIENTS):
+        said = r[2] or transcript.get(r[1])
         out.recipients.append(_found(r[1], action, said, talking[1] if talking else None))
     return out if out.recipients else None
 
 
-def _sendmail_transcript(body: str, address: str) -> str | None:
-    m = re.search(rf"^<{re.escape(address)}>\.\.\.\s*(.+)$", body, re.M)
-    return m[1].strip() if m else None
+_SENDMAIL_RCPT = re.compile(
+    r"^<([^>\n]+)>[ \t]*(?:\n[ \t]*\(reason:[ \t]*([^\n]*?)\)[ \t]*$)?", re.M
+)
+_SENDMAIL_TRANSCRIPT = re.compile(r"^<([^>\n]+)>\.\.\.[ \t]*([^\n]+)$", re.M)
 
 
 _QMAIL_START = re.compile(
@@ -118,6 +121,9 @@ _QMAIL_START = re.compile(
     r"|Sorry, we were unable to deliver your message to the following address)",
     re.M,
 )
+
+
+_QMAIL_RCPT = re.compile(r"^<([^>\n]+)>:[ \t]*\n((?:[ \t]*\S[^\n]*(?:\n|\Z))+)", re.M)
 
 
 def qmail(body: str, subject: str) -> Recognised | None:
@@ -128,7 +134,7 @@ def qmail(body: str, subject: str) -> Recognised | None:
     action = "delayed" if "still trying" in body.lower() else "failed"
     out = Recognised(reporting_mta=m[1])
     text = body[m.end() :].split("--- Below this line is a copy of the message", 1)[0]
-    for r in re.finditer(r"^<([^>]+)>:\s*\n(.*?)(?=\n\s*\n|\Z)", text, re.M | re.S):
+    for r in islice(_QMAIL_RCPT.finditer(text), MAX_RECIPIENTS):
         reason = " ".join(r[2].split())
         remote = re.match(r"(\S+) does not like recipient|Connected to (\S+) but", reason)
         said = re.search(r"Remote host said:\s*(.*?)(?:\s*Giving up on \S+)?$", reason)
@@ -142,10 +148,8 @@ def qmail(body: str, subject: str) -> Recognised | None:
     return out if out.recipients else None
 
 
-_EXCHANGE_RCPT = re.compile(
-    r"^\s*(\S+@\S+)\s*\n\s*(?:Remote Server|Server at (\S+)(?: \([^)]*\))?) returned '(.*?)'\s*$",
-    re.M | re.S | re.I,
-)
+_ADDRESS = re.compile(r"[^\s@<>]+@[^\s@<>]+")
+_EXCHANGE_SAID = re.compile(r"(?:Remote Server|Server at (\S+)(?: \([^)]*\))?) returned '", re.I)
 
 
 def exchange(body: str, subject: str) -> Recognised | None:
@@ -155,8 +159,21 @@ def exchange(body: str, subject: str) -> Recognised | None:
     tail = body[m.end() :].split("Original message headers:", 1)[0]
     gen = re.search(r"Generating server:\s*(\S+)", tail)
     out = Recognised(reporting_mta=gen[1] if gen else None)
-    for r in _EXCHANGE_RCPT.finditer(tail):
-        out.recipients.append(_found(r[1], "failed", r[3], r[2]))
+    # line by line, not one regex over the text: an address line is short, and a regex that
+    # looks for one anywhere is quadratic on a hostile megabyte without line breaks
+    lines = [x.strip() for x in tail.splitlines()]
+    for i, line in enumerate(lines[:-1]):
+        said = _EXCHANGE_SAID.match(lines[i + 1])
+        if said is None or len(line) > 320 or not _ADDRESS.fullmatch(line):
+            continue
+        text = lines[i + 1][said.end() :]
+        for more in lines[i + 2 : i + 20]:  # the reply may wrap; it ends at a closing quote
+            if text.endswith("'") or not more:
+                break
+            text += " " + more
+        out.recipients.append(_found(line, "failed", text.removesuffix("'"), said[1]))
+        if len(out.recipients) >= MAX_RECIPIENTS:
+            break
     return out if out.recipients else None
 
 
@@ -200,7 +217,7 @@ def ses_json(body: str, subject: str) -> Recognised | None:
     if not isinstance(bounce, dict):
         return None
     out = Recognised(reporting_mta=strip_type(_str(bounce.get("reportingMTA"))))
-    for r in bounce.get("bouncedRecipients") or ():
+    for r in islice(bounce.get("bouncedRecipients") or (), MAX_RECIPIENTS):
         if isinstance(r, dict) and _str(r.get("emailAddress")):
             reply, diag_status, diag = split(_str(r.get("diagnosticCode")))
             status = normal_status(_str(r.get("status")) or "")

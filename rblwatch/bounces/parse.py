@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
+from email.header import decode_header, make_header
 from email.message import Message
 
 from rblwatch.bounces import diagnostic, mta
@@ -72,7 +73,10 @@ def parse(raw: bytes) -> Parsed:
         return Parsed("other", problem=problem)
     if not _looks_like_mail(raw):
         return Parsed("other", problem="not an email message (no header fields)")
-    msg = message_from_bytes(raw, policy=policy.default)
+    # compat32, not policy.default: the default policy parses every header it is asked for into
+    # an object, 15 times slower on a message of many parts, and raises on some malformed
+    # ones; the few headers read here are decoded (RFC 2047) by _header.
+    msg = message_from_bytes(raw, policy=policy.compat32)
     tree = _Tree()
     problem = _walk(msg, tree)
     if problem is not None:
@@ -176,7 +180,7 @@ def _from_dsn(tree: _Tree) -> Parsed:
             continue
         if out.reporting_mta is None:
             out.reporting_mta = diagnostic.mta_name(blocks[0].get("reporting-mta"))
-        for block in blocks[1:]:
+        for block in blocks[1 : 1 + diagnostic.MAX_RECIPIENTS]:
             rcpt = diagnostic.from_dsn_fields(block)
             if rcpt is not None:
                 out.recipients.append(rcpt)
@@ -190,7 +194,7 @@ def _dsn_blocks(part: Message) -> list[dict[str, str]]:
     if not isinstance(payload, list):
         return parse_blocks(str(payload))
     return [
-        {k.lower(): " ".join(str(v).split()) for k, v in b.items()}
+        {k.lower(): " ".join(_clean(str(v)).split()) for k, v in b.items()}
         for b in payload
         if isinstance(b, Message)
     ]
@@ -236,7 +240,7 @@ def _received_of(part: Message) -> list[str]:
     sub = part.get_payload()
     if isinstance(sub, list):
         if sub and isinstance(sub[0], Message):
-            return [" ".join(str(v).split()) for v in sub[0].get_all("received") or ()]
+            return [" ".join(_clean(str(v)).split()) for v in sub[0].get_all("received") or ()]
         return []
     return _received_in_text(_text_of(part))
 
@@ -259,11 +263,20 @@ def original_ip(received: list[str]) -> str | None:
 
 
 def _header(msg: Message, name: str) -> str | None:
+    """A header's value, RFC 2047 words decoded, unfolded; None when absent or empty."""
     value = msg.get(name)
     if value is None:
         return None
-    text = " ".join(str(value).split())
-    return text or None
+    try:
+        text = str(make_header(decode_header(value)))
+    except (ValueError, LookupError, UnicodeError):  # a bad encoded word: keep it as written
+        text = str(value)
+    return " ".join(_clean(text).split()) or None
+
+
+def _clean(text: str) -> str:
+    # compat32 keeps undecodable 8-bit bytes as lone surrogates; they would not survive JSON
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _text_of(part: Message) -> str:
