@@ -43,7 +43,7 @@ def explain(raw: bytes, source: str, lists: Sequence[ListFacts] = ()) -> Explain
     # The stdlib's email package is lenient but not total (a header its policy cannot fold, a
     # recursion in a tree the prescan let through): any failure of it is "not readable mail",
     # which is an answer about the input, never a crash of the command or the daemon.
-    except (Exception, RecursionError) as e:
+    except Exception as e:  # RecursionError among them
         return Explained(source, "other", problem=f"unreadable message ({type(e).__name__})")
     return _explained(parsed, source, lists)
 
