@@ -5,7 +5,8 @@ An adapter. Every `bounces.interval` this instance (alone, or the leader of seve
 source for the messages whose key the store has not seen — the keys are kept as the `seen` set
 of the pseudo-list `bounces:<source>`, so a restart or a `kill -9` reads nothing twice: the keys
 and the events are written in one commit per source, after the explaining. A recipient whose
-sending IP is a configured target gives one `bounce` event (its cause, status, the list it
+sending IP is a configured target (else the domain its original was sent from, a domain
+target) gives one `bounce` event (its cause, status, the list it
 named, the diagnostic) with its outbox rows; any other is only counted
 (`rblwatch_bounces_total{cause,group=""}`). Then each blamed target is re-checked at once on
 each configured list the bounce named: a confirmation round of that one target, within the
@@ -157,7 +158,10 @@ class BounceWatcher:
             return
         configured = {lst.name for lst in cfg.lists}
         for r in explained.recipients:
+            # the sending IP blamed, else the domain the original was sent from
             target = targets.get(r.sending_ip or "")
+            if target is None and explained.sender_domain is not None:
+                target = targets.get(explained.sender_domain)
             group = target.group if target is not None else ""
             key = (r.cause, group)
             self.rt.stats.bounces[key] = self.rt.stats.bounces.get(key, 0) + 1

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 from rblwatch.alerts import formats
 from rblwatch.alerts.formats import Context
+from rblwatch.bounces.explain import ListFacts
 from rblwatch.bounces.model import NamedList, Recipient
-from rblwatch.bouncewatch import bounce_event, seen_name
-from rblwatch.model import EventKind, Target, TargetKind, frozen_map
+from rblwatch.bouncewatch import BounceWatcher, bounce_event, seen_name
+from rblwatch.config import parse_config
+from rblwatch.engine import Engine
+from rblwatch.model import Event, EventKind, Target, TargetKind, frozen_map
+from rblwatch.runtime import Runtime
+from rblwatch.store.sqlite import SqliteStore
 
 T0 = 1_790_000_000.0
 CTX = Context(labels=frozen_map({"team": "mail-ops"}))
@@ -67,3 +73,50 @@ def test_every_format_carries_a_bounce() -> None:
     assert alert["labels"]["alertname"] == "RblwatchBounce"
     assert (alert["labels"]["cause"], alert["labels"]["list"]) == ("blocklisted", "spamhaus-zen")
     assert alert["endsAt"] == formats.rfc3339(T0 + 1 + 240)  # news: it fires for a while
+
+
+ORIGINAL = (
+    b"From: MAILER-DAEMON@mx.example.net\r\nTo: bounces+x@example.com\r\n"
+    b"Subject: Undelivered Mail Returned to Sender\r\nMIME-Version: 1.0\r\n"
+    b'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+    b"--B\r\nContent-Type: text/plain\r\n\r\nNot delivered.\r\n"
+    b"--B\r\nContent-Type: message/delivery-status\r\n\r\n"
+    b"Reporting-MTA: dns; mx.example.net\r\n\r\n"
+    b"Final-Recipient: rfc822; user@example.org\r\nAction: failed\r\nStatus: 5.7.1\r\n"
+    b"Diagnostic-Code: smtp; 554 5.7.1 Service unavailable; sender domain listed at"
+    b" dbl.spamhaus.org\r\n\r\n"
+    b"--B\r\nContent-Type: message/rfc822\r\n\r\nFrom: Shop <news@Shop.Example.COM>\r\n"
+    b"To: user@example.org\r\nSubject: hi\r\n\r\nhello\r\n--B--\r\n"
+)
+
+
+def test_a_bounce_blames_a_domain_target_by_the_domain_its_original_came_from(
+    tmp_path: Path,
+) -> None:
+    from rblwatch.bounces.explain import explain
+
+    explained = explain(ORIGINAL, "m.eml")
+    assert explained.sender_domain == "shop.example.com"  # the original's From
+    no_original = ORIGINAL.split(b"--B\r\nContent-Type: message/rfc822")[0] + b"--B--\r\n"
+    assert explain(no_original, "m.eml").sender_domain == "example.com"  # the bounce's To
+
+    cfg = parse_config(
+        {
+            "lists": [{"name": "dbl", "zone": "dbl.spamhaus.org", "kind": "domain"}],
+            "targets": [{"group": "web", "domains": ["shop.example.com"]}],
+        }
+    )
+    store = SqliteStore(str(tmp_path / "state.db"))
+    try:
+        rt = Runtime(cfg, store)
+        watcher = BounceWatcher(rt, Engine(rt), clock=lambda: T0)
+        targets = {"shop.example.com": Target("shop.example.com", TargetKind.DOMAIN, "web", "")}
+        events: list[Event] = []
+        rechecks: set[tuple[str, str]] = set()
+        facts = [ListFacts("dbl", ("dbl.spamhaus.org",))]
+        watcher._read(cfg, explain(ORIGINAL, "m.eml", facts), targets, events, rechecks)
+    finally:
+        store.close()
+    assert [(e.target, e.group, e.list) for e in events] == [("shop.example.com", "web", "dbl")]
+    assert rechecks == {("dbl", "shop.example.com")}
+    assert rt.stats.bounces == {("blocklisted", "web"): 1}

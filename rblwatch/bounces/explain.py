@@ -59,6 +59,7 @@ def _explained(p: Parsed, source: str, lists: Sequence[ListFacts]) -> Explained:
         reporting_mta=p.reporting_mta,
         recipients=recipients,
         problem=p.problem,
+        sender_domain=p.sender_domain,
     )
 
 

@@ -94,6 +94,9 @@ class Explained:
     recipients: tuple[Recipient, ...] = field(default_factory=tuple)
     # why a message could not be read as mail at all (kind "other"), else None
     problem: str | None = None
+    # the domain the returned original was sent from (its From, else the bounce's To): how
+    # the daemon finds a domain target a bounce blames; not in the JSON (yet)
+    sender_domain: str | None = None
 
 
 def recheck_json(r: Recheck | None) -> dict[str, object] | None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.header import decode_header, make_header
 from email.message import Message
+from email.utils import parseaddr
 
 from rblwatch.bounces import diagnostic, mta
 from rblwatch.bounces.ips import bracketed_ips
@@ -33,6 +34,8 @@ _DSN_TYPES = ("message/delivery-status", "message/global-delivery-status")
 _ORIGINAL_TYPES = ("message/rfc822", "message/global")
 _HEADER_TYPES = ("text/rfc822-headers", "message/global-headers", "message/rfc822-headers")
 _DELIMITER = re.compile(rb"^--", re.M)
+_FROM_LINE = re.compile(r"^From:[ \t]*(.{1,500})$", re.M | re.I)
+_DOMAIN = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}")
 _CONTAINER = re.compile(rb"boundary\s*=|message/(?:rfc822|global)\b", re.I)
 
 
@@ -43,6 +46,9 @@ class Parsed:
     reporting_mta: str | None = None
     recipients: list[Found] = field(default_factory=list)
     original_ip: str | None = None  # from the returned original's Received headers
+    # the domain the returned original was sent from: its From (else the bounce's To, which a
+    # bounce goes back to: the original's envelope sender), lower case
+    sender_domain: str | None = None
     problem: str | None = None
 
 
@@ -55,6 +61,7 @@ class _Tree:
     dsn: list[Message] = field(default_factory=list)
     feedback: bool = False
     received: list[str] = field(default_factory=list)  # the original's, top (newest) first
+    senders: list[str] = field(default_factory=list)  # the original's From, as written
     parts: int = 0
 
 
@@ -84,7 +91,18 @@ def parse(raw: bytes) -> Parsed:
     out = _kind_and_recipients(msg, tree)
     out.message_id = _header(msg, "message-id")
     out.original_ip = original_ip(tree.received)
+    out.sender_domain = _domain_of([*tree.senders, _header(msg, "to") or ""])
     return out
+
+
+def _domain_of(addresses: list[str]) -> str | None:
+    """The domain of the first of `addresses` that has one."""
+    for text in addresses:
+        _, address = parseaddr(text)
+        domain = address.rpartition("@")[2].strip().strip(".").lower()
+        if "@" in address and _DOMAIN.fullmatch(domain):
+            return domain
+    return None
 
 
 def _looks_like_mail(raw: bytes) -> bool:
@@ -112,9 +130,11 @@ def _walk(msg: Message, tree: _Tree) -> str | None:
             continue
         if ctype in _HEADER_TYPES and not in_original:
             tree.received.extend(_received_of(part))
+            tree.senders.extend(_senders_of(part))
             continue
         if ctype in _ORIGINAL_TYPES and not in_original:
             tree.received.extend(_received_of(part))
+            tree.senders.extend(_senders_of(part))
         children = part.get_payload() if part.is_multipart() else None
         if isinstance(children, list):
             inside = in_original or ctype in _ORIGINAL_TYPES
@@ -243,6 +263,17 @@ def _received_of(part: Message) -> list[str]:
             return [" ".join(_clean(str(v)).split()) for v in sub[0].get_all("received") or ()]
         return []
     return _received_in_text(_text_of(part))
+
+
+def _senders_of(part: Message) -> list[str]:
+    """The From of a returned original (an embedded message, or its headers as text)."""
+    sub = part.get_payload()
+    if isinstance(sub, list):
+        if sub and isinstance(sub[0], Message):
+            return [_clean(str(v)) for v in sub[0].get_all("from") or ()]
+        return []
+    found = _FROM_LINE.search(_text_of(part))
+    return [found[1]] if found else []
 
 
 def _received_in_text(text: str) -> list[str]:
