@@ -24,6 +24,7 @@ from rblwatch.alerts.routing import wants
 from rblwatch.bouncelists import list_facts
 from rblwatch.bounces.explain import ListFacts, explain
 from rblwatch.bounces.model import Explained, Recipient
+from rblwatch.cluster import Fence
 from rblwatch.config import Config
 from rblwatch.config.model import BounceSource
 from rblwatch.engine import Engine
@@ -132,9 +133,13 @@ class BounceWatcher:
             self._read(cfg, explained, targets, events, rechecks)
         commit = CycleCommit(list=name, seen=[key for key, _ in got], events=events)
         receivers = cfg.alerts.receivers
+        view = self.rt.view
+        # written only while this instance still leads: a round can outlast the lead (a long
+        # fetch), and the new leader reads the same messages and raises the same events
+        fence = None if view is None or view.solo else Fence(view.owner, leader=True)
         try:
             written = await self.rt.db.commit(
-                commit, lambda e: [r.name for r in receivers if wants(r, e)]
+                commit, lambda e: [r.name for r in receivers if wants(r, e)], fence
             )
         except (StoreError, Fenced) as exc:
             log.warning("bounces: %s: not written, read again next round: %s", name, exc)
