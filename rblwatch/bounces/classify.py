@@ -4,6 +4,7 @@ Pure. The order of the rules is the design:
 1. the receiver's own resolver refused by the list (Spamhaus's "open resolver" / returnc
    answers) — `receiver_misconfigured`, whatever else the text says: the sender is not listed;
 2. a list named (by zone, lookup URL or a provider's code) — `blocklisted`;
+   then a provider's words that its status code would contradict (`PROVIDER_WORDS`);
 3. an enhanced status code whose detail says the cause outright (5.1.1, 5.7.25, 5.7.26 …);
 4. the words of the diagnostic (blocklist, PTR, SPF, spam, user unknown …);
 5. the status code's subject (X.1 addressing, X.4 routing, X.7 policy …);
@@ -83,7 +84,15 @@ STATUS_CAUSES: dict[str, Cause] = {
     "7.29": "authentication",
     "7.25": "reverse_dns",
     "7.28": "reputation",
+    # Microsoft's own: "traffic not accepted from this IP" (most of its traffic suspicious)
+    "7.708": "reputation",
 }  # fmt: skip
+
+# a provider's words that say more than the status it sends with them (checked before it)
+PROVIDER_WORDS: tuple[tuple[re.Pattern[str], Cause], ...] = (
+    # Microsoft's Directory-Based Edge Blocking: no such recipient in the tenant, sent as 5.4.1
+    (re.compile(r"Recipient address rejected: Access denied", re.I), "recipient"),
+)
 
 # the subject alone, when neither the detail nor the words said more
 SUBJECT_CAUSES: dict[str, Cause] = {
@@ -186,6 +195,9 @@ def cause(status: str | None, diagnostic: str | None, named: Sequence[NamedList]
         return "receiver_misconfigured"
     if named:
         return "blocklisted"
+    for pattern, c in PROVIDER_WORDS:
+        if pattern.search(text):
+            return c
     detail = status.split(".", 1)[1] if status else None
     if detail is not None and detail in STATUS_CAUSES:
         return STATUS_CAUSES[detail]
