@@ -898,6 +898,10 @@ def test_chain_heads_are_the_latest_event_of_each_target_on_one_list(store: Stor
     heads = store.chain_heads("zen", ["a.test", "b.test", "c.test"])
     assert heads == {"a.test": a2.id, "b.test": b1.id}
     assert store.chain_heads("zen", {"b.test"}) == {"b.test": b1.id}
+    # a bounce naming the list is no transition of the pair: the chain's head stays
+    bounce = Event(EventKind.BOUNCE, "zen", T0 + 5, target="a.test", group="g", codes=("5.7.1",))
+    store.commit(CycleCommit("bounces:inbox", seen=["k1"], events=[bounce]))
+    assert store.chain_heads("zen", ["a.test"]) == {"a.test": a2.id}
 
 
 # -- list health written once: the crossing rule -------------------------------------------------

@@ -283,8 +283,10 @@ LIST_SUCCESS = """
 FENCE_LEADER = """
     SELECT 1 FROM leases WHERE name = 'leader' AND owner = %s AND expires > %s FOR UPDATE
 """
+# a bounce event names the list it blamed but is no transition of the pair: never a chain's head
 CHAIN_HEADS = """
-    SELECT target, max(id) FROM events WHERE list = %s AND target = ANY(%s) GROUP BY target
+    SELECT target, max(id) FROM events
+    WHERE list = %s AND target = ANY(%s) AND kind <> 'bounce' GROUP BY target
 """
 # one atomic statement: the row is counted up only if the reservation fits (RETURNING nothing
 # otherwise), so two instances reserving at once cannot both pass a nearly spent budget

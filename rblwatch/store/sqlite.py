@@ -289,7 +289,7 @@ class SqliteStore(Store):
             return {}
         with self._read() as conn:
             rows = conn.execute(
-                "SELECT target, max(id) FROM events WHERE list = ?"
+                "SELECT target, max(id) FROM events WHERE list = ? AND kind != 'bounce'"
                 " AND target IN (SELECT value FROM json_each(?)) GROUP BY target",
                 (list_name, json.dumps(list(targets))),
             )
