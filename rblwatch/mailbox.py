@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import imaplib
+import logging
 import os
 import re
 import socket
@@ -37,6 +38,7 @@ from typing import Literal, NamedTuple, TypeVar
 from rblwatch.bounces.explain import MAX_MESSAGE_BYTES
 from rblwatch.config.model import BounceSource
 
+log = logging.getLogger("rblwatch.bounces")
 Tls = Literal["imaps", "starttls", "none"]
 Seen = Callable[[str], bool]
 DEFAULT_TIMEOUT = 30.0
@@ -147,7 +149,10 @@ class MaildirSource:
         except OSError as e:
             if e.errno == errno.ELOOP:  # a symbolic link (O_NOFOLLOW)
                 return None
-            raise self._error(f"cannot read {file.parent.name}/{file.name}", e) from None
+            # one file the daemon may not read must not stop every later message: it is left
+            # (not remembered, so it is read once it can be) and said in the log
+            log.warning("%s", self._error(f"cannot read {file.parent.name}/{file.name}", e))
+            return None
         with os.fdopen(fd, "rb") as f:
             info = os.fstat(f.fileno())
             if not stat.S_ISREG(info.st_mode):

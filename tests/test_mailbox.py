@@ -409,3 +409,25 @@ def _read_as_nobody(box: Path) -> str:
     _pid, status = os.waitpid(pid, 0)
     assert status == 0, text
     return text
+
+
+def test_one_unreadable_message_file_is_left_and_the_others_are_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    box = tmp_path / "box"
+    md = mailbox.Maildir(box, create=True)
+    first, second = md.add(raw(0)), md.add(raw(1))
+    locked = sorted([first, second])[0]
+    real_open = os.open
+
+    def refusing(path: object, *args: object, **kw: object) -> int:
+        if locked in str(path):
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("rblwatch.mailbox.os.open", refusing)
+    got = fetch(MaildirSource(box))
+    assert [m.key for m in got] == sorted([first, second])[1:]
+    assert f"cannot read new/{locked}: Permission denied" in caplog.text
+    monkeypatch.setattr("rblwatch.mailbox.os.open", real_open)
+    assert [m.key for m in fetch(MaildirSource(box))] == sorted([first, second])  # read later
