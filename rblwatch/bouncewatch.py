@@ -29,7 +29,7 @@ from rblwatch.config import Config
 from rblwatch.config.model import BounceSource
 from rblwatch.engine import Engine
 from rblwatch.mailbox import MailboxError, source_of
-from rblwatch.model import CycleCommit, Event, EventKind, Target
+from rblwatch.model import CycleCommit, Event, EventKind, Kind, Target
 from rblwatch.runtime import Runtime
 from rblwatch.store import Fenced, StoreError
 
@@ -40,16 +40,24 @@ IDLE_S = 5.0  # how often to look again when no source is configured (a reload m
 
 Fetched = list[tuple[str, bytes | None]]  # (key, raw; None: too big to read, only remembered)
 Facts = Callable[[Config], Sequence[ListFacts]]
-Fetch = Callable[[BounceSource, set[str]], Fetched]
+Fetch = Callable[[BounceSource, set[str], Callable[[], bool]], Fetched]
+# a key no mailbox makes, remembered once a source's first reading is done: the messages that
+# were in the mailbox before are remembered, not alerted (a new source on a full mailbox, or a
+# renamed one, must not page about last year's bounces)
+BASELINE = "~baseline"
+# causes of the recipient's own making: counted, never an event on the sender
+NOT_THE_SENDERS = frozenset({"recipient"})
 MAX_PER_ROUND = 1000  # messages read from one source per round: a full mailbox is read in turns
 
 
-def fetch(source: BounceSource, seen: set[str]) -> Fetched:
-    """A source's messages not seen yet (at most MAX_PER_ROUND), read in a worker thread."""
+def fetch(source: BounceSource, seen: set[str], stop: Callable[[], bool]) -> Fetched:
+    """A source's messages not seen yet (at most MAX_PER_ROUND), read in a worker thread;
+    `stop()` ends the read between two messages (the daemon stopping must not wait for a
+    slow server's whole folder)."""
     out: Fetched = []
     for m in source_of(source).fetch_new(seen.__contains__):
         out.append((m.key, m.raw))
-        if len(out) >= MAX_PER_ROUND:
+        if len(out) >= MAX_PER_ROUND or stop():
             break
     return out
 
@@ -112,7 +120,7 @@ class BounceWatcher:
         name = seen_name(source.name)
         try:
             seen = await self.rt.db.seen(name)
-            got = await asyncio.to_thread(self.fetch, source, seen)
+            got = await asyncio.to_thread(self.fetch, source, seen, lambda: self.rt.stopping)
         except StoreError as exc:
             log.warning("bounces: %s: the store did not answer: %s", name, exc)
             return []
@@ -121,6 +129,8 @@ class BounceWatcher:
             errors[source.name] = errors.get(source.name, 0) + 1
             log.warning("bounces: %s", exc)
             return []
+        if BASELINE not in seen:
+            return await self._baseline(name, got)
         if not got:
             return []
         events: list[Event] = []
@@ -133,13 +143,9 @@ class BounceWatcher:
             self._read(cfg, explained, targets, events, rechecks)
         commit = CycleCommit(list=name, seen=[key for key, _ in got], events=events)
         receivers = cfg.alerts.receivers
-        view = self.rt.view
-        # written only while this instance still leads: a round can outlast the lead (a long
-        # fetch), and the new leader reads the same messages and raises the same events
-        fence = None if view is None or view.solo else Fence(view.owner, leader=True)
         try:
             written = await self.rt.db.commit(
-                commit, lambda e: [r.name for r in receivers if wants(r, e)], fence
+                commit, lambda e: [r.name for r in receivers if wants(r, e)], self._fence()
             )
         except (StoreError, Fenced) as exc:
             log.warning("bounces: %s: not written, read again next round: %s", name, exc)
@@ -151,6 +157,28 @@ class BounceWatcher:
         await self._recheck(rechecks)
         return written
 
+    def _fence(self) -> Fence | None:
+        """Written only while this instance still leads: a round can outlast the lead (a long
+        fetch), and the new leader reads the same messages and raises the same events."""
+        view = self.rt.view
+        return None if view is None or view.solo else Fence(view.owner, leader=True)
+
+    async def _baseline(self, name: str, got: Fetched) -> list[Event]:
+        """A source's first reading: what is in the mailbox already is remembered, unread."""
+        keys = [key for key, _ in got]
+        done = len(got) < MAX_PER_ROUND  # a fuller mailbox takes a few rounds
+        try:
+            seen = keys + [BASELINE] * done
+            await self.rt.db.commit(CycleCommit(list=name, seen=seen), fence=self._fence())
+        except (StoreError, Fenced) as exc:
+            log.warning("bounces: %s: not written, read again next round: %s", name, exc)
+            return []
+        if keys:
+            log.info(
+                "bounces: %s: %d messages already there remembered, not alerted", name, len(keys)
+            )
+        return []
+
     def _read(
         self,
         cfg: Config,
@@ -161,21 +189,20 @@ class BounceWatcher:
     ) -> None:
         if explained.kind != "bounce":
             return
-        configured = {lst.name for lst in cfg.lists}
+        configured = {lst.name: lst for lst in cfg.lists}
         for r in explained.recipients:
             # the sending IP blamed, else the domain the original was sent from
-            target = targets.get(r.sending_ip or "")
-            if target is None and explained.sender_domain is not None:
-                target = targets.get(explained.sender_domain)
+            target = blamed(r, explained, targets, cfg)
             group = target.group if target is not None else ""
             key = (r.cause, group)
             self.rt.stats.bounces[key] = self.rt.stats.bounces.get(key, 0) + 1
-            if target is None:
+            if target is None or r.cause in NOT_THE_SENDERS:
                 continue
             events.append(bounce_event(r, target, self.clock()))
             for n in r.lists:
-                if n.name in configured:
-                    rechecks.add((n.name, target.value))
+                lst = configured.get(n.name or "")
+                if lst is not None and lst.checks(target.kind):  # a list that looks it up
+                    rechecks.add((lst.name, target.value))
 
     async def _recheck(self, rechecks: set[tuple[str, str]]) -> None:
         for list_name, target in sorted(rechecks):
@@ -198,6 +225,24 @@ class BounceWatcher:
             self.rt.on_events()
 
 
+def blamed(
+    r: Recipient, explained: Explained, targets: dict[str, Target], cfg: Config
+) -> Target | None:
+    """The target a bounced recipient blames: its sending IP; else the domain the original
+    was sent from, when the bounce is about a domain (no sending IP known, a cause of the
+    domain's records or content, or a domain list named) — not for an IP's listing."""
+    target = targets.get(r.sending_ip or "")
+    if target is not None or explained.sender_domain is None:
+        return target
+    domain_lists = {lst.name for lst in cfg.lists if lst.kind is Kind.DOMAIN}
+    about_domain = (
+        r.sending_ip is None
+        or r.cause in ("authentication", "content")
+        or any(n.name in domain_lists for n in r.lists)
+    )
+    return targets.get(explained.sender_domain) if about_domain else None
+
+
 def bounce_event(r: Recipient, target: Target, at: float) -> Event:
     named = next((n.name for n in r.lists if n.name), "")
     domain = (r.address or "").rpartition("@")[2]
@@ -215,4 +260,4 @@ def bounce_event(r: Recipient, target: Target, at: float) -> Event:
     )
 
 
-__all__ = ["BounceWatcher", "bounce_event", "seen_name"]
+__all__ = ["BASELINE", "BounceWatcher", "blamed", "bounce_event", "fetch", "seen_name"]

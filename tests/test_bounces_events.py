@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
+import mailbox
 from pathlib import Path
+from typing import Any
 
 from rblwatch.alerts import formats
 from rblwatch.alerts.formats import Context
 from rblwatch.bounces.explain import ListFacts
-from rblwatch.bounces.model import NamedList, Recipient
-from rblwatch.bouncewatch import BounceWatcher, bounce_event, seen_name
+from rblwatch.bounces.model import Explained, NamedList, Recipient
+from rblwatch.bouncewatch import BASELINE, BounceWatcher, blamed, bounce_event, fetch, seen_name
 from rblwatch.config import parse_config
+from rblwatch.config.model import BounceSource
 from rblwatch.engine import Engine
-from rblwatch.model import Event, EventKind, Target, TargetKind, frozen_map
+from rblwatch.model import CycleCommit, Event, EventKind, Target, TargetKind, frozen_map
 from rblwatch.runtime import Runtime
 from rblwatch.store.sqlite import SqliteStore
 
@@ -120,3 +124,88 @@ def test_a_bounce_blames_a_domain_target_by_the_domain_its_original_came_from(
     assert [(e.target, e.group, e.list) for e in events] == [("shop.example.com", "web", "dbl")]
     assert rechecks == {("dbl", "shop.example.com")}
     assert rt.stats.bounces == {("blocklisted", "web"): 1}
+
+
+def _dsn(ip: str, status: str = "5.7.1", text: str = "blocked using dbl.spamhaus.org") -> bytes:
+    return ORIGINAL.replace(b"Status: 5.7.1", f"Status: {status}".encode()).replace(
+        b"Service unavailable; sender domain listed at dbl.spamhaus.org",
+        f"Client host [{ip}] {text}".encode(),
+    )
+
+
+def _watcher(tmp_path: Path, got: list[tuple[str, bytes | None]]) -> tuple[BounceWatcher, Any]:
+    cfg = parse_config(
+        {
+            "resolver": {"nameservers": ["127.0.0.1:9"]},  # nothing is asked; never the internet
+            "lists": [{"name": "dbl", "zone": "dbl.spamhaus.org", "kind": "domain"}],
+            "targets": [{"group": "mail", "addresses": ["192.0.2.22"]}],
+            "bounces": {"sources": [{"name": "inbox", "maildir": str(tmp_path / "box")}]},
+        }
+    )
+    store = SqliteStore(str(tmp_path / "state.db"))
+    rt = Runtime(cfg, store)
+    return BounceWatcher(rt, Engine(rt), fetch=lambda s, seen, stop: list(got)), store
+
+
+def test_the_first_reading_of_a_source_remembers_what_is_there_and_alerts_nothing(
+    tmp_path: Path,
+) -> None:
+    got: list[tuple[str, bytes | None]] = [("old", _dsn("192.0.2.22"))]
+    watcher, store = _watcher(tmp_path, got)
+    try:
+        source = watcher.rt.config.bounces.sources[0]
+        first = asyncio.run(watcher.poll())
+        assert first == [] and store.seen(seen_name(source.name)) == {"old", BASELINE}
+        got[:] = [("new", _dsn("192.0.2.22"))]
+        second = asyncio.run(watcher.poll())
+    finally:
+        store.close()
+    assert [(e.kind, e.target) for e in second] == [(EventKind.BOUNCE, "192.0.2.22")]
+    assert watcher.engine.resolver().stats.sent == 0  # dbl takes no IP: no re-check sent
+
+
+def test_a_recipients_own_failure_is_counted_but_no_event(tmp_path: Path) -> None:
+    unknown = _dsn("192.0.2.22", "5.1.1", "said: 550 5.1.1 <user@example.org>: User unknown")
+    got: list[tuple[str, bytes | None]] = [("k", unknown)]
+    watcher, store = _watcher(tmp_path, got)
+    try:
+        store.commit(CycleCommit(seen_name("inbox"), seen=[BASELINE]))
+        events = asyncio.run(watcher.poll())
+    finally:
+        store.close()
+    assert events == []
+    assert watcher.rt.stats.bounces == {("recipient", "mail"): 1}
+
+
+def test_a_domain_is_blamed_only_for_a_bounce_about_the_domain() -> None:
+    cfg = parse_config(
+        {
+            "lists": [
+                {"name": "zen", "zone": "zen.spamhaus.org", "kind": "ip"},
+                {"name": "dbl", "zone": "dbl.spamhaus.org", "kind": "domain"},
+            ],
+            "targets": [{"group": "web", "domains": ["shop.example.com"]}],
+        }
+    )
+    targets = {"shop.example.com": Target("shop.example.com", TargetKind.DOMAIN, "web", "")}
+    explained = Explained("m", "bounce", sender_domain="shop.example.com")
+    ip_listing = Recipient(
+        "u@example.org", cause="blocklisted", sending_ip="203.0.113.9",
+        lists=(NamedList("zen", "zen.spamhaus.org"),),
+    )  # fmt: skip
+    assert blamed(ip_listing, explained, targets, cfg) is None  # the IP's listing, not ours
+    for r in (
+        dataclasses.replace(ip_listing, lists=(NamedList("dbl", "dbl.spamhaus.org"),)),
+        dataclasses.replace(ip_listing, cause="authentication", lists=()),
+        dataclasses.replace(ip_listing, sending_ip=None),
+    ):
+        assert blamed(r, explained, targets, cfg) == targets["shop.example.com"], r
+
+
+def test_a_read_stops_between_two_messages_once_the_daemon_stops(tmp_path: Path) -> None:
+    box = mailbox.Maildir(tmp_path / "box", create=True)
+    for i in range(3):
+        box.add(f"Subject: {i}\n\nbody {i}\n".encode())
+    source = BounceSource("inbox", maildir=str(tmp_path / "box"))
+    assert len(fetch(source, set(), lambda: False)) == 3
+    assert len(fetch(source, set(), lambda: True)) == 1

@@ -8,11 +8,12 @@ from typing import Any
 
 from rblwatch.bounces import classify
 from rblwatch.bounces.explain import ListFacts
-from rblwatch.bouncewatch import BounceWatcher
+from rblwatch.bouncewatch import BASELINE, BounceWatcher, seen_name
 from rblwatch.cluster import Fence, View
 from rblwatch.config import parse_config
 from rblwatch.config.model import BounceSource
 from rblwatch.engine import Engine
+from rblwatch.model import CycleCommit
 from rblwatch.runtime import Runtime
 from rblwatch.store.sqlite import SqliteStore
 
@@ -56,14 +57,19 @@ def test_a_bounce_round_is_written_only_while_this_instance_still_leads(tmp_path
         rt = Runtime(_config(tmp_path), store)
         rt.view = View("me", (), leader=True, live=2, now=T0)
 
-        def fetch(source: BounceSource, seen: set[str]) -> list[tuple[str, bytes | None]]:
+        def fetch(
+            source: BounceSource, seen: set[str], stop: Any
+        ) -> list[tuple[str, bytes | None]]:
             return [("m1", DSN)]
 
+        source = rt.config.bounces.sources[0]
+        store.commit(CycleCommit(seen_name(source.name), seen=[BASELINE]))  # read before
+
         watcher = BounceWatcher(rt, Engine(rt), fetch=fetch, clock=lambda: T0)
-        asyncio.run(watcher._poll_source(rt.config, rt.config.bounces.sources[0], {}, []))
+        asyncio.run(watcher._poll_source(rt.config, source, {}, []))
     finally:
         store.close()
-    assert fences == [Fence("me", leader=True)]
+    assert fences == [None, Fence("me", leader=True)]
 
 
 def test_common_microsoft_bounces_get_their_real_cause() -> None:
