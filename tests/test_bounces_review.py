@@ -34,6 +34,7 @@ def _config(tmp_path: Path) -> Any:
     (tmp_path / "box").mkdir()
     return parse_config(
         {
+            "resolver": {"nameservers": ["127.0.0.1:9"]},  # never the internet
             "lists": ["spamhaus-zen"],
             "targets": [{"group": "mail", "addresses": ["192.0.2.22"]}],
             "bounces": {"sources": [{"name": "inbox", "maildir": str(tmp_path / "box")}]},
