@@ -276,7 +276,13 @@ def test_every_instance_runs_a_list_s_cycles_at_the_same_moments(
     epoch = scheduler_mod.GRID_EPOCH.timestamp()
     for grid, after, first in seen:
         assert (grid - epoch) % 40 == 0 and after == grid + 40
-        assert first == (grid > started + 1 + 4 + 1)  # now+1, the slack of interval / 10
+        # the scheduler's "now" is a little after `started` (up to a second on a loaded
+        # machine): a first cycle unless the grid's first comes within now+1 + interval / 10
+        edge = started + 1 + 4
+        if grid <= edge:
+            assert not first
+        elif grid > edge + 1:
+            assert first
     assert abs(seen[0][0] - seen[1][0]) in (0, 40)
 
 
