@@ -7,7 +7,7 @@ invented from another.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 Kind = Literal["bounce", "auto_reply", "feedback", "other"]
 # the closed set of causes (issue 13): what the operator has to do differs for each
@@ -23,18 +23,7 @@ Cause = Literal[
     "receiver_misconfigured",
     "other",
 ]
-CAUSES: tuple[Cause, ...] = (
-    "blocklisted",
-    "reputation",
-    "reverse_dns",
-    "authentication",
-    "content",
-    "recipient",
-    "routing",
-    "policy",
-    "receiver_misconfigured",
-    "other",
-)
+CAUSES: tuple[Cause, ...] = get_args(Cause)  # in the order of the Literal
 
 
 @dataclass(frozen=True, slots=True)
