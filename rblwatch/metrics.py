@@ -340,7 +340,16 @@ def _hygiene(config: Config, pairs: Sequence[PairSummary]) -> Iterator[GaugeMetr
     wanted = {
         (c, g.group) for g in config.targets if g.hygiene is not None for c in g.hygiene.checks
     }
-    failing = [p for p in pairs if (p.list, p.group) in wanted and p.status is PairStatus.LISTED]
+    checks = {c for c, _ in wanted}
+    failing = (
+        [
+            p
+            for p in pairs
+            if p.list in checks and p.status is PairStatus.LISTED and (p.list, p.group) in wanted
+        ]
+        if checks
+        else []  # no group asks for a check: a scrape of 10,000 listings looks at none of them
+    )
     ok = GaugeMetricFamily(
         "rblwatch_check_ok",
         "0 while a sender hygiene check (fcrdns, spf, dkim, dmarc, ...) fails for a target.",
