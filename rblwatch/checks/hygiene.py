@@ -2,7 +2,7 @@
 pairs of the same state machine as the DNSBL lookups (`rblwatch.hygiene`).
 
 A subject is one check (`HygieneSubject`), over every group whose `hygiene:` section asks for
-it. Its targets are the pairs' keys (`hygiene.result.pair_key`: "example.com 192.0.2.10" for
+it. Its targets are the pairs' keys (`model.hygiene_key`: "example.com 192.0.2.10" for
 SPF), built each cycle from the groups and the sending IPs known now (hostnames resolve
 afresh). A run is one hygiene pass in worker threads on a `CachingDns` over the configured
 nameservers and timeout. `fail` is the bad state (codes: the result word; meanings: the

@@ -37,10 +37,7 @@ class CheckResult:
     @property
     def key(self) -> str:
         """The pair's target as the store keeps it: unique per (check, what is checked)."""
-        return pair_key(self.check, self.target, self.ip, self.selector)
-
-
-pair_key = hygiene_key
+        return hygiene_key(self.check, self.target, self.ip, self.selector)
 
 
 def passed(
@@ -97,6 +94,5 @@ __all__ = [
     "Verdict",
     "errored",
     "failed",
-    "pair_key",
     "passed",
 ]

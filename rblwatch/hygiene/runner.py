@@ -18,8 +18,9 @@ from rblwatch.hygiene.dmarc import check_dmarc
 from rblwatch.hygiene.dns import Dns
 from rblwatch.hygiene.fcrdns import check_fcrdns
 from rblwatch.hygiene.policy import check_mta_sts, check_tls_rpt
-from rblwatch.hygiene.result import CHECKS, CheckResult, errored, pair_key
+from rblwatch.hygiene.result import CHECKS, CheckResult, errored
 from rblwatch.hygiene.spf import check_spf
+from rblwatch.model import hygiene_key
 
 WORKERS = 8  # lookups waited for at once in a pass
 R = TypeVar("R")
@@ -37,7 +38,7 @@ class Item(NamedTuple):
 
     @property
     def key(self) -> str:
-        return pair_key(self.check, self.target, self.ip, self.selector)
+        return hygiene_key(self.check, self.target, self.ip, self.selector)
 
 
 def items_for(
