@@ -138,8 +138,11 @@ class BounceWatcher:
         for key, raw in got:
             if raw is None:
                 log.warning("bounces: %s: message %s too big to read, skipped", name, key)
-                continue
-            explained = await asyncio.to_thread(explain, raw, key, facts)
+        readable = [(key, raw) for key, raw in got if raw is not None]
+        # one thread hop for the round's messages (up to MAX_PER_ROUND), not one per message
+        for explained in await asyncio.to_thread(
+            lambda: [explain(raw, key, facts) for key, raw in readable]
+        ):
             self._read(cfg, explained, targets, events, rechecks)
         commit = CycleCommit(list=name, seen=[key for key, _ in got], events=events)
         receivers = cfg.alerts.receivers
