@@ -44,6 +44,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from tests.daemon import free_tcp_port
+
 HOST = "127.0.0.1"
 USER = "bounces"
 PASSWORD = "test-password-0f3a"
@@ -65,13 +67,6 @@ def binary() -> str | None:
 def available() -> bool:
     """True when Dovecot with its IMAP server is installed (else the fixture fails with a hint)."""
     return binary() is not None and Path("/usr/lib/dovecot/imap").exists()
-
-
-def free_tcp_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class DovecotError(RuntimeError):
