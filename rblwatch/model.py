@@ -89,6 +89,32 @@ class EventKind(enum.StrEnum):
     # a returned message blamed one of the targets (`bouncewatch`): news, not a state; `list` is
     # the blocklist the bounce named ("" for none), `meanings` its cause, `detail` its diagnostic
     BOUNCE = "bounce"
+    # the resolver every list without nameservers of its own is asked through stopped (or
+    # started again) answering at all: one event for the outage, not one dead list per list
+    RESOLVER_UNREACHABLE = "resolver_unreachable"
+    RESOLVER_RECOVERED = "resolver_recovered"
+    # an operator working a listing (`rblwatch ack`, the console): history, never a transition
+    ACKNOWLEDGED = "acknowledged"
+    UNACKNOWLEDGED = "unacknowledged"
+    DELISTING_REQUESTED = "delisting_requested"
+    NOTE = "note"  # a free-text note on a target (`list` is "")
+    # a listing still open and not acknowledged, re-announced after a receiver's reminder
+    # interval (`alerts.receivers[].repeat_interval`)
+    REMINDER = "reminder"
+
+
+# Events that are news about a pair, not a change of its state: never the head of the pair's
+# chain of transitions (`Store.chain_heads`), so a transition's `after` key ignores them.
+UNCHAINED_KINDS = frozenset(
+    {
+        EventKind.BOUNCE,
+        EventKind.ACKNOWLEDGED,
+        EventKind.UNACKNOWLEDGED,
+        EventKind.DELISTING_REQUESTED,
+        EventKind.NOTE,
+        EventKind.REMINDER,
+    }
+)
 
 
 # the hygiene checks (`rblwatch.hygiene`): each is a subject under its name, so no list takes one
@@ -560,6 +586,64 @@ class CycleCommit:
     status: ListStatus | None = None
     budget_day: str | None = None  # "YYYY-MM-DD" (UTC) the queries below count against
     budget_queries: int = 0  # added to the day's count (negative: a reservation's excess)
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """An operator's acknowledgement of a (target, list) listing, and whether delisting was
+    requested. Kept until it expires (`until`) or the listing ends: a pair listed again after a
+    delisting starts without one."""
+
+    target: str
+    list: str
+    by: str  # who acknowledged (the basic-auth user, or the CLI's --by / login name)
+    at: float
+    note: str = ""
+    until: float | None = None  # None: until the listing ends
+    delisting_requested_at: float | None = None
+    delisting_note: str = ""
+
+    def active(self, now: float) -> bool:
+        """Whether it still silences reminders and counts as acknowledged."""
+        return self.until is None or now < self.until
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """A free-text note on a target (not tied to a list)."""
+
+    target: str
+    by: str
+    at: float
+    text: str
+    id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PairError:
+    """A pair whose last lookup ended `error`: what went wrong and when, and when it last had a
+    good (listed or clean) answer (None: never). A pair without one answered at its list's last
+    cycle. What we believe about the pair (`PairState`) is never changed by it."""
+
+    target: str
+    list: str
+    reason: Reason
+    at: float
+    detail: str = ""
+    last_good_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResolverState:
+    """Whether the resolver answers at all (issue 11): "ok" or "unreachable", since when, why."""
+
+    state: str = "ok"  # "ok" | "unreachable"
+    since: float | None = None
+    detail: str = ""
+
+    @property
+    def reachable(self) -> bool:
+        return self.state != "unreachable"
 
 
 # receivers (by name) that an event goes to; the store writes one outbox row for each

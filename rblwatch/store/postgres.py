@@ -39,6 +39,7 @@ from psycopg.rows import dict_row
 
 from rblwatch.cluster import SHARDS, Fence, Instance, View
 from rblwatch.model import (
+    UNCHAINED_KINDS,
     CycleCommit,
     Delivery,
     Event,
@@ -121,6 +122,9 @@ def mask(text: str, password: str | None) -> str:
     for form in (urllib.parse.quote(password, safe=""), urllib.parse.quote(password), password):
         text = text.replace(form, "***")
     return text
+
+
+_UNCHAINED = sorted(UNCHAINED_KINDS)  # event kinds never a chain head
 
 
 class PostgresStore(Store):
@@ -295,7 +299,7 @@ class PostgresStore(Store):
         if not targets:
             return {}
         with self._conn() as conn:
-            rows = conn.execute(q.CHAIN_HEADS, (list_name, list(targets)))
+            rows = conn.execute(q.CHAIN_HEADS, (list_name, list(targets), _UNCHAINED))
             return {str(t): int(i) for t, i in rows}
 
     def record_health(

@@ -283,10 +283,11 @@ LIST_SUCCESS = """
 FENCE_LEADER = """
     SELECT 1 FROM leases WHERE name = 'leader' AND owner = %s AND expires > %s FOR UPDATE
 """
-# a bounce event names the list it blamed but is no transition of the pair: never a chain's head
+# a bounce, an acknowledgement, a note or a reminder is about a pair but no transition of it:
+# never a chain's head (`model.UNCHAINED_KINDS`, the third parameter)
 CHAIN_HEADS = """
     SELECT target, max(id) FROM events
-    WHERE list = %s AND target = ANY(%s) AND kind <> 'bounce' GROUP BY target
+    WHERE list = %s AND target = ANY(%s) AND kind <> ALL(%s) GROUP BY target
 """
 # one atomic statement: the row is counted up only if the reservation fits (RETURNING nothing
 # otherwise), so two instances reserving at once cannot both pass a nearly spent budget

@@ -59,6 +59,7 @@ from typing import Any
 
 from rblwatch.cluster import SHARDS, Fence, Instance, View, solo_view
 from rblwatch.model import (
+    UNCHAINED_KINDS,
     CycleCommit,
     Delivery,
     Event,
@@ -100,6 +101,9 @@ from rblwatch.store.sqlite_schema import (
 
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
+
+
+_UNCHAINED = json.dumps(sorted(UNCHAINED_KINDS))  # kinds never a chain head
 
 
 class SqliteStore(Store):
@@ -289,9 +293,10 @@ class SqliteStore(Store):
             return {}
         with self._read() as conn:
             rows = conn.execute(
-                "SELECT target, max(id) FROM events WHERE list = ? AND kind != 'bounce'"
+                "SELECT target, max(id) FROM events WHERE list = ?"
+                " AND kind NOT IN (SELECT value FROM json_each(?))"
                 " AND target IN (SELECT value FROM json_each(?)) GROUP BY target",
-                (list_name, json.dumps(list(targets))),
+                (list_name, _UNCHAINED, json.dumps(list(targets))),
             )
             return {str(t): int(i) for t, i in rows}
 
