@@ -554,6 +554,8 @@ class Event:
     # the id of the pair's previous event (0: its first) as the decider read it: one
     # successor per event, so one transition is never stored twice (None: no such key)
     after: int | None = None
+    # the pair's acknowledgement when the event was written (alerts carry it), if any
+    ack: Ack | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,11 +12,19 @@ what from any of them.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from rblwatch.cluster import Instance
-from rblwatch.model import DnsList, Event, ListStatus, PairState, PairStatus, hygiene_parts
+from rblwatch.model import (
+    DnsList,
+    Event,
+    ListStatus,
+    PairState,
+    PairStatus,
+    ResolverState,
+    hygiene_parts,
+)
 
 
 def rfc3339(at: float | None) -> str | None:
@@ -54,6 +62,40 @@ class StatusView:
     # the sender hygiene checks configured (their cycle rows) and their failing pairs
     checks: list[ListStatus] = field(default_factory=list)
     failing: list[PairState] = field(default_factory=list)
+    # issue 11's truthful signals (filled by the readers that know them; these defaults say
+    # nothing is known): the resolver's state, each list's budget used today and its limit,
+    # the hostnames that failed to resolve (group, hostname, reason) and the pair counts
+    resolver: ResolverState = field(default_factory=ResolverState)
+    budgets: Mapping[str, Budget] = field(default_factory=dict)
+    unresolved: list[tuple[str, str, str]] = field(default_factory=list)
+    counts: PairCounts | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """A list's queries today (UTC) against its `daily_query_limit` (None: no limit)."""
+
+    used_today: int
+    limit: int | None
+
+    @property
+    def exhausted(self) -> bool:
+        return self.limit is not None and self.used_today >= self.limit
+
+
+@dataclass(frozen=True, slots=True)
+class PairCounts:
+    """How many configured (target, list) pairs are in each state: never "nothing listed"
+    when nothing was checked. `unknown`: no good answer for two intervals, or never one;
+    `errors`: the last lookup ended `error`; `acknowledged`: listed and acknowledged."""
+
+    total: int
+    listed: int
+    clean: int
+    unknown: int
+    errors: int = 0
+    stale: int = 0
+    acknowledged: int = 0
 
 
 def status_view(
@@ -184,6 +226,8 @@ def events_json(events: Iterable[Event]) -> dict[str, object]:
 
 
 __all__ = [
+    "Budget",
+    "PairCounts",
     "StatusView",
     "age",
     "events_json",
