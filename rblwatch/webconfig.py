@@ -314,12 +314,15 @@ _TOP: Mapping[str, Callable[[_Ctx, str, object], Any]] = {
 def parse_web_config(data: object, source: str, base_dir: Path | None = None) -> WebSecurity:
     """Validate loaded YAML; ConfigError naming `source` and the key on the first problem."""
     ctx = _Ctx({}, base_dir, expand=False)
+    if data is not None and not isinstance(data, Mapping):
+        problem = f"the top level must be a mapping of settings, not {_kind_of(data)}"
+        raise ConfigError(source, "", problem)
     try:
         parsed = _walk(ctx, "", {} if data is None else data, _TOP)
     except _Invalid as e:
         raise ConfigError(source, e.path, e.problem) from None
-    tls = parsed.pop("tls_server_config", None)
-    return WebSecurity(source=source, tls=tls, **parsed)
+    names = {"tls_server_config": "tls", "http_server_config": "http", "basic_auth_users": "users"}
+    return WebSecurity(source=source, **{names.get(k, k): v for k, v in parsed.items()})
 
 
 def load_web_config(path: str | os.PathLike[str]) -> WebSecurity:
@@ -348,6 +351,8 @@ def tls_context(security: WebSecurity) -> ssl.SSLContext:
         ctx.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
     ctx.set_alpn_protocols(["http/1.1"])
     suites = [CIPHERS[c] for c in tls.cipher_suites if c in CIPHERS]
+    for key in ("cert_file", "key_file", "client_ca_file"):
+        _readable(security.source, key, getattr(tls, key))
     where = "tls_server_config"
     try:
         if suites:
@@ -365,6 +370,20 @@ def tls_context(security: WebSecurity) -> ssl.SSLContext:
     except (OSError, ValueError) as e:  # ssl.SSLError is an OSError
         raise ConfigError(security.source, where, f"cannot load: {_ssl_reason(e)}") from None
     return ctx
+
+
+def _readable(source: str, key: str, name: str | None) -> None:
+    """A file the context needs exists and is ours to read: else its key says so."""
+    if name is None:
+        return
+    try:
+        with open(name, "rb"):
+            pass
+    except (OSError, ValueError) as e:
+        why = getattr(e, "strerror", None) or e
+        raise ConfigError(
+            source, f"tls_server_config.{key}", f"cannot read {name}: {why}"
+        ) from None
 
 
 def _load_chain(ctx: ssl.SSLContext, tls: TLSServerConfig) -> None:
@@ -390,8 +409,6 @@ def _write(path: Path, text: str) -> str:
 def _ssl_reason(e: Exception) -> str:
     if isinstance(e, ssl.SSLError):
         return (e.reason or str(e)).replace("_", " ").lower()
-    if isinstance(e, OSError) and e.strerror:
-        return f"{e.strerror}: {_show(e.filename)}" if e.filename else e.strerror
     return str(e).split("\n")[0]
 
 
