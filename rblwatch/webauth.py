@@ -22,6 +22,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import hashlib
 import hmac
 import ipaddress
@@ -34,7 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import bcrypt
-from aiohttp import BasicAuth, hdrs, web
+from aiohttp import hdrs, web
 
 from rblwatch.webconfig import RateLimit, WebConfigWatch, WebSecurity
 
@@ -117,11 +119,15 @@ def _credentials(request: web.Request) -> tuple[str, str] | None:
     header = request.headers.get(hdrs.AUTHORIZATION)
     if header is None:
         return None
-    try:
-        auth = BasicAuth.decode(header, encoding="utf-8")
-    except ValueError:
+    scheme, _, encoded = header.strip().partition(" ")
+    if scheme.lower() != "basic":
         return None
-    return auth.login, auth.password
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    user, colon, password = decoded.partition(":")
+    return (user, password) if colon else None
 
 
 def _peer(request: web.Request) -> str:
