@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from rblwatch.cli import main
 from rblwatch.config import ConfigError
@@ -338,3 +339,11 @@ def test_run_with_a_bad_web_config_file_exits_2_with_one_line(tmp_path: Path) ->
     assert proc.returncode == 2
     assert proc.stderr.startswith(f"rblwatch: {bad}: tls_server_config.cert_file: cannot read ")
     assert proc.stderr.count("\n") == 1
+
+
+def test_the_readme_s_example_web_config_is_valid() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Exposing the listener", 1)[1]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    security = parse_web_config(yaml.safe_load(example), "README.md")
+    assert security.tls is not None and list(security.users) == ["prometheus", "alice"]
