@@ -20,7 +20,7 @@ import time
 
 from aiohttp.web import AppRunner
 
-from rblwatch import __version__, config, metrics, web
+from rblwatch import __version__, config, metrics, web, webconfig
 from rblwatch.alerts.sender import Alerts
 from rblwatch.bouncewatch import BounceWatcher
 from rblwatch.engine import Engine
@@ -63,10 +63,13 @@ class Daemon:
         *,
         listen_address: str | None = None,
         loaded: config.Config | None = None,
+        web_security: webconfig.WebConfigWatch | None = None,
     ) -> None:
         """`loaded`, if given, is `config_path` as the caller already read and checked it
-        (then it is not read again at start); reloads always read the file."""
+        (then it is not read again at start); reloads always read the file. `web_security`:
+        the web config file (TLS, users), read again on every reload too."""
         self.path = config_path
+        self.web_security = web_security
         self.initial = loaded
         self.listen_override = listen_address
         self.notify = Notifier()
@@ -96,7 +99,8 @@ class Daemon:
         host, port = self._listen(cfg)
         try:
             view = await self.peers.join()  # the shards to cycle, before the first cycle
-            runner = await web.start(rt, metrics.build_registry(rt), host, port)
+            registry = metrics.build_registry(rt)
+            runner = await web.start(rt, registry, host, port, security=self.web_security)
         except BaseException:
             await asyncio.to_thread(store.close)
             raise
@@ -108,11 +112,12 @@ class Daemon:
             rt.ready = True
             self.notify.send("READY=1", f"STATUS=started: {len(cfg.lists)} lists")
             log.info(
-                "rblwatch %s (instance %s) listening on %s:%d, %d lists, %d instance(s) alive",
+                "rblwatch %s (instance %s) listening on %s:%d (%s), %d lists, %d instance(s) alive",
                 __version__,
                 view.owner,
                 host,
                 port,
+                webconfig.describe(self.web_security),
                 len(cfg.lists),
                 view.live,
             )
@@ -200,6 +205,8 @@ class Daemon:
         try:
             new = await asyncio.to_thread(config.load_config, self.path, require_targets=True)
             problem = _unreloadable(rt.config, new)
+            if not problem and self.web_security is not None:
+                problem = self.web_security.reload()  # on the loop, like its per-second look
         except config.ConfigError as exc:
             problem = str(exc)
         if problem:
@@ -228,4 +235,6 @@ def _unreloadable(old: config.Config, new: config.Config) -> str:
         return f"{new.source}: store.url: cannot change on reload (restart rblwatch)"
     if new.web.listen_address != old.web.listen_address:
         return f"{new.source}: web.listen_address: cannot change on reload (restart rblwatch)"
+    if new.web.config_file != old.web.config_file:
+        return f"{new.source}: web.config_file: cannot change on reload (restart rblwatch)"
     return ""

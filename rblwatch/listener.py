@@ -15,6 +15,12 @@ sends, the daemon's log stays readable and its memory bounded.
 - **Concurrent connections** are capped (`MAX_CONNECTIONS`, 256): one more is answered 503
   and closed at once, so a flood costs an accept and a close, never unbounded memory.
 
+**TLS** (`--web.config.file`): each connection is wrapped in asyncio's own TLS protocol with
+the context current when it is accepted, so a renewed certificate serves the next connection
+(exporter-toolkit re-reads it per handshake). The guard sits below TLS: the connection counts
+against the cap from its accept, and the header timeout covers the handshake too — a handshake
+that never completes is dropped like a trickled request head.
+
 Lines longer than 8190 bytes and more than 128 header fields are refused with 400 (aiohttp's
 `max_line_size`, `max_field_size` and `max_headers`, kept at their defaults).
 """
@@ -25,7 +31,9 @@ import asyncio
 import logging
 import math
 import re
+import ssl
 import time
+from asyncio import sslproto
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -148,11 +156,17 @@ class PeerErrorLog(logging.LoggerAdapter):  # type: ignore[type-arg]
 class Guard:
     """Counts the listener's connections, refuses those over the cap, times first requests."""
 
-    def __init__(self, limits: Limits, problems: ProblemLog) -> None:
+    def __init__(
+        self,
+        limits: Limits,
+        problems: ProblemLog,
+        tls: Callable[[], ssl.SSLContext | None] | None = None,
+    ) -> None:
         self.limits = limits
         self.problems = problems
+        self.tls = tls  # the TLS context for a new connection; None: plain HTTP
         self.open = 0
-        self.waiting: dict[asyncio.BaseTransport, _Guarded] = {}
+        self.waiting: dict[object, _Guarded] = {}  # by `_key`
         self._flusher: asyncio.TimerHandle | None = None
 
     def factory(self, make: Callable[[], asyncio.Protocol]) -> Callable[[], asyncio.Protocol]:
@@ -164,13 +178,25 @@ class Guard:
             if self.open >= self.limits.max_connections:
                 return _Refused(self)
             self.open += 1
-            return _Guarded(self, make())
+            context = self.tls() if self.tls is not None else None
+            if context is None:
+                return _Guarded(self, make())
+            inner = sslproto.SSLProtocol(
+                asyncio.get_running_loop(),
+                make(),
+                context,
+                # no waiter (SSLProtocol allows None): nobody awaits the handshake
+                None,  # type: ignore[arg-type]
+                server_side=True,
+                ssl_handshake_timeout=self.limits.header_timeout,  # type: ignore[arg-type]
+            )
+            return _GuardedTLS(self, inner)
 
         return protocol
 
     def started(self, transport: asyncio.BaseTransport | None) -> None:
         """A request head arrived on `transport`: its first-request timer is done."""
-        guarded = self.waiting.pop(transport, None) if transport is not None else None
+        guarded = self.waiting.pop(_key(transport), None) if transport is not None else None
         if guarded is not None:
             guarded.stop_timer()
 
@@ -211,15 +237,16 @@ class _Guarded(asyncio.Protocol):
 
     __slots__ = ("guard", "inner", "timer", "transport")
 
-    def __init__(self, guard: Guard, inner: asyncio.Protocol) -> None:
+    def __init__(self, guard: Guard, inner: asyncio.BaseProtocol) -> None:
         self.guard = guard
-        self.inner = inner
+        # aiohttp's handler, or asyncio's TLS protocol (buffered) in front of it
+        self.inner: Any = inner
         self.timer: asyncio.TimerHandle | None = None
         self.transport: asyncio.BaseTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
-        self.guard.waiting[transport] = self
+        self.guard.waiting[_key(transport)] = self
         loop = asyncio.get_running_loop()
         self.timer = loop.call_later(self.guard.limits.header_timeout, self._too_slow)
         self.inner.connection_made(transport)
@@ -228,7 +255,8 @@ class _Guarded(asyncio.Protocol):
         self.inner.data_received(data)
 
     def eof_received(self) -> bool | None:
-        return self.inner.eof_received()
+        keep_open: bool | None = self.inner.eof_received()
+        return keep_open
 
     def pause_writing(self) -> None:
         self.inner.pause_writing()
@@ -239,7 +267,7 @@ class _Guarded(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.stop_timer()
         if self.transport is not None:
-            self.guard.waiting.pop(self.transport, None)
+            self.guard.waiting.pop(_key(self.transport), None)
         self.guard.open -= 1
         self.inner.connection_lost(exc)
 
@@ -253,6 +281,24 @@ class _Guarded(asyncio.Protocol):
         self.timer = None
         if self.transport is not None:
             self.transport.abort()  # type: ignore[attr-defined]
+
+
+class _GuardedTLS(_Guarded, asyncio.BufferedProtocol):
+    """The guard around asyncio's TLS protocol (a buffered one) around aiohttp's handler."""
+
+    __slots__ = ()
+
+    def get_buffer(self, sizehint: int) -> Any:
+        return self.inner.get_buffer(sizehint)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.inner.buffer_updated(nbytes)
+
+
+def _key(transport: asyncio.BaseTransport) -> object:
+    """One key for a connection, whether seen below TLS (the guard) or above it (a request):
+    the socket, which the TLS transport hands out as its own."""
+    return transport.get_extra_info("socket") or transport
 
 
 class _Refused(asyncio.Protocol):
@@ -278,7 +324,8 @@ class GuardedSite(web.BaseSite):
 
     @property
     def name(self) -> str:
-        return f"http://{self._host or '0.0.0.0'}:{self._port}"
+        scheme = "https" if self._guard.tls is not None else "http"
+        return f"{scheme}://{self._host or '0.0.0.0'}:{self._port}"
 
     async def start(self) -> None:
         await super().start()

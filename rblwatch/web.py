@@ -27,7 +27,7 @@ from aiohttp import web
 from multidict import MultiMapping
 from prometheus_client import CollectorRegistry
 
-from rblwatch import __version__
+from rblwatch import __version__, webauth
 from rblwatch.config import Config
 from rblwatch.listener import Guard, GuardedSite, Limits, ProblemLog, guard_middleware, runner_args
 from rblwatch.metrics import CONTENT_TYPE, render
@@ -45,6 +45,8 @@ from rblwatch.views.status import (
     status_view,
     unknown_list,
 )
+from rblwatch.webauth import writer
+from rblwatch.webconfig import WebConfigWatch
 
 EVENTS_LIMIT_DEFAULT = 100
 EVENTS_LIMIT_MAX = 1000  # a larger limit is capped, not refused: page with since=
@@ -192,11 +194,7 @@ class _Handlers:
         return _text("not ready", 503)
 
     async def reload(self, request: web.Request) -> web.StreamResponse:
-        # Browsers send Origin with a cross-site POST; curl, systemd and Prometheus tooling do
-        # not. Refusing it keeps a web page the operator happens to open from reloading (or
-        # hammering) the daemon through the loopback listener.
-        if request.headers.get("Origin") is not None:
-            return _text("reload refused: requests from web pages are not accepted", 403)
+        writer(request)  # a user (or loopback), and no cross-site browser request
         if self.runtime.reload is None:
             return _text("reload is not available", 503)
         result = await self.runtime.reload()
@@ -247,12 +245,17 @@ class _Handlers:
 
 
 def make_app(
-    runtime: Runtime, registry: CollectorRegistry, guard: Guard | None = None
+    runtime: Runtime,
+    registry: CollectorRegistry,
+    guard: Guard | None = None,
+    security: WebConfigWatch | None = None,
 ) -> web.Application:
-    """The application: every route of SPEC §10 (GET on /-/reload answers 405 by itself)."""
+    """The application: every route of SPEC §10 (GET on /-/reload answers 405 by itself).
+    `security`: the web config file's users and headers (`rblwatch.webauth`)."""
     h = _Handlers(runtime, registry)
-    middlewares = [_store_errors] if guard is None else [guard_middleware(guard), _store_errors]
-    app = web.Application(middlewares=middlewares)
+    app = web.Application(middlewares=[] if guard is None else [guard_middleware(guard)])
+    webauth.install(app, security, guard.report if guard is not None else webauth.log_only)
+    app.middlewares.append(_store_errors)
     app.router.add_get("/", h.page)
     app.router.add_get("/metrics", h.metrics)
     app.router.add_get("/-/healthy", h.healthy)
@@ -270,15 +273,19 @@ async def start(
     port: int,
     *,
     limits: Limits | None = None,
+    security: WebConfigWatch | None = None,
 ) -> web.AppRunner:
     """Serve the app on host:port ("" = every interface); WebError if it cannot listen.
 
     The caller stops it with `await runner.cleanup()`. No access log: Prometheus scraping every
-    15 seconds would drown the journal. `limits`: the listener's defences (`rblwatch.listener`).
+    15 seconds would drown the journal. `limits`: the listener's defences (`rblwatch.listener`);
+    `security`: the web config file (TLS, users), None for plain HTTP without users.
     """
     limits = limits or Limits()
-    guard = Guard(limits, ProblemLog(limits.problem_interval))
-    runner = web.AppRunner(make_app(runtime, registry, guard), **runner_args(guard))
+    tls = security.tls_context if security is not None and security.tls else None
+    guard = Guard(limits, ProblemLog(limits.problem_interval), tls=tls)
+    app = make_app(runtime, registry, guard, security)
+    runner = web.AppRunner(app, **runner_args(guard))
     await runner.setup()
     site = GuardedSite(runner, host or None, port, guard)
     try:

@@ -86,9 +86,19 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--format", choices=["table", "json"], default="table")
     ls.add_argument("--nameserver", metavar="H[:PORT]", help="send every probe to this resolver")
 
-    with_config(sub.add_parser("check-config", help="validate the configuration and exit"))
+    def with_web_config(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sp.add_argument(
+            "--web.config.file",
+            dest="web_config_file",
+            metavar="P",
+            help="exporter-toolkit web config: TLS and basic-auth users (default web.config_file)",
+        )
+        return sp
 
-    r = with_config(sub.add_parser("run", help="run the monitoring daemon"))
+    cc = sub.add_parser("check-config", help="validate the configuration and exit")
+    with_web_config(with_config(cc))
+
+    r = with_web_config(with_config(sub.add_parser("run", help="run the monitoring daemon")))
     r.add_argument("--web.listen-address", dest="listen_address", metavar="A")
     r.add_argument(
         "--log.level",

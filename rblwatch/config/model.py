@@ -70,6 +70,9 @@ class StoreConfig:
 @dataclass(frozen=True, slots=True)
 class WebConfig:
     listen_address: str = "127.0.0.1:9798"
+    # exporter-toolkit's web config file (TLS, basic auth: `rblwatch.webconfig`); the
+    # --web.config.file flag wins. Relative to the config file's directory.
+    config_file: str | None = None
 
     @property
     def host(self) -> str:

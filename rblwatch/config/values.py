@@ -170,6 +170,17 @@ def _duration(maximum: float, minimum: float = 0.0, *, zero_ok: bool = False) ->
 # --- files -------------------------------------------------------------------------------------
 
 
+def _file_name(ctx: _Ctx, path: str, raw: object) -> str:
+    """A file's name, relative to the config file's directory (read later, by its user)."""
+    name = _text(ctx, path, raw)
+    if not name:
+        raise ValueError("must not be empty")
+    file = Path(name)
+    if not file.is_absolute() and ctx.base_dir is not None:
+        file = ctx.base_dir / file
+    return str(file)
+
+
 def _read_file(ctx: _Ctx, path: str, raw: object) -> str:
     """The stripped contents of a `*_file`; relative paths are relative to the config file."""
     name = _text(ctx, path, raw)
