@@ -119,6 +119,12 @@ class Store(abc.ABC):
         `newest_first`, the newest `limit` rows (from `since` on), newest first."""
 
     @abc.abstractmethod
+    def reminders_sent(self) -> list[tuple[str, str, str, float]]:
+        """(target, list, detail, at) of the latest `reminder` event of each pair and detail
+        (the detail names the receivers it went to; see `rblwatch.reminders`). A full read of
+        the history: the reminder sweep reads it once when it starts leading."""
+
+    @abc.abstractmethod
     def listed_count(self) -> int:
         """How many pairs are listed now (cheap: for /metrics and the status page)."""
 

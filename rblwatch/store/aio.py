@@ -99,6 +99,9 @@ class AsyncStore:
             )
         )
 
+    async def reminders_sent(self) -> list[tuple[str, str, str, float]]:
+        return await asyncio.to_thread(self.sync.reminders_sent)
+
     async def listed_count(self) -> int:
         return await asyncio.to_thread(self.sync.listed_count)
 

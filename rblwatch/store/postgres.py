@@ -371,6 +371,14 @@ class PostgresStore(Store):
         params.append(limit)
         return [event_of(row) for row in self._rows(sql, params)]
 
+    def reminders_sent(self) -> list[tuple[str, str, str, float]]:
+        sql = (
+            "SELECT target, list, detail, max(at) AS at FROM events WHERE kind = %s"
+            " GROUP BY target, list, detail"
+        )
+        rows = self._rows(sql, (EventKind.REMINDER.value,))
+        return [(r["target"], r["list"], r["detail"], float(r["at"])) for r in rows]
+
     def listed_count(self) -> int:
         with self._conn() as conn:
             row = conn.execute(

@@ -352,6 +352,11 @@ class SqliteStore(Store):
         with self._read() as conn:
             return [event_of(row) for row in conn.execute(sql, params)]
 
+    def reminders_sent(self) -> list[tuple[str, str, str, float]]:
+        with self._read() as conn:
+            rows = conn.execute(_REMINDERS_SENT, (EventKind.REMINDER.value,)).fetchall()
+        return [(r[0], r[1], r[2], float(r[3])) for r in rows]
+
     def listed_count(self) -> int:
         with self._read() as conn:
             row = conn.execute(
@@ -523,6 +528,9 @@ class SqliteStore(Store):
 
 
 # a clean stop: the rows this sender held (abandoned mid-request) go out again at once
+_REMINDERS_SENT = (
+    "SELECT target, list, detail, max(at) FROM events WHERE kind = ? GROUP BY target, list, detail"
+)
 _RELEASE_HOLDS = "UPDATE outbox SET held_by = NULL, held_until = NULL WHERE held_by = ?"
 
 
