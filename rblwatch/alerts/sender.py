@@ -263,12 +263,14 @@ class Sender:
         if now >= expires and not elsewhere:
             await self._give_up([head], f"older than max_age ({self.receiver.max_age:g}s)")
             return
-        opens = head.created + self.group_wait
+        opens = head.created + self.receiver.group_wait  # config: always before `expires`
         if head.held_by != self.owner or opens > now:
             # not due yet, its window still open, or another instance's sender has it: wait
             # for that to end (a hold ends by itself should that sender die mid-request)
-            until = (head.held_until or now) if elsewhere else min(head.next_attempt, expires)
-            until = max(until, opens) if not elsewhere else until
+            if elsewhere:
+                until = head.held_until or now
+            else:
+                until = max(min(head.next_attempt, expires), opens)
             await self._idle(min(max(until - now, 0.0), self.poll, self._until_refresh(now)))
             return
         await self._deliver(batch)
@@ -279,19 +281,16 @@ class Sender:
         me = self.rt.me
         return me.id if me is not None else "rblwatch"
 
-    @property
-    def group_wait(self) -> float:
-        return self.receiver.group_wait
-
     async def _claim(self, now: float) -> list[Delivery]:
         # the oldest pending row, not only a due one: it holds the line while it waits, and
         # it is held for this sender (against the others') while due, with the rows of its
         # batch; the hold outlasts a request, so it never ends while this sender is still
         # waiting for the answer
-        hold = self.receiver.timeout + HOLD_MARGIN
-        limit = self.receiver.group_max if self.group_wait > 0 else 1
+        r = self.receiver
+        hold = r.timeout + HOLD_MARGIN
+        limit = r.group_max if r.group_wait > 0 else 1
         return await self.rt.db.claim_deliveries(
-            self.name, self.owner, now, hold, limit, self.group_wait
+            self.name, self.owner, now, hold, limit, r.group_wait
         )
 
     async def _idle(self, seconds: float) -> None:

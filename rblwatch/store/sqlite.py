@@ -435,10 +435,13 @@ class SqliteStore(Store):
             LIMIT ?
         """
         with self._write() as conn:
-            rows = [delivery_of(r) for r in conn.execute(sql, (receiver, max(limit, 1)))]
+            # the head alone first: while it waits (its window open), one row is read, not all
+            rows = [delivery_of(r) for r in conn.execute(sql, (receiver, 1))]
+            if not batch_of(rows, owner, now, 1, group_wait):
+                return rows
+            if limit > 1:
+                rows = [delivery_of(r) for r in conn.execute(sql, (receiver, limit))]
             batch = batch_of(rows, owner, now, limit, group_wait)
-            if not batch:
-                return rows[:1]
             conn.executemany(
                 "UPDATE outbox SET held_by = ?, held_until = ? WHERE id = ?",
                 [(owner, now + hold, d.id) for d in batch],
