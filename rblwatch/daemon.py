@@ -25,6 +25,7 @@ from rblwatch.alerts.sender import Alerts
 from rblwatch.bouncewatch import BounceWatcher
 from rblwatch.engine import Engine
 from rblwatch.peers import Peers, new_instance
+from rblwatch.reminders import Reminders
 from rblwatch.runtime import ReloadResult, Runtime
 from rblwatch.scheduler import Scheduler
 from rblwatch.store import open_store
@@ -125,6 +126,8 @@ class Daemon:
                 asyncio.create_task(self._tick()),
                 asyncio.create_task(self.peers.run()),
                 asyncio.create_task(BounceWatcher(rt, engine).run()),
+                # acknowledgements are not stored yet: nothing silences a reminder
+                asyncio.create_task(Reminders(rt, acked=lambda target, lst: False).run()),
             ]
             await self.stop_event.wait()
             for task in background:

@@ -18,6 +18,15 @@ Semantics, and why:
   good. A row older than `max_age` (counted from the event) is dropped. Failures for good and
   drops are counted in `alert_failures`; every outcome is logged with the receiver's name,
   never its URL or secret.
+- **Grouping** (a receiver's `group_wait`). The sender waits until the receiver's oldest due
+  row is `group_wait` old (from its `created`, the event's time), then takes it and up to
+  `group_max` - 1 rows right behind it (`Store.claim_deliveries`) and sends them as ONE
+  message (the format's `batch_request`; a lone event goes as it always does). The batch is
+  one delivery: a 2xx removes all its rows at once, a retryable failure retries them together
+  with the head's backoff (rows that arrived meanwhile join the next attempt), a failure for
+  good gives all of them up. The window lives in the outbox, not in memory: a crash mid-window
+  loses nothing, and the rows' holds keep two instances' senders from sending one row.
+  With `group_wait` 0 every message is one event, as without grouping.
 - **Alertmanager** needs more than the outbox: an alert it is not told about again expires at
   its `endsAt`. So the sender of a receiver whose format `resends` (alertmanager's, see
   `rblwatch.alerts.formats`), besides delivering events (a listing fires the alert,
@@ -154,8 +163,19 @@ def _network_error(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def _count(counters: dict[str, int], name: str) -> None:
-    counters[name] = counters.get(name, 0) + 1
+def _ids(batch: Sequence[Delivery]) -> str:
+    first = formats.webhook_id(batch[0].event)
+    return first if len(batch) == 1 else f"{first} … {formats.webhook_id(batch[-1].event)}"
+
+
+def _describe_all(batch: Sequence[Delivery]) -> str:
+    if len(batch) == 1:
+        return _describe(batch[0].event)
+    return f"{len(batch)} events, from {_describe(batch[0].event)}"
+
+
+def _count(counters: dict[str, int], name: str, n: int = 1) -> None:
+    counters[name] = counters.get(name, 0) + n
 
 
 class Sender:
@@ -183,9 +203,9 @@ class Sender:
         self._next_refresh = 0.0
         self._session: aiohttp.ClientSession | None = None
         self._store_down = False  # said once per outage
-        # a row whose delivery is over (sent, or given up) but which the store failed to
+        # rows whose delivery is over (sent, or given up) but which the store failed to
         # remove: removed before anything else, never sent again by this process
-        self._over: int | None = None
+        self._over: tuple[int, ...] = ()
 
     @property
     def name(self) -> str:
@@ -226,29 +246,34 @@ class Sender:
     # -- the loop -----------------------------------------------------------------------------
 
     async def _step(self) -> None:
-        if self._over is not None:
+        if self._over:
             await self._remove(self._over)
         if self._refresh_due():
             await self._refresh()
         # cleared before the read, so a wake-up during it is not lost: the wait returns at once
         self._wake.clear()
         now = self.clock()
-        head = await self._head(now)
-        if head is None:
+        batch = await self._claim(now)
+        if not batch:
             await self._idle(min(self.poll, self._until_refresh(now)))
             return
+        head = batch[0]
         expires = head.created + self.receiver.max_age
         elsewhere = head.held_by not in (None, self.owner) and (head.held_until or 0.0) > now
         if now >= expires and not elsewhere:
-            await self._give_up(head, f"older than max_age ({self.receiver.max_age:g}s)")
+            await self._give_up([head], f"older than max_age ({self.receiver.max_age:g}s)")
             return
-        if head.held_by != self.owner:
-            # not due yet, or another instance's sender has it: wait for either to end (a
-            # hold ends by itself should that sender die mid-request)
-            until = (head.held_until or now) if elsewhere else min(head.next_attempt, expires)
+        opens = head.created + self.receiver.group_wait  # config: always before `expires`
+        if head.held_by != self.owner or opens > now:
+            # not due yet, its window still open, or another instance's sender has it: wait
+            # for that to end (a hold ends by itself should that sender die mid-request)
+            if elsewhere:
+                until = head.held_until or now
+            else:
+                until = max(min(head.next_attempt, expires), opens)
             await self._idle(min(max(until - now, 0.0), self.poll, self._until_refresh(now)))
             return
-        await self._deliver(head)
+        await self._deliver(batch)
 
     @property
     def owner(self) -> str:
@@ -256,12 +281,17 @@ class Sender:
         me = self.rt.me
         return me.id if me is not None else "rblwatch"
 
-    async def _head(self, now: float) -> Delivery | None:
+    async def _claim(self, now: float) -> list[Delivery]:
         # the oldest pending row, not only a due one: it holds the line while it waits, and
-        # it is held for this sender (against the others') while due; the hold outlasts a
-        # request, so it never ends while this sender is still waiting for the answer
-        hold = self.receiver.timeout + HOLD_MARGIN
-        return await self.rt.db.claim_delivery(self.name, self.owner, now, hold)
+        # it is held for this sender (against the others') while due, with the rows of its
+        # batch; the hold outlasts a request, so it never ends while this sender is still
+        # waiting for the answer
+        r = self.receiver
+        hold = r.timeout + HOLD_MARGIN
+        limit = r.group_max if r.group_wait > 0 else 1
+        return await self.rt.db.claim_deliveries(
+            self.name, self.owner, now, hold, limit, r.group_wait
+        )
 
     async def _idle(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -269,61 +299,66 @@ class Sender:
 
     # -- one delivery ---------------------------------------------------------------------------
 
-    async def _deliver(self, d: Delivery) -> None:
-        r = self.receiver
-        event = d.event
-        ctx = context_for(self.rt.config, event.group, event.list)
-        request = self.format.event_request(
-            event, ctx, secret=r.secret, now=self.clock(), ttl=self.ttl
-        )
-        attempt = await self._post(request)
+    def _request(self, batch: Sequence[Delivery]) -> Request:
+        r, cfg, now = self.receiver, self.rt.config, self.clock()
+        if len(batch) == 1:  # one event: its own message, exactly as without grouping
+            event = batch[0].event
+            ctx = context_for(cfg, event.group, event.list)
+            return self.format.event_request(event, ctx, secret=r.secret, now=now, ttl=self.ttl)
+        items = [(d.event, context_for(cfg, d.event.group, d.event.list)) for d in batch]
+        return self.format.batch_request(items, secret=r.secret, now=now, ttl=self.ttl)
+
+    async def _deliver(self, batch: Sequence[Delivery]) -> None:
+        attempt = await self._post(self._request(batch))
         outcome = verdict(attempt)
         if outcome is Verdict.DELIVERED:
-            # counted and logged before the row goes: whoever sees the outbox empty sees the
+            # counted and logged before the rows go: whoever sees the outbox empty sees the
             # count and the line too (a stop right after the commit would lose the line)
-            _count(self.rt.stats.alert_deliveries, self.name)
+            _count(self.rt.stats.alert_deliveries, self.name, len(batch))
             log.info(
                 "alert %s (%s) delivered to %s: %s after %d failed attempts",
-                formats.webhook_id(event),
-                _describe(event),
+                _ids(batch),
+                _describe_all(batch),
                 self.name,
                 attempt.error,
-                d.attempts,
+                batch[0].attempts,
             )
-            await self._remove(d.id)
+            await self._remove(tuple(d.id for d in batch))
         elif outcome is Verdict.RETRY:
-            await self._retry(d, attempt)
+            await self._retry(batch, attempt)
         else:
-            await self._give_up(d, f"{attempt.error} (not retried)")
+            await self._give_up(batch, f"{attempt.error} (not retried)")
 
-    async def _retry(self, d: Delivery, attempt: Attempt) -> None:
-        delay = retry_delay(d.attempts, self.receiver, attempt.retry_after, self.rand())
-        await self.rt.db.delivery_retry(d.id, self.clock() + delay, attempt.error)
+    async def _retry(self, batch: Sequence[Delivery], attempt: Attempt) -> None:
+        head = batch[0]  # the oldest: its attempts set the backoff of the whole batch
+        delay = retry_delay(head.attempts, self.receiver, attempt.retry_after, self.rand())
+        ids = [d.id for d in batch]
+        await self.rt.db.deliveries_retry(ids, self.clock() + delay, attempt.error)
         log.warning(
             "alert %s (%s) to %s failed: %s; attempt %d, next in %.1fs",
-            formats.webhook_id(d.event),
-            _describe(d.event),
+            _ids(batch),
+            _describe_all(batch),
             self.name,
             attempt.error,
-            d.attempts + 1,
+            head.attempts + 1,
             delay,
         )
 
-    async def _give_up(self, d: Delivery, why: str) -> None:
-        _count(self.rt.stats.alert_failures, self.name)
+    async def _give_up(self, batch: Sequence[Delivery], why: str) -> None:
+        _count(self.rt.stats.alert_failures, self.name, len(batch))
         log.error(
             "alert %s (%s) to %s given up: %s",
-            formats.webhook_id(d.event),
-            _describe(d.event),
+            _ids(batch),
+            _describe_all(batch),
             self.name,
             why,
         )
-        await self._remove(d.id)  # after the line, as for a delivery
+        await self._remove(tuple(d.id for d in batch))  # after the line, as for a delivery
 
-    async def _remove(self, delivery_id: int) -> None:
-        self._over = delivery_id
-        await self.rt.db.delivery_done(delivery_id)
-        self._over = None
+    async def _remove(self, delivery_ids: tuple[int, ...]) -> None:
+        self._over = delivery_ids
+        await self.rt.db.deliveries_done(delivery_ids)
+        self._over = ()
 
     async def _post(self, request: Request) -> Attempt:
         """One POST; every failure becomes an `Attempt` whose text never shows the URL."""

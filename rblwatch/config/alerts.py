@@ -10,12 +10,14 @@ from collections.abc import Mapping
 from rblwatch.config.model import EVENT_KINDS, RECEIVER_FORMATS, SIGNED_FORMATS, Receiver
 from rblwatch.config.values import (
     DAY,
+    HOUR,
     MINUTE,
     _check_http_url,
     _choice,
     _duration,
     _group_name,
     _http_url,
+    _int,
     _read_file,
     _text,
 )
@@ -36,6 +38,16 @@ from rblwatch.config.walker import (
 MAX_TIMEOUT = MINUTE  # per delivery attempt
 MAX_AGE = 30 * DAY
 MAX_BACKOFF = DAY
+MAX_GROUP_WAIT = HOUR  # Alertmanager's group_wait is seconds to minutes; an hour is ample
+# Events per grouped message. A Slack message is at most 50 blocks, a section's text at most
+# 3,000 characters and the whole text about 40,000 (longer is cut or refused); the Slack format
+# writes one line of at most 250 characters per event, 11 to a section, so 100 events are at
+# most 10 sections and 25,000 characters. The other formats' bodies are JSON without such
+# limits; 500 is the Alertmanager re-post batch too.
+GROUP_MAX = 500
+GROUP_MAX_SLACK = 100
+MIN_REPEAT = MINUTE  # reminders are swept once a minute
+MAX_REPEAT = 30 * DAY
 
 _BACKOFF_FIELDS: Mapping[str, Parser] = {
     "initial": _duration(MAX_BACKOFF),
@@ -54,6 +66,9 @@ _RECEIVER_FIELDS: Mapping[str, Parser] = {
     "timeout": _duration(MAX_TIMEOUT),
     "max_age": _duration(MAX_AGE),
     "backoff": lambda ctx, path, raw: _walk(ctx, path, raw, _BACKOFF_FIELDS),
+    "group_wait": _duration(MAX_GROUP_WAIT, zero_ok=True),
+    "group_max": _int(1, GROUP_MAX),
+    "repeat_interval": _duration(MAX_REPEAT, MIN_REPEAT),
 }
 
 
@@ -93,9 +108,20 @@ def _receiver(ctx: _Ctx, path: str, raw: object) -> Receiver:
     result = dataclasses.replace(result, secret=_check_secret(path, result.format, secret))
     if result.backoff_initial > result.backoff_max:
         raise _Invalid(_join(path, "backoff.initial"), "must not be longer than backoff.max")
+    _check_grouping(path, result)
     _unique(_join(path, "events"), list(result.events), "event")
     _unique(_join(path, "groups"), list(result.groups), "group")
     return result
+
+
+def _check_grouping(path: str, r: Receiver) -> None:
+    if r.format == "slack" and r.group_max > GROUP_MAX_SLACK:
+        raise _Invalid(
+            _join(path, "group_max"),
+            f"must be at most {GROUP_MAX_SLACK} for format slack (a Slack message's size limits)",
+        )
+    if r.group_wait >= r.max_age:
+        raise _Invalid(_join(path, "group_wait"), "must be shorter than max_age")
 
 
 def parse_receivers(ctx: _Ctx, path: str, raw: object) -> tuple[Receiver, ...]:

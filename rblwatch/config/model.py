@@ -137,6 +137,9 @@ class Receiver:
     max_age: float = 86400.0
     backoff_initial: float = 1.0
     backoff_max: float = 300.0
+    group_wait: float = 0.0  # 0: one message per event; else events within it go out as one
+    group_max: int = 100  # events per grouped message (see config.alerts.GROUP_MAX)
+    repeat_interval: float | None = None  # remind of open, unacknowledged listings; None: off
 
 
 @dataclass(frozen=True, slots=True)

@@ -119,6 +119,12 @@ class Store(abc.ABC):
         `newest_first`, the newest `limit` rows (from `since` on), newest first."""
 
     @abc.abstractmethod
+    def reminders_sent(self) -> list[tuple[str, str, str, float]]:
+        """(target, list, detail, at) of the latest `reminder` event of each pair and detail
+        (the detail names the receivers it went to; see `rblwatch.reminders`). A full read of
+        the history: the reminder sweep reads it once when it starts leading."""
+
+    @abc.abstractmethod
     def listed_count(self) -> int:
         """How many pairs are listed now (cheap: for /metrics and the status page)."""
 
@@ -146,6 +152,36 @@ class Store(abc.ABC):
         other sender holds it (then `held_by` is `owner`); returned as it is otherwise (a
         sender waits for its `next_attempt`, or for another's hold to end). One sender at a
         time per row, and per receiver: a row is never handed out while an older one waits."""
+
+    @abc.abstractmethod
+    def claim_deliveries(
+        self,
+        receiver: str,
+        owner: str,
+        now: float,
+        hold: float,
+        limit: int = 1,
+        group_wait: float = 0.0,
+    ) -> list[Delivery]:
+        """Up to `limit` of the receiver's oldest rows, held for `owner` for `hold` seconds, to
+        be sent as one message: the head, if it is due, held by no other sender and at least
+        `group_wait` old (from its `created`), and the rows right behind it while each is due
+        and held by no other. Otherwise `[head]` as it is (not held for `owner`: a sender
+        waits for its `next_attempt`, its `created + group_wait`, or another's hold to end),
+        and `[]` with no rows. The rules of `claim_delivery` hold: one sender at a time per
+        row and per receiver, and no row is handed out while an older one waits. With `limit`
+        1 and `group_wait` 0 it is `claim_delivery`."""
+
+    @abc.abstractmethod
+    def deliveries_done(self, delivery_ids: Collection[int]) -> None:
+        """A batch was delivered (or failed for good): all its rows leave the outbox at once."""
+
+    @abc.abstractmethod
+    def deliveries_retry(
+        self, delivery_ids: Collection[int], next_attempt: float, error: str
+    ) -> None:
+        """A batch failed for now: each of its rows counts the attempt, and all of them are
+        tried again together at `next_attempt`."""
 
     @abc.abstractmethod
     def delivery_done(self, delivery_id: int) -> None:

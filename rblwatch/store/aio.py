@@ -99,6 +99,9 @@ class AsyncStore:
             )
         )
 
+    async def reminders_sent(self) -> list[tuple[str, str, str, float]]:
+        return await asyncio.to_thread(self.sync.reminders_sent)
+
     async def listed_count(self) -> int:
         return await asyncio.to_thread(self.sync.listed_count)
 
@@ -115,6 +118,27 @@ class AsyncStore:
         self, receiver: str, owner: str, now: float, hold: float
     ) -> Delivery | None:
         return await asyncio.to_thread(self.sync.claim_delivery, receiver, owner, now, hold)
+
+    async def claim_deliveries(
+        self,
+        receiver: str,
+        owner: str,
+        now: float,
+        hold: float,
+        limit: int = 1,
+        group_wait: float = 0.0,
+    ) -> list[Delivery]:
+        return await asyncio.to_thread(
+            self.sync.claim_deliveries, receiver, owner, now, hold, limit, group_wait
+        )
+
+    async def deliveries_done(self, delivery_ids: Collection[int]) -> None:
+        await asyncio.to_thread(self.sync.deliveries_done, delivery_ids)
+
+    async def deliveries_retry(
+        self, delivery_ids: Collection[int], next_attempt: float, error: str
+    ) -> None:
+        await asyncio.to_thread(self.sync.deliveries_retry, delivery_ids, next_attempt, error)
 
     async def delivery_done(self, delivery_id: int) -> None:
         await asyncio.to_thread(self.sync.delivery_done, delivery_id)

@@ -74,6 +74,7 @@ from rblwatch.store.rows import (
     EVENT_COLUMNS,
     PAIR_COLUMNS,
     STATUS_COLUMNS,
+    batch_of,
     claimable,
     crossing,
     cycle_row,
@@ -370,6 +371,14 @@ class PostgresStore(Store):
         params.append(limit)
         return [event_of(row) for row in self._rows(sql, params)]
 
+    def reminders_sent(self) -> list[tuple[str, str, str, float]]:
+        sql = (
+            "SELECT target, list, detail, max(at) AS at FROM events WHERE kind = %s"
+            " GROUP BY target, list, detail"
+        )
+        rows = self._rows(sql, (EventKind.REMINDER.value,))
+        return [(r["target"], r["list"], r["detail"], float(r["at"])) for r in rows]
+
     def listed_count(self) -> int:
         with self._conn() as conn:
             row = conn.execute(
@@ -408,18 +417,8 @@ class PostgresStore(Store):
     def claim_delivery(self, receiver: str, owner: str, now: float, hold: float) -> Delivery | None:
         # the receiver's head only (no older row), and SKIP LOCKED: while another sender is
         # taking it, this one gets nothing rather than the row behind it (order per receiver)
-        sql = f"""
-            SELECT {DELIVERY_COLUMNS}
-            FROM outbox AS o JOIN events AS e ON e.id = o.event_id
-            WHERE o.receiver = %s AND NOT EXISTS (
-                SELECT 1 FROM outbox AS p
-                WHERE p.receiver = o.receiver AND (p.event_id, p.id) < (o.event_id, o.id))
-            ORDER BY o.event_id, o.id
-            LIMIT 1
-            FOR UPDATE OF o SKIP LOCKED
-        """
         with self._conn() as conn, conn.cursor(row_factory=dict_row) as cur:
-            row = cur.execute(sql, (receiver,)).fetchone()
+            row = cur.execute(q.OUTBOX_HEAD, (receiver,)).fetchone()
             if row is None:
                 return None
             head = delivery_of(row)
@@ -431,17 +430,68 @@ class PostgresStore(Store):
             )
         return replace(head, held_by=owner, held_until=now + hold)
 
-    def delivery_done(self, delivery_id: int) -> None:
-        with self._conn() as conn:
-            conn.execute("DELETE FROM outbox WHERE id = %s", (delivery_id,))
+    def claim_deliveries(
+        self,
+        receiver: str,
+        owner: str,
+        now: float,
+        hold: float,
+        limit: int = 1,
+        group_wait: float = 0.0,
+    ) -> list[Delivery]:
+        with self._conn() as conn, conn.cursor(row_factory=dict_row) as cur:
+            # the head as `claim_delivery` takes it: its lock makes this sender the only one
+            # choosing a batch of the receiver until the commit
+            row = cur.execute(q.OUTBOX_HEAD, (receiver,)).fetchone()
+            if row is None:
+                return []
+            head = delivery_of(row)
+            if not batch_of([head], owner, now, 1, group_wait):
+                return [head]
+            behind = self._behind(cur, head, limit - 1)
+            batch = batch_of([head, *behind], owner, now, limit, group_wait)
+            cur.execute(
+                "UPDATE outbox SET held_by = %s, held_until = %s WHERE id = ANY(%s)",
+                (owner, now + hold, [d.id for d in batch]),
+            )
+        return [replace(d, held_by=owner, held_until=now + hold) for d in batch]
 
-    def delivery_retry(self, delivery_id: int, next_attempt: float, error: str) -> None:
+    @staticmethod
+    def _behind(cur: psycopg.Cursor[dict[str, Any]], head: Delivery, n: int) -> list[Delivery]:
+        """Up to `n` rows right behind `head`, each locked; a row locked elsewhere (a clean
+        leave freeing its holds, say) ends them: SKIP LOCKED, so two transactions locking
+        rows in different orders never wait for each other."""
+        if n <= 0:
+            return []
+        after = (head.event.id, head.id, n)
+        locked = {r["id"] for r in cur.execute(q.OUTBOX_BEHIND_LOCK, (head.receiver, *after))}
+        rows = [delivery_of(r) for r in cur.execute(q.OUTBOX_BEHIND, (head.receiver, *after))]
+        out = []
+        for d in rows:
+            if d.id not in locked:
+                break
+            out.append(d)
+        return out
+
+    def deliveries_done(self, delivery_ids: Collection[int]) -> None:
+        with self._conn() as conn:
+            conn.execute("DELETE FROM outbox WHERE id = ANY(%s)", (list(delivery_ids),))
+
+    def deliveries_retry(
+        self, delivery_ids: Collection[int], next_attempt: float, error: str
+    ) -> None:
         with self._conn() as conn:
             conn.execute(
                 "UPDATE outbox SET attempts = attempts + 1, next_attempt = %s, last_error = %s,"
-                " held_by = NULL, held_until = NULL WHERE id = %s",
-                (next_attempt, error, delivery_id),
+                " held_by = NULL, held_until = NULL WHERE id = ANY(%s)",
+                (next_attempt, error, list(delivery_ids)),
             )
+
+    def delivery_done(self, delivery_id: int) -> None:
+        self.deliveries_done((delivery_id,))
+
+    def delivery_retry(self, delivery_id: int, next_attempt: float, error: str) -> None:
+        self.deliveries_retry((delivery_id,), next_attempt, error)
 
     def outbox_counts(self) -> dict[str, int]:
         with self._conn() as conn:

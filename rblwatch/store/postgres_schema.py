@@ -283,6 +283,32 @@ LIST_SUCCESS = """
 FENCE_LEADER = """
     SELECT 1 FROM leases WHERE name = 'leader' AND owner = %s AND expires > %s FOR UPDATE
 """
+# a receiver's head only (no older row), and SKIP LOCKED: while another sender is taking it,
+# this one gets nothing rather than the row behind it (order per receiver)
+OUTBOX_HEAD = f"""
+    SELECT {rows.DELIVERY_COLUMNS}
+    FROM outbox AS o JOIN events AS e ON e.id = o.event_id
+    WHERE o.receiver = %s AND NOT EXISTS (
+        SELECT 1 FROM outbox AS p
+        WHERE p.receiver = o.receiver AND (p.event_id, p.id) < (o.event_id, o.id))
+    ORDER BY o.event_id, o.id
+    LIMIT 1
+    FOR UPDATE OF o SKIP LOCKED
+"""
+# the rows right behind a head (receiver, head's event id, head's id, how many): locked
+# first, then read whole (no join under the lock: FOR UPDATE OF o is what matters)
+OUTBOX_BEHIND_LOCK = """
+    SELECT id FROM outbox
+    WHERE receiver = %s AND (event_id, id) > (%s, %s)
+    ORDER BY event_id, id LIMIT %s
+    FOR UPDATE SKIP LOCKED
+"""
+OUTBOX_BEHIND = f"""
+    SELECT {rows.DELIVERY_COLUMNS}
+    FROM outbox AS o JOIN events AS e ON e.id = o.event_id
+    WHERE o.receiver = %s AND (o.event_id, o.id) > (%s, %s)
+    ORDER BY o.event_id, o.id LIMIT %s
+"""
 # a bounce, an acknowledgement, a note or a reminder is about a pair but no transition of it:
 # never a chain's head (`model.UNCHAINED_KINDS`, the third parameter)
 CHAIN_HEADS = """

@@ -225,3 +225,21 @@ def claimable(head: Delivery, owner: str, now: float) -> bool:
         return False
     held = head.held_by is not None and head.held_until is not None and head.held_until > now
     return not held or head.held_by == owner
+
+
+def batch_of(
+    rows: Sequence[Delivery], owner: str, now: float, limit: int, group_wait: float
+) -> list[Delivery]:
+    """Of a receiver's oldest rows in order, those `owner` may take as one batch now: none
+    unless the head is claimable and `group_wait` old (from its `created`: a grouping window
+    opens with its first event), then the head and the rows right behind it while each is
+    claimable, at most `limit`. A row that is not (waiting for its retry, held by another)
+    ends the batch: nothing is sent before an older row of its receiver."""
+    if not rows or rows[0].created + group_wait > now:
+        return []
+    batch: list[Delivery] = []
+    for row in rows[:limit]:
+        if not claimable(row, owner, now):
+            break
+        batch.append(row)
+    return batch

@@ -78,6 +78,7 @@ from rblwatch.store.rows import (
     EVENT_WIDTH,
     PAIR_COLUMNS,
     STATUS_COLUMNS,
+    batch_of,
     claimable,
     crossing,
     cycle_row,
@@ -351,6 +352,11 @@ class SqliteStore(Store):
         with self._read() as conn:
             return [event_of(row) for row in conn.execute(sql, params)]
 
+    def reminders_sent(self) -> list[tuple[str, str, str, float]]:
+        with self._read() as conn:
+            rows = conn.execute(_REMINDERS_SENT, (EventKind.REMINDER.value,)).fetchall()
+        return [(r[0], r[1], r[2], float(r[3])) for r in rows]
+
     def listed_count(self) -> int:
         with self._read() as conn:
             row = conn.execute(
@@ -412,17 +418,55 @@ class SqliteStore(Store):
             )
         return replace(head, held_by=owner, held_until=now + hold)
 
-    def delivery_done(self, delivery_id: int) -> None:
+    def claim_deliveries(
+        self,
+        receiver: str,
+        owner: str,
+        now: float,
+        hold: float,
+        limit: int = 1,
+        group_wait: float = 0.0,
+    ) -> list[Delivery]:
+        sql = f"""
+            SELECT {DELIVERY_COLUMNS}
+            FROM outbox AS o JOIN events AS e ON e.id = o.event_id
+            WHERE o.receiver = ?
+            ORDER BY e.id, o.id
+            LIMIT ?
+        """
         with self._write() as conn:
-            conn.execute("DELETE FROM outbox WHERE id = ?", (delivery_id,))
+            # the head alone first: while it waits (its window open), one row is read, not all
+            rows = [delivery_of(r) for r in conn.execute(sql, (receiver, 1))]
+            if not batch_of(rows, owner, now, 1, group_wait):
+                return rows
+            if limit > 1:
+                rows = [delivery_of(r) for r in conn.execute(sql, (receiver, limit))]
+            batch = batch_of(rows, owner, now, limit, group_wait)
+            conn.executemany(
+                "UPDATE outbox SET held_by = ?, held_until = ? WHERE id = ?",
+                [(owner, now + hold, d.id) for d in batch],
+            )
+        return [replace(d, held_by=owner, held_until=now + hold) for d in batch]
 
-    def delivery_retry(self, delivery_id: int, next_attempt: float, error: str) -> None:
+    def deliveries_done(self, delivery_ids: Collection[int]) -> None:
         with self._write() as conn:
-            conn.execute(
+            conn.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in delivery_ids])
+
+    def deliveries_retry(
+        self, delivery_ids: Collection[int], next_attempt: float, error: str
+    ) -> None:
+        with self._write() as conn:
+            conn.executemany(
                 "UPDATE outbox SET attempts = attempts + 1, next_attempt = ?, last_error = ?,"
                 " held_by = NULL, held_until = NULL WHERE id = ?",
-                (next_attempt, error, delivery_id),
+                [(next_attempt, error, i) for i in delivery_ids],
             )
+
+    def delivery_done(self, delivery_id: int) -> None:
+        self.deliveries_done((delivery_id,))
+
+    def delivery_retry(self, delivery_id: int, next_attempt: float, error: str) -> None:
+        self.deliveries_retry((delivery_id,), next_attempt, error)
 
     def outbox_counts(self) -> dict[str, int]:
         with self._read() as conn:
@@ -487,6 +531,9 @@ class SqliteStore(Store):
 
 
 # a clean stop: the rows this sender held (abandoned mid-request) go out again at once
+_REMINDERS_SENT = (
+    "SELECT target, list, detail, max(at) FROM events WHERE kind = ? GROUP BY target, list, detail"
+)
 _RELEASE_HOLDS = "UPDATE outbox SET held_by = NULL, held_until = NULL WHERE held_by = ?"
 
 

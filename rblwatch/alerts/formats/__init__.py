@@ -31,9 +31,12 @@ from rblwatch.alerts.formats.base import (
     webhook_id,
 )
 from rblwatch.alerts.formats.registry import FORMATS, event_request, format_named
-from rblwatch.alerts.formats.slack import MAX_TXT, slack_body, slack_request
+from rblwatch.alerts.formats.slack import MAX_TXT, slack_batch_body, slack_body, slack_request
 from rblwatch.alerts.formats.standard_webhooks import (
     JSON_TYPES,
+    batch_body,
+    batch_id,
+    json_batch_request,
     json_body,
     json_request,
     sign,
@@ -53,17 +56,21 @@ __all__ = [
     "Firing",
     "Request",
     "alertmanager_request",
+    "batch_body",
+    "batch_id",
     "event_alert",
     "event_request",
     "firing_alerts",
     "format_named",
     "is_list_event",
+    "json_batch_request",
     "json_body",
     "json_request",
     "pair_alert",
     "rfc3339",
     "sign",
     "signing_key",
+    "slack_batch_body",
     "slack_body",
     "slack_request",
     "unhealthy_alert",

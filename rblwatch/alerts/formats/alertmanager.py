@@ -145,6 +145,8 @@ def event_alert(event: Event, ctx: Context, now: float, ttl: float) -> dict[str,
     resolved = event.kind in (EventKind.DELISTED, EventKind.LIST_RECOVERED, EventKind.CHECK_PASSED)
     # a resolved alert must not start after it ends (Alertmanager rejects that)
     starts = event.since if resolved and event.since is not None else event.at
+    if event.kind is EventKind.REMINDER:  # the listing's alert, firing since it began
+        starts = event.since if event.since is not None else event.at
     ends = event.at if resolved else now + ttl
     if event.kind is EventKind.LIST_RECOVERED:
         description = _recovered_description(event.list, event.since)
@@ -233,6 +235,13 @@ class Alertmanager:
         self, event: Event, ctx: Context, *, secret: str | None, now: float, ttl: float
     ) -> Request:
         return alertmanager_request([event_alert(event, ctx, now, ttl)])
+
+    def batch_request(
+        self, items: Sequence[tuple[Event, Context]], *, secret: str | None, now: float, ttl: float
+    ) -> Request:
+        # in order: Alertmanager applies a POST's alerts one after another, so a listing and
+        # its delisting in one window end resolved, a delisting and a re-listing firing
+        return alertmanager_request([event_alert(e, ctx, now, ttl) for e, ctx in items])
 
     def resend_requests(self, firing: Firing, *, now: float, ttl: float) -> list[Request]:
         alerts = firing_alerts(firing, now, ttl)

@@ -96,6 +96,13 @@ class AlertFormat(Protocol):
         """The POST that delivers `event` at time `now`; `ttl` is how long a firing alert
         lasts unless re-posted (formats that do not resend ignore it)."""
 
+    def batch_request(
+        self, items: Sequence[tuple[Event, Context]], *, secret: str | None, now: float, ttl: float
+    ) -> Request:
+        """The one POST that delivers several events (a receiver's grouping window, oldest
+        first, each with its context) at time `now`. Only for two or more: a single event
+        goes as `event_request`, so an ungrouped receiver's messages never change."""
+
     def resend_requests(self, firing: Firing, *, now: float, ttl: float) -> list[Request]:
         """The POSTs that keep `firing` alive until `now + ttl` ([] for formats that do not
         resend)."""

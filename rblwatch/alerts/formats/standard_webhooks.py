@@ -9,6 +9,12 @@ Decisions:
 - Codes travel as objects, `[{"code": "127.0.0.2", "meaning": "SBL"}]`: parallel arrays are easy
   to misalign, and an object per code leaves room for more fields later.
 - Signed with the receiver's `whsec_…` secret when it has one; unsigned otherwise.
+- A grouped message (a receiver with `group_wait`, two or more events in its window) is one
+  delivery of type `batch` whose `data.events` holds each event's usual body, unchanged, with
+  its own `data.id` (`evt_<event id>`): receivers de-duplicate by those, since a batch retried
+  after more events arrived is another set. Its `webhook-id` is `batch_<first event id>_` and
+  16 hex digits of a SHA-256 of its events' ids: stable for one set, unique across sets. A single
+  event is never wrapped, so a receiver without grouping sees exactly what it always did.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rblwatch.alerts.formats.base import (
@@ -45,7 +51,9 @@ JSON_TYPES: Mapping[EventKind, str] = {
     EventKind.CHECK_PASSED: "check.passed",
     EventKind.CHECK_CHANGED: "check.changed",
     EventKind.BOUNCE: "bounce.received",
+    EventKind.REMINDER: "listing.reminder",
 }
+BATCH_TYPE = "batch"
 
 
 def _check_data(event: Event, ctx: Context) -> dict[str, Any]:
@@ -85,6 +93,8 @@ def _previous(event: Event, ctx: Context) -> dict[str, Any]:
     """The state the event ends: clean before a listing (unknown before a first-lookup one)."""
     if event.kind is EventKind.LISTED:
         return {"state": None if event.initial else PairStatus.CLEAN.value, "codes": []}
+    if event.kind is EventKind.REMINDER:  # news, not a change: the state it reminds of
+        return {"state": PairStatus.LISTED.value, "codes": codes_of(event.codes, (), ctx)}
     codes = codes_of(event.previous_codes, (), ctx)
     return {"state": PairStatus.LISTED.value, "codes": codes}
 
@@ -109,6 +119,11 @@ def _pair_data(event: Event, ctx: Context) -> dict[str, Any]:
 
 def json_body(event: Event, ctx: Context) -> bytes:
     """`{type, timestamp, data}`; the same bytes for every attempt of the event."""
+    return dumps(json_doc(event, ctx))
+
+
+def json_doc(event: Event, ctx: Context) -> dict[str, Any]:
+    """The document `json_body` encodes: an event's usual body, also inside a batch."""
     data: dict[str, Any] = {
         "id": webhook_id(event),
         "event_id": event.id,
@@ -124,7 +139,21 @@ def json_body(event: Event, ctx: Context) -> bytes:
         data.update(_bounce_data(event, ctx))
     else:
         data.update(_pair_data(event, ctx))
-    return dumps({"type": JSON_TYPES[event.kind], "timestamp": rfc3339(event.at), "data": data})
+    return {"type": JSON_TYPES[event.kind], "timestamp": rfc3339(event.at), "data": data}
+
+
+def batch_id(events: Sequence[Event]) -> str:
+    """The `webhook-id` of a batch: the same for the same events, in any attempt."""
+    ids = ",".join(webhook_id(e) for e in events)
+    digest = hashlib.sha256(ids.encode()).hexdigest()[:16]
+    return f"batch_{events[0].id}_{digest}"
+
+
+def batch_body(items: Sequence[tuple[Event, Context]]) -> bytes:
+    """`{type: batch, timestamp: <the last event's>, data: {events: [<each usual body>]}}`."""
+    events = [json_doc(event, ctx) for event, ctx in items]
+    last = items[-1][0]
+    return dumps({"type": BATCH_TYPE, "timestamp": rfc3339(last.at), "data": {"events": events}})
 
 
 def signing_key(secret: str) -> bytes:
@@ -141,8 +170,17 @@ def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
 
 def json_request(event: Event, ctx: Context, secret: str | None, now: float) -> Request:
     """The webhook POST; unsigned (no `webhook-signature`) when the receiver has no secret."""
-    body = json_body(event, ctx)
-    msg_id = webhook_id(event)
+    return _signed(webhook_id(event), json_body(event, ctx), secret, now)
+
+
+def json_batch_request(
+    items: Sequence[tuple[Event, Context]], secret: str | None, now: float
+) -> Request:
+    """One POST delivering several events, signed as one message."""
+    return _signed(batch_id([e for e, _ in items]), batch_body(items), secret, now)
+
+
+def _signed(msg_id: str, body: bytes, secret: str | None, now: float) -> Request:
     timestamp = int(now)
     headers = {**JSON_HEADERS, "webhook-id": msg_id, "webhook-timestamp": str(timestamp)}
     if secret:
@@ -162,6 +200,11 @@ class StandardWebhooks:
     ) -> Request:
         return json_request(event, ctx, secret, now)
 
+    def batch_request(
+        self, items: Sequence[tuple[Event, Context]], *, secret: str | None, now: float, ttl: float
+    ) -> Request:
+        return json_batch_request(items, secret, now)
+
     def resend_requests(self, firing: Firing, *, now: float, ttl: float) -> list[Request]:
         return []
 
@@ -169,10 +212,15 @@ class StandardWebhooks:
 FORMAT = StandardWebhooks()
 
 __all__ = [
+    "BATCH_TYPE",
     "FORMAT",
     "JSON_TYPES",
     "StandardWebhooks",
+    "batch_body",
+    "batch_id",
+    "json_batch_request",
     "json_body",
+    "json_doc",
     "json_request",
     "sign",
     "signing_key",
