@@ -17,7 +17,7 @@ from aiohttp import web
 from rblwatch import __version__
 from rblwatch.config import Config
 from rblwatch.console.render import CSP, STATIC_TYPES, render, render_page, static_file
-from rblwatch.console.snapshot import SnapshotCache, marks, with_pairs
+from rblwatch.console.snapshot import SnapshotCache, marks, with_pairs, with_summaries
 from rblwatch.model import DnsList, ListStatus
 from rblwatch.runtime import Runtime
 from rblwatch.store import Store
@@ -89,8 +89,9 @@ class Console:
         problems = Problems(store_ok=rt.store_ok, reload_ok=rt.stats.reload_ok)
 
         def build(store: Store) -> str:
-            snap = self.cache.get(store)
-            view = self.read_status(with_pairs(store, snap), config, targets)
+            m = marks(store)
+            checks = [h.name for h in config.hygiene]
+            view = self.read_status(with_summaries(store, checks), config, targets)
             events = list(reversed(store.events(limit=PAGE_EVENTS, newest_first=True)))
             return render_page(
                 view,
@@ -101,7 +102,7 @@ class Console:
                 served_by=rt.me.id if rt.me else None,
                 problems=problems,
                 default_interval=config.schedule.interval,
-                mark=snap.marks.live,
+                mark=m.live,
             )
 
         return _html(await self.runtime.db.read(build))
@@ -143,11 +144,14 @@ class Console:
         lists = self._lists()
 
         def build(store: Store) -> str:
-            m = marks(store)
-            pairs = [p for p in self.cache.get(store).pairs if p.target == target]
+            snap = self.cache.get(store)
+            m = snap.marks
+            pairs = [p for p in snap.pairs if p.target == target]
             stored = {p.list for p in pairs}
             seen = {
-                lst.name for lst in lists if lst.name in stored or target in store.seen(lst.name)
+                lst.name
+                for lst in lists
+                if lst.name in stored or target in self.cache.seen(store, lst.name, m)
             }
             history = store.events(target=target, limit=TARGET_EVENTS, newest_first=True)
             model = detail.target_page(target, lists, pairs, seen, history, time.time())
