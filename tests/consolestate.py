@@ -89,3 +89,4 @@ def seed_big(store: Store, listings: int = 10_000, at: float = T0) -> None:
         store.commit(
             CycleCommit(list=name, upserts=upserts, seen=everyone, events=events, status=status)
         )
+        store.record_health(name, Health.HEALTHY, "", at - 86_400, None)

@@ -24,7 +24,11 @@ CSP = (
     "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
 
-STATIC_TYPES = {"console.css": "text/css", "console.js": "text/javascript"}
+STATIC_TYPES = {
+    "console.css": "text/css",
+    "console.js": "text/javascript",
+    "favicon.svg": "image/svg+xml",
+}
 
 
 @functools.cache

@@ -8,10 +8,12 @@
   "use strict";
   var EVERY = 5000;
   var live = document.getElementById("live");
+  var state = document.createElement("span");
   var busy = false;
+  if (live) { live.prepend(state, " · "); }
 
   function stamp(text) {
-    if (live) { live.textContent = text; }
+    state.textContent = text;
   }
 
   function redraw(mark) {
