@@ -212,3 +212,18 @@ def test_the_assets_are_served_from_the_package_and_nothing_else_is(runtime: Run
     assert other[0] == 404
     for asset in (css[1], js[1]):
         assert "http://" not in asset and "https://" not in asset  # no CDN, no web fonts
+
+
+def test_the_target_template_shows_acknowledgements_and_notes_escaped() -> None:
+    from rblwatch.console.render import render
+    from rblwatch.model import Ack, DnsList, Note
+    from rblwatch.views.detail import target_page
+
+    evil = "<img src=x onerror=alert(1)>"
+    acks = [Ack("192.0.2.1", "bl", "ops", T0, evil, delisting_requested_at=T0 + 5)]
+    notes = [Note("192.0.2.1", "ann", T0, evil)]
+    model = target_page("192.0.2.1", [DnsList("bl", "bl.test")], [], set(), [], T0, acks, notes)
+    html = render("target.html", t=model, version="1", served_by=None, mark="", here="/")
+    assert evil not in html and html.count("&lt;img src=x onerror=alert(1)&gt;") == 2
+    assert "until the listing ends" in html and "No acknowledgement." not in html
+    assert "<b>ann</b>" in html and "No notes." not in html

@@ -333,3 +333,20 @@ def test_the_overview_lists_the_newest_listings_first_and_each_list_s_next_cycle
     corp = o.lists[0]
     assert corp.listed == 2 and corp.next_cycle is not None
     assert (corp.next_cycle.iso, corp.next_cycle.age) == ("2026-11-27T12:10:00Z", "in 9m 40s")
+
+
+def test_a_target_page_carries_its_acknowledgements_and_notes_newest_note_first() -> None:
+    from rblwatch.model import Ack, Note
+
+    acks = [
+        Ack("192.0.2.1", "corp-bl", "ops", T0, "on it", until=T0 + 60,
+            delisting_requested_at=T0 + 10, delisting_note="form sent"),
+        Ack("192.0.2.9", "corp-bl", "ops", T0),  # another target's: left out
+    ]  # fmt: skip
+    notes = [Note("192.0.2.1", "ann", T0, "old"), Note("192.0.2.1", "bob", T0 + 5, "new")]
+    page = detail.target_page("192.0.2.1", LISTS, [], set(), [], T0 + 120, acks, notes)
+    [ack] = page.acks
+    assert (ack.list, ack.by, ack.note, ack.active, ack.delisting_note) == (
+        "corp-bl", "ops", "on it", False, "form sent",
+    )  # fmt: skip
+    assert [n.text for n in page.notes] == ["new", "old"]

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rblwatch.model import (
+    Ack,
     DnsList,
     Event,
     EventKind,
     ListStatus,
+    Note,
     PairState,
     PairStatus,
     TargetKind,
@@ -53,12 +55,48 @@ class ListState:
 
 
 @dataclass(frozen=True, slots=True)
+class AckRow:
+    """An acknowledgement as the target page shows it."""
+
+    list: str
+    by: str
+    at: Stamp | None
+    note: str
+    until: Stamp | None  # None: until the listing ends
+    active: bool
+    delisting_requested: Stamp | None
+    delisting_note: str
+
+
+@dataclass(frozen=True, slots=True)
+class NoteRow:
+    by: str
+    at: Stamp | None
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class TargetPage:
     target: str
     unicode: str | None
     states: list[ListState]
     listed: int
     history: list[EventRow]  # newest first
+    acks: list[AckRow] = field(default_factory=list)
+    notes: list[NoteRow] = field(default_factory=list)  # newest first
+
+
+def ack_row(a: Ack, now: float | None) -> AckRow:
+    return AckRow(
+        a.list,
+        a.by,
+        stamp(a.at, now),
+        a.note,
+        stamp(a.until, now),
+        now is None or a.active(now),
+        stamp(a.delisting_requested_at, now),
+        a.delisting_note,
+    )
 
 
 def _state(
@@ -93,14 +131,25 @@ def target_page(
     seen_by: Collection[str],
     history: Sequence[Event],
     now: float | None,
+    acks: Sequence[Ack] = (),
+    notes: Sequence[Note] = (),
 ) -> TargetPage:
     """The page of one target: `pairs` are its stored rows, `seen_by` the lists that have
-    looked it up, `history` its events newest first."""
+    looked it up, `history` its events newest first, `acks` and `notes` the store's for it
+    (`Store.acks(target=…)`, `Store.notes(target)`)."""
     mine = {p.list: p for p in pairs if p.target == target}
     kind = kind_of_target(target)
     states = [_state(lst, mine.get(lst.name), lst.name in seen_by, kind, now) for lst in lists]
     listed = sum(1 for s in states if s.state == "listed")
-    return TargetPage(target, unicode_name(target), states, listed, event_rows(history, now))
+    return TargetPage(
+        target,
+        unicode_name(target),
+        states,
+        listed,
+        event_rows(history, now),
+        [ack_row(a, now) for a in acks if a.target == target],
+        [NoteRow(n.by, stamp(n.at, now), n.text) for n in sorted(notes, key=lambda n: -n.at)],
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,10 +234,13 @@ def list_page(
 
 
 __all__ = [
+    "AckRow",
     "CodeSeen",
     "ListPage",
     "ListState",
+    "NoteRow",
     "TargetPage",
+    "ack_row",
     "codes_seen",
     "error_rate",
     "kind_of_target",
