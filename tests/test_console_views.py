@@ -229,6 +229,8 @@ def test_a_list_page_has_its_error_rate_codes_seen_next_cycle_and_health_history
     assert [e.kind for e in page.health_history] == ["list_recovered", "list_unhealthy"]
     assert page.listed == 2 and page.budget is not None and page.budget.exhausted
     assert detail.error_rate(ListStatus("x")) == ""
+    few = ListStatus("x", last_cycle_lookups=65_536, last_cycle_errors=3)
+    assert detail.error_rate(few) == "< 0.1 %"
 
 
 # --- events --------------------------------------------------------------------------------------

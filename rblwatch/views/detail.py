@@ -179,7 +179,10 @@ class ListPage:
 def error_rate(status: ListStatus) -> str:
     if status.last_cycle_lookups <= 0:
         return ""
-    return f"{100 * status.last_cycle_errors / status.last_cycle_lookups:.1f} %"
+    rate = 100 * status.last_cycle_errors / status.last_cycle_lookups
+    if 0 < rate < 0.1:
+        return "< 0.1 %"  # 3 errors in 65,536 lookups are not "0.0 %"
+    return f"{rate:.1f} %"
 
 
 def next_cycle(status: ListStatus, interval: float | None) -> float | None:
