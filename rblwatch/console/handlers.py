@@ -27,7 +27,8 @@ from rblwatch.views.page import PAGE_EVENTS, Problems
 from rblwatch.views.status import StatusView, unknown_list
 from rblwatch.views.ui import BadParameter
 
-ReadStatus = Callable[[Store, Config, "int | None"], StatusView]
+# web.read_status: the status view of a store for a config and a resolved target count
+ReadStatus = Callable[[Store, Config, int | None], StatusView]
 LIST_EVENTS = 2000  # a list page looks for its health changes among its newest events
 TARGET_EVENTS = 200  # a target page's timeline
 

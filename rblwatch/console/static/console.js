@@ -16,6 +16,12 @@
     state.textContent = text;
   }
 
+  // someone filling in a search or filter form: redraw at a later poll, not under their hands
+  function typing() {
+    var el = document.activeElement;
+    return !!el && !!el.form && el.form.closest("main") !== null;
+  }
+
   function redraw(mark) {
     return fetch(location.href, { headers: { Accept: "text/html" }, cache: "no-store" })
       .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
@@ -24,14 +30,13 @@
         var fresh = doc.getElementById("main");
         var main = document.getElementById("main");
         if (!fresh || !main) { return; }
-        var focused = document.activeElement && document.activeElement.name;
+        var before = {};
+        main.querySelectorAll("tbody tr").forEach(function (tr) { before[tr.textContent] = 1; });
         main.replaceWith(fresh);
-        fresh.classList.add("fresh");
+        fresh.querySelectorAll("tbody tr").forEach(function (tr) {
+          if (!before[tr.textContent]) { tr.classList.add("fresh"); }  // new: flash it
+        });
         document.body.dataset.mark = doc.body.dataset.mark || mark;
-        if (focused) {
-          var again = fresh.querySelector('[name="' + focused + '"]');
-          if (again) { again.focus(); }
-        }
       });
   }
 
@@ -41,7 +46,7 @@
     fetch("/live", { cache: "no-store" })
       .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
       .then(function (d) {
-        if (d.mark !== document.body.dataset.mark) { return redraw(d.mark); }
+        if (d.mark !== document.body.dataset.mark && !typing()) { return redraw(d.mark); }
       })
       .then(function () { stamp("live · " + new Date().toISOString().slice(11, 19) + "Z"); })
       .catch(function () { stamp("live refresh failed: retrying"); })
