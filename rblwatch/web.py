@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
@@ -27,8 +26,9 @@ from aiohttp import web
 from multidict import MultiMapping
 from prometheus_client import CollectorRegistry
 
-from rblwatch import __version__, webauth
+from rblwatch import webauth
 from rblwatch.config import Config
+from rblwatch.console import add_routes as add_console
 from rblwatch.listener import Guard, GuardedSite, Limits, ProblemLog, guard_middleware, runner_args
 from rblwatch.metrics import CONTENT_TYPE, render
 from rblwatch.model import Event
@@ -36,7 +36,6 @@ from rblwatch.plan import target_counts
 from rblwatch.runtime import Runtime
 from rblwatch.store import Store, StoreError
 from rblwatch.targets import TargetError, canonical_target
-from rblwatch.views.page import PAGE_EVENTS, render_page
 from rblwatch.views.status import (
     StatusView,
     events_json,
@@ -228,21 +227,6 @@ class _Handlers:
             return _json({"error": found}, 400)
         return _json(events_json(found))
 
-    async def page(self, request: web.Request) -> web.StreamResponse:
-        config, targets = self.runtime.config, self.targets()
-        version = self.runtime.version or __version__
-        me = self.runtime.me
-        served_by = me.id if me is not None else None
-
-        def build(store: Store) -> str:
-            view = read_status(store, config, targets)
-            events = recent_events(store, PAGE_EVENTS)
-            # heartbeats are in the database's clock; this host's is close enough for an age
-            now = time.time()
-            return render_page(view, events, config.subjects, version, now=now, served_by=served_by)
-
-        return web.Response(text=await self.runtime.db.read(build), content_type="text/html")
-
 
 def make_app(
     runtime: Runtime,
@@ -256,7 +240,7 @@ def make_app(
     app = web.Application(middlewares=[] if guard is None else [guard_middleware(guard)])
     webauth.install(app, security, guard.report if guard is not None else webauth.log_only)
     app.middlewares.append(_store_errors)
-    app.router.add_get("/", h.page)
+    add_console(app, runtime, read_status, h.targets)  # /, /listings, /target/… (the console)
     app.router.add_get("/metrics", h.metrics)
     app.router.add_get("/-/healthy", h.healthy)
     app.router.add_get("/-/ready", h.ready)

@@ -6,6 +6,7 @@
 ``alertmanager`` gives a started real Alertmanager whose notifications go to a test webhook.
 ``nsd_server`` gives a real authoritative DNS server (NSD, tests/nsd.py) to start with zones.
 ``dovecot`` gives a started real IMAP server (Dovecot, tests/dovecot.py) with one test user.
+``browser`` gives a headless Chromium driven by Selenium (tests/browser.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pytest
 from tests import alertmanager as am
 from tests import dovecot as dc
 from tests import nsd
+from tests.browser import browser  # noqa: F401  (the fixture, visible to every test)
 from tests.faultdns import FaultDns
 from tests.postgres import postgres_cluster  # noqa: F401  (the fixture, visible to every test)
 from tests.rbldnsd import Rbldnsd, available

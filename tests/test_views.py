@@ -7,9 +7,9 @@ import json
 
 from rblwatch import catalogue as cat
 from rblwatch.cluster import Instance
+from rblwatch.console.render import render_page
 from rblwatch.model import DnsList, Health, ListStatus
 from rblwatch.views.lists import lists_json, lists_table
-from rblwatch.views.page import render_page
 from rblwatch.views.status import (
     age,
     events_json,

@@ -4,8 +4,8 @@ never says "nothing fails" before any check has run."""
 
 from __future__ import annotations
 
+from rblwatch.console.render import render_page
 from rblwatch.model import DnsList, ListStatus, PairState, PairStatus
-from rblwatch.views.page import render_page
 from rblwatch.views.status import status_json, status_view
 from rblwatch.views.tables import status_table
 

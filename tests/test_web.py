@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import re
@@ -421,6 +422,18 @@ def test_recent_events_reach_back_past_a_quiet_month(runtime: Runtime) -> None:
 # --- the status page ----------------------------------------------------------------------------
 
 
+CONSOLE_PAGES = ("/", "/listings", "/target/192.0.2.1", "/list/corp-bl", "/events")
+
+
+def local_only(page: str) -> None:
+    """Self-contained: every script, stylesheet and image the page loads is the console's own."""
+    loaded = re.findall(r'<(?:script|img|iframe)[^>]*\bsrc="([^"]*)"', page)
+    loaded += re.findall(r'<link[^>]*\bhref="([^"]*)"', page)
+    assert loaded, "the page loads its stylesheet and script"
+    assert all(u.startswith("/static/") for u in loaded), loaded
+    assert "<script>" not in page  # no inline script (the CSP allows none)
+
+
 def test_the_page_shows_listings_lists_events_and_links(runtime: Runtime) -> None:
     put(runtime, [listed("192.0.2.1", meanings=("spam source",))], [event("192.0.2.1", T0)])
     runtime.store.record_health("spamhaus-zen", Health.DEAD, "127.0.0.2 not listed", T0, None)
@@ -428,39 +441,54 @@ def test_the_page_shows_listings_lists_events_and_links(runtime: Runtime) -> Non
     assert reply.status == 200
     assert reply.content_type == "text/html"
     page = reply.text
-    assert "<td>192.0.2.1</td>" in page
-    assert "<td>spam source</td>" in page
+    assert '<td><a href="/target/192.0.2.1">192.0.2.1</a></td>' in page
+    assert "<td>spam source</td>" in get(runtime, "/listings").text  # the overview has no codes
     assert '<a href="https://corp.example.net/delist?a=1&amp;b=2"' in page
     assert "127.0.0.2 not listed" in page
     assert '<span class="bad">dead</span>' in page
     assert '<a href="/metrics">' in page
     assert '<a href="/api/v1/status">' in page
     assert '<a href="/api/v1/events">' in page
-    assert "<td>2026-11-27T12:00:00Z</td>" in page
-    # self-contained: nothing loaded from elsewhere
-    assert "<script" not in page
-    assert "src=" not in page
-    assert "<link" not in page
+    assert '<time datetime="2026-11-27T12:00:00Z">2026-11-27T12:00:00Z</time>' in page
+    local_only(page)
+    assert "default-src 'self'" in reply.headers["Content-Security-Policy"]
+
+
+def test_the_listings_page_shows_each_listing_with_its_meaning_txt_and_delist_link(
+    runtime: Runtime,
+) -> None:
+    put(runtime, [listed("192.0.2.1", meanings=("spam source",), txt="see https://x.example")])
+    page = get(runtime, "/listings").text
+    assert '<td><a href="/target/192.0.2.1">192.0.2.1</a></td>' in page
+    assert "<td>spam source</td>" in page
+    assert '<td class="txt">see https://x.example</td>' in page
+    assert '<a href="https://corp.example.net/delist?a=1&amp;b=2"' in page
+    local_only(page)
 
 
 def test_the_page_escapes_every_value(runtime: Runtime) -> None:
     evil = "<script>alert(1)</script>"
     put(
         runtime,
-        [listed(evil, group=evil, meanings=(evil,))],
+        [listed(evil, group=evil, meanings=(evil,), txt=evil)],
         [event(evil, T0, group=evil)],
     )
+    for path in ("/", "/listings", f"/listings?q={evil}", f"/events?list={evil}"):
+        page = get(runtime, path).text
+        assert evil not in page, path
+        assert "<script>" not in page, path
     page = get(runtime, "/").text
-    assert "<script" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in get(runtime, "/listings").text
 
 
 def test_the_page_shows_no_secret(runtime: Runtime) -> None:
-    put(runtime, [listed("192.0.2.1")])
-    page = get(runtime, "/").text
-    assert SECRET not in page
-    assert "secret-store-path" not in page
-    assert "hooks.example.net" not in page
+    put(runtime, [listed("192.0.2.1")], [event("192.0.2.1", T0)])
+    for path in CONSOLE_PAGES:
+        page = get(runtime, path).text
+        assert SECRET not in page, path
+        assert "secret-store-path" not in page, path
+        assert "hooks.example.net" not in page, path
 
 
 def test_the_page_shows_the_instance_that_served_it_and_its_heartbeat(
@@ -476,10 +504,57 @@ def test_the_page_shows_the_instance_that_served_it_and_its_heartbeat(
     assert '<span class="ok">leader</span>' in row
 
 
-def test_the_page_says_when_nothing_is_listed(runtime: Runtime) -> None:
+def test_before_any_cycle_the_page_says_nothing_is_known_not_nothing_listed(
+    runtime: Runtime,
+) -> None:
     page = get(runtime, "/").text
-    assert "No target is listed." in page
+    assert "No list has completed a cycle yet: nothing is known" in page
+    assert "No target is listed." not in page
+    assert '<span class="n unknown"><a href="/listings">not known</a></span> listed' in page
     assert "No events yet." in page
+
+
+def test_the_page_says_when_nothing_is_listed(runtime: Runtime) -> None:
+    status = ListStatus(name="corp-bl", last_cycle_end=T0, last_cycle_lookups=5)
+    runtime.store.commit(CycleCommit(list="corp-bl", status=status))
+    page = get(runtime, "/").text
+    assert "No target is listed. (2 lists have not completed a cycle yet)" in page
+    assert '<span class="n"><a href="/listings">0</a></span> listed' in page
+    assert "No target is listed." in get(runtime, "/listings").text
+    assert "No events yet." in page
+
+
+def test_during_a_resolver_outage_the_page_says_unknown_never_nothing_listed(
+    runtime: Runtime,
+) -> None:
+    from rblwatch.model import ResolverState
+    from rblwatch.views.status import StatusView
+
+    status = ListStatus(name="corp-bl", last_cycle_end=T0)
+    runtime.store.commit(CycleCommit(list="corp-bl", status=status))
+
+    original = web.read_status
+
+    def read_status(store: Any, config: Any, targets: Any) -> StatusView:
+        view = original(store, config, targets)
+        down = ResolverState("unreachable", T0, "every list timed out")
+        return dataclasses.replace(view, resolver=down)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(web, "read_status", read_status)
+        page = get(runtime, "/").text
+    assert "The resolver is unreachable since 2026-11-27T12:00:00Z" in page
+    assert "every list timed out" in page
+    assert "whether any target is listed is not known" in page
+    assert "No target is listed." not in page
+
+
+def test_a_failed_reload_and_a_silent_store_show_as_banners(runtime: Runtime) -> None:
+    runtime.stats.reload_ok = False
+    runtime.store_ok = False
+    page = get(runtime, "/").text
+    assert "The last configuration reload failed" in page
+    assert "The store did not answer the last heartbeat" in page
 
 
 # --- failures ------------------------------------------------------------------------------------
@@ -489,13 +564,17 @@ def test_an_unreadable_store_is_a_one_line_503(runtime: Runtime) -> None:
     runtime.store.close()
 
     async def action(request: Callable[..., Awaitable[Reply]]) -> list[Reply]:
-        return [await request(p) for p in ("/api/v1/status", "/api/v1/events", "/")]
+        paths = ("/api/v1/status", "/api/v1/events", "/", *CONSOLE_PAGES[1:], "/live")
+        return [await request(p) for p in paths]
 
-    api_status, api_events, page = serve(runtime, action)
+    api_status, api_events, page, *pages = serve(runtime, action)
     assert api_status.status == api_events.status == page.status == 503
     assert api_status.json()["error"].startswith("store unavailable:")
     assert page.text.startswith("store unavailable:")
     assert page.text.count("\n") == 1
+    for other in pages:
+        assert other.status == 503 and other.text.startswith("store unavailable:")
+        assert other.text.count("\n") == 1
 
 
 def test_an_address_in_use_is_a_one_line_web_error(runtime: Runtime) -> None:

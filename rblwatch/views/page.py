@@ -1,193 +1,280 @@
-"""The HTML status page served at `/` (SPEC §10): self-contained, every value escaped.
+"""The console's overview (`/`, SPEC §10, issue 11) as a pure view model: banners, counts,
+each list's health and cycles, the newest listings, sender hygiene, instances and events.
 
-Secrets: lists are shown by name only (zones may hold access keys); the store URL and receiver
-URLs never reach this module. Every value goes through html.escape, and only http(s) delisting
-links are made clickable.
-
-With several instances, each serves the same page from the shared store; the page says which
-one served it, and lists every instance with the age of its last heartbeat.
+The counts never say "nothing listed" when nothing was checked: before any list has
+completed a cycle, or while the resolver is unreachable, the page says what is not known.
+Secrets: lists are named only (zones may hold access keys); the store URL and receiver URLs
+never reach this module. Markup is the templates' (`rblwatch.console`), which escape it all.
 """
 
 from __future__ import annotations
 
-import html
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 from rblwatch.cluster import Instance
 from rblwatch.model import DnsList, Event, Health, ListStatus
-from rblwatch.views.status import StatusView, age, rfc3339
+from rblwatch.views.detail import next_cycle
+from rblwatch.views.eventlog import EventRow, event_rows
+from rblwatch.views.listings import ListingRow, listing_row
+from rblwatch.views.status import Budget, StatusView, age
+from rblwatch.views.ui import Stamp, stamp
 
-PAGE_EVENTS = 50  # the page shows the newest events; the API pages through them all
-PAGE_LISTINGS = 1000  # the page shows this many listings; the API has them all
-
-_STYLE = """
-body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
-table{border-collapse:collapse;margin-bottom:1.5em}
-th,td{border:1px solid #ccc;padding:.2em .6em;text-align:left;vertical-align:top}
-th{background:#f0f0f0}.bad{color:#b00;font-weight:bold}.ok{color:#070}
-"""
+PAGE_EVENTS = 25  # the overview shows the newest events; /events pages through them all
+PAGE_LISTINGS = 10  # the newest listings on the overview; /listings has them all
+NOT_KNOWN = "not known"
 
 
-def _e(value: object) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
+@dataclass(frozen=True, slots=True)
+class Problems:
+    """What the runtime knows is wrong beyond the view: the store's last heartbeat and the
+    last config reload."""
+
+    store_ok: bool = True
+    reload_ok: bool = True
 
 
-def _table(headers: Iterable[str], rows: Iterable[Iterable[str]]) -> str:
-    """A table of already-escaped cells (headers are escaped here)."""
-    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>\n" for row in rows)
-    return f"<table><tr>{head}</tr>\n{body}</table>\n"
+NO_PROBLEMS = Problems()
 
 
-def _delist_link(url: str | None) -> str:
-    # only http(s): a javascript: URL in a custom list would run on click
-    if not url or not url.startswith(("https://", "http://")):
-        return ""
-    return f'<a href="{_e(url)}" rel="noopener noreferrer">delist</a>'
+@dataclass(frozen=True, slots=True)
+class Banner:
+    tone: str  # "bad" or "warn"
+    text: str
 
 
-def _listings_html(view: StatusView, delist: Mapping[str, str | None]) -> str:
+@dataclass(frozen=True, slots=True)
+class Count:
+    label: str
+    value: str  # a number, or NOT_KNOWN
+    href: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListRow:
+    name: str
+    health: str
+    healthy: bool
+    detail: str
+    listed: int
+    last_cycle_end: Stamp | None
+    next_cycle: Stamp | None
+    budget: str  # "120 / 5000", "120 (no limit)", "" when not known
+    budget_exhausted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceRow:
+    id: str
+    this_page: bool
+    host: str
+    pid: int
+    version: str
+    heartbeat: Stamp | None
+    heartbeat_age: str  # "5s ago", "" without a `now`
+    shards: int
+    leader: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Overview:
+    version: str
+    served_by: str | None
+    targets: int
+    banners: list[Banner]
+    counts: list[Count]
+    summary: str  # one sentence on what is known: never "nothing listed" when nothing was
+    lists: list[ListRow]
+    newest: list[ListingRow]
+    listings: int
+    checks: list[tuple[str, Stamp | None]]  # sender hygiene checks and their last run
+    failing: list[ListingRow]
+    hygiene_summary: str
+    instances: list[InstanceRow]
+    events: list[EventRow]  # newest first
+
+
+def banners(view: StatusView, problems: Problems, now: float | None) -> list[Banner]:
+    out = []
+    r = view.resolver
+    if not r.reachable:
+        since = stamp(r.since, now)
+        when = f" since {since.iso}" if since else ""
+        out.append(
+            Banner(
+                "bad",
+                f"The resolver is unreachable{when}: no list can be checked"
+                f"{f' ({r.detail})' if r.detail else ''}.",
+            )
+        )
+    if not problems.store_ok:
+        out.append(
+            Banner(
+                "bad",
+                "The store did not answer the last heartbeat: "
+                "what this page shows may be out of date.",
+            )
+        )
+    if not problems.reload_ok:
+        out.append(
+            Banner(
+                "warn",
+                "The last configuration reload failed: the previous "
+                "configuration is still running (see the log).",
+            )
+        )
+    spent = [name for name, b in view.budgets.items() if b.exhausted]
+    if spent:
+        out.append(Banner("warn", f"Daily query budget spent: {', '.join(spent)}."))
+    if view.unresolved:
+        names = ", ".join(h for _, h, _ in view.unresolved[:5])
+        more = f" and {len(view.unresolved) - 5} more" if len(view.unresolved) > 5 else ""
+        out.append(Banner("warn", f"Hostnames that did not resolve: {names}{more}."))
+    return out
+
+
+def _checked(view: StatusView) -> bool:
+    return view.resolver.reachable and any(r.last_cycle_end is not None for r in view.lists)
+
+
+def counts(view: StatusView) -> list[Count]:
+    """Listed, unknown, errors, acknowledged: numbers only where they are known."""
+    c = view.counts
+    if c is not None:
+        return [
+            Count("listed", str(c.listed), "/listings"),
+            Count("unknown", str(c.unknown)),
+            Count("errors", str(c.errors)),
+            Count("acknowledged", str(c.acknowledged)),
+        ]
+    listed = str(len(view.listings)) if _checked(view) else NOT_KNOWN
+    return [
+        Count("listed", listed, "/listings"),
+        Count("unknown", NOT_KNOWN),
+        Count("errors", NOT_KNOWN),
+        Count("acknowledged", NOT_KNOWN),
+    ]
+
+
+def summary(view: StatusView) -> str:
+    if not view.resolver.reachable:
+        return "The resolver is unreachable: whether any target is listed is not known."
+    if not any(r.last_cycle_end is not None for r in view.lists):
+        return "No list has completed a cycle yet: nothing is known about the targets."
+    waiting = [r.name for r in view.lists if r.last_cycle_end is None]
+    rest = f" ({len(waiting)} lists have not completed a cycle yet)" if waiting else ""
+    unknown = view.counts.unknown if view.counts is not None else 0
     if not view.listings:
-        return "<p>No target is listed.</p>\n"
-    rows = [
-        [
-            _e(p.target),
-            _e(p.list),
-            _e(p.group),
-            _e(rfc3339(p.since)),
-            _e(" ".join(p.codes)),
-            _e("; ".join(p.meanings)),
-            _delist_link(delist.get(p.list)),
-        ]
-        for p in view.listings[:PAGE_LISTINGS]
-    ]
-    more = len(view.listings) - PAGE_LISTINGS
-    note = (
-        f'<p>… and {more} more: see <a href="/api/v1/status">/api/v1/status</a>.</p>\n'
-        if more > 0
-        else ""
-    )
-    headers = ("target", "list", "group", "since", "codes", "meanings", "")
-    return _table(headers, rows) + note
+        if unknown:
+            return f"No target is known to be listed; {unknown} pairs are unknown{rest}."
+        return f"No target is listed.{rest}"
+    return f"{len(view.listings)} listings{rest}."
 
 
-def _lists_html(view: StatusView) -> str:
-    def health(row: ListStatus) -> str:
-        css = "ok" if row.health is Health.HEALTHY else "bad"
-        return f'<span class="{css}">{_e(row.health.value)}</span>'
-
-    rows = [
-        [_e(r.name), health(r), _e(r.health_detail), _e(rfc3339(r.last_cycle_end))]
-        for r in view.lists
-    ]
-    return _table(("list", "health", "detail", "last cycle end"), rows)
-
-
-def _hygiene_html(view: StatusView) -> str:
-    """Sender hygiene: what fails and why (the reason says what to fix), and each check's
-    last run; nothing when no target group asks for a check."""
-    if not view.checks:
+def _budget(b: Budget | None) -> str:
+    if b is None:
         return ""
-    rows = [
-        [
-            _e(p.list),
-            _e(p.target),
-            _e(p.group),
-            _e(rfc3339(p.since)),
-            f'<span class="bad">{_e(",".join(p.codes))}</span>',
-            _e("; ".join(p.meanings)),
-        ]
-        for p in view.failing[:PAGE_LISTINGS]
-    ]
-    if rows:
-        failing = _table(("check", "target", "group", "since", "result", "reason"), rows)
-    elif any(r.last_cycle_end is not None for r in view.checks):
-        failing = '<p><span class="ok">No sender check fails.</span></p>\n'
-    else:
-        failing = "<p>No sender check has run yet.</p>\n"
-    last = [[_e(r.name), _e(rfc3339(r.last_cycle_end) or "not yet")] for r in view.checks]
-    return f"<h2>Sender hygiene</h2>\n{failing}{_table(('check', 'last run'), last)}"
+    return f"{b.used_today} / {b.limit}" if b.limit is not None else f"{b.used_today} (no limit)"
 
 
-def _events_html(events: Sequence[Event]) -> str:
-    if not events:
-        return "<p>No events yet.</p>\n"
-    rows = [
-        [
-            _e(rfc3339(e.at)),
-            _e(e.kind.value + (" (initial)" if e.initial else "")),
-            _e(e.target),
-            _e(e.list),
-            _e(e.group),
-            _e(" ".join(e.codes) or e.detail),
-        ]
-        for e in reversed(events)  # newest first on the page
-    ]
-    return _table(("at", "kind", "target", "list", "group", "codes / detail"), rows)
+def list_rows(
+    lists: Iterable[ListStatus],
+    listed: Mapping[str, int],
+    intervals: Mapping[str, float | None],
+    budgets: Mapping[str, Budget],
+    now: float | None,
+) -> list[ListRow]:
+    rows = []
+    for r in lists:
+        b = budgets.get(r.name)
+        rows.append(
+            ListRow(
+                r.name,
+                r.health.value,
+                r.health is Health.HEALTHY,
+                r.health_detail,
+                listed.get(r.name, 0),
+                stamp(r.last_cycle_end, now),
+                stamp(next_cycle(r, intervals.get(r.name)), now),
+                _budget(b),
+                b is not None and b.exhausted,
+            )
+        )
+    return rows
 
 
-def _heartbeat(i: Instance, now: float | None) -> str:
-    if now is None:
-        return _e(rfc3339(i.heartbeat))
-    return f'<span title="{_e(rfc3339(i.heartbeat))}">{_e(age(now - i.heartbeat))} ago</span>'
+def _instance(i: Instance, served_by: str | None, now: float | None) -> InstanceRow:
+    beat = f"{age(now - i.heartbeat)} ago" if now is not None else ""
+    return InstanceRow(
+        i.id,
+        i.id == served_by,
+        i.host,
+        i.pid,
+        i.version,
+        stamp(i.heartbeat, None),
+        beat,
+        i.shards,
+        i.leader,
+    )
 
 
-def _instances_html(view: StatusView, now: float | None, served_by: str | None) -> str:
-    if not view.instances:
-        return "<p>No instance has a heartbeat in the store yet.</p>\n"
-    rows = [
-        [
-            _e(i.id) + (" (this page)" if i.id == served_by else ""),
-            _e(i.host),
-            _e(i.pid),
-            _e(i.version),
-            _heartbeat(i, now),
-            _e(i.shards),
-            '<span class="ok">leader</span>' if i.leader else "",
-        ]
-        for i in view.instances
-    ]
-    headers = ("instance", "host", "pid", "version", "last heartbeat", "shards held", "")
-    return _table(headers, rows)
+def _hygiene_summary(view: StatusView) -> str:
+    if view.failing:
+        return ""
+    if any(r.last_cycle_end is not None for r in view.checks):
+        return "No sender check fails."
+    return "No sender check has run yet."
 
 
-def render_page(
+def overview(
     view: StatusView,
     events: Sequence[Event],
-    lists: Iterable[DnsList],
+    lists: Sequence[DnsList],
     version: str,
     *,
     now: float | None = None,
     served_by: str | None = None,
-) -> str:
-    """The page for a status view and the recent `events` (oldest first) of the `lists`.
+    problems: Problems = NO_PROBLEMS,
+    default_interval: float | None = None,
+) -> Overview:
+    """The overview of a status view and the recent `events` (oldest first) of the `lists`.
 
-    `now`: the time heartbeats' ages are counted from (None: show their times instead);
-    `served_by`: the id of the instance serving the page, if it has one.
-    """
+    `now`: what ages are counted from (None: times only); `served_by`: the id of the
+    instance serving the page, if it has one; `default_interval`: the cycle interval of a
+    list without its own."""
     delist = {lst.name: lst.delist_url for lst in lists}
-    links = (
-        '<a href="/metrics">/metrics</a> · <a href="/api/v1/status">/api/v1/status</a> · '
-        '<a href="/api/v1/events">/api/v1/events</a>'
-    )
-    served = f" · served by {_e(served_by)}" if served_by is not None else ""
-    summary = (
-        f"{view.targets} targets · {len(view.listings)} listings"
-        f"{f' · {len(view.failing)} failing sender checks' if view.checks else ''}"
-        f" · version {_e(version)}"
-        f"{served} · {links}"
-    )
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>rblwatch</title><style>{_STYLE}</style></head><body>\n"
-        f"<h1>rblwatch</h1>\n<p>{summary}</p>\n"
-        f"<h2>Current listings</h2>\n{_listings_html(view, delist)}"
-        f"<h2>Lists</h2>\n{_lists_html(view)}"
-        f"{_hygiene_html(view)}"
-        f"<h2>Instances</h2>\n{_instances_html(view, now, served_by)}"
-        f"<h2>Recent events</h2>\n{_events_html(events)}"
-        "</body></html>\n"
+    intervals = {lst.name: lst.interval or default_interval for lst in lists}
+    per_list = Counter(p.list for p in view.listings)
+    newest = sorted(view.listings, key=lambda p: -p.since)[:PAGE_LISTINGS]
+    return Overview(
+        version=version,
+        served_by=served_by,
+        targets=view.targets,
+        banners=banners(view, problems, now),
+        counts=counts(view),
+        summary=summary(view),
+        lists=list_rows(view.lists, per_list, intervals, view.budgets, now),
+        newest=[listing_row(p, delist, now) for p in newest],
+        listings=len(view.listings),
+        checks=[(r.name, stamp(r.last_cycle_end, now)) for r in view.checks],
+        failing=[listing_row(p, {}, now) for p in view.failing[:100]],
+        hygiene_summary=_hygiene_summary(view),
+        instances=[_instance(i, served_by, now) for i in view.instances],
+        events=event_rows(list(reversed(events)), now),
     )
 
 
-__all__ = ["PAGE_EVENTS", "PAGE_LISTINGS", "render_page"]
+__all__ = [
+    "NOT_KNOWN",
+    "NO_PROBLEMS",
+    "PAGE_EVENTS",
+    "PAGE_LISTINGS",
+    "Banner",
+    "Count",
+    "InstanceRow",
+    "ListRow",
+    "Overview",
+    "Problems",
+    "overview",
+]
