@@ -305,6 +305,16 @@ class Engine:
             for p in await self.rt.db.pairs(lst.name)
             if c.held is None or shard_of(p.target) in c.held
         }
+        # the list's own row ("") is every shard's: kept whichever shards are held
+        errors = {
+            e.target: e
+            for e in await self.rt.db.pair_errors(lst.name)
+            if c.held is None or not e.target or shard_of(e.target) in c.held
+        }
+        last_good = next(
+            (s.last_cycle_success for s in await self.rt.db.list_statuses() if s.name == lst.name),
+            None,
+        )
         # each event names the pair's previous one, as read now under the leases: should two
         # instances ever decide one transition, the store keeps only the first
         heads = await self.rt.db.chain_heads(
@@ -329,6 +339,9 @@ class Engine:
                 now=c.start,
                 # not when a hostname failed to resolve: its addresses are missing only for now
                 prune=c.full and c.found.complete,
+                errors=errors,
+                last_good_at=last_good,
+                full=c.full,
             )
         )
         commit, report.confirm = planned.commit, planned.confirm
@@ -461,6 +474,8 @@ def _kept(c: _Cycle, commit: CycleCommit, lost: frozenset[int]) -> CycleCommit |
         deletes=[t for t in commit.deletes if shard_of(t) in held],
         seen=[t for t in commit.seen if shard_of(t) in held],
         events=[e for e in commit.events if e.target is None or shard_of(e.target) in held],
+        errors=[e for e in commit.errors if not e.target or shard_of(e.target) in held],
+        cleared=[t for t in commit.cleared if not t or shard_of(t) in held],
     )
 
 
