@@ -119,6 +119,7 @@ class Engine:
     async def _found(self) -> Found:
         found = await self.inventory.current(self.rt.config)
         self.rt.targets_per_group = found.per_group
+        self.rt.found = found
         return found
 
     async def _resolve(

@@ -409,7 +409,8 @@ def run_command(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 SUMMARY = re.compile(
-    r"rblwatch: copied pairs 6, seen 8, pair_errors 1, events 7, list_status 2, budget 2, outbox 12 rows"
+    r"rblwatch: copied pairs 6, seen 8, pair_errors 1, events 7, list_status 2, budget 2,"
+    r" outbox 12 rows"
     r" from sqlite:///\S+ to postgresql://rblwatch_test:\*\*\*@127\.0\.0\.1:\d+/\w+"
     r" in \d+\.\d\d s"
 )

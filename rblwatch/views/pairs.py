@@ -39,7 +39,7 @@ from rblwatch.model import (
     kind_of_value,
 )
 from rblwatch.targets import TargetError, canonical_target
-from rblwatch.views.status import PairCounts, rfc3339
+from rblwatch.views.status import PairCounts, counts_json, rfc3339
 
 STATES = ("listed", "clean", "unknown")
 PAIRS_LIMIT_DEFAULT = 100
@@ -439,18 +439,6 @@ def pairs_json(page: PairsPage, counts: PairCounts) -> dict[str, object]:
         "pairs": [pair_json(p) for p in page.items],
         "next_cursor": page.next_cursor,
         "counts": counts_json(counts),
-    }
-
-
-def counts_json(c: PairCounts) -> dict[str, int]:
-    return {
-        "total": c.total,
-        "listed": c.listed,
-        "clean": c.clean,
-        "unknown": c.unknown,
-        "errors": c.errors,
-        "stale": c.stale,
-        "acknowledged": c.acknowledged,
     }
 
 
