@@ -35,6 +35,7 @@ from rblwatch.model import (
     EventKind,
     Health,
     ListStatus,
+    PairError,
     PairState,
     Reason,
     Subject,
@@ -306,16 +307,7 @@ class Engine:
             for p in await self.rt.db.pairs(lst.name)
             if c.held is None or shard_of(p.target) in c.held
         }
-        # the list's own row ("") is every shard's: kept whichever shards are held
-        errors = {
-            e.target: e
-            for e in await self.rt.db.pair_errors(lst.name)
-            if c.held is None or not e.target or shard_of(e.target) in c.held
-        }
-        last_good = next(
-            (s.last_cycle_success for s in await self.rt.db.list_statuses() if s.name == lst.name),
-            None,
-        )
+        errors, last_good = await self._errors_of(c)
         # each event names the pair's previous one, as read now under the leases: should two
         # instances ever decide one transition, the store keeps only the first
         heads = await self.rt.db.chain_heads(
@@ -368,6 +360,19 @@ class Engine:
         if report.confirm and self.on_confirm is not None:
             self.on_confirm(lst.name, report.confirm)
         return report
+
+    async def _errors_of(self, c: _Cycle) -> tuple[dict[str, PairError], float | None]:
+        """The list's error rows (of the shards held) and when its last completed cycle
+        ended: what the planner needs to say when a pair that fails now last answered."""
+        name = c.lst.name
+        # the list's own row ("") is every shard's: kept whichever shards are held
+        errors = {
+            e.target: e
+            for e in await self.rt.db.pair_errors(name)
+            if c.held is None or not e.target or shard_of(e.target) in c.held
+        }
+        statuses = await self.rt.db.list_statuses()
+        return errors, next((s.last_cycle_success for s in statuses if s.name == name), None)
 
     async def _commit(self, c: _Cycle, commit: CycleCommit) -> bool:
         """Write the cycle; False if its fence refused it (nothing written). Refused for
