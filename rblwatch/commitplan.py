@@ -9,14 +9,25 @@ this module decides which pairs are looked at, and what a full cycle removes.
 The scan reports only outcomes that are not the good one (clean), so a cycle looks at few
 pairs: those with a stored row, those the scan reported and those never looked at before.
 Every other target was clean and believed clean, and costs nothing here.
+
+Each pair's last outcome is kept the same way (`CycleCommit.errors`/`cleared`): a pair whose
+lookup ended `error` has an error row (reason, when, and when it last answered); a pair that
+answered has none. So that an outage does not write a /16's 65,536 rows every cycle, a full
+cycle in which most lookups failed writes one row for the whole list instead (target "",
+`LIST_WIDE_SHARE`): a resolver that is down or a list that turned us away is the list's
+trouble, not each pair's, and the pairs view shows every pair without a row of its own as
+that row says. A skipped cycle (unhealthy list, spent budget) writes none: the list's last
+completed cycle grows old, and its pairs go stale with it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from rblwatch import transitions
 from rblwatch.model import (
@@ -25,6 +36,7 @@ from rblwatch.model import (
     Health,
     ListStatus,
     Outcome,
+    PairError,
     PairState,
     PairStatus,
     Target,
@@ -47,6 +59,17 @@ class CycleInput:
     # a full cycle (not a confirmation round) over every configured target (every hostname
     # resolved): only such a cycle may drop the rows of targets no longer configured
     prune: bool = False
+    # the list's error rows as stored (by target; "" is the whole list's), and when its last
+    # completed cycle ended: a pair seen before and without a row answered then
+    errors: Mapping[str, PairError] = field(default_factory=lambda: _NO_ERRORS)
+    last_good_at: float | None = None
+    full: bool = False  # every target of the list (of the shards held), not a round's few
+
+
+_NO_ERRORS: Mapping[str, PairError] = MappingProxyType({})
+# a full cycle with more than this share of its lookups failed writes the list's error row, not
+# one per pair (see the module docstring)
+LIST_WIDE_SHARE = 0.5
 
 
 @dataclass(slots=True)
@@ -84,7 +107,53 @@ def plan_commit(cycle: CycleInput) -> PlannedCommit:
         _collect(planned, t.value, d)
         if first and not outcome.is_error:
             commit.seen.append(t.value)  # an error is no first look: the baseline waits
+    _plan_errors(cycle, commit)
     return planned
+
+
+def _plan_errors(cycle: CycleInput, commit: CycleCommit) -> None:
+    """The error rows to write and to drop: each pair's last outcome (module docstring)."""
+    old, values = cycle.errors, cycle.values
+    failed = {t: o for t, o in cycle.outcomes.items() if o.is_error and t in values}
+    whole = old.get("")
+    # answered now, or (a full cycle over every target) no longer configured
+    commit.cleared.extend(t for t in old if t and t not in failed and (t in values or cycle.prune))
+    if cycle.full and failed and len(failed) > LIST_WIDE_SHARE * len(cycle.targets):
+        commit.errors.append(_list_row(cycle, failed, whole))
+        return
+    for t, outcome in failed.items():
+        assert outcome.reason is not None  # set exactly on errors
+        commit.errors.append(
+            PairError(
+                t,
+                cycle.list_name,
+                outcome.reason,
+                cycle.now,
+                outcome.detail,
+                _last_good(cycle, t, whole),
+            )
+        )
+    if cycle.full and whole is not None:
+        commit.cleared.append("")  # most of the list answered again
+
+
+def _last_good(cycle: CycleInput, target: str, whole: PairError | None) -> float | None:
+    """When a pair that failed now last answered: as its error row (or the list's) says,
+    at the list's last completed cycle if it had answered before, never otherwise."""
+    prev = cycle.errors.get(target) or whole
+    if prev is not None:
+        return prev.last_good_at
+    return cycle.last_good_at if target in cycle.seen else None
+
+
+def _list_row(
+    cycle: CycleInput, failed: Mapping[str, Outcome], whole: PairError | None
+) -> PairError:
+    reasons = Counter(o.reason for o in failed.values() if o.reason is not None)
+    reason = reasons.most_common(1)[0][0]
+    detail = f"{len(failed)} of {len(cycle.targets)} lookups failed"
+    last_good = whole.last_good_at if whole is not None else cycle.last_good_at
+    return PairError("", cycle.list_name, reason, cycle.now, detail, last_good)
 
 
 def _collect(planned: PlannedCommit, target: str, d: transitions.Decision) -> None:
@@ -137,4 +206,11 @@ def list_status(
     )
 
 
-__all__ = ["CycleInput", "PlannedCommit", "is_news", "list_status", "plan_commit"]
+__all__ = [
+    "LIST_WIDE_SHARE",
+    "CycleInput",
+    "PlannedCommit",
+    "is_news",
+    "list_status",
+    "plan_commit",
+]

@@ -35,6 +35,7 @@ from rblwatch.model import (
     EventKind,
     Health,
     ListStatus,
+    PairError,
     PairState,
     Reason,
     Subject,
@@ -119,6 +120,7 @@ class Engine:
     async def _found(self) -> Found:
         found = await self.inventory.current(self.rt.config)
         self.rt.targets_per_group = found.per_group
+        self.rt.found = found
         return found
 
     async def _resolve(
@@ -305,6 +307,7 @@ class Engine:
             for p in await self.rt.db.pairs(lst.name)
             if c.held is None or shard_of(p.target) in c.held
         }
+        errors, last_good = await self._errors_of(c)
         # each event names the pair's previous one, as read now under the leases: should two
         # instances ever decide one transition, the store keeps only the first
         heads = await self.rt.db.chain_heads(
@@ -329,6 +332,9 @@ class Engine:
                 now=c.start,
                 # not when a hostname failed to resolve: its addresses are missing only for now
                 prune=c.full and c.found.complete,
+                errors=errors,
+                last_good_at=last_good,
+                full=c.full,
             )
         )
         commit, report.confirm = planned.commit, planned.confirm
@@ -354,6 +360,19 @@ class Engine:
         if report.confirm and self.on_confirm is not None:
             self.on_confirm(lst.name, report.confirm)
         return report
+
+    async def _errors_of(self, c: _Cycle) -> tuple[dict[str, PairError], float | None]:
+        """The list's error rows (of the shards held) and when its last completed cycle
+        ended: what the planner needs to say when a pair that fails now last answered."""
+        name = c.lst.name
+        # the list's own row ("") is every shard's: kept whichever shards are held
+        errors = {
+            e.target: e
+            for e in await self.rt.db.pair_errors(name)
+            if c.held is None or not e.target or shard_of(e.target) in c.held
+        }
+        statuses = await self.rt.db.list_statuses()
+        return errors, next((s.last_cycle_success for s in statuses if s.name == name), None)
 
     async def _commit(self, c: _Cycle, commit: CycleCommit) -> bool:
         """Write the cycle; False if its fence refused it (nothing written). Refused for
@@ -461,6 +480,8 @@ def _kept(c: _Cycle, commit: CycleCommit, lost: frozenset[int]) -> CycleCommit |
         deletes=[t for t in commit.deletes if shard_of(t) in held],
         seen=[t for t in commit.seen if shard_of(t) in held],
         events=[e for e in commit.events if e.target is None or shard_of(e.target) in held],
+        errors=[e for e in commit.errors if not e.target or shard_of(e.target) in held],
+        cleared=[t for t in commit.cleared if not t or shard_of(t) in held],
     )
 
 

@@ -588,6 +588,10 @@ class CycleCommit:
     status: ListStatus | None = None
     budget_day: str | None = None  # "YYYY-MM-DD" (UTC) the queries below count against
     budget_queries: int = 0  # added to the day's count (negative: a reservation's excess)
+    # pairs whose lookup ended `error` (upserted; target "" is the whole list's row, written
+    # when most of a full cycle failed: `commitplan`), and targets whose error row goes
+    errors: builtins.list[PairError] = field(default_factory=builtins.list)
+    cleared: builtins.list[str] = field(default_factory=builtins.list)
 
 
 @dataclass(frozen=True, slots=True)

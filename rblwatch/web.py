@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
@@ -32,10 +33,19 @@ from rblwatch.console import add_routes as add_console
 from rblwatch.listener import Guard, GuardedSite, Limits, ProblemLog, guard_middleware, runner_args
 from rblwatch.metrics import CONTENT_TYPE, render
 from rblwatch.model import Event
+from rblwatch.pairsource import PairsRead, PairsSource, read_console
 from rblwatch.plan import target_counts
 from rblwatch.runtime import Runtime
 from rblwatch.store import Store, StoreError
 from rblwatch.targets import TargetError, canonical_target
+from rblwatch.views.pairs import (
+    PairsQuery,
+    page_json,
+    pair_counts,
+    pairs_json,
+    pairs_page,
+    pairs_query,
+)
 from rblwatch.views.status import (
     StatusView,
     events_json,
@@ -50,6 +60,7 @@ from rblwatch.webconfig import WebConfigWatch
 EVENTS_LIMIT_DEFAULT = 100
 EVENTS_LIMIT_MAX = 1000  # a larger limit is capped, not refused: page with since=
 _EVENT_PARAMS = frozenset({"since", "limit", "target", "list"})
+_PAIR_PARAMS = ("target", "list", "state", "limit", "cursor")
 _PLUS_AS_SPACE = re.compile(r" (\d\d:\d\d)$")
 
 
@@ -96,6 +107,25 @@ def _limit(text: str | None) -> int:
     if limit < 1:
         raise _BadRequest(f"limit: must be at least 1, got {limit}")
     return min(limit, EVENTS_LIMIT_MAX)
+
+
+def pairs_params(query: MultiMapping[str]) -> PairsQuery:
+    """The pairs view's filters and page `target`, `list`, `state`, `limit` and `cursor`
+    ask for; _BadRequest if bad."""
+    unknown = sorted(set(query) - set(_PAIR_PARAMS))
+    if unknown:
+        raise _BadRequest(f"unknown parameter {unknown[0]!r} (use {', '.join(_PAIR_PARAMS)})")
+    given = {key: _one(query, key) for key in _PAIR_PARAMS}
+    try:
+        return pairs_query(
+            target=given["target"],
+            list_name=given["list"],
+            state=given["state"],
+            limit=given["limit"],
+            cursor=given["cursor"],
+        )
+    except ValueError as e:
+        raise _BadRequest(str(e)) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +202,10 @@ class _Handlers:
     def __init__(self, runtime: Runtime, registry: CollectorRegistry) -> None:
         self.runtime = runtime
         self.registry = registry
+        self.pairs_source = PairsSource()  # the lists' targets kept in order between requests
+
+    def pairs_read(self) -> PairsRead:
+        return PairsRead(self.pairs_source, self.runtime.found, time.time())
 
     def targets(self) -> int | None:
         """The daemon's resolved target count, None before its first cycle."""
@@ -202,8 +236,32 @@ class _Handlers:
     async def status(self, request: web.Request) -> web.StreamResponse:
         config, targets = self.runtime.config, self.targets()
 
+        read = self.pairs_read()
+
         def build(store: Store) -> str:
-            return json.dumps(status_json(read_status(store, config, targets))) + "\n"
+            view, page = read_console(store, config, targets, read)
+            return json.dumps(status_json(view) | {"pairs": page_json(page)}) + "\n"
+
+        return web.Response(text=await self.runtime.db.read(build), content_type="application/json")
+
+    async def pairs(self, request: web.Request) -> web.StreamResponse:
+        try:
+            query = pairs_params(request.query)
+        except _BadRequest as e:
+            return _json({"error": str(e)}, 400)
+        config, read = self.runtime.config, self.pairs_read()
+        if query.list_name is not None:
+            problem = unknown_list(query.list_name, [lst.name for lst in config.subjects])
+            if problem is not None:
+                return _json({"error": f"list: {problem}"}, 400)
+
+        def build(store: Store) -> str:
+            statuses = store.list_statuses()
+            lists = read.source.lists(
+                config, read.found, store.pairs(), store.pair_errors(), statuses
+            )
+            page = pairs_page(lists, query, read.now, read.acks)
+            return json.dumps(pairs_json(page, pair_counts(lists, read.now, read.acks))) + "\n"
 
         return web.Response(text=await self.runtime.db.read(build), content_type="application/json")
 
@@ -247,6 +305,7 @@ def make_app(
     app.router.add_post("/-/reload", h.reload)
     app.router.add_get("/api/v1/status", h.status)
     app.router.add_get("/api/v1/events", h.events)
+    app.router.add_get("/api/v1/pairs", h.pairs)
     return app
 
 
@@ -286,6 +345,7 @@ __all__ = [
     "Limits",
     "WebError",
     "make_app",
+    "pairs_params",
     "read_status",
     "recent_events",
     "start",

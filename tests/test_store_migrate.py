@@ -32,8 +32,10 @@ from rblwatch.model import (
     Health,
     ListStatus,
     OutcomeKind,
+    PairError,
     PairState,
     PairStatus,
+    Reason,
 )
 from rblwatch.store import Store, StoreError, open_store
 from rblwatch.store.transfer import TABLES, migrate
@@ -102,6 +104,7 @@ def fill(store: Store) -> None:
             upserts=[pair(t, "zen", PairStatus.LISTED, txt="see https://x.test") for t in listed],
             seen=[*listed, "192.0.2.9", "192.0.2.10"],
             events=events,
+            errors=[PairError("192.0.2.10", "zen", Reason.TIMEOUT, T0, "no answer", T0 - 60)],
             status=ListStatus("zen", last_cycle_start=T0, last_cycle_end=T0 + 2.25, targets=7),
             budget_day=DAY,
             budget_queries=7,
@@ -139,6 +142,7 @@ def snapshot(store: Store) -> dict[str, object]:
         "outbox": store.outbox_counts(),
         "seen": {n: store.seen(n) for n in ("zen", "dbl")},
         "listed": store.listed_count(),
+        "pair_errors": store.pair_errors(),
     }
 
 
@@ -183,6 +187,7 @@ def test_a_sqlite_store_moves_to_postgresql_with_its_event_ids_and_outbox(
     assert copied.rows == {
         "pairs": 6,
         "seen": 8,
+        "pair_errors": 1,
         "events": 7,
         "list_status": 2,
         "budget": 2,
@@ -343,6 +348,7 @@ def snapshot_of_nothing() -> dict[str, object]:
         "outbox": {},
         "seen": {"zen": set(), "dbl": set()},
         "listed": 0,
+        "pair_errors": [],
     }
 
 
@@ -355,7 +361,7 @@ def test_postgresql_moves_back_to_sqlite_unchanged(
     migrate(sqlite_url, pg_url)
     back = f"sqlite:///{tmp_path / 'back' / 'rblwatch.db'}"
     copied = migrate(pg_url, back, batch_rows=3)
-    assert sum(copied.rows.values()) == 6 + 8 + 7 + 2 + 2 + 12
+    assert sum(copied.rows.values()) == 6 + 8 + 1 + 7 + 2 + 2 + 12
     assert contents(back) == contents(pg_url) == contents(sqlite_url)
     assert new_event_id(back) > largest_event_id(sqlite_url)
 
@@ -403,7 +409,8 @@ def run_command(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 SUMMARY = re.compile(
-    r"rblwatch: copied pairs 6, seen 8, events 7, list_status 2, budget 2, outbox 12 rows"
+    r"rblwatch: copied pairs 6, seen 8, pair_errors 1, events 7, list_status 2, budget 2,"
+    r" outbox 12 rows"
     r" from sqlite:///\S+ to postgresql://rblwatch_test:\*\*\*@127\.0\.0\.1:\d+/\w+"
     r" in \d+\.\d\d s"
 )

@@ -184,7 +184,25 @@ def test_status_lists_listings_lists_and_targets_with_rfc3339_times(runtime: Run
     reply = get(runtime, "/api/v1/status")
     assert reply.status == 200
     assert reply.content_type == "application/json"
-    assert reply.json() == {
+    doc = reply.json()
+    # no list ever completed a cycle: every pair is unknown (stale), the listing stays listed
+    assert doc.pop("counts") == {
+        "total": 9,
+        "listed": 1,
+        "clean": 0,
+        "unknown": 8,
+        "errors": 0,
+        "stale": 9,
+        "acknowledged": 0,
+    }
+    pairs = doc.pop("pairs")
+    assert pairs["next_cursor"] is None
+    assert [(p["list"], p["target"], p["state"]) for p in pairs["items"]][:2] == [
+        ("corp-bl", "192.0.2.0", "unknown"),
+        ("corp-bl", "192.0.2.1", "listed"),
+    ]
+    assert len(pairs["items"]) == 9
+    assert doc == {
         "listings": [
             {
                 "target": "192.0.2.1",

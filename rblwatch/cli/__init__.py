@@ -110,6 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     st = with_config(sub.add_parser("status", help="current listings and list health (store)"))
     st.add_argument("--format", choices=["table", "json"], default="table")
+    st.add_argument("--target", metavar="T", help="pairs of one target, or of a network (CIDR)")
+    st.add_argument("--list", dest="list_name", metavar="L", help="pairs of one list")
+    st.add_argument("--state", choices=["listed", "clean", "unknown"], help="pairs in one state")
+    st.add_argument("--limit", metavar="N", help="pairs per page (100, at most 1000)")
+    st.add_argument("--cursor", metavar="C", help="the page a previous one's next_cursor names")
 
     h = with_config(sub.add_parser("history", help="events from the store"))
     h.add_argument("--target", metavar="T")

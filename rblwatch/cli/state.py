@@ -13,17 +13,18 @@ import sys
 import time
 from collections.abc import Callable
 
-from rblwatch import config, plan, targets
+from rblwatch import config, targets
 from rblwatch.cli.common import EXIT_CLEAN, UsageError, load
+from rblwatch.pairsource import PairsRead, PairsSource, read_console
 from rblwatch.store import Store, open_store
+from rblwatch.views.pairs import PairsQuery, page_json, pairs_query
 from rblwatch.views.status import (
     events_json,
     parse_rfc3339,
     status_json,
-    status_view,
     unknown_list,
 )
-from rblwatch.views.tables import history_table, status_table
+from rblwatch.views.tables import history_table, pairs_table, status_table
 
 
 def open_existing_store(cfg: config.Config) -> Store:
@@ -39,18 +40,39 @@ def open_existing_store(cfg: config.Config) -> Store:
 
 def cmd_status(args: argparse.Namespace) -> int:
     cfg = load(args, require_file=True)
+    query = _pairs_query(args, cfg)
+    now = time.time()
     store = open_existing_store(cfg)
     try:
-        pairs, statuses, instances = store.pairs(), store.list_statuses(), store.instances()
+        # no daemon: the config's targets (a hostname as one, its addresses unknown here)
+        view, page = read_console(store, cfg, None, PairsRead(PairsSource(), None, now), query)
     finally:
         store.close()
-    # no daemon: count the config's targets (a hostname as one) instead of the resolved ones
-    counted = sum(plan.target_counts(cfg).values())
-    checks = [h.name for h in cfg.hygiene]
-    view = status_view(pairs, statuses, cfg.subjects, counted, instances, checks)
-    now = time.time()
-    _print(args.format, lambda: status_json(view), lambda: status_table(view, now))
+    filtered = any(v is not None for v in (args.target, args.list_name, args.state, args.cursor))
+
+    def table() -> str:
+        return status_table(view, now) + (pairs_table(page) if filtered else "")
+
+    _print(args.format, lambda: status_json(view) | {"pairs": page_json(page)}, table)
     return EXIT_CLEAN
+
+
+def _pairs_query(args: argparse.Namespace, cfg: config.Config) -> PairsQuery:
+    """The pairs view `--target`, `--list`, `--state`, `--limit` and `--cursor` ask for."""
+    if args.list_name is not None:
+        problem = unknown_list(args.list_name, [lst.name for lst in cfg.subjects])
+        if problem is not None:
+            raise UsageError(f"--list: {problem}")
+    try:
+        return pairs_query(
+            target=args.target,
+            list_name=args.list_name,
+            state=args.state,
+            limit=args.limit,
+            cursor=args.cursor,
+        )
+    except ValueError as e:
+        raise UsageError(f"--{e}") from None
 
 
 def cmd_history(args: argparse.Namespace) -> int:

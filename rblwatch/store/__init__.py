@@ -11,7 +11,8 @@ would otherwise cost 65,536 writes a cycle). Rows exist for pairs that are liste
 ever listed, or whose change is awaiting confirmation. Which targets a list has already looked
 at (so a new target's first outcome is a baseline) is kept in a separate `seen` set that grows
 only when targets are added. Per-list aggregates (health, cycle times, counts) are one row per
-list.
+list. A pair's last outcome is kept the same way: only pairs whose last lookup ended `error`
+have a row there (`pair_errors`); every other pair answered at its list's last cycle.
 
 Every event is written in the same transaction as the state change that caused it and the
 outbox rows for it (SPEC §4): a crash at any instant loses no event and duplicates none.
@@ -33,6 +34,7 @@ from rblwatch.model import (
     Event,
     Health,
     ListStatus,
+    PairError,
     PairState,
     PairSummary,
     ReceiversFor,
@@ -55,6 +57,13 @@ class Store(abc.ABC):
     def pair_summaries(self) -> list[PairSummary]:
         """(target, list, group, status, since) of every stored pair: the cheap read for
         /metrics, which must answer in milliseconds with tens of thousands of listings."""
+
+    @abc.abstractmethod
+    def pair_errors(
+        self, list_name: str | None = None, target: str | None = None
+    ) -> list[PairError]:
+        """The pairs whose last lookup ended `error` (of one list, one target, or all), by
+        list then target. Target "" is a whole list's row: most of its last cycle failed."""
 
     @abc.abstractmethod
     def seen(self, list_name: str) -> set[str]:

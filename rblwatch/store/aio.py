@@ -20,6 +20,7 @@ from rblwatch.model import (
     Event,
     Health,
     ListStatus,
+    PairError,
     PairState,
     PairSummary,
     ReceiversFor,
@@ -47,6 +48,11 @@ class AsyncStore:
 
     async def pair_summaries(self) -> list[PairSummary]:
         return await asyncio.to_thread(self.sync.pair_summaries)
+
+    async def pair_errors(
+        self, list_name: str | None = None, target: str | None = None
+    ) -> list[PairError]:
+        return await asyncio.to_thread(self.sync.pair_errors, list_name, target)
 
     async def seen(self, list_name: str) -> set[str]:
         return await asyncio.to_thread(self.sync.seen, list_name)

@@ -46,6 +46,7 @@ from rblwatch.model import (
     EventKind,
     Health,
     ListStatus,
+    PairError,
     PairState,
     PairStatus,
     PairSummary,
@@ -73,6 +74,7 @@ from rblwatch.store.rows import (
     DELIVERY_COLUMNS,
     EVENT_COLUMNS,
     PAIR_COLUMNS,
+    PAIR_ERROR_COLUMNS,
     STATUS_COLUMNS,
     batch_of,
     claimable,
@@ -81,6 +83,8 @@ from rblwatch.store.rows import (
     delivery_of,
     event_of,
     event_row,
+    pair_error_of,
+    pair_error_row,
     pair_of,
     pair_row,
     status_of,
@@ -257,6 +261,17 @@ class PostgresStore(Store):
             rows = conn.execute("SELECT target, list, group_name, status, since FROM pairs")
             return [PairSummary(t, lst, g, status[st], since) for t, lst, g, st, since in rows]
 
+    def pair_errors(
+        self, list_name: str | None = None, target: str | None = None
+    ) -> list[PairError]:
+        where = [c for c, v in (("list = %s", list_name), ("target = %s", target)) if v is not None]
+        params = [v for v in (list_name, target) if v is not None]
+        sql = f"SELECT {PAIR_ERROR_COLUMNS} FROM pair_errors"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        rows = self._rows(sql + ' ORDER BY list COLLATE "C", target COLLATE "C"', params)
+        return [pair_error_of(row) for row in rows]
+
     def seen(self, list_name: str) -> set[str]:
         with self._conn() as conn:
             rows = conn.execute("SELECT target FROM seen WHERE list = %s", (list_name,))
@@ -279,6 +294,10 @@ class PostgresStore(Store):
                 cur.executemany(UPSERT_PAIR, [pair_row(p) for p in commit.upserts])
             if commit.seen:
                 cur.execute(ADD_SEEN, (name, list(commit.seen)))
+            if commit.cleared:
+                cur.execute(q.DELETE_PAIR_ERRORS, (name, list(commit.cleared)))
+            if commit.errors:
+                cur.executemany(q.UPSERT_PAIR_ERROR, [pair_error_row(e) for e in commit.errors])
             events = _insert_events(cur, list(commit.events), receivers_for)
             if commit.status is not None:
                 cur.execute(UPSERT_CYCLE_STATUS, cycle_row(commit.status))

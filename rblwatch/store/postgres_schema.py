@@ -12,7 +12,7 @@ Append a migration, never edit a released one.
 from __future__ import annotations
 
 from rblwatch.store import rows
-from rblwatch.store.rows import EVENT_COLUMNS, EVENT_WIDTH, PAIR_COLUMNS
+from rblwatch.store.rows import EVENT_COLUMNS, EVENT_WIDTH, PAIR_COLUMNS, PAIR_ERROR_COLUMNS
 
 MARKER_TABLE = "rblwatch_schema"
 # pg_advisory_lock key under which migrations run: the bytes "rblwatch" as a signed bigint
@@ -144,10 +144,26 @@ _V3_SEVERAL_INSTANCES = (
     "ALTER TABLE outbox ADD COLUMN held_until double precision",
 )
 
+# Each pair's last outcome (issue 11; SQLite's migration 6): the pairs whose last lookup
+# ended `error`. A pair that answered at its list's last cycle has no row; target '' is the
+# row of a whole list (`commitplan`).
+_V4_PAIR_ERRORS = (
+    """CREATE TABLE pair_errors (
+        list text NOT NULL,
+        target text NOT NULL,
+        reason text NOT NULL,
+        detail text NOT NULL DEFAULT '',
+        at double precision NOT NULL,
+        last_good_at double precision,
+        PRIMARY KEY (list, target)
+    )""",
+)
+
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     _V1_TABLES,
     _V2_EVENT_IDS_FROM_CREATION,
     _V3_SEVERAL_INSTANCES,
+    _V4_PAIR_ERRORS,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -164,6 +180,12 @@ UPSERT_PAIR = f"""
     {", ".join(f"{c.strip()} = excluded.{c.strip()}" for c in PAIR_COLUMNS.split(",")[2:])}
 """
 DELETE_PAIRS = "DELETE FROM pairs WHERE list = %s AND target = ANY(%s)"
+UPSERT_PAIR_ERROR = f"""
+    INSERT INTO pair_errors ({PAIR_ERROR_COLUMNS}) VALUES ({_marks(6)})
+    ON CONFLICT (list, target) DO UPDATE SET reason = excluded.reason,
+        detail = excluded.detail, at = excluded.at, last_good_at = excluded.last_good_at
+"""
+DELETE_PAIR_ERRORS = "DELETE FROM pair_errors WHERE list = %s AND target = ANY(%s)"
 ADD_SEEN = "INSERT INTO seen (list, target) SELECT %s, unnest(%s::text[]) ON CONFLICT DO NOTHING"
 INSERT_EVENT = f"INSERT INTO events (id, {EVENT_COLUMNS}) VALUES ({_marks(EVENT_WIDTH + 1)})"
 INSERT_OUTBOX = (

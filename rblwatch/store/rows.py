@@ -18,14 +18,17 @@ from rblwatch.model import (
     Health,
     ListStatus,
     OutcomeKind,
+    PairError,
     PairState,
     PairStatus,
+    Reason,
 )
 
 PAIR_COLUMNS = (
     "list, target, group_name, status, since, first_seen, codes, meanings, txt, pending,"
     " pending_codes, pending_meanings, pending_count, pending_since"
 )
+PAIR_ERROR_COLUMNS = "list, target, reason, detail, at, last_good_at"
 EVENT_COLUMNS = (
     "kind, list, target, group_name, at, codes, meanings, txt, initial, previous_codes,"
     " since, detail, hostname, after_id"
@@ -121,6 +124,21 @@ def pair_of(row: Row) -> PairState:
         pending_meanings=codes_of_text(row["pending_meanings"]),
         pending_count=row["pending_count"],
         pending_since=row["pending_since"],
+    )
+
+
+def pair_error_row(e: PairError) -> tuple[Any, ...]:
+    return (e.list, e.target, e.reason.value, e.detail, e.at, e.last_good_at)
+
+
+def pair_error_of(row: Row) -> PairError:
+    return PairError(
+        target=row["target"],
+        list=row["list"],
+        reason=Reason(row["reason"]),
+        at=row["at"],
+        detail=row["detail"],
+        last_good_at=row["last_good_at"],
     )
 
 

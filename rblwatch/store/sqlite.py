@@ -1,6 +1,6 @@
 """The SQLite store: one file, WAL, a versioned schema with forward migrations.
 
-Schema (version 4; `sqlite_schema.MIGRATIONS`):
+Schema (version 6; `sqlite_schema.MIGRATIONS`):
 
 ``schema_version(version)``
     One row: how many migrations of `MIGRATIONS` have been applied. The file also carries
@@ -12,6 +12,9 @@ pending_codes, pending_meanings, pending_count, pending_since)``
     Primary key (list, target), WITHOUT ROWID; an index on status keeps `listed_count` cheap.
 ``seen(list, target)``
     The targets a list has looked up at least once. WITHOUT ROWID: it is only ever probed by key.
+``pair_errors(list, target, reason, detail, at, last_good_at)``
+    One row per (list, target) whose last lookup ended `error` (migration 6); target '' is a
+    whole list's row (most of its last cycle failed). WITHOUT ROWID, keyed like `pairs`.
 ``events(id, kind, list, target, group_name, at, codes, meanings, txt, initial,
 previous_codes, since, detail, hostname)``
     The history. `id` is AUTOINCREMENT so an id is never reused, even after old events are
@@ -66,6 +69,7 @@ from rblwatch.model import (
     EventKind,
     Health,
     ListStatus,
+    PairError,
     PairState,
     PairStatus,
     PairSummary,
@@ -77,6 +81,7 @@ from rblwatch.store.rows import (
     EVENT_COLUMNS,
     EVENT_WIDTH,
     PAIR_COLUMNS,
+    PAIR_ERROR_COLUMNS,
     STATUS_COLUMNS,
     batch_of,
     claimable,
@@ -85,6 +90,8 @@ from rblwatch.store.rows import (
     delivery_of,
     event_of,
     event_row,
+    pair_error_of,
+    pair_error_row,
     pair_of,
     pair_row,
     status_of,
@@ -256,6 +263,18 @@ class SqliteStore(Store):
             rows = cursor.execute("SELECT target, list, group_name, status, since FROM pairs")
             return [PairSummary(t, lst, g, status[st], since) for t, lst, g, st, since in rows]
 
+    def pair_errors(
+        self, list_name: str | None = None, target: str | None = None
+    ) -> list[PairError]:
+        where = [c for c, v in (("list = ?", list_name), ("target = ?", target)) if v is not None]
+        params = [v for v in (list_name, target) if v is not None]
+        sql = f"SELECT {PAIR_ERROR_COLUMNS} FROM pair_errors"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        with self._read() as conn:
+            rows = conn.execute(sql + " ORDER BY list, target", params).fetchall()
+        return [pair_error_of(row) for row in rows]
+
     def seen(self, list_name: str) -> set[str]:
         with self._read() as conn:
             rows = conn.execute("SELECT target FROM seen WHERE list = ?", (list_name,))
@@ -281,6 +300,14 @@ class SqliteStore(Store):
             )
             conn.executemany(
                 "INSERT OR IGNORE INTO seen (list, target) VALUES (?, ?)", _keyed(name, commit.seen)
+            )
+            conn.executemany(
+                "DELETE FROM pair_errors WHERE list = ? AND target = ?",
+                _keyed(name, commit.cleared),
+            )
+            conn.executemany(
+                f"INSERT OR REPLACE INTO pair_errors ({PAIR_ERROR_COLUMNS}) VALUES ({_marks(6)})",
+                map(pair_error_row, commit.errors),
             )
             events = _insert_events(conn, commit.events, receivers_for)
             if commit.status is not None:

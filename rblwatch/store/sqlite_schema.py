@@ -118,12 +118,28 @@ _V5_CHAIN_AND_HOLDS = (
     "ALTER TABLE outbox ADD COLUMN held_until REAL",
 )
 
+# Each pair's last outcome (issue 11): the pairs whose last lookup ended `error`, with the
+# reason and when, and when the pair last answered. Like `pairs`, a pair that answered at its
+# list's last cycle has no row; target '' is the row of a whole list (`commitplan`).
+_V6_PAIR_ERRORS = (
+    """CREATE TABLE pair_errors (
+        list TEXT NOT NULL,
+        target TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT '',
+        at REAL NOT NULL,
+        last_good_at REAL,
+        PRIMARY KEY (list, target)
+    ) WITHOUT ROWID""",
+)
+
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     _V1_STATE_AND_HISTORY,
     _V2_OUTBOX,
     _V3_EVENT_IDS_FROM_CREATION,
     _V4_EVENT_HOSTNAME,
     _V5_CHAIN_AND_HOLDS,
+    _V6_PAIR_ERRORS,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -98,6 +98,19 @@ class PairCounts:
     acknowledged: int = 0
 
 
+def counts_json(c: PairCounts) -> dict[str, int]:
+    """The `"counts"` object of `/api/v1/status` and `/api/v1/pairs`."""
+    return {
+        "total": c.total,
+        "listed": c.listed,
+        "clean": c.clean,
+        "unknown": c.unknown,
+        "errors": c.errors,
+        "stale": c.stale,
+        "acknowledged": c.acknowledged,
+    }
+
+
 def status_view(
     pairs: Iterable[PairState],
     statuses: Iterable[ListStatus],
@@ -130,6 +143,13 @@ def status_view(
 
 def status_json(view: StatusView) -> dict[str, object]:
     """The object `GET /api/v1/status` and `rblwatch status --format json` print."""
+    doc = _status_json(view)
+    if view.counts is not None:
+        doc["counts"] = counts_json(view.counts)
+    return doc
+
+
+def _status_json(view: StatusView) -> dict[str, object]:
     return {
         "listings": [_listing_json(p) for p in view.listings],
         "lists": [
@@ -230,6 +250,7 @@ __all__ = [
     "PairCounts",
     "StatusView",
     "age",
+    "counts_json",
     "events_json",
     "failing_json",
     "parse_rfc3339",

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from rblwatch.model import Event
+from rblwatch.views.pairs import PairsPage
 from rblwatch.views.status import StatusView, age, rfc3339
 
 
@@ -48,10 +49,38 @@ def status_table(view: StatusView, now: float | None = None) -> str:
         + table(["LIST", "HEALTH", "LAST CYCLE", "DETAIL"], lists)
         + _hygiene_table(view)
         + _instances_table(view, now)
-        + f"\n{len(view.listings)} listed pairs, {view.targets} targets"
+        + f"\n{_counts_line(view)}, {view.targets} targets"
         + (f", {len(view.failing)} failing hygiene checks" if view.checks else "")
         + "\n"
     )
+
+
+def _counts_line(view: StatusView) -> str:
+    """What is known of the pairs: never "nothing listed" when nothing was checked."""
+    c = view.counts
+    if c is None:
+        return f"{len(view.listings)} listed pairs"
+    line = f"{c.listed} listed, {c.unknown} unknown, {c.errors} errors of {c.total} pairs"
+    return line + (f" ({c.stale} stale)" if c.stale else "")
+
+
+def pairs_table(page: PairsPage) -> str:
+    """`rblwatch status --target/--list/--state`: one page of the pairs view."""
+    rows = [
+        [
+            p.target,
+            p.list,
+            p.group,
+            p.state + (" (stale)" if p.stale else ""),
+            p.last_outcome + (f" ({p.last_reason.value})" if p.last_reason is not None else ""),
+            rfc3339(p.last_checked) or "never",
+            rfc3339(p.last_good_at) or "never",
+        ]
+        for p in page.items
+    ]
+    header = ["TARGET", "LIST", "GROUP", "STATE", "LAST OUTCOME", "LAST CHECKED", "LAST GOOD"]
+    more = f"next page: --cursor {page.next_cursor}\n" if page.next_cursor else ""
+    return "\n" + table(header, rows) + more
 
 
 def _hygiene_table(view: StatusView) -> str:
