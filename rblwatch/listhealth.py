@@ -4,6 +4,11 @@ A probe's verdict is stored, and raises `list_unhealthy` / `list_recovered` when
 between healthy and not (`health.event_for`). The health is read from the store once and then
 kept here (every change goes through `probe`), so cycles never wait on the store for it. What
 a probe asks is the check kind's business: the keeper is handed the probe to run.
+
+A probe of a list behind the default resolver that heard nothing at all may be the
+resolver's failure, not the list's: the keeper then asks the resolver directly (`control`)
+and changes the list's health only if the resolver answers; otherwise the resolver's state
+(`resolverstate`, whose docstring has the rule) records the outage once for every list.
 """
 
 from __future__ import annotations
@@ -19,10 +24,14 @@ from rblwatch.checks.base import Probed
 from rblwatch.cluster import Fence
 from rblwatch.logs import EVENT_LINE
 from rblwatch.model import CycleCommit, DnsList, Event, Health
+from rblwatch.resolverstate import ResolverKeeper, behind_resolver
 from rblwatch.runtime import Runtime
 from rblwatch.store import Fenced
 
 log = logging.getLogger("rblwatch.engine")
+
+# asks the default resolver whether it answers at all: None if it does, else why not
+Control = Callable[[], Awaitable[str | None]]
 
 
 def utc_day(at: float) -> str:
@@ -37,16 +46,20 @@ class HealthKeeper:
         runtime: Runtime,
         clock: Callable[[], float],
         on_events: Callable[[Sequence[Event]], None],
+        control: Control | None = None,
     ) -> None:
         self.rt = runtime
         self.clock = clock
         self._on_events = on_events
+        self._control = control
+        self.resolver = ResolverKeeper(runtime, clock, on_events)
         self._locks: dict[str, asyncio.Lock] = {}
         self._health: dict[str, Health] | None = None
 
     async def load(self, *, refresh: bool = False) -> None:
         """Read the stored health once (a no-op after that), or again with `refresh`: an
         instance that does not lead learns the leader's verdicts from the store."""
+        await self.resolver.load(refresh=refresh)
         if refresh:
             self._health = {s.name: s.health for s in await self.rt.db.list_statuses()}
         elif self._health is None:
@@ -86,6 +99,8 @@ class HealthKeeper:
                 list=name, budget_day=utc_day(self.clock()), budget_queries=probed.queries
             )
             await self.rt.db.commit(budget)
+        if behind_resolver(lst) and not await self._resolver_answers(verdict):
+            return verdict  # the resolver's silence, not the list's: its health stays
         event = health.event_for(name, self.health_of(name), verdict, self.clock())
         view = self.rt.view
         try:
@@ -108,5 +123,19 @@ class HealthKeeper:
             log.warning("list %s: %s %s", name, stored.kind.value, verdict.detail, extra=EVENT_LINE)
         return verdict
 
+    async def _resolver_answers(self, verdict: health.Verdict) -> bool:
+        """Whether the resolver answers, from a probe's verdict (and, if it heard nothing, a
+        control query), recorded as the resolver's state."""
+        if not verdict.transport:
+            await self.resolver.heard(True, "a list's test points answered")
+            return True
+        # without a control query to ask (a keeper for one-off use), the list's verdict stands
+        why = None if self._control is None else await self._control()
+        if why is None:
+            await self.resolver.heard(True, "a control query was answered")
+            return True
+        await self.resolver.heard(False, f"{verdict.detail}; control query: {why}")
+        return False
 
-__all__ = ["HealthKeeper", "utc_day"]
+
+__all__ = ["Control", "HealthKeeper", "utc_day"]

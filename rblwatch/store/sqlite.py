@@ -70,6 +70,7 @@ from rblwatch.model import (
     PairStatus,
     PairSummary,
     ReceiversFor,
+    ResolverState,
 )
 from rblwatch.store import Fenced, Store, StoreError, transfer
 from rblwatch.store.rows import (
@@ -77,6 +78,7 @@ from rblwatch.store.rows import (
     EVENT_COLUMNS,
     EVENT_WIDTH,
     PAIR_COLUMNS,
+    RESOLVER_COLUMNS,
     STATUS_COLUMNS,
     claimable,
     crossing,
@@ -86,6 +88,8 @@ from rblwatch.store.rows import (
     event_row,
     pair_of,
     pair_row,
+    resolver_crossing,
+    resolver_of,
     status_of,
 )
 from rblwatch.store.sqlite_schema import (
@@ -96,6 +100,7 @@ from rblwatch.store.sqlite_schema import (
     SCHEMA_VERSION,
     UPSERT_CYCLE_STATUS,
     UPSERT_HEALTH,
+    UPSERT_RESOLVER,
 )
 
 
@@ -318,6 +323,26 @@ class SqliteStore(Store):
             if event is not None and event.kind is EventKind.LIST_RECOVERED and event.since is None:
                 event = replace(event, since=row[1] if row is not None else None)
             conn.execute(UPSERT_HEALTH, (name, health.value, detail, at))
+            written = _insert_events(conn, [event] if event is not None else [], receivers_for)
+        return written[0] if written else None
+
+    def resolver_state(self) -> ResolverState:
+        with self._read() as conn:
+            sql = f"SELECT {RESOLVER_COLUMNS} FROM resolver_state WHERE id = 1"
+            return resolver_of(conn.execute(sql).fetchone())
+
+    def record_resolver(
+        self,
+        state: ResolverState,
+        event: Event | None,
+        receivers_for: ReceiversFor | None = None,
+        fence: Fence | None = None,
+    ) -> Event | None:
+        with self._write() as conn:
+            sql = f"SELECT {RESOLVER_COLUMNS} FROM resolver_state WHERE id = 1"
+            stored = resolver_of(conn.execute(sql).fetchone())
+            state, event = resolver_crossing(state, event, stored)
+            conn.execute(UPSERT_RESOLVER, (state.state, state.since, state.detail))
             written = _insert_events(conn, [event] if event is not None else [], receivers_for)
         return written[0] if written else None
 
