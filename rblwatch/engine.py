@@ -120,6 +120,7 @@ class Engine:
     async def _found(self) -> Found:
         found = await self.inventory.current(self.rt.config)
         self.rt.targets_per_group = found.per_group
+        self.rt.unresolved = list(found.unresolved)
         return found
 
     async def _resolve(

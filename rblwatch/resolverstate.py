@@ -98,7 +98,7 @@ class ResolverKeeper:
     async def load(self, *, refresh: bool = False) -> None:
         """Read the stored state once (again with `refresh`: a follower learns the leader's)."""
         if refresh or not self._loaded:
-            self.state = await self.rt.db.resolver_state()
+            self.state = self.rt.resolver = await self.rt.db.resolver_state()
             self._loaded = True
 
     async def heard(self, reached: bool, detail: str) -> None:
@@ -118,7 +118,7 @@ class ResolverKeeper:
         except Fenced:
             log.info("resolver state not stored: this instance no longer leads")
             return
-        self.state = state
+        self.state = self.rt.resolver = state
         if stored is not None:
             self._on_events([stored])
             log.warning("resolver: %s %s", stored.kind.value, detail, extra=EVENT_LINE)

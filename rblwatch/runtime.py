@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from rblwatch.cluster import Instance, View
 from rblwatch.config import Config
+from rblwatch.model import ResolverState
 from rblwatch.stats import Stats
 from rblwatch.store import Store
 from rblwatch.store.aio import AsyncStore
@@ -30,6 +31,10 @@ class Runtime:
     stats: Stats = field(default_factory=Stats)
     # targets per group after expansion (hostnames resolved), from the last cycle
     targets_per_group: dict[str, int] = field(default_factory=dict)
+    # hostnames the last resolution failed on (group, hostname, reason), from the last cycle
+    unresolved: list[tuple[str, str, str]] = field(default_factory=list)
+    # the resolver's state as this instance last knew it (`resolverstate`), for /-/ready
+    resolver: ResolverState = field(default_factory=ResolverState)
     ready: bool = False  # config, store and listener are up (SPEC §13: READY=1)
     store_ok: bool = True  # the store answered the last heartbeat (`rblwatch.peers`)
     stopping: bool = False

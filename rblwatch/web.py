@@ -20,7 +20,7 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -39,11 +39,13 @@ from rblwatch.targets import TargetError, canonical_target
 from rblwatch.views.page import PAGE_EVENTS, render_page
 from rblwatch.views.status import (
     StatusView,
+    budgets_of,
     events_json,
     parse_rfc3339,
     status_json,
     status_view,
     unknown_list,
+    with_signals,
 )
 
 EVENTS_LIMIT_DEFAULT = 100
@@ -56,14 +58,22 @@ class WebError(Exception):
     """The listener cannot start (one line, for the user)."""
 
 
-def read_status(store: Store, config: Config, targets: int | None = None) -> StatusView:
+def read_status(
+    store: Store,
+    config: Config,
+    targets: int | None = None,
+    unresolved: Sequence[tuple[str, str, str]] = (),
+) -> StatusView:
     """The status of the configured lists and of the instances sharing the store; `targets`
-    None: count the config's targets."""
+    None: count the config's targets. `unresolved`: the hostnames the daemon's last
+    resolution failed on (group, hostname, reason)."""
     if targets is None:  # no resolved count yet: each hostname counts as one
         targets = sum(target_counts(config).values())
     pairs, statuses, instances = store.pairs(), store.list_statuses(), store.instances()
     checks = [h.name for h in config.hygiene]
-    return status_view(pairs, statuses, config.subjects, targets, instances, checks)
+    view = status_view(pairs, statuses, config.subjects, targets, instances, checks)
+    budgets = budgets_of(config.subjects, store.budget_used)
+    return with_signals(view, store.resolver_state(), budgets, unresolved)
 
 
 def recent_events(store: Store, n: int) -> list[Event]:
@@ -188,6 +198,8 @@ class _Handlers:
 
     async def ready(self, request: web.Request) -> web.StreamResponse:
         if self.runtime.ready and self.runtime.store_ok:
+            if not self.runtime.resolver.reachable:
+                return _text("resolver unreachable", 503)
             return _text("OK")
         return _text("not ready", 503)
 
@@ -206,7 +218,8 @@ class _Handlers:
         config, targets = self.runtime.config, self.targets()
 
         def build(store: Store) -> str:
-            return json.dumps(status_json(read_status(store, config, targets))) + "\n"
+            view = read_status(store, config, targets, self.runtime.unresolved)
+            return json.dumps(status_json(view)) + "\n"
 
         return web.Response(text=await self.runtime.db.read(build), content_type="application/json")
 
@@ -237,7 +250,7 @@ class _Handlers:
         served_by = me.id if me is not None else None
 
         def build(store: Store) -> str:
-            view = read_status(store, config, targets)
+            view = read_status(store, config, targets, self.runtime.unresolved)
             events = recent_events(store, PAGE_EVENTS)
             # heartbeats are in the database's clock; this host's is close enough for an age
             now = time.time()

@@ -17,11 +17,13 @@ from rblwatch import config, plan, targets
 from rblwatch.cli.common import EXIT_CLEAN, UsageError, load
 from rblwatch.store import Store, open_store
 from rblwatch.views.status import (
+    budgets_of,
     events_json,
     parse_rfc3339,
     status_json,
     status_view,
     unknown_list,
+    with_signals,
 )
 from rblwatch.views.tables import history_table, status_table
 
@@ -42,12 +44,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     store = open_existing_store(cfg)
     try:
         pairs, statuses, instances = store.pairs(), store.list_statuses(), store.instances()
+        resolver, budgets = store.resolver_state(), budgets_of(cfg.subjects, store.budget_used)
     finally:
         store.close()
     # no daemon: count the config's targets (a hostname as one) instead of the resolved ones
     counted = sum(plan.target_counts(cfg).values())
     checks = [h.name for h in cfg.hygiene]
     view = status_view(pairs, statuses, cfg.subjects, counted, instances, checks)
+    # no daemon, no resolution: which hostnames failed only a daemon knows (`unresolved` [])
+    view = with_signals(view, resolver, budgets)
     now = time.time()
     _print(args.format, lambda: status_json(view), lambda: status_table(view, now))
     return EXIT_CLEAN
