@@ -153,6 +153,12 @@ class Engine:
         servers = self.rt.config.resolver.nameservers or system_nameservers()
         return await resolverstate.control(self.resolver(), servers)
 
+    def _probe_due(self, lst: Subject) -> bool:
+        """Whether a cycle should probe its list first while the resolver is down: when the
+        health job has not done so within the list's interval (nor is doing it now)."""
+        interval = lst.interval or self.rt.config.schedule.interval
+        return self.keeper.probe_due(lst.name, self.clock() - interval)
+
     def resolver_down(self, lst: Subject) -> bool:
         """Whether the list is asked through the default resolver, and that is unreachable."""
         return not self.keeper.resolver.reachable and resolverstate.behind_resolver(lst)
@@ -200,7 +206,7 @@ class Engine:
         kind, lst = self.kinds[found[0]], found[1]
         # the leader stores the health; the others read it afresh for each cycle
         await self.keeper.load(refresh=not self.leads())
-        if self.leads() and self.resolver_down(lst):
+        if self.leads() and self.resolver_down(lst) and self._probe_due(lst):
             # a list's test points are the cheapest way to learn the resolver is back
             await self.probe(name)
         if self.health_of(name) is Health.UNKNOWN and not self.resolver_down(lst):

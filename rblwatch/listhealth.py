@@ -55,6 +55,7 @@ class HealthKeeper:
         self.resolver = ResolverKeeper(runtime, clock, on_events)
         self._locks: dict[str, asyncio.Lock] = {}
         self._health: dict[str, Health] | None = None
+        self._probed: dict[str, float] = {}  # when each list's last probe ended (clock)
 
     async def load(self, *, refresh: bool = False) -> None:
         """Read the stored health once (a no-op after that), or again with `refresh`: an
@@ -76,6 +77,11 @@ class HealthKeeper:
             await asyncio.sleep(step)
             await self.load(refresh=True)
 
+    def probe_due(self, name: str, after: float) -> bool:
+        """Whether no probe of the list is under way and none ended since `after`."""
+        lock = self._locks.get(name)
+        return (lock is None or not lock.locked()) and self._probed.get(name, 0.0) <= after
+
     def health_of(self, name: str) -> Health:
         """A list's health as last stored (UNKNOWN until `load` or a probe)."""
         return Health.UNKNOWN if self._health is None else self._health.get(name, Health.UNKNOWN)
@@ -89,7 +95,10 @@ class HealthKeeper:
             # verdicts since this one last read: the event is decided from what is stored
             view = self.rt.view
             await self.load(refresh=view is not None and not view.solo)
-            return await self._probe(lst, await run())
+            try:
+                return await self._probe(lst, await run())
+            finally:
+                self._probed[lst.name] = self.clock()
 
     async def _probe(self, lst: DnsList, probed: Probed) -> health.Verdict:
         name, verdict = lst.name, probed.verdict
@@ -124,16 +133,19 @@ class HealthKeeper:
         return verdict
 
     async def _resolver_answers(self, verdict: health.Verdict) -> bool:
-        """Whether the resolver answers, from a probe's verdict (and, if it heard nothing, a
-        control query), recorded as the resolver's state."""
+        """Whether the list's verdict stands: the probe heard an answer, or it heard nothing
+        while the resolver answers (a control query) and answered already before — a
+        resolver just back may have missed the probe's queries, sent while it was away.
+        What was heard is recorded as the resolver's state."""
         if not verdict.transport:
             await self.resolver.heard(True, "a list's test points answered")
             return True
         # without a control query to ask (a keeper for one-off use), the list's verdict stands
         why = None if self._control is None else await self._control()
         if why is None:
+            was_up = self.resolver.reachable
             await self.resolver.heard(True, "a control query was answered")
-            return True
+            return was_up
         await self.resolver.heard(False, f"{verdict.detail}; control query: {why}")
         return False
 

@@ -62,6 +62,7 @@ def snapshot(store: Store) -> tuple[Any, ...]:
         store.due_deliveries("ops", now=1e12, limit=1000),
         store.list_statuses(),
         store.budget_used("zen", "2027-01-15"),
+        store.resolver_state(),
     )
 
 
