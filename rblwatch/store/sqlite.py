@@ -21,6 +21,10 @@ previous_codes, since, detail, hostname)``
 ``list_status(name, health, health_detail, health_since, last_cycle_*, targets)``
     One row per list. `commit` writes the cycle fields, `record_health` the health fields;
     neither overwrites the other's.
+``resolver_state(id = 1, state, since, detail)``
+    One row once the resolver's state was first recorded (`record_resolver`): "ok" or
+    "unreachable" since when, and why. ``list_status.last_cycle_skipped`` says why a list's
+    last cycle sent no lookups.
 ``budget(list, day, queries)``
     Queries sent per list and UTC day, incremented by each commit.
 ``outbox(id, event_id → events.id, receiver, attempts, next_attempt, created, last_error)``
