@@ -3,7 +3,8 @@
 The orchestration only; each job lives in its own module: the targets and their query labels
 (`inventory`), list health (`listhealth`), what to look up and how to read it (the check
 kinds in `checks/`), and what the outcomes do to the stored state (`commitplan`, pure).
-While a list is not healthy its cycles send no lookups and change nothing.
+While a list is not healthy, or the resolver it is asked through is unreachable
+(`resolverstate`), its cycles send no lookups and change nothing.
 
 Writes per cycle: the changed rows, new targets' `seen` entries, events (with their outbox
 rows), one aggregate row and the day's query count — in one transaction, through `rt.db`.
@@ -20,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rblwatch import health, hostnames
+from rblwatch import health, hostnames, resolverstate
 from rblwatch.alerts.routing import receivers_for
 from rblwatch.checks import CHECK_KINDS, CheckIO, CheckKind, CheckRun, subject_of
 from rblwatch.cluster import SHARDS, Fence, shard_of
@@ -41,7 +42,7 @@ from rblwatch.model import (
     Subject,
     Target,
 )
-from rblwatch.resolver import Durations, Resolver
+from rblwatch.resolver import Durations, Resolver, system_nameservers
 from rblwatch.resolvercache import ResolverCache
 from rblwatch.runtime import Runtime
 from rblwatch.stats import DURATION_BUCKETS
@@ -99,7 +100,7 @@ class Engine:
         self.clock = clock
         self.on_confirm: ConfirmCallback | None = None
         self.inventory = Inventory(self._resolve)
-        self.keeper = HealthKeeper(runtime, clock, self._count_events)
+        self.keeper = HealthKeeper(runtime, clock, self._count_events, self._control)
         self.kinds: dict[str, CheckKind[Any]] = {n: make() for n, make in CHECK_KINDS.items()}
         self._resolvers = ResolverCache()
         self._seen: dict[str, set[str]] = {}
@@ -121,6 +122,7 @@ class Engine:
         found = await self.inventory.current(self.rt.config)
         self.rt.targets_per_group = found.per_group
         self.rt.found = found
+        self.rt.unresolved = list(found.unresolved)
         return found
 
     async def _resolve(
@@ -147,6 +149,21 @@ class Engine:
         kind, lst = self.kinds[found[0]], found[1]
         assert isinstance(lst, DnsList)
         return await self.keeper.probe(lst, lambda: kind.probe(self._io(), lst))
+
+    async def _control(self) -> str | None:
+        """Whether the default resolver answers at all (`resolverstate.control`)."""
+        servers = self.rt.config.resolver.nameservers or system_nameservers()
+        return await resolverstate.control(self.resolver(), servers)
+
+    def _probe_due(self, lst: Subject) -> bool:
+        """Whether a cycle should probe its list first while the resolver is down: when the
+        health job has not done so within the list's interval (nor is doing it now)."""
+        interval = lst.interval or self.rt.config.schedule.interval
+        return self.keeper.probe_due(lst.name, self.clock() - interval)
+
+    def resolver_down(self, lst: Subject) -> bool:
+        """Whether the list is asked through the default resolver, and that is unreachable."""
+        return not self.keeper.resolver.reachable and resolverstate.behind_resolver(lst)
 
     def health_of(self, name: str) -> Health:
         found = subject_of(self.rt.config, name)
@@ -191,7 +208,10 @@ class Engine:
         kind, lst = self.kinds[found[0]], found[1]
         # the leader stores the health; the others read it afresh for each cycle
         await self.keeper.load(refresh=not self.leads())
-        if self.health_of(name) is Health.UNKNOWN:
+        if self.leads() and self.resolver_down(lst) and self._probe_due(lst):
+            # a list's test points are the cheapest way to learn the resolver is back
+            await self.probe(name)
+        if self.health_of(name) is Health.UNKNOWN and not self.resolver_down(lst):
             # never trust a list's answers before its test points: the leader probes them,
             # and another instance waits a little for its verdict rather than an interval
             if self.leads():
@@ -238,11 +258,14 @@ class Engine:
         c.mine = cached[2]
         return True
 
-    async def _why_not(self, c: _Cycle) -> Reason | None:
-        """Why this cycle must not send lookups: an unhealthy list or a spent budget. The
+    async def _why_not(self, c: _Cycle) -> Reason | str | None:
+        """Why this cycle must not send lookups: the resolver unreachable, an unhealthy
+        list or a spent budget. The
         lookups to send are reserved from the day's budget at once (atomically, against the
         other instances' too); the commit counts the difference to what was really sent."""
         lst = c.lst
+        if self.resolver_down(lst):
+            return resolverstate.SKIPPED
         if self.health_of(lst.name) is not Health.HEALTHY:
             return Reason.LIST_UNHEALTHY
         limit = lst.daily_query_limit
@@ -252,21 +275,25 @@ class Engine:
             c.reserved = len(c.mine)
         return None
 
-    async def _skip(self, c: _Cycle, reason: Reason, sent: int = 0) -> CycleReport:
+    async def _skip(self, c: _Cycle, reason: Reason | str, sent: int = 0) -> CycleReport:
         """A cycle whose answers count for nothing: every lookup is an error, no state
         changes. `sent`: queries that went out all the same (a list found unhealthy during
-        the scan); the day's budget counts them, as the list did."""
+        the scan); the day's budget counts them, as the list did. The list's row says why
+        (`last_cycle_skipped`). A resolver outage counts no lookup errors: none was sent,
+        and the outage has its own signals (the event, `rblwatch_resolver_up`)."""
         name, n = c.lst.name, len(c.mine)
-        c.report.skipped = reason.value
+        c.report.skipped = str(reason)
         c.report.errors = n
-        self.rt.stats.list(name).errors[reason] += n
+        if isinstance(reason, Reason):
+            self.rt.stats.list(name).errors[reason] += n
         if sent:
             log.warning("list %s: cycle's answers not used (%s)", name, reason)
         else:
             log.warning("list %s: cycle skipped (%s), %d lookups not sent", name, reason, n)
         commit = CycleCommit(list=name)
         if c.full:
-            commit.status = self._status(c, self.clock(), 0, n, completed=False)
+            status = self._status(c, self.clock(), 0, n, completed=False)
+            commit.status = dataclasses.replace(status, last_cycle_skipped=str(reason))
         if sent - c.reserved:
             commit.budget_day, commit.budget_queries = utc_day(c.start), sent - c.reserved
         if commit.status is not None or commit.budget_queries:

@@ -4,10 +4,16 @@ A list's results are trusted only while its test points behave: the "listed" tes
 (127.0.0.2, ::ffff:7f00:2, `test`) must be listed and the "clean" one (127.0.0.1,
 ::ffff:7f00:1, `invalid`) must not. A list that died answers nothing or NXDOMAIN for the first;
 a list whose domain lapsed into a parking wildcard "lists the world" and fails the second.
+
+A probe that heard nothing at all (every test point ended in a transport error: timeout,
+network, SERVFAIL) says nothing about the list: it may as well be the resolver that is gone.
+Such a verdict is marked `transport`, and whether it is the list's or the resolver's is
+decided with the resolver's state (`resolver_after`, `rblwatch.listhealth`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -20,6 +26,7 @@ from rblwatch.model import (
     Outcome,
     OutcomeKind,
     Reason,
+    ResolverState,
     TargetKind,
     kind_of_value,
     kinds_taken,
@@ -27,6 +34,9 @@ from rblwatch.model import (
 
 _BLOCKING = frozenset({Reason.BLOCKED, Reason.RATE_LIMITED, Reason.REFUSED})
 _HIT = frozenset({OutcomeKind.LISTED, OutcomeKind.ALLOWLISTED})
+# the failures that mean no DNS answer came back (SERVFAIL: the resolver could not get one)
+TRANSPORT = frozenset({Reason.TIMEOUT, Reason.NETWORK, Reason.SERVFAIL})
+UNREACHABLE = "unreachable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +50,8 @@ class ProbePoint:
 class Verdict:
     health: Health
     detail: str = ""
+    # every test point failed in transport: nothing was heard, from the list or the resolver
+    transport: bool = False
 
     @property
     def healthy(self) -> bool:
@@ -72,6 +84,13 @@ def evaluate(results: Sequence[tuple[ProbePoint, Outcome]]) -> Verdict:
     listed point that is not listed means `dead`; then a clean point that is listed (or answers
     outside 127/8: a resolver rewriting NXDOMAIN) means every lookup would be a false listing.
     """
+    verdict = _judge(results)
+    if verdict.health is Health.DEAD and all(is_transport(out) for _, out in results):
+        return dataclasses.replace(verdict, transport=True)
+    return verdict
+
+
+def _judge(results: Sequence[tuple[ProbePoint, Outcome]]) -> Verdict:
     for point, out in results:
         if out.kind is OutcomeKind.ERROR and out.reason in _BLOCKING:
             return Verdict(Health.BLOCKED, f"test point {point.value}: {out.reason}{_d(out)}")
@@ -102,6 +121,30 @@ def event_for(list_name: str, before: Health, verdict: Verdict, at: float) -> Ev
         return None
     kind = EventKind.LIST_RECOVERED if verdict.healthy else EventKind.LIST_UNHEALTHY
     return Event(kind=kind, list=list_name, at=at, detail=verdict.detail)
+
+
+def is_transport(out: Outcome) -> bool:
+    """Whether an outcome is a transport failure: no DNS answer at all."""
+    return out.kind is OutcomeKind.ERROR and out.reason in TRANSPORT
+
+
+def resolver_after(
+    before: ResolverState, reached: bool, detail: str, at: float
+) -> tuple[ResolverState, Event | None]:
+    """The resolver's state after what was heard through it (`reached`: some DNS answer),
+    and the event that raises against the state before: `resolver_unreachable` when it
+    goes, `resolver_recovered` when it answers again (with `since`: when the outage began)."""
+    if reached:
+        if before.reachable:
+            return before, None
+        event = Event(
+            kind=EventKind.RESOLVER_RECOVERED, list="", at=at, since=before.since, detail=detail
+        )
+        return ResolverState("ok", at, detail), event
+    if not before.reachable:
+        return before, None
+    event = Event(kind=EventKind.RESOLVER_UNREACHABLE, list="", at=at, detail=detail)
+    return ResolverState(UNREACHABLE, at, detail), event
 
 
 def _d(out: Outcome) -> str:

@@ -71,6 +71,8 @@ class Found:
     # address of several groups in each: what a group's own checks (hygiene) take, where
     # `targets` keeps the address under the first group only
     addresses: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # the hostnames that failed to resolve now: (group, hostname, why)
+    unresolved: tuple[tuple[str, str, str], ...] = ()
 
 
 def _add_new(out: list[Target], values: set[str], found: Iterable[Target]) -> None:
@@ -105,18 +107,20 @@ class Inventory:
         found = list(static.targets)
         resolved: set[str] = set()
         complete = True
+        unresolved: list[tuple[str, str, str]] = []
         addresses = dict(static.addresses)
         for g in cfg.targets:
             if g.hostnames:
                 got, failed = await self._resolve(g.hostnames, g.group)
                 for name, why in failed:
                     complete = False
+                    unresolved.append((g.group, name, why))
                     log.warning("hostname %s (group %s) not resolved: %s", name, g.group, why)
                 own = addresses.get(g.group, ())
                 addresses[g.group] = own + tuple(t.value for t in got if t.value not in own)
                 fresh = (t for t in got if t.value not in self._static_values())
                 _add_new(found, resolved, fresh)
-        return Found(found, complete, _per_group(found), addresses)
+        return Found(found, complete, _per_group(found), addresses, tuple(unresolved))
 
     def _static_of(self, cfg: Config) -> Found:
         if self._static is None or self._static[0] is not cfg:

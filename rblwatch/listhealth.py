@@ -4,6 +4,11 @@ A probe's verdict is stored, and raises `list_unhealthy` / `list_recovered` when
 between healthy and not (`health.event_for`). The health is read from the store once and then
 kept here (every change goes through `probe`), so cycles never wait on the store for it. What
 a probe asks is the check kind's business: the keeper is handed the probe to run.
+
+A probe of a list behind the default resolver that heard nothing at all may be the
+resolver's failure, not the list's: the keeper then asks the resolver directly (`control`)
+and changes the list's health only if the resolver answers; otherwise the resolver's state
+(`resolverstate`, whose docstring has the rule) records the outage once for every list.
 """
 
 from __future__ import annotations
@@ -19,10 +24,14 @@ from rblwatch.checks.base import Probed
 from rblwatch.cluster import Fence
 from rblwatch.logs import EVENT_LINE
 from rblwatch.model import CycleCommit, DnsList, Event, Health
+from rblwatch.resolverstate import ResolverKeeper, behind_resolver
 from rblwatch.runtime import Runtime
 from rblwatch.store import Fenced
 
 log = logging.getLogger("rblwatch.engine")
+
+# asks the default resolver whether it answers at all: None if it does, else why not
+Control = Callable[[], Awaitable[str | None]]
 
 
 def utc_day(at: float) -> str:
@@ -37,16 +46,21 @@ class HealthKeeper:
         runtime: Runtime,
         clock: Callable[[], float],
         on_events: Callable[[Sequence[Event]], None],
+        control: Control | None = None,
     ) -> None:
         self.rt = runtime
         self.clock = clock
         self._on_events = on_events
+        self._control = control
+        self.resolver = ResolverKeeper(runtime, clock, on_events)
         self._locks: dict[str, asyncio.Lock] = {}
         self._health: dict[str, Health] | None = None
+        self._probed: dict[str, float] = {}  # when each list's last probe ended (clock)
 
     async def load(self, *, refresh: bool = False) -> None:
         """Read the stored health once (a no-op after that), or again with `refresh`: an
         instance that does not lead learns the leader's verdicts from the store."""
+        await self.resolver.load(refresh=refresh)
         if refresh:
             self._health = {s.name: s.health for s in await self.rt.db.list_statuses()}
         elif self._health is None:
@@ -63,6 +77,11 @@ class HealthKeeper:
             await asyncio.sleep(step)
             await self.load(refresh=True)
 
+    def probe_due(self, name: str, after: float) -> bool:
+        """Whether no probe of the list is under way and none ended since `after`."""
+        lock = self._locks.get(name)
+        return (lock is None or not lock.locked()) and self._probed.get(name, 0.0) <= after
+
     def health_of(self, name: str) -> Health:
         """A list's health as last stored (UNKNOWN until `load` or a probe)."""
         return Health.UNKNOWN if self._health is None else self._health.get(name, Health.UNKNOWN)
@@ -76,7 +95,10 @@ class HealthKeeper:
             # verdicts since this one last read: the event is decided from what is stored
             view = self.rt.view
             await self.load(refresh=view is not None and not view.solo)
-            return await self._probe(lst, await run())
+            try:
+                return await self._probe(lst, await run())
+            finally:
+                self._probed[lst.name] = self.clock()
 
     async def _probe(self, lst: DnsList, probed: Probed) -> health.Verdict:
         name, verdict = lst.name, probed.verdict
@@ -86,6 +108,8 @@ class HealthKeeper:
                 list=name, budget_day=utc_day(self.clock()), budget_queries=probed.queries
             )
             await self.rt.db.commit(budget)
+        if behind_resolver(lst) and not await self._resolver_answers(verdict):
+            return verdict  # the resolver's silence, not the list's: its health stays
         event = health.event_for(name, self.health_of(name), verdict, self.clock())
         view = self.rt.view
         try:
@@ -108,5 +132,22 @@ class HealthKeeper:
             log.warning("list %s: %s %s", name, stored.kind.value, verdict.detail, extra=EVENT_LINE)
         return verdict
 
+    async def _resolver_answers(self, verdict: health.Verdict) -> bool:
+        """Whether the list's verdict stands: the probe heard an answer, or it heard nothing
+        while the resolver answers (a control query) and answered already before — a
+        resolver just back may have missed the probe's queries, sent while it was away.
+        What was heard is recorded as the resolver's state."""
+        if not verdict.transport:
+            await self.resolver.heard(True, "a list's test points answered")
+            return True
+        # without a control query to ask (a keeper for one-off use), the list's verdict stands
+        why = None if self._control is None else await self._control()
+        if why is None:
+            was_up = self.resolver.reachable
+            await self.resolver.heard(True, "a control query was answered")
+            return was_up
+        await self.resolver.heard(False, f"{verdict.detail}; control query: {why}")
+        return False
 
-__all__ = ["HealthKeeper", "utc_day"]
+
+__all__ = ["Control", "HealthKeeper", "utc_day"]

@@ -32,7 +32,7 @@ import operator
 import platform
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import (
@@ -48,7 +48,16 @@ from prometheus_client.utils import floatToGoString
 from rblwatch import __version__
 from rblwatch.bounces.model import CAUSES
 from rblwatch.config import Config
-from rblwatch.model import EventKind, Health, ListStatus, PairStatus, PairSummary, Purpose, Reason
+from rblwatch.model import (
+    EventKind,
+    Health,
+    ListStatus,
+    PairStatus,
+    PairSummary,
+    Purpose,
+    Reason,
+    ResolverState,
+)
 from rblwatch.runtime import Runtime
 from rblwatch.stats import ListCounters, Stats
 from rblwatch.store import StoreError
@@ -68,6 +77,7 @@ class Snapshot:
     pairs: list[PairSummary]
     lists: dict[str, ListStatus]
     outbox: dict[str, int]
+    resolver: ResolverState = field(default_factory=ResolverState)
 
 
 def _snapshot_if_up(runtime: Runtime) -> Snapshot | None:
@@ -87,6 +97,7 @@ def read_snapshot(runtime: Runtime) -> Snapshot:
         pairs=store.pair_summaries(),
         lists={row.name: row for row in store.list_statuses()},
         outbox=store.outbox_counts(),
+        resolver=store.resolver_state(),
     )
 
 
@@ -151,6 +162,11 @@ class RblwatchCollector(Collector):
             yield _list_healthy(config, snap.lists)
             yield from _list_cycles(list_names, snap.lists)
             yield from _hygiene(config, snap.pairs)
+            yield GaugeMetricFamily(
+                "rblwatch_resolver_up",
+                "1 while the default resolver answers (the leader's probes hear it), else 0.",
+                value=1.0 if snap.resolver.reachable else 0.0,
+            )
         yield _gauge(
             "targets",
             "Targets per group after expansion.",

@@ -573,6 +573,9 @@ class ListStatus:
     last_cycle_lookups: int = 0
     last_cycle_errors: int = 0
     targets: int = 0
+    # why the last cycle sent no lookups or used none of its answers (a `Reason` value, or
+    # "resolver_unreachable"); None: it ran
+    last_cycle_skipped: str | None = None
 
 
 @dataclass(slots=True)

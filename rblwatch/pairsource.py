@@ -35,7 +35,7 @@ from rblwatch.views.pairs import (
     pair_counts,
     pairs_page,
 )
-from rblwatch.views.status import StatusView, status_view
+from rblwatch.views.status import StatusView, budgets_of, status_view, with_signals
 
 
 def configured_targets(cfg: Config) -> list[Target]:
@@ -139,15 +139,19 @@ def read_console(
     targets: int | None,
     read: PairsRead,
     query: PairsQuery | None = None,
+    unresolved: Sequence[tuple[str, str, str]] = (),
 ) -> tuple[StatusView, PairsPage]:
-    """The status (with the pair counts) and one page of the pairs view, from one set of
-    reads: what `/api/v1/status` and `rblwatch status` show."""
+    """The status (with the pair counts and the signals: resolver, budgets, `unresolved`
+    hostnames) and one page of the pairs view, from one set of reads: what `/api/v1/status`
+    and `rblwatch status` show."""
     if targets is None:
         targets = sum(target_counts(config).values())
     pairs, statuses, instances = store.pairs(), store.list_statuses(), store.instances()
     lists = read.source.lists(config, read.found, pairs, store.pair_errors(), statuses)
     checks = [h.name for h in config.hygiene]
     view = status_view(pairs, statuses, config.subjects, targets, instances, checks)
+    budgets = budgets_of(config.subjects, store.budget_used)
+    view = with_signals(view, store.resolver_state(), budgets, unresolved)
     view = dataclasses.replace(view, counts=pair_counts(lists, read.now, read.acks))
     return view, pairs_page(lists, query or PairsQuery(), read.now, read.acks)
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from rblwatch.cluster import Instance, View
 from rblwatch.config import Config
 from rblwatch.inventory import Found
+from rblwatch.model import ResolverState
 from rblwatch.stats import Stats
 from rblwatch.store import Store
 from rblwatch.store.aio import AsyncStore
@@ -33,6 +34,10 @@ class Runtime:
     targets_per_group: dict[str, int] = field(default_factory=dict)
     # every target of the last cycle (the pairs view enumerates the clean pairs from it)
     found: Found | None = None
+    # hostnames the last resolution failed on (group, hostname, reason), from the last cycle
+    unresolved: list[tuple[str, str, str]] = field(default_factory=list)
+    # the resolver's state as this instance last knew it (`resolverstate`), for /-/ready
+    resolver: ResolverState = field(default_factory=ResolverState)
     ready: bool = False  # config, store and listener are up (SPEC §13: READY=1)
     store_ok: bool = True  # the store answered the last heartbeat (`rblwatch.peers`)
     stopping: bool = False

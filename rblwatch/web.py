@@ -20,7 +20,7 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -48,11 +48,13 @@ from rblwatch.views.pairs import (
 )
 from rblwatch.views.status import (
     StatusView,
+    budgets_of,
     events_json,
     parse_rfc3339,
     status_json,
     status_view,
     unknown_list,
+    with_signals,
 )
 from rblwatch.webauth import writer
 from rblwatch.webconfig import WebConfigWatch
@@ -68,14 +70,22 @@ class WebError(Exception):
     """The listener cannot start (one line, for the user)."""
 
 
-def read_status(store: Store, config: Config, targets: int | None = None) -> StatusView:
+def read_status(
+    store: Store,
+    config: Config,
+    targets: int | None = None,
+    unresolved: Sequence[tuple[str, str, str]] = (),
+) -> StatusView:
     """The status of the configured lists and of the instances sharing the store; `targets`
-    None: count the config's targets."""
+    None: count the config's targets. `unresolved`: the hostnames the daemon's last
+    resolution failed on (group, hostname, reason)."""
     if targets is None:  # no resolved count yet: each hostname counts as one
         targets = sum(target_counts(config).values())
     pairs, statuses, instances = store.pairs(), store.list_statuses(), store.instances()
     checks = [h.name for h in config.hygiene]
-    return status_view(pairs, statuses, config.subjects, targets, instances, checks)
+    view = status_view(pairs, statuses, config.subjects, targets, instances, checks)
+    budgets = budgets_of(config.subjects, store.budget_used)
+    return with_signals(view, store.resolver_state(), budgets, unresolved)
 
 
 def recent_events(store: Store, n: int) -> list[Event]:
@@ -223,6 +233,8 @@ class _Handlers:
 
     async def ready(self, request: web.Request) -> web.StreamResponse:
         if self.runtime.ready and self.runtime.store_ok:
+            if not self.runtime.resolver.reachable:
+                return _text("resolver unreachable", 503)
             return _text("OK")
         return _text("not ready", 503)
 
@@ -239,7 +251,9 @@ class _Handlers:
         read = self.pairs_read()
 
         def build(store: Store) -> str:
-            view, page = read_console(store, config, targets, read)
+            view, page = read_console(
+                store, config, targets, read, unresolved=self.runtime.unresolved
+            )
             return json.dumps(status_json(view) | {"pairs": page_json(page)}) + "\n"
 
         return web.Response(text=await self.runtime.db.read(build), content_type="application/json")

@@ -52,7 +52,11 @@ def config_text(
     zone: str = "bl.test",
     addresses: tuple[str, ...] = ("192.0.2.0/30", "192.0.2.10"),
     extra: str = "",
+    own_nameservers: bool = False,
 ) -> str:
+    # own_nameservers: the list asks the DNS server itself rather than through the resolver,
+    # so stopping the server kills the list, not the resolver (issue 11's resolver outage)
+    own = f'\n    nameservers: ["127.0.0.1:{dns_port}"]' if own_nameservers else ""
     return f"""\
 resolver:
   nameservers: ["127.0.0.1:{dns_port}"]
@@ -73,7 +77,7 @@ lists:
     zone: {zone}
     kind: ip
     codes: {{127.0.0.2: spam source, 127.0.0.4: exploited host}}
-    delist_url: https://bl.example/remove
+    delist_url: https://bl.example/remove{own}
 targets:
   - group: mail
     addresses: [{", ".join(addresses)}]

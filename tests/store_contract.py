@@ -63,6 +63,7 @@ def snapshot(store: Store) -> tuple[Any, ...]:
         store.list_statuses(),
         store.budget_used("zen", "2027-01-15"),
         store.pair_errors(),
+        store.resolver_state(),
     )
 
 

@@ -41,12 +41,20 @@ def hooks() -> Iterator[WebhookReceiver]:
         receiver.close()
 
 
-def daemon_with(tmp_path: Path, dns: Rbldnsd, receivers: str) -> DaemonProcess:
+def daemon_with(
+    tmp_path: Path, dns: Rbldnsd, receivers: str, *, own_nameservers: bool = False
+) -> DaemonProcess:
     web_port = free_tcp_port()
     cfg = tmp_path / "rblwatch.yaml"
     extra = "alerts:\n  receivers:\n" + receivers
     cfg.write_text(
-        config_text(dns_port=dns.port, web_port=web_port, store=tmp_path / "state.db", extra=extra)
+        config_text(
+            dns_port=dns.port,
+            web_port=web_port,
+            store=tmp_path / "state.db",
+            extra=extra,
+            own_nameservers=own_nameservers,
+        )
     )
     d = DaemonProcess(cfg)
     d.web_port = web_port
@@ -183,6 +191,7 @@ def test_a_real_alertmanager_resolves_a_recovered_list_from_when_it_became_unhea
       url: {alertmanager.url}
       format: alertmanager
 """,
+        own_nameservers=True,  # the list's server dies, not the resolver
     )
     notifications = alertmanager.notifications
     assert notifications is not None

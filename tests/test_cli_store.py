@@ -164,13 +164,27 @@ def test_status_json_is_the_status_api_object(run: Run, cfg_path: Path) -> None:
     finally:
         store.close()
     doc = ran.json()
-    assert set(doc) == {"listings", "lists", "targets", "instances", "hygiene", "counts", "pairs"}
+    assert set(doc) == {
+        "resolver",
+        "listings",
+        "lists",
+        "unresolved",
+        "targets",
+        "instances",
+        "hygiene",
+        "counts",
+        "pairs",
+    }
+    assert doc["resolver"] == {"state": "ok", "since": None, "detail": ""}
+    assert doc["unresolved"] == []  # no daemon: no hostname was resolved
     listings = doc["listings"]
     assert isinstance(listings, list)
     assert {tuple(sorted(x)) for x in listings} == {
-        ("codes", "group", "list", "meanings", "since", "target", "txt")
+        ("codes", "group", "list", "meanings", "since", "stale", "target", "txt")
     }
-    assert doc["lists"] == [
+    # the dead list's listings are not re-checked: stale
+    assert {x["list"]: x["stale"] for x in listings} == {"bl": False, "dbl": True}
+    assert [{k: row[k] for k in ("name", "health", "last_cycle_end")} for row in doc["lists"]] == [
         {"name": "bl", "health": "healthy", "last_cycle_end": rfc3339(NOW - 59)},
         {"name": "dbl", "health": "dead", "last_cycle_end": None},
     ]

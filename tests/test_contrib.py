@@ -25,7 +25,8 @@ DASHBOARD = ROOT / "contrib" / "grafana" / "rblwatch-dashboard.json"
 RULES = ROOT / "contrib" / "prometheus" / "rblwatch.rules.yml"
 RULE_TESTS = ROOT / "contrib" / "prometheus" / "rblwatch.rules.test.yml"
 
-# SPEC §11, with the rblwatch_ prefix, and the sender hygiene families issue 12 adds
+# SPEC §11, with the rblwatch_ prefix, the sender hygiene families issue 12 adds and
+# the resolver's issue 11 adds
 SPEC_METRICS = frozenset(
     "rblwatch_" + name
     for name in (
@@ -49,6 +50,7 @@ SPEC_METRICS = frozenset(
         "build_info",
         "check_ok",
         "checks_failing",
+        "resolver_up",  # issue 11: the resolver's outage as its own state
     )
 )
 HISTOGRAMS = frozenset({"rblwatch_query_duration_seconds"})
@@ -208,6 +210,7 @@ def test_rules_are_the_documented_alerts_and_all_tested() -> None:
         {
             "RblwatchListed",
             "RblwatchListUnhealthy",
+            "RblwatchResolverUnreachable",
             "RblwatchCheckFailing",
             "RblwatchLookupsFailing",
             "RblwatchCycleStale",

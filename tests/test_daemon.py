@@ -111,6 +111,12 @@ def test_a_listing_already_there_at_start_is_an_initial_event(
 def test_a_dead_list_server_is_unhealthy_and_never_a_delisting(
     daemon: DaemonProcess, dns: Rbldnsd
 ) -> None:
+    # the list asks its server itself: its death is the list's (through the resolver, it
+    # would be the resolver's outage: test_resolver_outage)
+    text = daemon.config.read_text()
+    daemon.config.write_text(
+        text.replace("    kind: ip\n", f'    kind: ip\n    nameservers: ["127.0.0.1:{dns.port}"]\n')
+    )
     listed(dns, LISTED)
     start(daemon)
     wait_until("the listing", lambda: events_for(daemon, "192.0.2.1", "listed"))

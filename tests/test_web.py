@@ -202,7 +202,11 @@ def test_status_lists_listings_lists_and_targets_with_rfc3339_times(runtime: Run
         ("corp-bl", "192.0.2.1", "listed"),
     ]
     assert len(pairs["items"]) == 9
+    never = {"start": None, "end": None, "success": None, "skipped": None}
+    no_cycle = {**never, "lookups": 0, "errors": 0}
+    unlimited = {"used_today": 0, "limit": None, "exhausted": False}
     assert doc == {
+        "resolver": {"state": "ok", "since": None, "detail": ""},
         "listings": [
             {
                 "target": "192.0.2.1",
@@ -212,13 +216,33 @@ def test_status_lists_listings_lists_and_targets_with_rfc3339_times(runtime: Run
                 "codes": ["127.0.0.2"],
                 "meanings": ["spam source"],
                 "txt": "see https://corp.example.net/x",
+                "stale": False,
             }
         ],
         "lists": [
-            {"name": "corp-bl", "health": "healthy", "last_cycle_end": "2026-11-27T12:00:30Z"},
-            {"name": "spamhaus-zen", "health": "unknown", "last_cycle_end": None},
-            {"name": "corp-dbl", "health": "unknown", "last_cycle_end": None},
+            {
+                "name": "corp-bl",
+                "health": "healthy",
+                "last_cycle_end": "2026-11-27T12:00:30Z",
+                "last_cycle": {**no_cycle, "end": "2026-11-27T12:00:30Z"},
+                "budget": unlimited,
+            },
+            {
+                "name": "spamhaus-zen",
+                "health": "unknown",
+                "last_cycle_end": None,
+                "last_cycle": no_cycle,
+                "budget": {"used_today": 0, "limit": 300000, "exhausted": False},
+            },
+            {
+                "name": "corp-dbl",
+                "health": "unknown",
+                "last_cycle_end": None,
+                "last_cycle": no_cycle,
+                "budget": unlimited,
+            },
         ],
+        "unresolved": [],
         "targets": 5,
         "instances": [],  # no heartbeat yet
         "hygiene": {"checks": [], "failing": []},  # no group asks for sender checks

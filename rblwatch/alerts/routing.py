@@ -42,3 +42,14 @@ def receivers_for(receivers: Iterable[Wants], lst: Subject) -> Callable[[Event],
         return [r.name for r in chosen if wants(r, event)]
 
     return pick
+
+
+def receivers_for_all(receivers: Iterable[Wants]) -> Callable[[Event], list[str]]:
+    """The store's `ReceiversFor` for events of no list (the resolver's): every receiver
+    that takes the event's kind, whatever its groups (every list is concerned)."""
+    chosen = tuple(receivers)
+
+    def pick(event: Event) -> list[str]:
+        return [r.name for r in chosen if event.kind.value in r.events]
+
+    return pick

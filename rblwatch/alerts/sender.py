@@ -414,7 +414,8 @@ class Sender:
         thousands of listings make a body worth keeping off the event loop)."""
         firing = self._firing(store)
         requests = self.format.resend_requests(firing, now=now, ttl=self.ttl)
-        return len(firing.pairs) + len(firing.lists), requests
+        firing_count = len(firing.pairs) + len(firing.lists) + (firing.resolver is not None)
+        return firing_count, requests
 
     def _firing(self, store: Store) -> Firing:
         """What fires now for this receiver, from the store (runs in a thread)."""
@@ -437,7 +438,10 @@ class Sender:
                 continue
             if wants.list(lst):
                 unhealthy.append(s)
-        return Firing(pairs=pairs, lists=unhealthy)
+        resolver = store.resolver_state()
+        if resolver.reachable or EventKind.RESOLVER_UNREACHABLE not in self.receiver.events:
+            return Firing(pairs=pairs, lists=unhealthy)
+        return Firing(pairs=pairs, lists=unhealthy, resolver=resolver)
 
 
 class _Wants:

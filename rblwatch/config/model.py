@@ -17,6 +17,8 @@ EVENT_KINDS = (
     "changed",
     "list_unhealthy",
     "list_recovered",
+    "resolver_unreachable",
+    "resolver_recovered",
     "check_failed",
     "check_passed",
     "check_changed",

@@ -38,6 +38,7 @@ from rblwatch.model import (
     PairState,
     PairSummary,
     ReceiversFor,
+    ResolverState,
 )
 
 if TYPE_CHECKING:
@@ -107,6 +108,24 @@ class Store(abc.ABC):
         A `list_recovered` event without `since` is stored with the time the list's previous
         (unhealthy) health began, read in the same transaction: the resolved alert of a
         recovery must say when the trouble started, and only the store knows it then."""
+
+    @abc.abstractmethod
+    def resolver_state(self) -> ResolverState:
+        """Whether the resolver answers, as last recorded (never recorded: ok, since None)."""
+
+    @abc.abstractmethod
+    def record_resolver(
+        self,
+        state: ResolverState,
+        event: Event | None,
+        receivers_for: ReceiversFor | None = None,
+        fence: Fence | None = None,
+    ) -> Event | None:
+        """Set the resolver's state (and write its resolver_unreachable/resolver_recovered
+        event with its outbox rows) atomically, fenced by the leader's lease like
+        `record_health`. The event is written only if the stored state really crosses
+        (read in the transaction); the stored `since` is kept while the state stays, and a
+        `resolver_recovered` without `since` is stored with the time the outage began."""
 
     # -- reading ----------------------------------------------------------------------------
 

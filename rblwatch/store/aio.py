@@ -24,6 +24,7 @@ from rblwatch.model import (
     PairState,
     PairSummary,
     ReceiversFor,
+    ResolverState,
 )
 from rblwatch.store import Store
 
@@ -80,6 +81,20 @@ class AsyncStore:
     ) -> Event | None:
         return await asyncio.to_thread(
             self.sync.record_health, name, health, detail, at, event, receivers_for, fence
+        )
+
+    async def resolver_state(self) -> ResolverState:
+        return await asyncio.to_thread(self.sync.resolver_state)
+
+    async def record_resolver(
+        self,
+        state: ResolverState,
+        event: Event | None,
+        receivers_for: ReceiversFor | None = None,
+        fence: Fence | None = None,
+    ) -> Event | None:
+        return await asyncio.to_thread(
+            self.sync.record_resolver, state, event, receivers_for, fence
         )
 
     async def list_statuses(self) -> list[ListStatus]:

@@ -51,6 +51,7 @@ from rblwatch.model import (
     PairStatus,
     PairSummary,
     ReceiversFor,
+    ResolverState,
 )
 from rblwatch.store import Fenced, Store, StoreError, transfer
 from rblwatch.store import postgres_cluster as cluster
@@ -69,12 +70,14 @@ from rblwatch.store.postgres_schema import (
     UPSERT_CYCLE_STATUS,
     UPSERT_HEALTH,
     UPSERT_PAIR,
+    UPSERT_RESOLVER,
 )
 from rblwatch.store.rows import (
     DELIVERY_COLUMNS,
     EVENT_COLUMNS,
     PAIR_COLUMNS,
     PAIR_ERROR_COLUMNS,
+    RESOLVER_COLUMNS,
     STATUS_COLUMNS,
     batch_of,
     claimable,
@@ -87,6 +90,8 @@ from rblwatch.store.rows import (
     pair_error_row,
     pair_of,
     pair_row,
+    resolver_crossing,
+    resolver_of,
     status_of,
 )
 
@@ -343,6 +348,36 @@ class PostgresStore(Store):
                 since = float(row[1]) if row is not None and row[1] is not None else None
                 event = replace(event, since=since)
             cur.execute(UPSERT_HEALTH, (name, health.value, detail, at))
+            written = _insert_events(cur, [event] if event is not None else [], receivers_for)
+            if written and receivers_for is not None:
+                cur.execute(q.NOTIFY_OUTBOX)
+        return written[0] if written else None
+
+    def resolver_state(self) -> ResolverState:
+        with self._conn() as conn, conn.cursor(row_factory=dict_row) as cur:
+            sql = f"SELECT {RESOLVER_COLUMNS} FROM resolver_state WHERE id = 1"
+            return resolver_of(cur.execute(sql).fetchone())
+
+    def record_resolver(
+        self,
+        state: ResolverState,
+        event: Event | None,
+        receivers_for: ReceiversFor | None = None,
+        fence: Fence | None = None,
+    ) -> Event | None:
+        with self._conn() as conn, conn.cursor() as cur:
+            if fence is not None and fence.leader:
+                cluster.check_leader(cur, f"store {self._label}", fence.owner, cluster.now_of(cur))
+            # the row exists from here on, so FOR UPDATE orders two deciders' transactions
+            cur.execute(
+                "INSERT INTO resolver_state (id, state) VALUES (1, 'ok') ON CONFLICT DO NOTHING"
+            )
+            sql = f"SELECT {RESOLVER_COLUMNS} FROM resolver_state WHERE id = 1 FOR UPDATE"
+            row = cur.execute(sql).fetchone()
+            assert row is not None  # inserted just above
+            stored = resolver_of(dict(zip(("state", "since", "detail"), row, strict=True)))
+            state, event = resolver_crossing(state, event, stored)
+            cur.execute(UPSERT_RESOLVER, (state.state, state.since, state.detail))
             written = _insert_events(cur, [event] if event is not None else [], receivers_for)
             if written and receivers_for is not None:
                 cur.execute(q.NOTIFY_OUTBOX)

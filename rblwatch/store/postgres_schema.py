@@ -159,11 +159,23 @@ _V4_PAIR_ERRORS = (
     )""",
 )
 
+# As in SQLite (see there): the resolver's state, and why a list's last cycle was skipped.
+_V5_RESOLVER_AND_SKIPS = (
+    """CREATE TABLE resolver_state (
+        id integer PRIMARY KEY CHECK (id = 1),
+        state text NOT NULL,
+        since double precision,
+        detail text NOT NULL DEFAULT ''
+    )""",
+    "ALTER TABLE list_status ADD COLUMN last_cycle_skipped text",
+)
+
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     _V1_TABLES,
     _V2_EVENT_IDS_FROM_CREATION,
     _V3_SEVERAL_INSTANCES,
     _V4_PAIR_ERRORS,
+    _V5_RESOLVER_AND_SKIPS,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -194,6 +206,11 @@ INSERT_OUTBOX = (
 NEXT_EVENT_IDS = "SELECT nextval('events_id_seq') FROM generate_series(1, %s)"
 
 UPSERT_CYCLE_STATUS = rows.UPSERT_CYCLE_STATUS.replace("?", "%s")
+UPSERT_RESOLVER = """
+    INSERT INTO resolver_state (id, state, since, detail) VALUES (1, %s, %s, %s)
+    ON CONFLICT (id) DO UPDATE SET
+        state = excluded.state, since = excluded.since, detail = excluded.detail
+"""
 UPSERT_HEALTH = rows.UPSERT_HEALTH.replace("?", "%s")
 
 ADD_BUDGET = """

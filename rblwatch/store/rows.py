@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, Protocol
 
 from rblwatch.model import (
@@ -22,6 +23,7 @@ from rblwatch.model import (
     PairState,
     PairStatus,
     Reason,
+    ResolverState,
 )
 
 PAIR_COLUMNS = (
@@ -36,7 +38,8 @@ EVENT_COLUMNS = (
 EVENT_COLUMNS_OF_E = ", ".join("e." + c.strip() for c in EVENT_COLUMNS.split(","))
 STATUS_COLUMNS = (
     "name, health, health_detail, health_since, last_cycle_start, last_cycle_end,"
-    " last_cycle_success, last_cycle_duration, last_cycle_lookups, last_cycle_errors, targets"
+    " last_cycle_success, last_cycle_duration, last_cycle_lookups, last_cycle_errors, targets,"
+    " last_cycle_skipped"
 )
 # what due_deliveries selects: the outbox row's fields, then the event's
 DELIVERY_COLUMNS = (
@@ -50,8 +53,8 @@ EVENT_WIDTH = len(EVENT_COLUMNS.split(","))  # placeholders of an event row
 # The cycle fields only: health belongs to record_health.
 UPSERT_CYCLE_STATUS = """
     INSERT INTO list_status (name, last_cycle_start, last_cycle_end, last_cycle_success,
-        last_cycle_duration, last_cycle_lookups, last_cycle_errors, targets)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+        last_cycle_duration, last_cycle_lookups, last_cycle_errors, targets, last_cycle_skipped)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (name) DO UPDATE SET
         last_cycle_start = excluded.last_cycle_start,
         last_cycle_end = excluded.last_cycle_end,
@@ -60,7 +63,8 @@ UPSERT_CYCLE_STATUS = """
         last_cycle_duration = excluded.last_cycle_duration,
         last_cycle_lookups = excluded.last_cycle_lookups,
         last_cycle_errors = excluded.last_cycle_errors,
-        targets = excluded.targets
+        targets = excluded.targets,
+        last_cycle_skipped = excluded.last_cycle_skipped
 """
 
 # SET expressions see the row as it was, so the CASE compares against the old health.
@@ -209,6 +213,7 @@ def status_of(row: Row) -> ListStatus:
         last_cycle_lookups=row["last_cycle_lookups"],
         last_cycle_errors=row["last_cycle_errors"],
         targets=row["targets"],
+        last_cycle_skipped=row["last_cycle_skipped"],
     )
 
 
@@ -223,6 +228,7 @@ def cycle_row(s: ListStatus) -> tuple[Any, ...]:
         s.last_cycle_lookups,
         s.last_cycle_errors,
         s.targets,
+        s.last_cycle_skipped,
     )
 
 
@@ -234,6 +240,30 @@ def crossing(event: Event | None, stored: Health | None) -> Event | None:
         return event
     was_ok = stored in (Health.HEALTHY, Health.UNKNOWN)
     return event if was_ok == (event.kind is EventKind.LIST_UNHEALTHY) else None
+
+
+RESOLVER_COLUMNS = "state, since, detail"
+
+
+def resolver_of(row: Row | None) -> ResolverState:
+    """The stored resolver state (a store without the row: ok, since never)."""
+    if row is None:
+        return ResolverState()
+    return ResolverState(row["state"], row["since"], row["detail"])
+
+
+def resolver_crossing(
+    state: ResolverState, event: Event | None, stored: ResolverState
+) -> tuple[ResolverState, Event | None]:
+    """What to store for the resolver against what is stored now (read in the writing
+    transaction): the state keeps its `since` while it stays the same, and its event is
+    written only if the stored state really crosses, so two deciders raise it once. A
+    recovery without `since` says when the outage began."""
+    if state.reachable == stored.reachable:
+        return ResolverState(state.state, stored.since or state.since, state.detail), None
+    if event is not None and event.kind is EventKind.RESOLVER_RECOVERED and event.since is None:
+        event = replace(event, since=stored.since)
+    return state, event
 
 
 def claimable(head: Delivery, owner: str, now: float) -> bool:

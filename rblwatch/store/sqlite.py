@@ -24,6 +24,10 @@ previous_codes, since, detail, hostname)``
 ``list_status(name, health, health_detail, health_since, last_cycle_*, targets)``
     One row per list. `commit` writes the cycle fields, `record_health` the health fields;
     neither overwrites the other's.
+``resolver_state(id = 1, state, since, detail)``
+    One row once the resolver's state was first recorded (`record_resolver`): "ok" or
+    "unreachable" since when, and why. ``list_status.last_cycle_skipped`` says why a list's
+    last cycle sent no lookups.
 ``budget(list, day, queries)``
     Queries sent per list and UTC day, incremented by each commit.
 ``outbox(id, event_id → events.id, receiver, attempts, next_attempt, created, last_error)``
@@ -74,6 +78,7 @@ from rblwatch.model import (
     PairStatus,
     PairSummary,
     ReceiversFor,
+    ResolverState,
 )
 from rblwatch.store import Fenced, Store, StoreError, transfer
 from rblwatch.store.rows import (
@@ -82,6 +87,7 @@ from rblwatch.store.rows import (
     EVENT_WIDTH,
     PAIR_COLUMNS,
     PAIR_ERROR_COLUMNS,
+    RESOLVER_COLUMNS,
     STATUS_COLUMNS,
     batch_of,
     claimable,
@@ -94,6 +100,8 @@ from rblwatch.store.rows import (
     pair_error_row,
     pair_of,
     pair_row,
+    resolver_crossing,
+    resolver_of,
     status_of,
 )
 from rblwatch.store.sqlite_schema import (
@@ -104,6 +112,7 @@ from rblwatch.store.sqlite_schema import (
     SCHEMA_VERSION,
     UPSERT_CYCLE_STATUS,
     UPSERT_HEALTH,
+    UPSERT_RESOLVER,
 )
 
 
@@ -346,6 +355,26 @@ class SqliteStore(Store):
             if event is not None and event.kind is EventKind.LIST_RECOVERED and event.since is None:
                 event = replace(event, since=row[1] if row is not None else None)
             conn.execute(UPSERT_HEALTH, (name, health.value, detail, at))
+            written = _insert_events(conn, [event] if event is not None else [], receivers_for)
+        return written[0] if written else None
+
+    def resolver_state(self) -> ResolverState:
+        with self._read() as conn:
+            sql = f"SELECT {RESOLVER_COLUMNS} FROM resolver_state WHERE id = 1"
+            return resolver_of(conn.execute(sql).fetchone())
+
+    def record_resolver(
+        self,
+        state: ResolverState,
+        event: Event | None,
+        receivers_for: ReceiversFor | None = None,
+        fence: Fence | None = None,
+    ) -> Event | None:
+        with self._write() as conn:
+            sql = f"SELECT {RESOLVER_COLUMNS} FROM resolver_state WHERE id = 1"
+            stored = resolver_of(conn.execute(sql).fetchone())
+            state, event = resolver_crossing(state, event, stored)
+            conn.execute(UPSERT_RESOLVER, (state.state, state.since, state.detail))
             written = _insert_events(conn, [event] if event is not None else [], receivers_for)
         return written[0] if written else None
 

@@ -133,6 +133,18 @@ _V6_PAIR_ERRORS = (
     ) WITHOUT ROWID""",
 )
 
+# Issue 11's truthful signals: whether the resolver answers at all (one row, written by the
+# leader's probes like list health), and why a list's last cycle sent no lookups.
+_V7_RESOLVER_AND_SKIPS = (
+    """CREATE TABLE resolver_state (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        state TEXT NOT NULL,
+        since REAL,
+        detail TEXT NOT NULL DEFAULT ''
+    )""",
+    "ALTER TABLE list_status ADD COLUMN last_cycle_skipped TEXT",
+)
+
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     _V1_STATE_AND_HISTORY,
     _V2_OUTBOX,
@@ -140,6 +152,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     _V4_EVENT_HOSTNAME,
     _V5_CHAIN_AND_HOLDS,
     _V6_PAIR_ERRORS,
+    _V7_RESOLVER_AND_SKIPS,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -147,6 +160,11 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 UPSERT_CYCLE_STATUS = rows.UPSERT_CYCLE_STATUS
 UPSERT_HEALTH = rows.UPSERT_HEALTH
+UPSERT_RESOLVER = """
+    INSERT INTO resolver_state (id, state, since, detail) VALUES (1, ?, ?, ?)
+    ON CONFLICT (id) DO UPDATE SET
+        state = excluded.state, since = excluded.since, detail = excluded.detail
+"""
 
 ADD_BUDGET = """
     INSERT INTO budget (list, day, queries) VALUES (?, ?, ?)

@@ -11,14 +11,17 @@ what from any of them.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from rblwatch.cluster import Instance
 from rblwatch.model import (
     DnsList,
     Event,
+    Health,
     ListStatus,
     PairState,
     PairStatus,
@@ -69,6 +72,9 @@ class StatusView:
     budgets: Mapping[str, Budget] = field(default_factory=dict)
     unresolved: list[tuple[str, str, str]] = field(default_factory=list)
     counts: PairCounts | None = None
+    # the lists asked through the default resolver (no nameservers of their own): those a
+    # resolver outage stops
+    behind_resolver: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +144,32 @@ def status_view(
     rows = {row.name: row for row in statuses}
     shown = [rows.get(name) or ListStatus(name=name) for name in names]
     check_rows = [rows.get(name) or ListStatus(name=name) for name in checks]
-    return StatusView(listings, shown, targets, list(instances), check_rows, failing)
+    behind = frozenset(lst.name for lst in lists if not lst.nameservers)
+    return StatusView(
+        listings, shown, targets, list(instances), check_rows, failing, behind_resolver=behind
+    )
+
+
+def with_signals(
+    view: StatusView,
+    resolver: ResolverState,
+    budgets: Mapping[str, Budget],
+    unresolved: Sequence[tuple[str, str, str]] = (),
+) -> StatusView:
+    """The view with what the readers know beyond the rows: the resolver's state, each
+    list's budget today, the hostnames that failed to resolve (only a daemon knows them)."""
+    return dataclasses.replace(
+        view, resolver=resolver, budgets=budgets, unresolved=list(unresolved)
+    )
+
+
+def budgets_of(
+    lists: Sequence[DnsList], used: Callable[[str, str], int], now: float | None = None
+) -> dict[str, Budget]:
+    """Each list's queries today (UTC, as the budget counts them) against its limit; `used`
+    is the store's `budget_used`."""
+    day = time.strftime("%Y-%m-%d", time.gmtime(time.time() if now is None else now))
+    return {lst.name: Budget(used(lst.name, day), lst.daily_query_limit) for lst in lists}
 
 
 def status_json(view: StatusView) -> dict[str, object]:
@@ -150,16 +181,16 @@ def status_json(view: StatusView) -> dict[str, object]:
 
 
 def _status_json(view: StatusView) -> dict[str, object]:
+    stale = _stale_lists(view)
     return {
-        "listings": [_listing_json(p) for p in view.listings],
-        "lists": [
-            {
-                "name": row.name,
-                "health": row.health.value,
-                "last_cycle_end": rfc3339(row.last_cycle_end),
-            }
-            for row in view.lists
-        ],
+        "resolver": {
+            "state": view.resolver.state,
+            "since": rfc3339(view.resolver.since),
+            "detail": view.resolver.detail,
+        },
+        "listings": [_listing_json(p, p.list in stale) for p in view.listings],
+        "lists": [_list_json(row, view.budgets.get(row.name)) for row in view.lists],
+        "unresolved": [{"group": g, "hostname": h, "reason": why} for g, h, why in view.unresolved],
         "targets": view.targets,
         "instances": [_instance_json(i) for i in view.instances],
         "hygiene": {
@@ -168,6 +199,41 @@ def _status_json(view: StatusView) -> dict[str, object]:
                 for row in view.checks
             ],
             "failing": [failing_json(p) for p in view.failing],
+        },
+    }
+
+
+def _stale_lists(view: StatusView) -> set[str]:
+    """The lists whose listings are not being re-checked: not healthy, or asked through the
+    resolver while it is unreachable (their cycles are skipped)."""
+    down = not view.resolver.reachable
+    return {
+        row.name
+        for row in view.lists
+        if row.health is not Health.HEALTHY or (down and row.name in view.behind_resolver)
+    }
+
+
+def _list_json(row: ListStatus, budget: Budget | None) -> dict[str, object]:
+    return {
+        "name": row.name,
+        "health": row.health.value,
+        "last_cycle_end": rfc3339(row.last_cycle_end),
+        # a cycle that sent no lookups still ends: `skipped` says why its end is no news
+        "last_cycle": {
+            "start": rfc3339(row.last_cycle_start),
+            "end": rfc3339(row.last_cycle_end),
+            "success": rfc3339(row.last_cycle_success),
+            "skipped": row.last_cycle_skipped,
+            "lookups": row.last_cycle_lookups,
+            "errors": row.last_cycle_errors,
+        },
+        "budget": None
+        if budget is None
+        else {
+            "used_today": budget.used_today,
+            "limit": budget.limit,
+            "exhausted": budget.exhausted,
         },
     }
 
@@ -213,7 +279,7 @@ def age(seconds: float) -> str:
     return f"{s // 86400}d {s % 86400 // 3600}h"
 
 
-def _listing_json(p: PairState) -> dict[str, object]:
+def _listing_json(p: PairState, stale: bool) -> dict[str, object]:
     return {
         "target": p.target,
         "list": p.list,
@@ -222,6 +288,7 @@ def _listing_json(p: PairState) -> dict[str, object]:
         "codes": list(p.codes),
         "meanings": list(p.meanings),
         "txt": p.txt,
+        "stale": stale,  # its list is not healthy (or not asked): not re-checked for now
     }
 
 
@@ -250,6 +317,7 @@ __all__ = [
     "PairCounts",
     "StatusView",
     "age",
+    "budgets_of",
     "counts_json",
     "events_json",
     "failing_json",
@@ -257,6 +325,7 @@ __all__ = [
     "rfc3339",
     "status_json",
     "status_view",
+    "with_signals",
 ]
 
 

@@ -43,8 +43,16 @@ def status_table(view: StatusView, now: float | None = None) -> str:
         [r.name, r.health.value, rfc3339(r.last_cycle_end) or "never", r.health_detail]
         for r in view.lists
     ]
+    r = view.resolver
+    outage = (
+        ""
+        if r.reachable
+        else f"RESOLVER UNREACHABLE since {rfc3339(r.since) or '?'}: {r.detail or '-'}"
+        " (lists behind it are not checked)\n\n"
+    )
     return (
-        table(["TARGET", "LIST", "GROUP", "SINCE", "CODES", "MEANINGS"], listings)
+        outage
+        + table(["TARGET", "LIST", "GROUP", "SINCE", "CODES", "MEANINGS"], listings)
         + "\n"
         + table(["LIST", "HEALTH", "LAST CYCLE", "DETAIL"], lists)
         + _hygiene_table(view)

@@ -28,9 +28,10 @@ from rblwatch.alerts.formats.base import (
     is_bounce_event,
     is_check_event,
     is_list_event,
+    is_resolver_event,
     rfc3339,
 )
-from rblwatch.model import HYGIENE_CHECKS, Event, EventKind, PairState
+from rblwatch.model import HYGIENE_CHECKS, Event, EventKind, PairState, ResolverState
 
 ALERTMANAGER_PATH = "/api/v2/alerts"
 ALERTMANAGER_BATCH = 500  # alerts per re-post request
@@ -38,6 +39,7 @@ LISTED_ALERT = "RblwatchListed"
 UNHEALTHY_ALERT = "RblwatchListUnhealthy"
 CHECK_ALERT = "RblwatchCheckFailing"
 BOUNCE_ALERT = "RblwatchBounce"
+RESOLVER_ALERT = "RblwatchResolverUnreachable"
 
 
 def _labels(alertname: str, ctx: Context, **fixed: str | None) -> dict[str, str]:
@@ -140,14 +142,38 @@ def _unhealthy_alert(name: str, description: str, starts: float, ends: float) ->
     }
 
 
+def resolver_alert(detail: str, starts: float, ends: float) -> dict[str, Any]:
+    """The one alert of a resolver outage (no list label: every list is concerned)."""
+    return {
+        "labels": {"alertname": RESOLVER_ALERT},
+        "annotations": {
+            "summary": "The resolver is unreachable",
+            "description": f"The resolver answers no query: {detail or '-'}. No list behind it"
+            " is checked and no listing changes until it answers again.",
+        },
+        "startsAt": rfc3339(starts),
+        "endsAt": rfc3339(ends),
+    }
+
+
+_RESOLVED = (
+    EventKind.DELISTED,
+    EventKind.LIST_RECOVERED,
+    EventKind.CHECK_PASSED,
+    EventKind.RESOLVER_RECOVERED,
+)
+
+
 def event_alert(event: Event, ctx: Context, now: float, ttl: float) -> dict[str, Any]:
     """The alert an event sets: firing until `now + ttl`, or resolved at the event's time."""
-    resolved = event.kind in (EventKind.DELISTED, EventKind.LIST_RECOVERED, EventKind.CHECK_PASSED)
+    resolved = event.kind in _RESOLVED
     # a resolved alert must not start after it ends (Alertmanager rejects that)
     starts = event.since if resolved and event.since is not None else event.at
     if event.kind is EventKind.REMINDER:  # the listing's alert, firing since it began
         starts = event.since if event.since is not None else event.at
     ends = event.at if resolved else now + ttl
+    if is_resolver_event(event):
+        return resolver_alert(event.detail, min(starts, ends), ends)
     if event.kind is EventKind.LIST_RECOVERED:
         description = _recovered_description(event.list, event.since)
         return _unhealthy_alert(event.list, description, min(starts, ends), ends)
@@ -221,6 +247,10 @@ def firing_alerts(firing: Firing, now: float, ttl: float) -> list[dict[str, Any]
     for s in firing.lists:
         since = s.health_since if s.health_since is not None else now
         alerts.append(unhealthy_alert(s.name, s.health_detail, since, now, ttl))
+    r: ResolverState | None = firing.resolver
+    if r is not None and not r.reachable:
+        since = r.since if r.since is not None else now
+        alerts.append(resolver_alert(r.detail, min(since, now), now + ttl))
     return alerts
 
 
@@ -260,11 +290,13 @@ __all__ = [
     "CHECK_ALERT",
     "FORMAT",
     "LISTED_ALERT",
+    "RESOLVER_ALERT",
     "UNHEALTHY_ALERT",
     "Alertmanager",
     "alertmanager_request",
     "event_alert",
     "firing_alerts",
     "pair_alert",
+    "resolver_alert",
     "unhealthy_alert",
 ]

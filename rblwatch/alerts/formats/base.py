@@ -21,6 +21,7 @@ from rblwatch.model import (
     EventKind,
     ListStatus,
     PairState,
+    ResolverState,
     frozen_map,
 )
 
@@ -70,6 +71,7 @@ class Firing:
 
     pairs: Sequence[tuple[PairState, Context]] = ()
     lists: Sequence[ListStatus] = ()
+    resolver: ResolverState | None = None  # set while unreachable, for a receiver that wants it
 
 
 class AlertFormat(Protocol):
@@ -126,6 +128,11 @@ def is_list_event(event: Event) -> bool:
     return event.kind in (EventKind.LIST_UNHEALTHY, EventKind.LIST_RECOVERED)
 
 
+def is_resolver_event(event: Event) -> bool:
+    """The resolver stopped (or started again) answering: about every list, of none."""
+    return event.kind in (EventKind.RESOLVER_UNREACHABLE, EventKind.RESOLVER_RECOVERED)
+
+
 def is_check_event(event: Event) -> bool:
     """A hygiene check's pair event (check_failed, check_passed, check_changed)."""
     return event.kind in CHECK_EVENTS.values()
@@ -173,6 +180,7 @@ __all__ = [
     "dumps",
     "is_check_event",
     "is_list_event",
+    "is_resolver_event",
     "rfc3339",
     "webhook_id",
 ]

@@ -25,6 +25,7 @@ from rblwatch.alerts.formats.base import (
     is_bounce_event,
     is_check_event,
     is_list_event,
+    is_resolver_event,
     rfc3339,
     webhook_id,
 )
@@ -40,6 +41,8 @@ _TITLES: Mapping[EventKind, str] = {
     EventKind.CHANGED: "{target}: the listing on {list} changed",
     EventKind.LIST_UNHEALTHY: "List {list} is unhealthy: its answers are not trusted",
     EventKind.LIST_RECOVERED: "List {list} is healthy again",
+    EventKind.RESOLVER_UNREACHABLE: "The resolver is unreachable: no list is being checked",
+    EventKind.RESOLVER_RECOVERED: "The resolver answers again: the lists are checked again",
     EventKind.CHECK_FAILED: "{target} fails the {list} check",
     EventKind.CHECK_PASSED: "{target} passes the {list} check again",
     EventKind.CHECK_CHANGED: "{target}: the {list} check fails differently",
@@ -52,6 +55,8 @@ _ICONS: Mapping[EventKind, str] = {
     EventKind.CHANGED: ":warning:",
     EventKind.LIST_UNHEALTHY: ":warning:",
     EventKind.LIST_RECOVERED: ":white_check_mark:",
+    EventKind.RESOLVER_UNREACHABLE: ":warning:",
+    EventKind.RESOLVER_RECOVERED: ":white_check_mark:",
     EventKind.CHECK_FAILED: ":rotating_light:",
     EventKind.CHECK_PASSED: ":white_check_mark:",
     EventKind.CHECK_CHANGED: ":warning:",
@@ -116,6 +121,13 @@ def _fields(event: Event, ctx: Context) -> list[dict[str, str]]:
         return _bounce_fields(event)
     if is_list_event(event):
         return [_field("List", _mrkdwn(event.list)), _field("Detail", _mrkdwn(event.detail or "-"))]
+    if is_resolver_event(event):
+        since = f"since {rfc3339(event.since)}" if event.since is not None else "-"
+        down = event.kind is EventKind.RESOLVER_UNREACHABLE
+        return [
+            _field("Detail", _mrkdwn(event.detail[:MAX_TXT] or "-")),
+            _field("Since" if down else "Outage", rfc3339(event.at) if down else since),
+        ]
     fields = [
         _field("Target", _mrkdwn(_target(event))),
         _field("List", _mrkdwn(event.list)),

@@ -36,6 +36,7 @@ from rblwatch.alerts.formats.base import (
     is_bounce_event,
     is_check_event,
     is_list_event,
+    is_resolver_event,
     rfc3339,
     webhook_id,
 )
@@ -47,6 +48,8 @@ JSON_TYPES: Mapping[EventKind, str] = {
     EventKind.CHANGED: "listing.changed",
     EventKind.LIST_UNHEALTHY: "list.unhealthy",
     EventKind.LIST_RECOVERED: "list.recovered",
+    EventKind.RESOLVER_UNREACHABLE: "resolver.unreachable",
+    EventKind.RESOLVER_RECOVERED: "resolver.recovered",
     EventKind.CHECK_FAILED: "check.failed",
     EventKind.CHECK_PASSED: "check.passed",
     EventKind.CHECK_CHANGED: "check.changed",
@@ -132,6 +135,13 @@ def json_doc(event: Event, ctx: Context) -> dict[str, Any]:
         "delist_url": ctx.delist_url,
     }
     if is_list_event(event):
+        data["detail"] = event.detail
+    elif is_resolver_event(event):
+        # `list` is "": the resolver every list without nameservers of its own is asked through
+        unreachable = event.kind is EventKind.RESOLVER_UNREACHABLE
+        since = event.at if unreachable else event.since
+        data["state"] = "unreachable" if unreachable else "ok"
+        data["since"] = rfc3339(since) if since is not None else None
         data["detail"] = event.detail
     elif is_check_event(event):
         data.update(_check_data(event, ctx))
