@@ -9,6 +9,7 @@ change nothing, since only a finished cycle commits — and counted as overrun.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import math
@@ -143,7 +144,12 @@ class Scheduler:
         fn: Callable[..., Coroutine[Any, Any, None]], *args: Any
     ) -> Callable[[], Coroutine[Any, Any, None]]:
         async def run() -> None:
-            await fn(*args)
+            try:
+                await fn(*args)
+            except asyncio.CancelledError:
+                # the daemon is stopping (SIGTERM) and abandons the job mid-way, as it must:
+                # no failure, so not APScheduler's "raised an exception" with a traceback
+                log.debug("job %s abandoned: the daemon is stopping", fn.__name__)
 
         return run
 

@@ -212,6 +212,38 @@ def test_sigterm_stops_the_daemon_within_seconds_with_exit_0(daemon: DaemonProce
     assert time.monotonic() - t0 < 10
 
 
+def test_sigterm_mid_lookup_abandons_the_cycles_without_a_traceback(tmp_path: Path) -> None:
+    # a resolver that never answers: every probe and cycle is waiting on its lookups when the
+    # signal comes, and each abandoned job must end quietly (APScheduler logs a job that
+    # raised CancelledError with a traceback)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        port = silent.getsockname()[1]
+        web_port = free_tcp_port()
+        cfg = tmp_path / "rblwatch.yaml"
+        text = config_text(dns_port=port, web_port=web_port, store=tmp_path / "s.db")
+        cfg.write_text(text.replace("timeout: 300ms", "timeout: 5s"))
+        d = DaemonProcess(cfg)
+        try:
+            d.start(web_port)
+            wait_until("a lookup sent", lambda: _pending(silent))
+            time.sleep(0.5)  # the probes' and cycles' jobs are all waiting now
+            assert d.stop(timeout=15) == 0
+        finally:
+            d.close()
+    assert "Traceback" not in d.log(), d.log()
+    assert "raised an exception" not in d.log()
+
+
+def _pending(sock: socket.socket) -> bool:
+    """Whether a datagram is waiting on `sock` (read without blocking; left unanswered)."""
+    sock.setblocking(False)
+    try:
+        return bool(sock.recv(4096, socket.MSG_PEEK))
+    except BlockingIOError:
+        return False
+
+
 def test_a_listen_address_in_use_is_one_line_and_exit_2_not_a_traceback(
     daemon: DaemonProcess,
 ) -> None:
