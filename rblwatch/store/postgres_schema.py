@@ -144,10 +144,36 @@ _V3_SEVERAL_INSTANCES = (
     "ALTER TABLE outbox ADD COLUMN held_until double precision",
 )
 
+# Working a listing (`store.acks`), as SQLite's migration 7: acks per listed pair, notes per
+# target, and each event's ack as it was when the event was written (JSON text).
+_V7_ACKS_AND_NOTES = (
+    """CREATE TABLE acks (
+        list text NOT NULL,
+        target text NOT NULL,
+        by_user text NOT NULL,
+        at double precision NOT NULL,
+        note text NOT NULL DEFAULT '',
+        until double precision,
+        delisting_requested_at double precision,
+        delisting_note text NOT NULL DEFAULT '',
+        PRIMARY KEY (list, target)
+    )""",
+    """CREATE TABLE notes (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        target text NOT NULL,
+        by_user text NOT NULL,
+        at double precision NOT NULL,
+        text text NOT NULL
+    )""",
+    "CREATE INDEX notes_target ON notes (target, at)",
+    "ALTER TABLE events ADD COLUMN ack text",
+)
+
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     _V1_TABLES,
     _V2_EVENT_IDS_FROM_CREATION,
     _V3_SEVERAL_INSTANCES,
+    _V7_ACKS_AND_NOTES,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

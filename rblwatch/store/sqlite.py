@@ -60,18 +60,21 @@ from typing import Any
 from rblwatch.cluster import SHARDS, Fence, Instance, View, solo_view
 from rblwatch.model import (
     UNCHAINED_KINDS,
+    Ack,
     CycleCommit,
     Delivery,
     Event,
     EventKind,
     Health,
     ListStatus,
+    Note,
     PairState,
     PairStatus,
     PairSummary,
     ReceiversFor,
 )
 from rblwatch.store import Fenced, Store, StoreError, transfer
+from rblwatch.store import acks as working
 from rblwatch.store.rows import (
     DELIVERY_COLUMNS,
     EVENT_COLUMNS,
@@ -281,7 +284,8 @@ class SqliteStore(Store):
             conn.executemany(
                 "INSERT OR IGNORE INTO seen (list, target) VALUES (?, ?)", _keyed(name, commit.seen)
             )
-            events = _insert_events(conn, commit.events, receivers_for)
+            carried = working.attach(_Db(conn), commit.events)
+            events = _insert_events(conn, carried, receivers_for)
             if commit.status is not None:
                 conn.execute(UPSERT_CYCLE_STATUS, cycle_row(commit.status))
             if commit.budget_day is not None and commit.budget_queries:
@@ -357,6 +361,34 @@ class SqliteStore(Store):
                 "SELECT count(*) FROM pairs WHERE status = ?", (PairStatus.LISTED.value,)
             ).fetchone()
         return int(row[0])
+
+    # -- working a listing (`store.acks`) ---------------------------------------------------
+
+    def set_ack(self, ack: Ack) -> Event:
+        with self._write() as conn:
+            return working.set_ack(_Db(conn), ack)
+
+    def clear_ack(self, target: str, list_name: str, by: str, at: float) -> Event | None:
+        with self._write() as conn:
+            return working.clear_ack(_Db(conn), target, list_name, by, at)
+
+    def request_delisting(
+        self, target: str, list_name: str, by: str, note: str, at: float
+    ) -> Event:
+        with self._write() as conn:
+            return working.request_delisting(_Db(conn), target, list_name, by, note, at)
+
+    def acks(self, list_name: str | None = None, target: str | None = None) -> list[Ack]:
+        with self._read() as conn:
+            return working.read_acks(_Db(conn), list_name, target)
+
+    def add_note(self, note: Note) -> Note:
+        with self._write() as conn:
+            return working.add_note(_Db(conn), note)
+
+    def notes(self, target: str) -> list[Note]:
+        with self._read() as conn:
+            return working.read_notes(_Db(conn), target)
 
     # -- budgets ------------------------------------------------------------------------------
 
@@ -553,6 +585,24 @@ def _insert_events(
         deliveries,
     )
     return written
+
+
+class _Db:
+    """`store.acks.Db` on the connection, inside the caller's transaction."""
+
+    for_update = ""  # BEGIN IMMEDIATE holds the whole file already
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in self.conn.execute(sql, params)]
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self.conn.execute(sql, params)
+
+    def insert_events(self, events: list[Event]) -> list[Event]:
+        return _insert_events(self.conn, events, None)
 
 
 def _keyed(list_name: str, targets: Iterable[str]) -> Iterator[tuple[str, str]]:
