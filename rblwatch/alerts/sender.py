@@ -377,11 +377,11 @@ class Sender:
     def _resends(self, store: Store, now: float) -> tuple[int, list[Request]]:
         """How many alerts fire now and the requests that re-post them (runs in a thread:
         thousands of listings make a body worth keeping off the event loop)."""
-        firing = self._firing(store)
+        firing = self._firing(store, now)
         requests = self.format.resend_requests(firing, now=now, ttl=self.ttl)
         return len(firing.pairs) + len(firing.lists), requests
 
-    def _firing(self, store: Store) -> Firing:
+    def _firing(self, store: Store, now: float) -> Firing:
         """What fires now for this receiver, from the store (runs in a thread)."""
         cfg = self.rt.config
         every: list[Subject] = [*cfg.subjects, *cfg.hygiene]
@@ -402,7 +402,8 @@ class Sender:
                 continue
             if wants.list(lst):
                 unhealthy.append(s)
-        return Firing(pairs=pairs, lists=unhealthy)
+        acks = {(a.target, a.list): a for a in store.acks() if a.active(now)}
+        return Firing(pairs=pairs, lists=unhealthy, acks=acks)
 
 
 class _Wants:
