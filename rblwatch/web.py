@@ -63,7 +63,8 @@ def read_status(store: Store, config: Config, targets: int | None = None) -> Sta
         targets = sum(target_counts(config).values())
     pairs, statuses, instances = store.pairs(), store.list_statuses(), store.instances()
     checks = [h.name for h in config.hygiene]
-    return status_view(pairs, statuses, config.subjects, targets, instances, checks)
+    acks = store.acks()
+    return status_view(pairs, statuses, config.subjects, targets, instances, checks, acks)
 
 
 def recent_events(store: Store, n: int) -> list[Event]:

@@ -163,7 +163,7 @@ def test_status_json_is_the_status_api_object(run: Run, cfg_path: Path) -> None:
     listings = doc["listings"]
     assert isinstance(listings, list)
     assert {tuple(sorted(x)) for x in listings} == {
-        ("codes", "group", "list", "meanings", "since", "target", "txt")
+        ("ack", "codes", "group", "list", "meanings", "since", "target", "txt")
     }
     assert doc["lists"] == [
         {"name": "bl", "health": "healthy", "last_cycle_end": rfc3339(NOW - 59)},

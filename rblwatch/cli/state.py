@@ -42,12 +42,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     store = open_existing_store(cfg)
     try:
         pairs, statuses, instances = store.pairs(), store.list_statuses(), store.instances()
+        acks = store.acks()
     finally:
         store.close()
     # no daemon: count the config's targets (a hostname as one) instead of the resolved ones
     counted = sum(plan.target_counts(cfg).values())
     checks = [h.name for h in cfg.hygiene]
-    view = status_view(pairs, statuses, cfg.subjects, counted, instances, checks)
+    view = status_view(pairs, statuses, cfg.subjects, counted, instances, checks, acks)
     now = time.time()
     _print(args.format, lambda: status_json(view), lambda: status_table(view, now))
     return EXIT_CLEAN

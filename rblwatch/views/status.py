@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from rblwatch.cluster import Instance
 from rblwatch.model import (
+    Ack,
     DnsList,
     Event,
     ListStatus,
@@ -69,6 +70,8 @@ class StatusView:
     budgets: Mapping[str, Budget] = field(default_factory=dict)
     unresolved: list[tuple[str, str, str]] = field(default_factory=list)
     counts: PairCounts | None = None
+    # the stored acks by (target, list), expired ones too (`rblwatch.store.acks`)
+    acks: Mapping[tuple[str, str], Ack] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +108,7 @@ def status_view(
     targets: int,
     instances: Iterable[Instance] = (),
     checks: Sequence[str] = (),
+    acks: Iterable[Ack] = (),
 ) -> StatusView:
     """The view of a store's pairs, list rows and instances for the configured `lists`.
 
@@ -125,13 +129,14 @@ def status_view(
     rows = {row.name: row for row in statuses}
     shown = [rows.get(name) or ListStatus(name=name) for name in names]
     check_rows = [rows.get(name) or ListStatus(name=name) for name in checks]
-    return StatusView(listings, shown, targets, list(instances), check_rows, failing)
+    by_pair = {(a.target, a.list): a for a in acks}
+    return StatusView(listings, shown, targets, list(instances), check_rows, failing, acks=by_pair)
 
 
 def status_json(view: StatusView) -> dict[str, object]:
     """The object `GET /api/v1/status` and `rblwatch status --format json` print."""
     return {
-        "listings": [_listing_json(p) for p in view.listings],
+        "listings": [_listing_json(p, view.acks.get((p.target, p.list))) for p in view.listings],
         "lists": [
             {
                 "name": row.name,
@@ -193,7 +198,7 @@ def age(seconds: float) -> str:
     return f"{s // 86400}d {s % 86400 // 3600}h"
 
 
-def _listing_json(p: PairState) -> dict[str, object]:
+def _listing_json(p: PairState, ack: Ack | None = None) -> dict[str, object]:
     return {
         "target": p.target,
         "list": p.list,
@@ -202,7 +207,27 @@ def _listing_json(p: PairState) -> dict[str, object]:
         "codes": list(p.codes),
         "meanings": list(p.meanings),
         "txt": p.txt,
+        "ack": ack_json(ack),
     }
+
+
+def ack_json(ack: Ack | None, now: float | None = None) -> dict[str, object] | None:
+    """An ack (None: null); with `now`, whether it is still `active` then."""
+    if ack is None:
+        return None
+    out: dict[str, object] = {
+        "target": ack.target,
+        "list": ack.list,
+        "by": ack.by,
+        "at": rfc3339(ack.at),
+        "note": ack.note,
+        "until": rfc3339(ack.until),
+        "delisting_requested_at": rfc3339(ack.delisting_requested_at),
+        "delisting_note": ack.delisting_note,
+    }
+    if now is not None:
+        out["active"] = ack.active(now)
+    return out
 
 
 def events_json(events: Iterable[Event]) -> dict[str, object]:
@@ -229,6 +254,7 @@ __all__ = [
     "Budget",
     "PairCounts",
     "StatusView",
+    "ack_json",
     "age",
     "events_json",
     "failing_json",
