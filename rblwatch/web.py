@@ -27,7 +27,7 @@ from aiohttp import web
 from multidict import MultiMapping
 from prometheus_client import CollectorRegistry
 
-from rblwatch import __version__
+from rblwatch import __version__, webacks
 from rblwatch.config import Config
 from rblwatch.listener import Guard, GuardedSite, Limits, ProblemLog, guard_middleware, runner_args
 from rblwatch.metrics import CONTENT_TYPE, render
@@ -261,6 +261,7 @@ def make_app(
     app.router.add_post("/-/reload", h.reload)
     app.router.add_get("/api/v1/status", h.status)
     app.router.add_get("/api/v1/events", h.events)
+    webacks.add_routes(app, runtime)  # acks, delisting requests, notes
     return app
 
 

@@ -21,8 +21,8 @@ from rblwatch.cli.common import EXIT_CLEAN, UsageError, load
 from rblwatch.cli.state import open_existing_store
 from rblwatch.model import Ack, Event, Note
 from rblwatch.store import Store
-from rblwatch.views.acks import notes_json
-from rblwatch.views.status import parse_rfc3339, rfc3339, unknown_list
+from rblwatch.views.acks import expiry, notes_json
+from rblwatch.views.status import rfc3339, unknown_list
 from rblwatch.views.tables import table
 
 T = TypeVar("T")
@@ -128,15 +128,8 @@ def _by(args: argparse.Namespace) -> str:
 
 
 def _until(text: str, now: float) -> float:
-    """`--until`: a duration from now (7d, 12h) or an RFC 3339 time, in the future."""
+    """`--until`: see `views.acks.expiry`."""
     try:
-        return now + config.parse_duration(text)
-    except (ValueError, config.ConfigError):
-        pass
-    try:
-        at = parse_rfc3339(text)
-    except ValueError:
-        raise UsageError(f"--until {text}: use a duration (7d, 12h) or an RFC 3339 time") from None
-    if at <= now:
-        raise UsageError(f"--until {text}: that is in the past (give a time to come)")
-    return at
+        return expiry(text, now, config.parse_duration)
+    except ValueError as exc:
+        raise UsageError(f"--until {text}: {exc}") from None

@@ -7,10 +7,10 @@ puts beside an acknowledged listing. Times are whole-second RFC 3339, as the res
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from rblwatch.model import Ack, Note
-from rblwatch.views.status import ack_json, rfc3339
+from rblwatch.views.status import ack_json, parse_rfc3339, rfc3339
 
 
 def acks_json(acks: Iterable[Ack], now: float) -> dict[str, object]:
@@ -33,6 +33,23 @@ def notes_json(notes: Iterable[Note]) -> dict[str, object]:
     return {"notes": [note_json(n) for n in notes]}
 
 
+def expiry(text: str, now: float, duration: Callable[[str], float]) -> float:
+    """An ack's `until` as the CLI's `--until` and the API's `until` take it: a duration from
+    `now` (7d, 12h, read by `duration`, the config's parser) or an RFC 3339 time to come;
+    ValueError, saying which, otherwise."""
+    try:
+        return now + duration(text)
+    except ValueError:
+        pass
+    try:
+        at = parse_rfc3339(text)
+    except ValueError:
+        raise ValueError("use a duration (7d, 12h) or an RFC 3339 time") from None
+    if at <= now:
+        raise ValueError("that is in the past (give a time to come)")
+    return at
+
+
 def ack_mark(ack: Ack, now: float) -> str:
     """The status table's word on an acknowledged listing: "ack alice until …: note" and
     "delisting requested …" (an expired ack says so rather than vanishing)."""
@@ -50,4 +67,4 @@ def ack_mark(ack: Ack, now: float) -> str:
     return "; ".join(parts)
 
 
-__all__ = ["ack_json", "ack_mark", "acks_json", "note_json", "notes_json"]
+__all__ = ["ack_json", "ack_mark", "acks_json", "expiry", "note_json", "notes_json"]
