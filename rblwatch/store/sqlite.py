@@ -28,6 +28,12 @@ previous_codes, since, detail, hostname)``
     A new row is due at once: `next_attempt` and `created` are the event's `at`. Deleting an
     event deletes its deliveries (ON DELETE CASCADE).
 
+``acks(list, target, by_user, at, note, until, delisting_requested_at, delisting_note)``
+    An operator's acknowledgement per listed pair (`store.acks`); gone when the listing ends.
+``notes(id, target, by_user, at, text)``
+    Free-text notes on targets, indexed by (target, at). Events have an ``ack`` column too:
+    the pair's ack (JSON) when the event was written.
+
 Codes and meanings are JSON arrays in TEXT columns; times are unix seconds (REAL).
 
 Decisions:
