@@ -354,3 +354,15 @@ def test_acks_and_notes_move_with_a_store_migrate_to_postgresql_and_back(
             assert acked.ack == ack(until=T0 + 99)
             later = store.add_note(Note(IP, "bob", T0 + 1, "second"))
             assert later.id is not None and note.id is not None and later.id > note.id
+
+
+def test_a_pair_whose_row_a_commit_deletes_loses_its_ack_and_others_keep_theirs(
+    store: Store,
+) -> None:
+    list_it(store)
+    list_it(store, "192.0.2.2")
+    store.set_ack(ack())
+    store.set_ack(ack("192.0.2.2"))
+    store.commit(CycleCommit("zen", deletes=[IP]))  # its target is no longer configured
+    assert [a.target for a in store.acks()] == ["192.0.2.2"]
+    assert list_it(store, at=T0 + 500).ack is None

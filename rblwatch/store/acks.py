@@ -14,9 +14,10 @@ Rules:
   refused) or waits for the ack and then deletes it.
 - A re-acknowledgement replaces the ack's who, when, note and expiry but keeps a delisting
   request already made; a delisting request acknowledges a pair that has no active ack.
-- A cycle's events carry the pair's ack if it is active at the event's time (`attach`), and
+- A cycle's events carry the pair's ack if it is active at the event's time (`carried`), and
   the event that ends a listing (`delisted`, `check_passed`) deletes it: a pair listed again
-  later starts without one.
+  later starts without one (`end`). A pair's row deleted by a commit (a delisting, or a
+  target no longer configured) takes its ack with it.
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ UPSERT_ACK = f"""
 
 # the events that end a listing: the pair's ack goes with it
 _ENDINGS = frozenset({EventKind.DELISTED, EventKind.CHECK_PASSED})
+# the events that start one: the pair was not listed, so it has no ack (an ack is only ever
+# set on a listed pair, and goes when the listing ends or the pair's row is deleted), and a
+# cycle of new listings reads nothing more for them
+_STARTS = frozenset({EventKind.LISTED, EventKind.CHECK_FAILED})
 
 
 class Db(Protocol):
@@ -192,36 +197,48 @@ def add_note(db: Db, note: Note) -> Note:
     return replace(note, id=int(row[0]))
 
 
-def attach(db: Db, events: Sequence[Event]) -> list[Event]:
-    """A commit's events, each carrying its pair's ack if one is active at its time; the ack
-    of a pair whose listing one of them ends is deleted. Read after the commit's pair rows
-    are written (see the module docstring)."""
-    pairs = [e for e in events if e.target is not None]
+def carried(db: Db, events: Sequence[Event]) -> tuple[list[Event], list[tuple[str, str]]]:
+    """A commit's events, each carrying its pair's ack if one is active at its time, and the
+    (list, target) of the acks whose listing one of them ends (for `end`).
+
+    Read before the commit writes its pairs: a pair whose row the commit deletes loses its
+    ack with the row (a foreign key's cascade, or the store's own delete), and its event must
+    still carry it. The acks read are locked where the dialect locks rows."""
+    pairs = [e for e in events if e.target is not None and e.kind not in _STARTS]
     if not pairs:
-        return list(events)
+        return list(events), []
     lists = sorted({e.list for e in pairs})
     marks = ", ".join("?" * len(lists))
-    rows = db.rows(f"SELECT {ACK_COLUMNS} FROM acks WHERE list IN ({marks})", lists)
+    sql = f"SELECT {ACK_COLUMNS} FROM acks WHERE list IN ({marks})" + db.for_update
+    rows = db.rows(sql, lists)
     if not rows:
-        return list(events)
+        return list(events), []
     acks = {(a.list, a.target): a for a in map(ack_of, rows)}
-    out = []
+    out, ended = [], []
     for event in events:
         ack = acks.get((event.list, event.target or ""))
         if ack is not None and event.kind in _ENDINGS:
-            db.run("DELETE FROM acks WHERE list = ? AND target = ?", (ack.list, ack.target))
+            ended.append((ack.list, ack.target))
         carries = ack is not None and ack.active(event.at) and event.ack is None
         out.append(replace(event, ack=ack) if carries else event)
-    return out
+    return out, ended
+
+
+def end(db: Db, ended: Sequence[tuple[str, str]]) -> None:
+    """Delete the acks of listings a commit ends, after it has written its pairs (so that an
+    ack set meanwhile was either read by `carried` or refused for a pair no longer listed)."""
+    for list_name, target in ended:
+        db.run("DELETE FROM acks WHERE list = ? AND target = ?", (list_name, target))
 
 
 __all__ = [
     "ACK_COLUMNS",
     "Db",
     "add_note",
-    "attach",
+    "carried",
     "clear_ack",
     "detail",
+    "end",
     "read_acks",
     "read_notes",
     "request_delisting",

@@ -275,13 +275,14 @@ class PostgresStore(Store):
             raise ValueError(f"commit of {name!r} carries the status of {commit.status.name!r}")
         with self._conn() as conn, conn.cursor() as cur:
             shards = self._check_fence(cur, name, fence) if fence is not None else None
-            if commit.deletes:
+            carried, ended = working.carried(_Db(cur), commit.events)
+            if commit.deletes:  # their acks go with them (ON DELETE CASCADE)
                 cur.execute(DELETE_PAIRS, (name, list(commit.deletes)))
             if commit.upserts:
                 cur.executemany(UPSERT_PAIR, [pair_row(p) for p in commit.upserts])
             if commit.seen:
                 cur.execute(ADD_SEEN, (name, list(commit.seen)))
-            carried = working.attach(_Db(cur), commit.events)
+            working.end(_Db(cur), ended)
             events = _insert_events(cur, carried, receivers_for)
             if commit.status is not None:
                 cur.execute(UPSERT_CYCLE_STATUS, cycle_row(commit.status))

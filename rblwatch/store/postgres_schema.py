@@ -145,7 +145,9 @@ _V3_SEVERAL_INSTANCES = (
 )
 
 # Working a listing (`store.acks`), as SQLite's migration 7: acks per listed pair, notes per
-# target, and each event's ack as it was when the event was written (JSON text).
+# target, and each event's ack as it was when the event was written (JSON text). An ack goes
+# with its pair's row by a foreign key (no statement of the commit's, whatever it deletes);
+# SQLite's store, whose pair writes are INSERT OR REPLACE, deletes it itself.
 _V7_ACKS_AND_NOTES = (
     """CREATE TABLE acks (
         list text NOT NULL,
@@ -156,7 +158,8 @@ _V7_ACKS_AND_NOTES = (
         until double precision,
         delisting_requested_at double precision,
         delisting_note text NOT NULL DEFAULT '',
-        PRIMARY KEY (list, target)
+        PRIMARY KEY (list, target),
+        FOREIGN KEY (list, target) REFERENCES pairs (list, target) ON DELETE CASCADE
     )""",
     """CREATE TABLE notes (
         id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

@@ -280,8 +280,14 @@ class SqliteStore(Store):
         if commit.status is not None and commit.status.name != name:
             raise ValueError(f"commit of {name!r} carries the status of {commit.status.name!r}")
         with self._write(chain=True) as conn:
+            carried, ended = working.carried(_Db(conn), commit.events)
             conn.executemany(
                 "DELETE FROM pairs WHERE list = ? AND target = ?", _keyed(name, commit.deletes)
+            )
+            # a pair's ack goes with its row (no foreign key: INSERT OR REPLACE below would
+            # cascade it away on every update of the pair)
+            conn.executemany(
+                "DELETE FROM acks WHERE list = ? AND target = ?", _keyed(name, commit.deletes)
             )
             conn.executemany(
                 f"INSERT OR REPLACE INTO pairs ({PAIR_COLUMNS}) VALUES ({_marks(14)})",
@@ -290,7 +296,7 @@ class SqliteStore(Store):
             conn.executemany(
                 "INSERT OR IGNORE INTO seen (list, target) VALUES (?, ?)", _keyed(name, commit.seen)
             )
-            carried = working.attach(_Db(conn), commit.events)
+            working.end(_Db(conn), ended)
             events = _insert_events(conn, carried, receivers_for)
             if commit.status is not None:
                 conn.execute(UPSERT_CYCLE_STATUS, cycle_row(commit.status))
