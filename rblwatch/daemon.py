@@ -126,8 +126,8 @@ class Daemon:
                 asyncio.create_task(self._tick()),
                 asyncio.create_task(self.peers.run()),
                 asyncio.create_task(BounceWatcher(rt, engine).run()),
-                # acknowledgements are not stored yet: nothing silences a reminder
-                asyncio.create_task(Reminders(rt, acked=lambda target, lst: False).run()),
+                # an acknowledged listing is not reminded of (the store's active acks)
+                asyncio.create_task(Reminders(rt).run()),
             ]
             await self.stop_event.wait()
             for task in background:

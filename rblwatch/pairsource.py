@@ -149,11 +149,18 @@ def read_console(
     pairs, statuses, instances = store.pairs(), store.list_statuses(), store.instances()
     lists = read.source.lists(config, read.found, pairs, store.pair_errors(), statuses)
     checks = [h.name for h in config.hygiene]
-    view = status_view(pairs, statuses, config.subjects, targets, instances, checks)
+    stored = store.acks()
+    acks = read.acks or {(a.target, a.list): a for a in stored}
+    view = status_view(pairs, statuses, config.subjects, targets, instances, checks, stored)
     budgets = budgets_of(config.subjects, store.budget_used)
     view = with_signals(view, store.resolver_state(), budgets, unresolved)
-    view = dataclasses.replace(view, counts=pair_counts(lists, read.now, read.acks))
-    return view, pairs_page(lists, query or PairsQuery(), read.now, read.acks)
+    view = dataclasses.replace(view, counts=pair_counts(lists, read.now, acks))
+    return view, pairs_page(lists, query or PairsQuery(), read.now, acks)
 
 
-__all__ = ["PairsRead", "PairsSource", "configured_targets", "read_console"]
+def acks_by_pair(store: Store) -> Acks:
+    """The stored acks by (target, list), for the pairs view."""
+    return {(a.target, a.list): a for a in store.acks()}
+
+
+__all__ = ["PairsRead", "PairsSource", "acks_by_pair", "configured_targets", "read_console"]

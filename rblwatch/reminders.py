@@ -108,12 +108,13 @@ def _reminder(pair: PairState, now: float, names: Sequence[str]) -> Event:
 
 
 class Reminders:
-    """The sweep, run by the daemon; `acked` says whether a pair's listing is acknowledged."""
+    """The sweep, run by the daemon. `acked` says whether a pair's listing is acknowledged;
+    None: by the store's active acks, read at each sweep."""
 
     def __init__(
         self,
         runtime: Runtime,
-        acked: Acked,
+        acked: Acked | None = None,
         *,
         clock: Callable[[], float] = time.time,
         interval: float = SWEEP_INTERVAL,
@@ -150,7 +151,14 @@ class Reminders:
         lists = {x.name: x for x in self.rt.config.lists}
         now = self.clock()
         pairs = await self.rt.db.pairs()
-        due = due_reminders(pairs, lists, receivers, self._last, now, self.acked)
+        acked = self.acked
+        if acked is None:
+            active = {(a.target, a.list) for a in await self.rt.db.acks() if a.active(now)}
+
+            def acked(target: str, list_name: str) -> bool:
+                return (target, list_name) in active
+
+        due = due_reminders(pairs, lists, receivers, self._last, now, acked)
         written: list[Event] = []
         for name in dict.fromkeys(e.list for e in due):
             written += await self._write(name, [e for e in due if e.list == name])

@@ -27,13 +27,13 @@ from aiohttp import web
 from multidict import MultiMapping
 from prometheus_client import CollectorRegistry
 
-from rblwatch import webauth
+from rblwatch import webacks, webauth
 from rblwatch.config import Config
 from rblwatch.console import add_routes as add_console
 from rblwatch.listener import Guard, GuardedSite, Limits, ProblemLog, guard_middleware, runner_args
 from rblwatch.metrics import CONTENT_TYPE, render
 from rblwatch.model import Event
-from rblwatch.pairsource import PairsRead, PairsSource, read_console
+from rblwatch.pairsource import PairsRead, PairsSource, acks_by_pair, read_console
 from rblwatch.plan import target_counts
 from rblwatch.runtime import Runtime
 from rblwatch.store import Store, StoreError
@@ -83,7 +83,7 @@ def read_status(
         targets = sum(target_counts(config).values())
     pairs, statuses, instances = store.pairs(), store.list_statuses(), store.instances()
     checks = [h.name for h in config.hygiene]
-    view = status_view(pairs, statuses, config.subjects, targets, instances, checks)
+    view = status_view(pairs, statuses, config.subjects, targets, instances, checks, store.acks())
     budgets = budgets_of(config.subjects, store.budget_used)
     return with_signals(view, store.resolver_state(), budgets, unresolved)
 
@@ -274,8 +274,9 @@ class _Handlers:
             lists = read.source.lists(
                 config, read.found, store.pairs(), store.pair_errors(), statuses
             )
-            page = pairs_page(lists, query, read.now, read.acks)
-            return json.dumps(pairs_json(page, pair_counts(lists, read.now, read.acks))) + "\n"
+            acks = read.acks or acks_by_pair(store)
+            page = pairs_page(lists, query, read.now, acks)
+            return json.dumps(pairs_json(page, pair_counts(lists, read.now, acks))) + "\n"
 
         return web.Response(text=await self.runtime.db.read(build), content_type="application/json")
 
@@ -320,6 +321,7 @@ def make_app(
     app.router.add_get("/api/v1/status", h.status)
     app.router.add_get("/api/v1/events", h.events)
     app.router.add_get("/api/v1/pairs", h.pairs)
+    webacks.add_routes(app, runtime, who=webauth.writer)  # acks, delisting requests, notes
     return app
 
 

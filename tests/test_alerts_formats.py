@@ -171,6 +171,7 @@ def test_a_listing_carries_target_group_labels_codes_with_meanings_txt_and_delis
         "since": formats.rfc3339(T0),
         "initial": False,
         "previous": {"state": "clean", "codes": []},
+        "ack": None,
     }
 
 
@@ -360,7 +361,7 @@ GOLDEN = {
         '"state":"listed",'
         '"codes":[{"code":"127.0.0.2","meaning":"spam source"}],"txt":"spam from 192.0.2.1",'
         '"since":"2026-09-21T14:13:20.000Z","initial":false,'
-        '"previous":{"state":"clean","codes":[]}}}',
+        '"previous":{"state":"clean","codes":[]},"ack":null}}',
     ),
     "slack": (
         "",

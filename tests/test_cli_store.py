@@ -180,7 +180,7 @@ def test_status_json_is_the_status_api_object(run: Run, cfg_path: Path) -> None:
     listings = doc["listings"]
     assert isinstance(listings, list)
     assert {tuple(sorted(x)) for x in listings} == {
-        ("codes", "group", "list", "meanings", "since", "stale", "target", "txt")
+        ("ack", "codes", "group", "list", "meanings", "since", "stale", "target", "txt")
     }
     # the dead list's listings are not re-checked: stale
     assert {x["list"]: x["stale"] for x in listings} == {"bl": False, "dbl": True}

@@ -17,7 +17,7 @@ import pytest
 from standardwebhooks import Webhook
 
 from rblwatch.alerts import formats
-from rblwatch.model import CycleCommit, Event, EventKind, PairState, PairStatus
+from rblwatch.model import Ack, CycleCommit, Event, EventKind, PairState, PairStatus
 from rblwatch.peers import new_instance
 from rblwatch.reminders import Reminders, detail_of, due_reminders, last_of, receivers_in
 from rblwatch.runtime import Runtime
@@ -217,3 +217,24 @@ def test_every_format_shows_a_reminder_as_the_listing_it_reminds_of_marked_as_su
     slack = json.loads(formats.slack_body(event, ctx))
     assert slack["text"] == ":alarm_clock: Reminder: 192.0.2.1 is still listed on bl"
     assert "Request removal from bl" in json.dumps(slack)
+
+
+def test_the_daemons_sweep_reads_the_stored_acks_and_an_expired_one_no_longer_silences(
+    store: Store,
+) -> None:
+    cfg = config(hook("ops", "http://127.0.0.1:9/", repeat_interval=4 * HOUR))
+    rt = Runtime(cfg, store)
+    start = time.time()
+    listings(store, pair("192.0.2.1", since=start - 5 * HOUR), pair("192.0.2.2"))
+    listings(store, pair("192.0.2.3", since=start - 5 * HOUR))
+    store.set_ack(Ack("192.0.2.2", "bl", by="alice", at=start, note="on it"))
+    store.set_ack(Ack("192.0.2.3", "bl", by="bob", at=start, until=start + HOUR))
+    # no `acked`: the store's active acks, read at each sweep; .2 and .3 are acknowledged,
+    # .3 only for an hour
+    assert asyncio.run(swept(Reminders(rt, clock=lambda: start))) == ["192.0.2.1"]
+    # two hours on: .1 was reminded (not due for two more), .2 still acked, .3's ack ran out
+    assert asyncio.run(swept(Reminders(rt, clock=lambda: start + 2 * HOUR))) == ["192.0.2.3"]
+
+
+async def swept(sweeper: Reminders) -> list[str | None]:
+    return sorted(e.target for e in await sweeper.sweep())

@@ -192,6 +192,8 @@ def test_a_sqlite_store_moves_to_postgresql_with_its_event_ids_and_outbox(
         "list_status": 2,
         "budget": 2,
         "outbox": 12,  # 13 written, one done
+        "acks": 0,  # (copied: tests/test_acks_store.py)
+        "notes": 0,
     }
     before, after = contents(sqlite_url), contents(pg_url)
     assert after == before
@@ -410,7 +412,7 @@ def run_command(*args: str) -> subprocess.CompletedProcess[str]:
 
 SUMMARY = re.compile(
     r"rblwatch: copied pairs 6, seen 8, pair_errors 1, events 7, list_status 2, budget 2,"
-    r" outbox 12 rows"
+    r" outbox 12, acks 0, notes 0 rows"
     r" from sqlite:///\S+ to postgresql://rblwatch_test:\*\*\*@127\.0\.0\.1:\d+/\w+"
     r" in \d+\.\d\d s"
 )

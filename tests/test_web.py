@@ -217,6 +217,7 @@ def test_status_lists_listings_lists_and_targets_with_rfc3339_times(runtime: Run
                 "meanings": ["spam source"],
                 "txt": "see https://corp.example.net/x",
                 "stale": False,
+                "ack": None,
             }
         ],
         "lists": [

@@ -412,12 +412,12 @@ class Sender:
     def _resends(self, store: Store, now: float) -> tuple[int, list[Request]]:
         """How many alerts fire now and the requests that re-post them (runs in a thread:
         thousands of listings make a body worth keeping off the event loop)."""
-        firing = self._firing(store)
+        firing = self._firing(store, now)
         requests = self.format.resend_requests(firing, now=now, ttl=self.ttl)
         firing_count = len(firing.pairs) + len(firing.lists) + (firing.resolver is not None)
         return firing_count, requests
 
-    def _firing(self, store: Store) -> Firing:
+    def _firing(self, store: Store, now: float) -> Firing:
         """What fires now for this receiver, from the store (runs in a thread)."""
         cfg = self.rt.config
         every: list[Subject] = [*cfg.subjects, *cfg.hygiene]
@@ -438,10 +438,11 @@ class Sender:
                 continue
             if wants.list(lst):
                 unhealthy.append(s)
+        acks = {(a.target, a.list): a for a in store.acks() if a.active(now)}
         resolver = store.resolver_state()
         if resolver.reachable or EventKind.RESOLVER_UNREACHABLE not in self.receiver.events:
-            return Firing(pairs=pairs, lists=unhealthy)
-        return Firing(pairs=pairs, lists=unhealthy, resolver=resolver)
+            return Firing(pairs=pairs, lists=unhealthy, acks=acks)
+        return Firing(pairs=pairs, lists=unhealthy, acks=acks, resolver=resolver)
 
 
 class _Wants:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from rblwatch import __version__, config, targets
+from rblwatch.cli.acks_args import ACK_COMMANDS, add_ack_parsers
 from rblwatch.cli.common import (
     EXIT_CLEAN,
     EXIT_ERRORS,
@@ -39,6 +40,7 @@ _COMMANDS = {
     "store": ("store", "cmd_store"),
     "hygiene": ("hygiene", "cmd_hygiene"),
     "explain-bounce": ("bounce", "cmd_explain_bounce"),
+    **{name: ("acks", function) for name, function in ACK_COMMANDS.items()},
 }
 # Commands that own nothing once they have printed: no store, no sockets, no threads.
 _NOTHING_TO_CLOSE = frozenset(
@@ -132,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     from rblwatch.cli.bounce_args import add_bounce_parser  # argparse only: nothing loads
 
     with_config(add_bounce_parser(sub))
+
+    add_ack_parsers(sub, with_config)  # argparse only: nothing loads
 
     from rblwatch.cli.store import MIGRATE_DESCRIPTION, MIGRATE_HELP  # text only: nothing loads
 

@@ -29,11 +29,13 @@ from typing import TYPE_CHECKING
 
 from rblwatch.cluster import SHARDS, Fence, Instance, View
 from rblwatch.model import (
+    Ack,
     CycleCommit,
     Delivery,
     Event,
     Health,
     ListStatus,
+    Note,
     PairError,
     PairState,
     PairSummary,
@@ -82,7 +84,11 @@ class Store(abc.ABC):
         With a `fence`, nothing is written unless the fence's leases are all still held by its
         owner under the same epochs (then the shards' last cycle is set to now): `Fenced`
         otherwise. An event whose `after` key (the pair's previous event) already has a
-        successor is a transition stored already: `Fenced` too, and nothing written."""
+        successor is a transition stored already: `Fenced` too, and nothing written.
+
+        An event of a pair with an ack active at the event's time carries it (`Event.ack`,
+        stored with the event), and an event that ends a listing (`delisted`,
+        `check_passed`) deletes the pair's ack: a later listing starts without one."""
 
     @abc.abstractmethod
     def chain_heads(self, list_name: str, targets: Collection[str]) -> dict[str, int]:
@@ -155,6 +161,37 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def listed_count(self) -> int:
         """How many pairs are listed now (cheap: for /metrics and the status page)."""
+
+    # -- working a listing (`store.acks`): the operator's actions, each with its event -------
+
+    @abc.abstractmethod
+    def set_ack(self, ack: Ack) -> Event:
+        """Acknowledge a listed pair (replacing its ack, keeping a delisting request made) and
+        write its `acknowledged` event, without outbox rows; `Refused` if it is not listed."""
+
+    @abc.abstractmethod
+    def clear_ack(self, target: str, list_name: str, by: str, at: float) -> Event | None:
+        """Remove a pair's ack and write its `unacknowledged` event; None if it had none."""
+
+    @abc.abstractmethod
+    def request_delisting(
+        self, target: str, list_name: str, by: str, note: str, at: float
+    ) -> Event:
+        """Mark a listed pair "delisting requested" (acknowledging it if no ack is active) and
+        write its `delisting_requested` event; `Refused` if it is not listed."""
+
+    @abc.abstractmethod
+    def acks(self, list_name: str | None = None, target: str | None = None) -> list[Ack]:
+        """The stored acks (of one list, one target), expired ones too, by target then list."""
+
+    @abc.abstractmethod
+    def add_note(self, note: Note) -> Note:
+        """Store a note on a target (with its `note` event); it with its id. `Refused` for a
+        target rblwatch has never looked up."""
+
+    @abc.abstractmethod
+    def notes(self, target: str) -> list[Note]:
+        """A target's notes, oldest first."""
 
     # -- budgets ----------------------------------------------------------------------------
 
@@ -276,6 +313,11 @@ class Fenced(StoreError):
         self.lost = frozenset(lost)
 
 
+class Refused(StoreError):
+    """An operator's action the store refuses as it stands (an ack of a pair that is not
+    listed, a note on a target never looked up): one line, HTTP 409 or exit 2."""
+
+
 class StoreUnavailable(StoreError):
     """A `store.url` whose scheme names no store this rblwatch has."""
 
@@ -344,6 +386,7 @@ def open_store(url: str) -> Store:
 __all__ = [
     "SCHEMES",
     "Fenced",
+    "Refused",
     "Store",
     "StoreError",
     "StoreUnavailable",

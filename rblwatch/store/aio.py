@@ -15,11 +15,13 @@ from typing import TypeVar
 
 from rblwatch.cluster import SHARDS, Fence, Instance, View
 from rblwatch.model import (
+    Ack,
     CycleCommit,
     Delivery,
     Event,
     Health,
     ListStatus,
+    Note,
     PairError,
     PairState,
     PairSummary,
@@ -125,6 +127,26 @@ class AsyncStore:
 
     async def listed_count(self) -> int:
         return await asyncio.to_thread(self.sync.listed_count)
+
+    async def set_ack(self, ack: Ack) -> Event:
+        return await asyncio.to_thread(self.sync.set_ack, ack)
+
+    async def clear_ack(self, target: str, list_name: str, by: str, at: float) -> Event | None:
+        return await asyncio.to_thread(self.sync.clear_ack, target, list_name, by, at)
+
+    async def request_delisting(
+        self, target: str, list_name: str, by: str, note: str, at: float
+    ) -> Event:
+        return await asyncio.to_thread(self.sync.request_delisting, target, list_name, by, note, at)
+
+    async def acks(self, list_name: str | None = None, target: str | None = None) -> list[Ack]:
+        return await asyncio.to_thread(self.sync.acks, list_name, target)
+
+    async def add_note(self, note: Note) -> Note:
+        return await asyncio.to_thread(self.sync.add_note, note)
+
+    async def notes(self, target: str) -> list[Note]:
+        return await asyncio.to_thread(self.sync.notes, target)
 
     async def budget_used(self, list_name: str, day: str) -> int:
         return await asyncio.to_thread(self.sync.budget_used, list_name, day)

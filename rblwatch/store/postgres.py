@@ -40,12 +40,14 @@ from psycopg.rows import dict_row
 from rblwatch.cluster import SHARDS, Fence, Instance, View
 from rblwatch.model import (
     UNCHAINED_KINDS,
+    Ack,
     CycleCommit,
     Delivery,
     Event,
     EventKind,
     Health,
     ListStatus,
+    Note,
     PairError,
     PairState,
     PairStatus,
@@ -54,6 +56,7 @@ from rblwatch.model import (
     ResolverState,
 )
 from rblwatch.store import Fenced, Store, StoreError, transfer
+from rblwatch.store import acks as working
 from rblwatch.store import postgres_cluster as cluster
 from rblwatch.store import postgres_schema as q
 from rblwatch.store.postgres_schema import (
@@ -293,7 +296,8 @@ class PostgresStore(Store):
             raise ValueError(f"commit of {name!r} carries the status of {commit.status.name!r}")
         with self._conn() as conn, conn.cursor() as cur:
             shards = self._check_fence(cur, name, fence) if fence is not None else None
-            if commit.deletes:
+            carried, ended = working.carried(_Db(cur), commit.events)
+            if commit.deletes:  # their acks go with them (ON DELETE CASCADE)
                 cur.execute(DELETE_PAIRS, (name, list(commit.deletes)))
             if commit.upserts:
                 cur.executemany(UPSERT_PAIR, [pair_row(p) for p in commit.upserts])
@@ -303,7 +307,8 @@ class PostgresStore(Store):
                 cur.execute(q.DELETE_PAIR_ERRORS, (name, list(commit.cleared)))
             if commit.errors:
                 cur.executemany(q.UPSERT_PAIR_ERROR, [pair_error_row(e) for e in commit.errors])
-            events = _insert_events(cur, list(commit.events), receivers_for)
+            working.end(_Db(cur), ended)
+            events = _insert_events(cur, carried, receivers_for)
             if commit.status is not None:
                 cur.execute(UPSERT_CYCLE_STATUS, cycle_row(commit.status))
             if commit.budget_day is not None and commit.budget_queries:
@@ -439,6 +444,34 @@ class PostgresStore(Store):
                 "SELECT count(*) FROM pairs WHERE status = %s", (PairStatus.LISTED.value,)
             ).fetchone()
         return int(row[0]) if row is not None else 0
+
+    # -- working a listing (`store.acks`) ---------------------------------------------------
+
+    def set_ack(self, ack: Ack) -> Event:
+        with self._conn() as conn, conn.cursor() as cur:
+            return working.set_ack(_Db(cur), ack)
+
+    def clear_ack(self, target: str, list_name: str, by: str, at: float) -> Event | None:
+        with self._conn() as conn, conn.cursor() as cur:
+            return working.clear_ack(_Db(cur), target, list_name, by, at)
+
+    def request_delisting(
+        self, target: str, list_name: str, by: str, note: str, at: float
+    ) -> Event:
+        with self._conn() as conn, conn.cursor() as cur:
+            return working.request_delisting(_Db(cur), target, list_name, by, note, at)
+
+    def acks(self, list_name: str | None = None, target: str | None = None) -> list[Ack]:
+        with self._conn() as conn, conn.cursor() as cur:
+            return working.read_acks(_Db(cur), list_name, target)
+
+    def add_note(self, note: Note) -> Note:
+        with self._conn() as conn, conn.cursor() as cur:
+            return working.add_note(_Db(cur), note)
+
+    def notes(self, target: str) -> list[Note]:
+        with self._conn() as conn, conn.cursor() as cur:
+            return working.read_notes(_Db(cur), target)
 
     # -- budgets ------------------------------------------------------------------------------
 
@@ -609,6 +642,25 @@ def _schema_version(conn: psycopg.Connection[Any]) -> int | None:
         return None
     version = conn.execute(f"SELECT version FROM {MARKER_TABLE}").fetchone()
     return int(version[0]) if version is not None else 0
+
+
+class _Db:
+    """`store.acks.Db` on a cursor, inside the caller's transaction."""
+
+    for_update = " FOR UPDATE"
+
+    def __init__(self, cur: psycopg.Cursor[Any]) -> None:
+        self.cur = cur
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        # `store.acks` writes SQLite's placeholders, and no other question mark
+        return [tuple(row) for row in self.cur.execute(sql.replace("?", "%s"), tuple(params))]
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self.cur.execute(sql.replace("?", "%s"), tuple(params))
+
+    def insert_events(self, events: list[Event]) -> list[Event]:
+        return _insert_events(self.cur, events, None)
 
 
 def _insert_events(

@@ -170,12 +170,41 @@ _V5_RESOLVER_AND_SKIPS = (
     "ALTER TABLE list_status ADD COLUMN last_cycle_skipped text",
 )
 
+# Working a listing (`store.acks`), as SQLite's migration 8: acks per listed pair, notes per
+# target, and each event's ack as it was when the event was written (JSON text). An ack goes
+# with its pair's row by a foreign key (no statement of the commit's, whatever it deletes);
+# SQLite's store, whose pair writes are INSERT OR REPLACE, deletes it itself.
+_V6_ACKS_AND_NOTES = (
+    """CREATE TABLE acks (
+        list text NOT NULL,
+        target text NOT NULL,
+        by_user text NOT NULL,
+        at double precision NOT NULL,
+        note text NOT NULL DEFAULT '',
+        until double precision,
+        delisting_requested_at double precision,
+        delisting_note text NOT NULL DEFAULT '',
+        PRIMARY KEY (list, target),
+        FOREIGN KEY (list, target) REFERENCES pairs (list, target) ON DELETE CASCADE
+    )""",
+    """CREATE TABLE notes (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        target text NOT NULL,
+        by_user text NOT NULL,
+        at double precision NOT NULL,
+        text text NOT NULL
+    )""",
+    "CREATE INDEX notes_target ON notes (target, at)",
+    "ALTER TABLE events ADD COLUMN ack text",
+)
+
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     _V1_TABLES,
     _V2_EVENT_IDS_FROM_CREATION,
     _V3_SEVERAL_INSTANCES,
     _V4_PAIR_ERRORS,
     _V5_RESOLVER_AND_SKIPS,
+    _V6_ACKS_AND_NOTES,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

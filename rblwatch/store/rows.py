@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 from rblwatch.model import (
+    Ack,
     Delivery,
     Event,
     EventKind,
@@ -33,7 +34,7 @@ PAIR_COLUMNS = (
 PAIR_ERROR_COLUMNS = "list, target, reason, detail, at, last_good_at"
 EVENT_COLUMNS = (
     "kind, list, target, group_name, at, codes, meanings, txt, initial, previous_codes,"
-    " since, detail, hostname, after_id"
+    " since, detail, hostname, after_id, ack"
 )
 EVENT_COLUMNS_OF_E = ", ".join("e." + c.strip() for c in EVENT_COLUMNS.split(","))
 STATUS_COLUMNS = (
@@ -163,6 +164,7 @@ def event_row(e: Event) -> tuple[Any, ...]:
         e.detail,
         e.hostname,
         e.after,
+        ack_text(e.ack),
     )
 
 
@@ -183,7 +185,25 @@ def event_of(row: Row) -> Event:
         hostname=row["hostname"],
         id=row["id"],
         after=row["after_id"],
+        ack=ack_of_text(row["ack"], row["target"], row["list"]),
     )
+
+
+# An event's `ack` column: the pair's acknowledgement when the event was written, as a JSON
+# object (NULL: none), so a delivery sent later carries what the operator knew then.
+_ACK_FIELDS = ("by", "at", "note", "until", "delisting_requested_at", "delisting_note")
+
+
+def ack_text(ack: Ack | None) -> str | None:
+    if ack is None:
+        return None
+    return json.dumps({name: getattr(ack, name) for name in _ACK_FIELDS})
+
+
+def ack_of_text(text: str | None, target: str | None, list_name: str) -> Ack | None:
+    if text is None:
+        return None
+    return Ack(target=target or "", list=list_name, **json.loads(text))
 
 
 def delivery_of(row: Row) -> Delivery:

@@ -35,6 +35,12 @@ previous_codes, since, detail, hostname)``
     A new row is due at once: `next_attempt` and `created` are the event's `at`. Deleting an
     event deletes its deliveries (ON DELETE CASCADE).
 
+``acks(list, target, by_user, at, note, until, delisting_requested_at, delisting_note)``
+    An operator's acknowledgement per listed pair (`store.acks`); gone when the listing ends.
+``notes(id, target, by_user, at, text)``
+    Free-text notes on targets, indexed by (target, at). Events have an ``ack`` column too:
+    the pair's ack (JSON) when the event was written.
+
 Codes and meanings are JSON arrays in TEXT columns; times are unix seconds (REAL).
 
 Decisions:
@@ -67,12 +73,14 @@ from typing import Any
 from rblwatch.cluster import SHARDS, Fence, Instance, View, solo_view
 from rblwatch.model import (
     UNCHAINED_KINDS,
+    Ack,
     CycleCommit,
     Delivery,
     Event,
     EventKind,
     Health,
     ListStatus,
+    Note,
     PairError,
     PairState,
     PairStatus,
@@ -81,6 +89,7 @@ from rblwatch.model import (
     ResolverState,
 )
 from rblwatch.store import Fenced, Store, StoreError, transfer
+from rblwatch.store import acks as working
 from rblwatch.store.rows import (
     DELIVERY_COLUMNS,
     EVENT_COLUMNS,
@@ -300,8 +309,14 @@ class SqliteStore(Store):
         if commit.status is not None and commit.status.name != name:
             raise ValueError(f"commit of {name!r} carries the status of {commit.status.name!r}")
         with self._write(chain=True) as conn:
+            carried, ended = working.carried(_Db(conn), commit.events)
             conn.executemany(
                 "DELETE FROM pairs WHERE list = ? AND target = ?", _keyed(name, commit.deletes)
+            )
+            # a pair's ack goes with its row (no foreign key: INSERT OR REPLACE below would
+            # cascade it away on every update of the pair)
+            conn.executemany(
+                "DELETE FROM acks WHERE list = ? AND target = ?", _keyed(name, commit.deletes)
             )
             conn.executemany(
                 f"INSERT OR REPLACE INTO pairs ({PAIR_COLUMNS}) VALUES ({_marks(14)})",
@@ -318,7 +333,8 @@ class SqliteStore(Store):
                 f"INSERT OR REPLACE INTO pair_errors ({PAIR_ERROR_COLUMNS}) VALUES ({_marks(6)})",
                 map(pair_error_row, commit.errors),
             )
-            events = _insert_events(conn, commit.events, receivers_for)
+            working.end(_Db(conn), ended)
+            events = _insert_events(conn, carried, receivers_for)
             if commit.status is not None:
                 conn.execute(UPSERT_CYCLE_STATUS, cycle_row(commit.status))
             if commit.budget_day is not None and commit.budget_queries:
@@ -419,6 +435,34 @@ class SqliteStore(Store):
                 "SELECT count(*) FROM pairs WHERE status = ?", (PairStatus.LISTED.value,)
             ).fetchone()
         return int(row[0])
+
+    # -- working a listing (`store.acks`) ---------------------------------------------------
+
+    def set_ack(self, ack: Ack) -> Event:
+        with self._write() as conn:
+            return working.set_ack(_Db(conn), ack)
+
+    def clear_ack(self, target: str, list_name: str, by: str, at: float) -> Event | None:
+        with self._write() as conn:
+            return working.clear_ack(_Db(conn), target, list_name, by, at)
+
+    def request_delisting(
+        self, target: str, list_name: str, by: str, note: str, at: float
+    ) -> Event:
+        with self._write() as conn:
+            return working.request_delisting(_Db(conn), target, list_name, by, note, at)
+
+    def acks(self, list_name: str | None = None, target: str | None = None) -> list[Ack]:
+        with self._read() as conn:
+            return working.read_acks(_Db(conn), list_name, target)
+
+    def add_note(self, note: Note) -> Note:
+        with self._write() as conn:
+            return working.add_note(_Db(conn), note)
+
+    def notes(self, target: str) -> list[Note]:
+        with self._read() as conn:
+            return working.read_notes(_Db(conn), target)
 
     # -- budgets ------------------------------------------------------------------------------
 
@@ -656,6 +700,24 @@ def _insert_events(
         deliveries,
     )
     return written
+
+
+class _Db:
+    """`store.acks.Db` on the connection, inside the caller's transaction."""
+
+    for_update = ""  # BEGIN IMMEDIATE holds the whole file already
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in self.conn.execute(sql, params)]
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self.conn.execute(sql, params)
+
+    def insert_events(self, events: list[Event]) -> list[Event]:
+        return _insert_events(self.conn, events, None)
 
 
 def _keyed(list_name: str, targets: Iterable[str]) -> Iterator[tuple[str, str]]:

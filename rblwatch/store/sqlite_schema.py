@@ -145,6 +145,32 @@ _V7_RESOLVER_AND_SKIPS = (
     "ALTER TABLE list_status ADD COLUMN last_cycle_skipped TEXT",
 )
 
+# Working a listing (`store.acks`): an operator's acknowledgement per listed pair (gone when
+# the listing ends), free-text notes per target, and on every event the pair's ack as it was
+# when the event was written (JSON), so an alert sent later still says who is on it.
+_V8_ACKS_AND_NOTES = (
+    """CREATE TABLE acks (
+        list TEXT NOT NULL,
+        target TEXT NOT NULL,
+        by_user TEXT NOT NULL,
+        at REAL NOT NULL,
+        note TEXT NOT NULL DEFAULT '',
+        until REAL,
+        delisting_requested_at REAL,
+        delisting_note TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (list, target)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE notes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        target TEXT NOT NULL,
+        by_user TEXT NOT NULL,
+        at REAL NOT NULL,
+        text TEXT NOT NULL
+    )""",
+    "CREATE INDEX notes_target ON notes (target, at)",
+    "ALTER TABLE events ADD COLUMN ack TEXT",
+)
+
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     _V1_STATE_AND_HISTORY,
     _V2_OUTBOX,
@@ -153,6 +179,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     _V5_CHAIN_AND_HOLDS,
     _V6_PAIR_ERRORS,
     _V7_RESOLVER_AND_SKIPS,
+    _V8_ACKS_AND_NOTES,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

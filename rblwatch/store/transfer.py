@@ -1,10 +1,10 @@
 """Copying one store's contents into another: `rblwatch store migrate` (moving up from SQLite).
 
 What moves: the data tables `TABLES`, that is the state (pairs, seen, pair_errors), the
-history (events), the list aggregates (list_status), the query budgets (budget) and the
-pending outbox. Nothing else: the schema markers belong to each store's own migrations, and
-coordination tables (instances, shards, leases) and the outbox rows' holds
-(`RUNTIME_COLUMNS`) are the runtime state of one deployment, not data.
+history (events), the list aggregates (list_status), the query budgets (budget), the pending
+outbox and the operators' work on listings (acks, notes). Nothing else: the schema markers
+belong to each store's own migrations, and coordination tables (instances, shards, leases) and
+the outbox rows' holds (`RUNTIME_COLUMNS`) are the runtime state of one deployment, not data.
 
 Rules:
 
@@ -45,9 +45,19 @@ if TYPE_CHECKING:
     import psycopg
 
 # Parents before children: outbox rows point at events.
-TABLES = ("pairs", "seen", "pair_errors", "events", "list_status", "budget", "outbox")
+TABLES = (
+    "pairs",
+    "seen",
+    "pair_errors",
+    "events",
+    "list_status",
+    "budget",
+    "outbox",
+    "acks",
+    "notes",
+)
 # Tables whose `id` comes from a sequence: copied in id order, the sequence raised afterwards.
-ID_TABLES = frozenset({"events", "outbox"})
+ID_TABLES = frozenset({"events", "outbox", "notes"})
 BATCH_ROWS = 5000
 # Columns that are the runtime state of one deployment, like the coordination tables: an
 # outbox row's hold is a sender's of the old deployment, which must not delay the new one's.

@@ -39,7 +39,7 @@ from rblwatch.model import (
     kind_of_value,
 )
 from rblwatch.targets import TargetError, canonical_target
-from rblwatch.views.status import PairCounts, counts_json, rfc3339
+from rblwatch.views.status import PairCounts, ack_json, counts_json, rfc3339
 
 STATES = ("listed", "clean", "unknown")
 PAIRS_LIMIT_DEFAULT = 100
@@ -400,17 +400,6 @@ def pair_counts(lists: Sequence[ListPairs], now: float, acks: Acks = _NO_ACKS) -
 # -- JSON ----------------------------------------------------------------------------------
 
 
-def ack_json(ack: Ack) -> dict[str, object]:
-    return {
-        "by": ack.by,
-        "at": rfc3339(ack.at),
-        "note": ack.note,
-        "until": rfc3339(ack.until),
-        "delisting_requested_at": rfc3339(ack.delisting_requested_at),
-        "delisting_note": ack.delisting_note,
-    }
-
-
 def pair_json(p: PairItem) -> dict[str, object]:
     return {
         "target": p.target,
@@ -424,7 +413,7 @@ def pair_json(p: PairItem) -> dict[str, object]:
         "stale": p.stale,
         "since": rfc3339(p.since),
         "codes": list(p.codes),
-        "ack": ack_json(p.ack) if p.ack is not None else None,
+        "ack": ack_json(p.ack),
     }
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from rblwatch.cluster import Instance
 from rblwatch.model import (
+    Ack,
     DnsList,
     Event,
     Health,
@@ -75,6 +76,8 @@ class StatusView:
     # the lists asked through the default resolver (no nameservers of their own): those a
     # resolver outage stops
     behind_resolver: frozenset[str] = frozenset()
+    # the stored acks by (target, list), expired ones too (`rblwatch.store.acks`)
+    acks: Mapping[tuple[str, str], Ack] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +127,7 @@ def status_view(
     targets: int,
     instances: Iterable[Instance] = (),
     checks: Sequence[str] = (),
+    acks: Iterable[Ack] = (),
 ) -> StatusView:
     """The view of a store's pairs, list rows and instances for the configured `lists`.
 
@@ -144,9 +148,17 @@ def status_view(
     rows = {row.name: row for row in statuses}
     shown = [rows.get(name) or ListStatus(name=name) for name in names]
     check_rows = [rows.get(name) or ListStatus(name=name) for name in checks]
+    by_pair = {(a.target, a.list): a for a in acks}
     behind = frozenset(lst.name for lst in lists if not lst.nameservers)
     return StatusView(
-        listings, shown, targets, list(instances), check_rows, failing, behind_resolver=behind
+        listings,
+        shown,
+        targets,
+        list(instances),
+        check_rows,
+        failing,
+        behind_resolver=behind,
+        acks=by_pair,
     )
 
 
@@ -188,7 +200,10 @@ def _status_json(view: StatusView) -> dict[str, object]:
             "since": rfc3339(view.resolver.since),
             "detail": view.resolver.detail,
         },
-        "listings": [_listing_json(p, p.list in stale) for p in view.listings],
+        "listings": [
+            _listing_json(p, p.list in stale, view.acks.get((p.target, p.list)))
+            for p in view.listings
+        ],
         "lists": [_list_json(row, view.budgets.get(row.name)) for row in view.lists],
         "unresolved": [{"group": g, "hostname": h, "reason": why} for g, h, why in view.unresolved],
         "targets": view.targets,
@@ -279,7 +294,7 @@ def age(seconds: float) -> str:
     return f"{s // 86400}d {s % 86400 // 3600}h"
 
 
-def _listing_json(p: PairState, stale: bool) -> dict[str, object]:
+def _listing_json(p: PairState, stale: bool, ack: Ack | None = None) -> dict[str, object]:
     return {
         "target": p.target,
         "list": p.list,
@@ -289,7 +304,27 @@ def _listing_json(p: PairState, stale: bool) -> dict[str, object]:
         "meanings": list(p.meanings),
         "txt": p.txt,
         "stale": stale,  # its list is not healthy (or not asked): not re-checked for now
+        "ack": ack_json(ack),
     }
+
+
+def ack_json(ack: Ack | None, now: float | None = None) -> dict[str, object] | None:
+    """An ack (None: null); with `now`, whether it is still `active` then."""
+    if ack is None:
+        return None
+    out: dict[str, object] = {
+        "target": ack.target,
+        "list": ack.list,
+        "by": ack.by,
+        "at": rfc3339(ack.at),
+        "note": ack.note,
+        "until": rfc3339(ack.until),
+        "delisting_requested_at": rfc3339(ack.delisting_requested_at),
+        "delisting_note": ack.delisting_note,
+    }
+    if now is not None:
+        out["active"] = ack.active(now)
+    return out
 
 
 def events_json(events: Iterable[Event]) -> dict[str, object]:
@@ -316,6 +351,7 @@ __all__ = [
     "Budget",
     "PairCounts",
     "StatusView",
+    "ack_json",
     "age",
     "budgets_of",
     "counts_json",

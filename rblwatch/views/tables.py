@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from rblwatch.model import Event
+from rblwatch.views.acks import ack_mark
 from rblwatch.views.pairs import PairsPage
 from rblwatch.views.status import StatusView, age, rfc3339
 
@@ -39,6 +40,7 @@ def status_table(view: StatusView, now: float | None = None) -> str:
         ]
         for p in view.listings
     ]
+    header, acked = _with_acks(view, listings, now)
     lists = [
         [r.name, r.health.value, rfc3339(r.last_cycle_end) or "never", r.health_detail]
         for r in view.lists
@@ -52,12 +54,14 @@ def status_table(view: StatusView, now: float | None = None) -> str:
     )
     return (
         outage
-        + table(["TARGET", "LIST", "GROUP", "SINCE", "CODES", "MEANINGS"], listings)
+        + table(header, listings)
         + "\n"
         + table(["LIST", "HEALTH", "LAST CYCLE", "DETAIL"], lists)
         + _hygiene_table(view)
         + _instances_table(view, now)
-        + f"\n{_counts_line(view)}, {view.targets} targets"
+        + f"\n{_counts_line(view)}"
+        + (f" ({acked} acknowledged)" if acked else "")
+        + f", {view.targets} targets"
         + (f", {len(view.failing)} failing hygiene checks" if view.checks else "")
         + "\n"
     )
@@ -89,6 +93,22 @@ def pairs_table(page: PairsPage) -> str:
     header = ["TARGET", "LIST", "GROUP", "STATE", "LAST OUTCOME", "LAST CHECKED", "LAST GOOD"]
     more = f"next page: --cursor {page.next_cursor}\n" if page.next_cursor else ""
     return "\n" + table(header, rows) + more
+
+
+def _with_acks(
+    view: StatusView, listings: list[list[str]], now: float | None
+) -> tuple[list[str], int]:
+    """The listings' header, and an ACK column on every row when any listing has an ack
+    ("ack alice until …", "delisting requested …"); how many are acknowledged now."""
+    header = ["TARGET", "LIST", "GROUP", "SINCE", "CODES", "MEANINGS"]
+    acks = [view.acks.get((p.target, p.list)) for p in view.listings]
+    if not any(acks):
+        return header, 0
+    for row, ack in zip(listings, acks, strict=True):
+        # without a clock, an ack is shown as it was set (the CLI always passes one)
+        row.append(ack_mark(ack, ack.at if now is None else now) if ack is not None else "")
+    active = sum(1 for a in acks if a is not None and a.active(a.at if now is None else now))
+    return [*header, "ACK"], active
 
 
 def _hygiene_table(view: StatusView) -> str:
@@ -141,7 +161,7 @@ def history_table(events: Iterable[Event]) -> str:
             rfc3339(e.at) or "",
             e.kind.value,
             e.target or "-",
-            e.list,
+            e.list or "-",  # a note is on a target, not on a list
             e.group or "-",
             ",".join(e.codes),
             "initial" if e.initial else e.detail,

@@ -31,7 +31,7 @@ from rblwatch.alerts.formats.base import (
     is_resolver_event,
     rfc3339,
 )
-from rblwatch.model import HYGIENE_CHECKS, Event, EventKind, PairState, ResolverState
+from rblwatch.model import HYGIENE_CHECKS, Ack, Event, EventKind, PairState, ResolverState
 
 ALERTMANAGER_PATH = "/api/v2/alerts"
 ALERTMANAGER_BATCH = 500  # alerts per re-post request
@@ -181,8 +181,22 @@ def event_alert(event: Event, ctx: Context, now: float, ttl: float) -> dict[str,
         return _unhealthy_alert(
             event.list, _unhealthy_description(event.list, event.detail), starts, ends
         )
+    return _with_ack(_pair_event_alert(event, ctx, starts, ends, now + ttl), event.ack)
+
+
+def _with_ack(alert: dict[str, Any], ack: Ack | None) -> dict[str, Any]:
+    """Annotations, never labels: an ack changes what people read, not which alert it is."""
+    if ack is not None:
+        alert["annotations"]["acknowledged_by"] = ack.by
+        alert["annotations"]["ack_note"] = ack.note
+    return alert
+
+
+def _pair_event_alert(
+    event: Event, ctx: Context, starts: float, ends: float, news_ends: float
+) -> dict[str, Any]:
     if is_bounce_event(event):
-        return _bounce_alert(event, ctx, now + ttl)
+        return _bounce_alert(event, ctx, news_ends)
     if is_check_event(event):
         return _check_alert(
             target=event.target or "",
@@ -205,8 +219,15 @@ def event_alert(event: Event, ctx: Context, now: float, ttl: float) -> dict[str,
     )
 
 
-def pair_alert(pair: PairState, ctx: Context, now: float, ttl: float) -> dict[str, Any]:
-    """The firing alert of a pair listed (or a check failing) now (the periodic re-post)."""
+def pair_alert(
+    pair: PairState, ctx: Context, now: float, ttl: float, ack: Ack | None = None
+) -> dict[str, Any]:
+    """The firing alert of a pair listed (or a check failing) now (the periodic re-post),
+    with its active `ack`, if any."""
+    return _with_ack(_pair_now_alert(pair, ctx, now, ttl), ack)
+
+
+def _pair_now_alert(pair: PairState, ctx: Context, now: float, ttl: float) -> dict[str, Any]:
     if pair.list in HYGIENE_CHECKS:
         return _check_alert(
             target=pair.target,
@@ -243,7 +264,11 @@ def alertmanager_request(alerts: Sequence[dict[str, Any]]) -> Request:
 
 def firing_alerts(firing: Firing, now: float, ttl: float) -> list[dict[str, Any]]:
     """Every alert that fires now, each lasting until `now + ttl`."""
-    alerts = [pair_alert(pair, ctx, now, ttl) for pair, ctx in firing.pairs]
+    acks = firing.acks
+    alerts = [
+        pair_alert(pair, ctx, now, ttl, acks.get((pair.target, pair.list)))
+        for pair, ctx in firing.pairs
+    ]
     for s in firing.lists:
         since = s.health_since if s.health_since is not None else now
         alerts.append(unhealthy_alert(s.name, s.health_detail, since, now, ttl))

@@ -16,6 +16,7 @@ from typing import Protocol
 
 from rblwatch.model import (
     CHECK_EVENTS,
+    Ack,
     DnsList,
     Event,
     EventKind,
@@ -72,6 +73,8 @@ class Firing:
     pairs: Sequence[tuple[PairState, Context]] = ()
     lists: Sequence[ListStatus] = ()
     resolver: ResolverState | None = None  # set while unreachable, for a receiver that wants it
+    # the active acks by (target, list): a re-post must not drop what the event said
+    acks: Mapping[tuple[str, str], Ack] = field(default_factory=dict)
 
 
 class AlertFormat(Protocol):
@@ -164,6 +167,38 @@ def codes_of(codes: Sequence[str], meanings: Sequence[str], ctx: Context) -> lis
     return out
 
 
+def ack_data(ack: Ack | None) -> dict[str, object] | None:
+    """The pair's acknowledgement when the event was written (`Event.ack`), or None."""
+    if ack is None:
+        return None
+
+    def when(at: float | None) -> str | None:
+        return rfc3339(at) if at is not None else None
+
+    return {
+        "by": ack.by,
+        "at": rfc3339(ack.at),
+        "note": ack.note,
+        "until": when(ack.until),
+        "delisting_requested_at": when(ack.delisting_requested_at),
+        "delisting_note": ack.delisting_note,
+    }
+
+
+def ack_line(ack: Ack) -> str:
+    """One line for people: "Acknowledged by alice: asked on #123 · delisting requested …"."""
+    line = f"Acknowledged by {ack.by}"
+    if ack.until is not None:
+        line += f" until {rfc3339(ack.until)}"
+    if ack.note:
+        line += f": {ack.note}"
+    if ack.delisting_requested_at is not None:
+        line += f" · delisting requested {rfc3339(ack.delisting_requested_at)}"
+        if ack.delisting_note:
+            line += f": {ack.delisting_note}"
+    return line
+
+
 def dumps(doc: object) -> bytes:
     """Compact UTF-8 JSON: the bytes the README documents and the tests pin."""
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
@@ -175,6 +210,8 @@ __all__ = [
     "Context",
     "Firing",
     "Request",
+    "ack_data",
+    "ack_line",
     "check_reason",
     "codes_of",
     "dumps",

@@ -19,6 +19,7 @@ from rblwatch.alerts.formats.base import (
     Context,
     Firing,
     Request,
+    ack_line,
     check_reason,
     codes_of,
     dumps,
@@ -150,6 +151,9 @@ def slack_body(event: Event, ctx: Context) -> bytes:
         {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
         {"type": "section", "fields": _fields(event, ctx)},
     ]
+    if event.ack is not None:
+        line = _mrkdwn(ack_line(event.ack)[:MAX_TXT])
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": line}})
     url = ctx.delist_url
     if url and event.kind in _LINKED:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _link(url, event)}})

@@ -30,6 +30,7 @@ from rblwatch.alerts.formats.base import (
     Context,
     Firing,
     Request,
+    ack_data,
     check_reason,
     codes_of,
     dumps,
@@ -149,6 +150,8 @@ def json_doc(event: Event, ctx: Context) -> dict[str, Any]:
         data.update(_bounce_data(event, ctx))
     else:
         data.update(_pair_data(event, ctx))
+    # who is working on the pair (the operator's ack when the event was written), or null
+    data["ack"] = ack_data(event.ack)
     return {"type": JSON_TYPES[event.kind], "timestamp": rfc3339(event.at), "data": data}
 
 
