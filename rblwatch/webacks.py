@@ -9,18 +9,17 @@ Routes (added to the listener's application by `add_routes`):
 - `POST /api/v1/notes` (target, text) and `GET /api/v1/notes?target=`: notes on a target.
 
 A POST takes a JSON object or a form (`application/x-www-form-urlencoded` or multipart), so a
-browser form works without JavaScript. Every POST first asks `writer(request)` who is acting:
-it refuses (403, one line) what it does not accept and returns the acting user's name, or ""
-when it does not know one; then the body's `by` names the actor, else "api". The one here
-accepts loopback peers that send no `Origin` (a web page the operator happens to open cannot
-post through the loopback listener, as with `/-/reload`); an authenticating one can take its
-place with the same signature. Answers: 200 with the object written, 400 for a bad request,
-409 for a pair that is not listed (or a target never looked up), 503 when the store is away.
+browser form works without JavaScript. Every POST first asks the listener's write rule
+(`webauth.writer`) who is acting: it refuses (401/403, one line) what it does not accept —
+without basic-auth users, anything but a loopback peer; a browser's request without its CSRF
+token or from another site — and returns the authenticated user's name, or "" when users are
+not configured; then the body's `by` names the actor, else "api". Answers: 200 with the
+object written, 400 for a bad request, 409 for a pair that is not listed (or a target never
+looked up), 503 when the store is away.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -28,6 +27,7 @@ from typing import Any
 
 from aiohttp import web
 
+from rblwatch import webauth
 from rblwatch.config import parse_duration
 from rblwatch.model import Ack, Note
 from rblwatch.runtime import Runtime
@@ -52,26 +52,6 @@ def _json(data: Mapping[str, object], status: int = 200) -> web.Response:
 
 def _error(message: str, status: int) -> web.Response:
     return _json({"error": message}, status)
-
-
-def _loopback(peer: str | None) -> bool:
-    try:
-        address = ipaddress.ip_address(peer or "")
-    except ValueError:
-        return False  # no peer address (a Unix socket) is no loopback peer
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.is_loopback
-
-
-def writer(request: web.Request) -> str:
-    """Who is making a state-changing request: "" (not known) for a loopback peer without an
-    `Origin` header; 403, one line, for anything else."""
-    if request.headers.get("Origin") is not None:
-        raise web.HTTPForbidden(text="refused: requests from web pages are not accepted\n")
-    if not _loopback(request.remote):
-        raise web.HTTPForbidden(text="refused: changes are accepted from loopback only\n")
-    return ""
 
 
 # -- request bodies -----------------------------------------------------------------------------
@@ -232,7 +212,7 @@ def _answered(handler: Callable[[web.Request], Any]) -> Handler:
     return run
 
 
-def add_routes(app: web.Application, runtime: Runtime, who: Writer = writer) -> None:
+def add_routes(app: web.Application, runtime: Runtime, who: Writer = webauth.writer) -> None:
     """Add the routes of the module docstring to the listener's application."""
     h = _Acks(runtime, who)
     app.router.add_get("/api/v1/acks", _answered(h.get_acks))
@@ -243,4 +223,4 @@ def add_routes(app: web.Application, runtime: Runtime, who: Writer = writer) -> 
     app.router.add_post("/api/v1/notes", _answered(h.post_note))
 
 
-__all__ = ["TEXT_MAX", "Writer", "add_routes", "writer"]
+__all__ = ["TEXT_MAX", "Writer", "add_routes"]

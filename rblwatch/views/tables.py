@@ -59,21 +59,20 @@ def status_table(view: StatusView, now: float | None = None) -> str:
         + table(["LIST", "HEALTH", "LAST CYCLE", "DETAIL"], lists)
         + _hygiene_table(view)
         + _instances_table(view, now)
-        + f"\n{_counts_line(view)}"
-        + (f" ({acked} acknowledged)" if acked else "")
-        + f", {view.targets} targets"
+        + f"\n{_counts_line(view, acked)}, {view.targets} targets"
         + (f", {len(view.failing)} failing hygiene checks" if view.checks else "")
         + "\n"
     )
 
 
-def _counts_line(view: StatusView) -> str:
+def _counts_line(view: StatusView, acked: int) -> str:
     """What is known of the pairs: never "nothing listed" when nothing was checked."""
     c = view.counts
+    acknowledged = f" ({acked} acknowledged)" if acked else ""
     if c is None:
-        return f"{len(view.listings)} listed pairs"
-    line = f"{c.listed} listed, {c.unknown} unknown, {c.errors} errors of {c.total} pairs"
-    return line + (f" ({c.stale} stale)" if c.stale else "")
+        return f"{len(view.listings)} listed pairs{acknowledged}"
+    line = f"{c.listed} listed{acknowledged}, {c.unknown} unknown, {c.errors} errors"
+    return line + f" of {c.total} pairs" + (f" ({c.stale} stale)" if c.stale else "")
 
 
 def pairs_table(page: PairsPage) -> str:
