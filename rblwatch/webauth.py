@@ -80,7 +80,7 @@ class Authenticator:
         ok = self.cache.get(key)
         if ok is None:
             loop = asyncio.get_running_loop()
-            ok = await loop.run_in_executor(self._pool, bcrypt.checkpw, password.encode(), target)
+            ok = await loop.run_in_executor(self._pool, _checkpw, password.encode(), target)
             self.cache[key] = ok
             if len(self.cache) > self.cache_size:
                 self.cache.popitem(last=False)
@@ -90,6 +90,16 @@ class Authenticator:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _checkpw(password: bytes, hashed: bytes) -> bool:
+    """bcrypt's check as Go's (exporter-toolkit's) does it: only the first 72 bytes of a
+    password count (bcrypt 5 raises on more; a peer's password must not be a 500), and a hash
+    this bcrypt cannot read matches nothing."""
+    try:
+        return bcrypt.checkpw(password[:72], hashed)
+    except ValueError:
+        return False
 
 
 class _Bucket:

@@ -1,0 +1,73 @@
+"""Review of issue 11: hostile requests to the listener with basic auth configured."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from rblwatch import web
+from rblwatch.metrics import build_registry
+from rblwatch.runtime import Runtime
+from rblwatch.webconfig import WebConfigWatch
+from tests.tlscerts import bcrypt_hash
+from tests.webstate import make_runtime
+
+PASSWORD = "wonderland"
+
+
+@pytest.fixture
+def runtime(tmp_path: Path) -> Runtime:
+    return make_runtime(tmp_path)
+
+
+def serve(runtime: Runtime, config: Path, action: Any) -> Any:
+    async def main() -> Any:
+        watch = WebConfigWatch(str(config))
+        runner = await web.start(runtime, build_registry(runtime), "127.0.0.1", 0, security=watch)
+        try:
+            async with aiohttp.ClientSession() as session:
+                base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+                return await asyncio.wait_for(action(session, base), 20)
+        finally:
+            await runner.cleanup()
+
+    return asyncio.run(main())
+
+
+def users_file(tmp_path: Path, hashed: str) -> Path:
+    path = tmp_path / "web.yml"
+    path.write_text(f"basic_auth_users:\n  alice: '{hashed}'\n")
+    return path
+
+
+def header(user: str, password: str) -> dict[str, str]:
+    raw = f"{user}:{password}".encode()
+    return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+
+
+def test_a_password_over_72_bytes_is_a_401_not_a_500(runtime: Runtime, tmp_path: Path) -> None:
+    config = users_file(tmp_path, bcrypt_hash(PASSWORD))
+
+    async def action(session: aiohttp.ClientSession, base: str) -> list[int]:
+        out = []
+        for user in ("alice", "mallory"):
+            async with session.get(base + "/metrics", headers=header(user, "x" * 100)) as r:
+                out.append(r.status)
+        return out
+
+    assert serve(runtime, config, action) == [401, 401]
+
+
+def test_a_hash_bcrypt_cannot_check_is_a_config_error_not_a_500_per_login() -> None:
+    from rblwatch.config import ConfigError
+    from rblwatch.webconfig import parse_web_config
+
+    good = bcrypt_hash(PASSWORD)
+    ancient = "$2$" + good[4:]  # Python's bcrypt: "Invalid salt" at every check
+    with pytest.raises(ConfigError, match="basic_auth_users.alice"):
+        parse_web_config({"basic_auth_users": {"alice": ancient}}, "web.yml")
