@@ -181,7 +181,11 @@ def middleware(watch: WebConfigWatch | None, auth: Authenticator, report: Report
         if security.users:
             request[USER] = await _authenticate(request, security, auth, report)
         if request.method == "POST" and request.content_type in _FORMS:
-            form = await request.post()
+            try:
+                form = await request.post()
+            except (ValueError, LookupError) as e:  # a peer's bytes: no boundary, bad charset…
+                report("malformed form", f"web: 400 for {_peer(request)}: malformed form")
+                raise web.HTTPBadRequest(text=f"malformed form: {str(e)[:80]}\n") from None
             token = form.get(CSRF_FIELD)
             request[_FORM_TOKEN] = token if isinstance(token, str) else ""
         return await handler(request)

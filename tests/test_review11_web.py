@@ -71,3 +71,30 @@ def test_a_hash_bcrypt_cannot_check_is_a_config_error_not_a_500_per_login() -> N
     ancient = "$2$" + good[4:]  # Python's bcrypt: "Invalid salt" at every check
     with pytest.raises(ConfigError, match="basic_auth_users.alice"):
         parse_web_config({"basic_auth_users": {"alice": ancient}}, "web.yml")
+
+
+@pytest.mark.parametrize(
+    ("ctype", "body"),
+    [
+        ("multipart/form-data", b"garbage"),
+        ("multipart/form-data; boundary=zz", b"garbage without a boundary"),
+        ("multipart/form-data; boundary=zz", b"--zz\r\nContent-Disposition: form-data\r\n\r\nx\r\n--zz--\r\n"),
+        ("application/x-www-form-urlencoded; charset=nonesuch", b"csrf_token=%ff%fe"),
+        ("application/x-www-form-urlencoded", b"csrf_token=%ff%fe&a"),
+    ],
+)
+def test_a_malformed_form_is_a_4xx_not_a_500(
+    runtime: Runtime, tmp_path: Path, ctype: str, body: bytes
+) -> None:
+    config = tmp_path / "web.yml"
+    config.write_text("{}\n")
+
+    async def action(session: aiohttp.ClientSession, base: str) -> list[int]:
+        out = []
+        for path in ("/-/reload", "/api/v1/acks", "/nonesuch"):
+            async with session.post(base + path, data=body, headers={"Content-Type": ctype}) as r:
+                out.append(r.status)
+        return out
+
+    statuses = serve(runtime, config, action)
+    assert all(400 <= s < 500 or s == 503 or s == 200 for s in statuses), statuses
