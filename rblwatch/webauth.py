@@ -9,7 +9,8 @@
   unknown user is checked against a fixed hash, so timing does not tell which users exist.
   Failures are logged as one throttled line (`listener.ProblemLog`).
 - **The write rule** (`writer`): every state-changing request needs an authenticated user when
-  users are configured; without users, it is accepted only from a loopback peer.
+  users are configured; without users, it is accepted only from a loopback peer, addressed to
+  a loopback name (Host: an address or localhost, against DNS rebinding).
 - **CSRF.** A request that comes from a browser (it has `Origin`, `Sec-Fetch-Site` or `Cookie`)
   must also carry `csrf_token` (form field or `X-CSRF-Token` header) and, if it has an Origin,
   one equal to the listener's own scheme://host. The token is an HMAC of the user under a
@@ -274,6 +275,25 @@ def _loopback(request: web.Request) -> bool:
         return False
 
 
+def _loopback_host(request: web.Request) -> bool:
+    """Whether the request's Host names this machine's loopback (an address or localhost)."""
+    given = request.headers.get(hdrs.HOST)
+    if given is None:  # HTTP/1.0 without Host: no browser (aiohttp's `host` would be our FQDN)
+        return True
+    host = given.strip().lower()
+    if host.startswith("["):
+        name = host[1:].partition("]")[0]
+    else:
+        name = host.rpartition(":")[0] if host.count(":") == 1 else host
+    name = name.rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
 def writer(request: web.Request) -> str:
     """The acting user of a state-changing request, or an HTTP error (401/403, one line).
 
@@ -290,6 +310,14 @@ def writer(request: web.Request) -> str:
         raise _refuse(
             "refused: changes are accepted from loopback only when no basic_auth_users are"
             " configured (see --web.config.file)"
+        )
+    if not users and not _loopback_host(request):
+        # DNS rebinding: a page whose own name now resolves to 127.0.0.1 is same-origin with
+        # the listener (its Origin matches Host), can read a form's token (one for everyone
+        # without users) and posts from a loopback peer; only its Host gives it away
+        raise _refuse(
+            "refused: without basic_auth_users, changes must name the listener by a loopback"
+            " address or localhost (Host)"
         )
     if _is_browser(request):
         _check_csrf(request)

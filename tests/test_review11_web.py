@@ -98,3 +98,36 @@ def test_a_malformed_form_is_a_4xx_not_a_500(
 
     statuses = serve(runtime, config, action)
     assert all(400 <= s < 500 or s == 503 or s == 200 for s in statuses), statuses
+
+
+def test_without_users_a_write_through_a_rebound_name_is_refused(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    """DNS rebinding: a page of evil.example whose name now resolves to 127.0.0.1 is
+    same-origin with the listener (Origin equals Host), reads the token from a form (without
+    users it is one token for all) and posts from a loopback peer."""
+    from rblwatch import webauth
+
+    config = tmp_path / "web.yml"
+    config.write_text("{}\n")
+
+    async def action(session: aiohttp.ClientSession, base: str) -> list[int]:
+        port = base.rsplit(":", 1)[1]
+        token = webauth.hmac.new(
+            webauth._SECRET, b"csrf\0", webauth.hashlib.sha256
+        ).hexdigest()
+        out = []
+        for host in (f"evil.example:{port}", f"127.0.0.1:{port}", f"localhost:{port}"):
+            headers = {
+                "Host": host,
+                "Origin": f"http://{host}",
+                "Sec-Fetch-Site": "same-origin",
+                "X-CSRF-Token": token,
+            }
+            async with session.post(base + "/-/reload", headers=headers) as r:
+                out.append(r.status)
+        return out
+
+    rebound, ip, name = serve(runtime, config, action)
+    assert rebound == 403
+    assert ip != 403 and name != 403
