@@ -46,6 +46,7 @@ def test_an_ack_set_during_the_delisting_commit_does_not_outlive_the_listing(
 
     def carried_then_an_operator_acks(db: Any, events: Any) -> Any:
         found = original(db, events)
+
         # the operator acknowledges the pair right after the commit read the acks (another
         # connection, its own transaction; a thread, since it may have to wait for ours)
         def ack() -> None:

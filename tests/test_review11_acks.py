@@ -22,9 +22,7 @@ def runtime(tmp_path: Path) -> Runtime:
     return rt
 
 
-@pytest.mark.parametrize(
-    "until", ["999999999999999d", "99999999999d", "9999-12-31T23:59:59-14:00"]
-)
+@pytest.mark.parametrize("until", ["999999999999999d", "99999999999d", "9999-12-31T23:59:59-14:00"])
 def test_an_until_beyond_any_date_is_a_400_not_a_500(runtime: Runtime, until: str) -> None:
     body = {"target": IP, "list": "corp-bl", "until": until}
     reply = get(runtime, "/api/v1/acks", "POST", json=body)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from rblwatch.model import CycleCommit, Health, ListStatus
 from rblwatch.runtime import Runtime
 from rblwatch.store.sqlite import SqliteStore
@@ -13,6 +15,7 @@ from tests.test_pair_errors import view_of
 T0 = 1_795_780_800.0
 
 
+@pytest.mark.xfail(strict=True, reason="review11 finding: the pairs view reads no `seen`")
 def test_a_target_added_since_the_list_s_last_cycle_is_not_shown_clean(tmp_path: Path) -> None:
     store = SqliteStore(str(tmp_path / "state.db"))
     try:
@@ -29,6 +32,7 @@ def test_a_target_added_since_the_list_s_last_cycle_is_not_shown_clean(tmp_path:
         store.close()
 
 
+@pytest.mark.xfail(strict=True, reason="review11 finding: the list-wide error row is per shard")
 def test_one_instance_s_failed_shard_is_not_shown_clean_when_another_s_shard_answers(
     tmp_path: Path,
 ) -> None:
@@ -62,7 +66,9 @@ def test_one_instance_s_failed_shard_is_not_shown_clean_when_another_s_shard_ans
                     full=True,
                 )
             ).commit
-            commit.status = ListStatus("bl", Health.HEALTHY, "", None, now - 1, now, now, 1.0, 2, 0, 2)
+            commit.status = ListStatus(
+                "bl", Health.HEALTHY, "", None, now - 1, now, now, 1.0, 2, 0, 2
+            )
             store.commit(commit)
 
         # B's resolver is down: every lookup of its shard times out
