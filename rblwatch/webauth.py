@@ -9,7 +9,8 @@
   unknown user is checked against a fixed hash, so timing does not tell which users exist.
   Failures are logged as one throttled line (`listener.ProblemLog`).
 - **The write rule** (`writer`): every state-changing request needs an authenticated user when
-  users are configured; without users, it is accepted only from a loopback peer.
+  users are configured; without users, it is accepted only from a loopback peer, addressed to
+  a loopback name (Host: an address or localhost, against DNS rebinding).
 - **CSRF.** A request that comes from a browser (it has `Origin`, `Sec-Fetch-Site` or `Cookie`)
   must also carry `csrf_token` (form field or `X-CSRF-Token` header) and, if it has an Origin,
   one equal to the listener's own scheme://host. The token is an HMAC of the user under a
@@ -80,7 +81,7 @@ class Authenticator:
         ok = self.cache.get(key)
         if ok is None:
             loop = asyncio.get_running_loop()
-            ok = await loop.run_in_executor(self._pool, bcrypt.checkpw, password.encode(), target)
+            ok = await loop.run_in_executor(self._pool, _checkpw, password.encode(), target)
             self.cache[key] = ok
             if len(self.cache) > self.cache_size:
                 self.cache.popitem(last=False)
@@ -90,6 +91,16 @@ class Authenticator:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _checkpw(password: bytes, hashed: bytes) -> bool:
+    """bcrypt's check as Go's (exporter-toolkit's) does it: only the first 72 bytes of a
+    password count (bcrypt 5 raises on more; a peer's password must not be a 500), and a hash
+    this bcrypt cannot read matches nothing."""
+    try:
+        return bcrypt.checkpw(password[:72], hashed)
+    except ValueError:
+        return False
 
 
 class _Bucket:
@@ -171,7 +182,11 @@ def middleware(watch: WebConfigWatch | None, auth: Authenticator, report: Report
         if security.users:
             request[USER] = await _authenticate(request, security, auth, report)
         if request.method == "POST" and request.content_type in _FORMS:
-            form = await request.post()
+            try:
+                form = await request.post()
+            except (ValueError, LookupError) as e:  # a peer's bytes: no boundary, bad charset…
+                report("malformed form", f"web: 400 for {_peer(request)}: malformed form")
+                raise web.HTTPBadRequest(text=f"malformed form: {str(e)[:80]}\n") from None
             token = form.get(CSRF_FIELD)
             request[_FORM_TOKEN] = token if isinstance(token, str) else ""
         return await handler(request)
@@ -260,6 +275,25 @@ def _loopback(request: web.Request) -> bool:
         return False
 
 
+def _loopback_host(request: web.Request) -> bool:
+    """Whether the request's Host names this machine's loopback (an address or localhost)."""
+    given = request.headers.get(hdrs.HOST)
+    if given is None:  # HTTP/1.0 without Host: no browser (aiohttp's `host` would be our FQDN)
+        return True
+    host = given.strip().lower()
+    if host.startswith("["):
+        name = host[1:].partition("]")[0]
+    else:
+        name = host.rpartition(":")[0] if host.count(":") == 1 else host
+    name = name.rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
 def writer(request: web.Request) -> str:
     """The acting user of a state-changing request, or an HTTP error (401/403, one line).
 
@@ -276,6 +310,14 @@ def writer(request: web.Request) -> str:
         raise _refuse(
             "refused: changes are accepted from loopback only when no basic_auth_users are"
             " configured (see --web.config.file)"
+        )
+    if not users and not _loopback_host(request):
+        # DNS rebinding: a page whose own name now resolves to 127.0.0.1 is same-origin with
+        # the listener (its Origin matches Host), can read a form's token (one for everyone
+        # without users) and posts from a loopback peer; only its Host gives it away
+        raise _refuse(
+            "refused: without basic_auth_users, changes must name the listener by a loopback"
+            " address or localhost (Host)"
         )
     if _is_browser(request):
         _check_csrf(request)

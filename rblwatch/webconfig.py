@@ -95,7 +95,8 @@ CLIENT_AUTH: Mapping[str, ssl.VerifyMode] = {
 # verifying instead would lock clients out and not asking would let them all in
 _UNVERIFIED_CLIENT_AUTH = ("RequestClientCert", "RequireAnyClientCert", "RequireClientCert")
 # bcrypt's modular crypt format: $2a$, $2b$ or $2y$, a two-digit cost, 53 characters of salt+hash
-_BCRYPT = re.compile(r"\$2[aby]?\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}")
+# (not the ancient "$2$", which Python's bcrypt cannot check: it would fail every login)
+_BCRYPT = re.compile(r"\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}")
 
 
 @dataclass(frozen=True, slots=True)

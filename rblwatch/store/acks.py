@@ -10,8 +10,9 @@ Rules:
 
 - Only a listed pair (a failing hygiene pair) can be acknowledged or marked "delisting
   requested" (`Refused` otherwise). The pair's row is read `FOR UPDATE` where the dialect
-  has it, so a concurrent cycle that delists the pair either comes first (and the ack is
-  refused) or waits for the ack and then deletes it.
+  has it, and a commit locks its events' pair rows before it reads their acks (`carried`),
+  so a concurrent cycle that delists the pair either comes first (and the ack is refused)
+  or waits for the ack and then carries and deletes it.
 - A re-acknowledgement replaces the ack's who, when, note and expiry but keeps a delisting
   request already made; a delisting request acknowledges a pair that has no active ack.
 - A cycle's events carry the pair's ack if it is active at the event's time (`carried`), and
@@ -203,14 +204,30 @@ def carried(db: Db, events: Sequence[Event]) -> tuple[list[Event], list[tuple[st
 
     Read before the commit writes its pairs: a pair whose row the commit deletes loses its
     ack with the row (a foreign key's cascade, or the store's own delete), and its event must
-    still carry it. The acks read are locked where the dialect locks rows."""
+    still carry it.
+
+    Where the dialect locks rows, the events' pair rows are locked first, and only then are
+    the acks read. `set_ack` and `request_delisting` lock the pair row before they write the
+    ack, so one of them racing this commit either committed before the read below (whose
+    statement sees it: READ COMMITTED) or waits for this commit and then finds the pair no
+    longer listed. Reading the acks first instead would miss an ack committed between that
+    read and this commit's write of the pair, which would then outlive the listing; and
+    locking the ack rows (pairs after acks, the opposite order of `set_ack`) could deadlock
+    with a re-acknowledgement of a pair this commit also writes."""
     pairs = [e for e in events if e.target is not None and e.kind not in _STARTS]
     if not pairs:
         return list(events), []
     lists = sorted({e.list for e in pairs})
+    if db.for_update:  # PostgreSQL (SQLite's write transaction holds the whole file)
+        for list_name in lists:
+            targets = sorted({e.target for e in pairs if e.list == list_name and e.target})
+            db.rows(
+                "SELECT 1 FROM pairs WHERE list = ? AND target = ANY(?) ORDER BY target"
+                + db.for_update,
+                (list_name, targets),
+            )
     marks = ", ".join("?" * len(lists))
-    sql = f"SELECT {ACK_COLUMNS} FROM acks WHERE list IN ({marks})" + db.for_update
-    rows = db.rows(sql, lists)
+    rows = db.rows(f"SELECT {ACK_COLUMNS} FROM acks WHERE list IN ({marks})", lists)
     if not rows:
         return list(events), []
     acks = {(a.list, a.target): a for a in map(ack_of, rows)}

@@ -7,6 +7,7 @@ puts beside an acknowledged listing. Times are whole-second RFC 3339, as the res
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable, Iterable
 
 from rblwatch.model import Ack, Note
@@ -33,20 +34,24 @@ def notes_json(notes: Iterable[Note]) -> dict[str, object]:
     return {"notes": [note_json(n) for n in notes]}
 
 
+_LAST = datetime.datetime(9999, 12, 31, 23, 59, 59, tzinfo=datetime.UTC).timestamp()
+
+
 def expiry(text: str, now: float, duration: Callable[[str], float]) -> float:
     """An ack's `until` as the CLI's `--until` and the API's `until` take it: a duration from
     `now` (7d, 12h, read by `duration`, the config's parser) or an RFC 3339 time to come;
     ValueError, saying which, otherwise."""
     try:
-        return now + duration(text)
+        at = now + duration(text)
     except ValueError:
-        pass
-    try:
-        at = parse_rfc3339(text)
-    except ValueError:
-        raise ValueError("use a duration (7d, 12h) or an RFC 3339 time") from None
+        try:
+            at = parse_rfc3339(text)
+        except ValueError:
+            raise ValueError("use a duration (7d, 12h) or an RFC 3339 time") from None
     if at <= now:
         raise ValueError("that is in the past (give a time to come)")
+    if at > _LAST:  # every view shows it as an RFC 3339 time, which ends with year 9999
+        raise ValueError("that is after the year 9999")
     return at
 
 
