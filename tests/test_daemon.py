@@ -226,7 +226,7 @@ def test_sigterm_mid_lookup_abandons_the_cycles_without_a_traceback(tmp_path: Pa
         d = DaemonProcess(cfg)
         try:
             d.start(web_port)
-            wait_until("a lookup sent", lambda: _pending(silent))
+            wait_until("a lookup sent", lambda: _datagram_waiting(silent))
             time.sleep(0.5)  # the probes' and cycles' jobs are all waiting now
             assert d.stop(timeout=15) == 0
         finally:
@@ -235,7 +235,7 @@ def test_sigterm_mid_lookup_abandons_the_cycles_without_a_traceback(tmp_path: Pa
     assert "raised an exception" not in d.log()
 
 
-def _pending(sock: socket.socket) -> bool:
+def _datagram_waiting(sock: socket.socket) -> bool:
     """Whether a datagram is waiting on `sock` (read without blocking; left unanswered)."""
     sock.setblocking(False)
     try:

@@ -196,6 +196,8 @@ def test_an_acknowledgement_is_rendered_and_counted() -> None:
     got = pairs_page([lp], PairsQuery(), NOW, {("192.0.2.1", "bl"): ack})
     shown = pair_json(got.items[0])["ack"]
     assert shown == {
+        "target": "192.0.2.1",
+        "list": "bl",
         "by": "alice",
         "at": "2027-01-15T07:59:00Z",
         "note": "on it",
