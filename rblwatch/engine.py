@@ -48,6 +48,7 @@ from rblwatch.model import (
     Reason,
     Subject,
     Target,
+    TargetKind,
 )
 from rblwatch.resolver import Durations, Resolver, system_nameservers
 from rblwatch.resolvercache import ResolverCache
@@ -113,7 +114,8 @@ class Engine:
         self._held: dict[str, frozenset[tuple[int, int]]] = {}
         self._parts: dict[str, tuple[Slice, frozenset[int], Slice]] = {}  # (slice, held, part)
         self._locks: dict[str, asyncio.Lock] = {}
-        self._timed: dict[str, tuple[object, float]] = {}  # per list: (config, RTT) warned at
+        self._timed: dict[str, tuple[object, float]] = {}  # per list: (config, RTT) judged at
+        self._counts: tuple[object, dict[TargetKind, int]] | None = None  # per config
 
     # -- configuration-derived pieces -----------------------------------------------------------
 
@@ -171,7 +173,9 @@ class Engine:
         if timed is not None and timed[0] is cfg:
             return
         self._timed[name] = (cfg, rtt)
-        for e in plan.cycle_estimates(cfg, {name: rtt}):
+        if self._counts is None or self._counts[0] is not cfg:
+            self._counts = (cfg, plan.target_counts(cfg))
+        for e in plan.cycle_estimates(cfg, {name: rtt}, self._counts[1]):
             if e.list == name and not e.fits:
                 log.warning("%s", e.line())
 

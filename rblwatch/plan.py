@@ -55,8 +55,9 @@ def target_counts(cfg: Config) -> dict[TargetKind, int]:
     return counts
 
 
-def plan(cfg: Config) -> list[PlanRow]:
-    counts = target_counts(cfg)
+def plan(cfg: Config, counts: Mapping[TargetKind, int] | None = None) -> list[PlanRow]:
+    """Each DNS list's plan; `counts` (`target_counts`) if the caller has them already."""
+    counts = target_counts(cfg) if counts is None else counts
     rows = []
     for lst in cfg.subjects:
         n = sum(c for kind, c in counts.items() if lst.checks(kind))
@@ -120,12 +121,17 @@ def cycle_seconds(lookups: int, window: int, rtt: float, max_qps: float | None) 
     return max(seconds, lookups / max_qps) if max_qps else seconds
 
 
-def cycle_estimates(cfg: Config, rtts: Mapping[str, float] | None = None) -> list[CycleEstimate]:
-    """Each DNS list's cycle estimate, at its measured RTT (`rtts`, by list) if known."""
+def cycle_estimates(
+    cfg: Config,
+    rtts: Mapping[str, float] | None = None,
+    counts: Mapping[TargetKind, int] | None = None,
+) -> list[CycleEstimate]:
+    """Each DNS list's cycle estimate, at its measured RTT (`rtts`, by list) if known;
+    `counts` (`target_counts`) if the caller has them (expanding a /14 is not free)."""
     lists = len(cfg.subjects)
     window = max(1, -(-cfg.resolver.max_in_flight // max(1, lists)))
     out = []
-    for row, lst in zip(plan(cfg), cfg.subjects, strict=True):
+    for row, lst in zip(plan(cfg, counts), cfg.subjects, strict=True):
         measured = rtts is not None and lst.name in rtts
         rtt = rtts[lst.name] if rtts is not None and measured else DEFAULT_RTT
         qps = lst.max_qps or None
