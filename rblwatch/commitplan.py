@@ -18,6 +18,10 @@ cycle in which most lookups failed writes one row for the whole list instead (ta
 trouble, not each pair's, and the pairs view shows every pair without a row of its own as
 that row says. A skipped cycle (unhealthy list, spent budget) writes none: the list's last
 completed cycle grows old, and its pairs go stale with it.
+
+A cycle cut at its deadline is planned like any other: the targets it did not get answers for
+come with an error outcome (`Reason.DEADLINE`), so they keep their state and get error rows
+("not checked") as any failed lookup does; the engine does not let it prune (`prune`).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from rblwatch.model import (
     PairError,
     PairState,
     PairStatus,
+    Reason,
     Target,
     hostname_of,
 )
@@ -152,6 +157,8 @@ def _list_row(
     reasons = Counter(o.reason for o in failed.values() if o.reason is not None)
     reason = reasons.most_common(1)[0][0]
     detail = f"{len(failed)} of {len(cycle.targets)} lookups failed"
+    if reasons[Reason.DEADLINE]:
+        detail += f" ({reasons[Reason.DEADLINE]} not checked: the cycle's deadline came first)"
     last_good = whole.last_good_at if whole is not None else cycle.last_good_at
     return PairError("", cycle.list_name, reason, cycle.now, detail, last_good)
 

@@ -8,6 +8,13 @@ While a list is not healthy, or the resolver it is asked through is unreachable
 
 Writes per cycle: the changed rows, new targets' `seen` entries, events (with their outbox
 rows), one aggregate row and the day's query count — in one transaction, through `rt.db`.
+
+A cycle that reaches its deadline is cut, not thrown away: its run stops sending, and what
+was answered by then is decided and committed like any cycle's. The targets not answered
+keep their state and are counted (and have error rows) as not checked (`Reason.DEADLINE`);
+the list's row says the cycle was cut (`last_cycle_skipped` "deadline") and its last
+successful cycle does not move; nothing is pruned. Every query sent is charged to the day's
+budget and `rblwatch_queries_total`, whether the answers are used or not.
 """
 
 from __future__ import annotations
@@ -21,14 +28,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rblwatch import health, hostnames, resolverstate
+from rblwatch import health, hostnames, plan, resolverstate
 from rblwatch.alerts.routing import receivers_for
-from rblwatch.checks import CHECK_KINDS, CheckIO, CheckKind, CheckRun, subject_of
+from rblwatch.checks import CHECK_KINDS, CheckIO, CheckKind, CheckRun, Probed, subject_of
 from rblwatch.cluster import SHARDS, Fence, shard_of
 from rblwatch.commitplan import CycleInput, is_news, list_status, plan_commit
+from rblwatch.cyclelog import log_events
 from rblwatch.inventory import Found, Inventory, Slice
 from rblwatch.listhealth import HealthKeeper, utc_day
-from rblwatch.logs import EVENT_LINE
 from rblwatch.model import (
     CycleCommit,
     DnsList,
@@ -41,6 +48,7 @@ from rblwatch.model import (
     Reason,
     Subject,
     Target,
+    TargetKind,
 )
 from rblwatch.resolver import Durations, Resolver, system_nameservers
 from rblwatch.resolvercache import ResolverCache
@@ -54,10 +62,6 @@ ConfirmCallback = Callable[[str, set[str]], None]
 FOLLOWER_WAIT_S = 10.0  # for the leader's first verdict on a list, before skipping a cycle
 
 
-class CycleOverrun(Exception):
-    """A cycle's lookups ran past its deadline: abandoned, nothing decided or written."""
-
-
 @dataclass(slots=True)
 class CycleReport:
     """What one cycle did (for logs, tests and the scheduler)."""
@@ -68,6 +72,8 @@ class CycleReport:
     events: list[Event] = field(default_factory=list)
     confirm: set[str] = field(default_factory=set)
     skipped: str = ""  # why no lookups were sent, if none were
+    cut: bool = False  # stopped at its deadline: `unchecked` targets not answered by then
+    unchecked: int = 0
 
 
 @dataclass(slots=True)
@@ -108,6 +114,8 @@ class Engine:
         self._held: dict[str, frozenset[tuple[int, int]]] = {}
         self._parts: dict[str, tuple[Slice, frozenset[int], Slice]] = {}  # (slice, held, part)
         self._locks: dict[str, asyncio.Lock] = {}
+        self._timed: dict[str, tuple[object, float]] = {}  # per list: (config, RTT) judged at
+        self._counts: tuple[object, dict[TargetKind, int]] | None = None  # per config
 
     # -- configuration-derived pieces -----------------------------------------------------------
 
@@ -148,7 +156,28 @@ class Engine:
             return None
         kind, lst = self.kinds[found[0]], found[1]
         assert isinstance(lst, DnsList)
-        return await self.keeper.probe(lst, lambda: kind.probe(self._io(), lst))
+
+        async def probed() -> Probed:
+            p = await kind.probe(self._io(), lst)
+            if p.rtt is not None:
+                self._check_timing(lst.name, p.rtt)
+            return p
+
+        return await self.keeper.probe(lst, probed)
+
+    def _check_timing(self, name: str, rtt: float) -> None:
+        """Warn, once per config and list, when the list's cycle cannot fit its interval at
+        the RTT its test points were just answered in (`plan.cycle_estimates`)."""
+        cfg = self.rt.config
+        timed = self._timed.get(name)
+        if timed is not None and timed[0] is cfg:
+            return
+        self._timed[name] = (cfg, rtt)
+        if self._counts is None or self._counts[0] is not cfg:
+            self._counts = (cfg, plan.target_counts(cfg))
+        for e in plan.cycle_estimates(cfg, {name: rtt}, self._counts[1]):
+            if e.list == name and not e.fits:
+                log.warning("%s", e.line())
 
     async def _control(self) -> str | None:
         """Whether the default resolver answers at all (`resolverstate.control`)."""
@@ -186,10 +215,11 @@ class Engine:
         holds (of `shards` only, if given: a takeover's), and the commit is fenced by their
         leases: a lease lost meanwhile writes nothing (the shard's new holder redoes it).
 
-        `deadline` (seconds from now) bounds the lookups: past it they are abandoned and
-        `CycleOverrun` is raised before anything is decided or written. It never interrupts
-        the transitions and the commit, which are quick and must run whole (a commit cut off
-        half way would still land in the store while its bookkeeping here was skipped).
+        `deadline` (seconds from now) bounds the lookups: at it the run stops sending, the
+        lookups still out are abandoned, and the cycle commits what was answered (the report
+        is `cut`; see the module docstring). It never interrupts the transitions and the
+        commit, which must run whole (a commit cut off half way would still land in the
+        store while its bookkeeping here was skipped).
         """
         until = None if deadline is None else time.monotonic() + deadline
         # one list's cycles and confirmation rounds never interleave: both read the rows,
@@ -286,6 +316,7 @@ class Engine:
         c.report.errors = n
         if isinstance(reason, Reason):
             self.rt.stats.list(name).errors[reason] += n
+        self.rt.stats.list(name).queries += sent  # they went out: rblwatch_queries_total
         if sent:
             log.warning("list %s: cycle's answers not used (%s)", name, reason)
         else:
@@ -302,20 +333,11 @@ class Engine:
         return c.report
 
     async def _lookups(self, c: _Cycle, until: float | None) -> tuple[CheckRun, Durations]:
-        """The kind's run over the cycle's targets, or CycleOverrun past the deadline."""
+        """The kind's run over the cycle's targets, stopped at `until` (then `cut`)."""
         io, durations = self._io(), Durations(DURATION_BUCKETS)
         if c.held is not None:  # the list's rate limit is shared as its shards are
             io = dataclasses.replace(io, share=len(c.held) / SHARDS)
-        try:
-            run = await asyncio.wait_for(
-                c.kind.run(io, c.lst, c.mine, durations),
-                None if until is None else max(0.0, until - time.monotonic()),
-            )
-        except TimeoutError:
-            self._resolvers.count_dropped(io.resolver, self.rt.stats)
-            raise CycleOverrun(
-                f"list {c.lst.name}: lookups not done by the cycle's deadline"
-            ) from None
+        run = await c.kind.run(io, c.lst, c.mine, durations, until)
         return run, durations
 
     async def _run(self, c: _Cycle, until: float | None) -> CycleReport:
@@ -346,6 +368,7 @@ class Engine:
         await c.kind.annotate(io, lst, run, lambda t, o: is_news(rows.get(t), o))
         self._resolvers.count_dropped(io.resolver, self.rt.stats)
         report.lookups, report.errors = run.lookups, run.errors
+        report.cut, report.unchecked = run.cut, run.unchecked
         self._count_lookups(lst.name, run, durations)
         planned = plan_commit(
             CycleInput(
@@ -357,8 +380,9 @@ class Engine:
                 seen=await self._seen_of(lst.name),
                 confirm=self.rt.config.schedule.confirm,
                 now=c.start,
-                # not when a hostname failed to resolve: its addresses are missing only for now
-                prune=c.full and c.found.complete,
+                # not when a hostname failed to resolve: its addresses are missing only for now;
+                # nor after a cut cycle, which did not look at every target
+                prune=c.full and c.found.complete and not run.cut,
                 errors=errors,
                 last_good_at=last_good,
                 full=c.full,
@@ -369,7 +393,12 @@ class Engine:
             _renamed(c.kind, e, rows, after=heads.get(e.target or "", 0)) for e in commit.events
         ]
         if c.full:
-            commit.status = self._status(c, self.clock(), report.lookups, report.errors)
+            status = self._status(
+                c, self.clock(), report.lookups, report.errors, completed=not run.cut
+            )
+            if run.cut:  # the row says so, and its last successful cycle stays where it was
+                status = dataclasses.replace(status, last_cycle_skipped=Reason.DEADLINE.value)
+            commit.status = status
         commit.budget_day = utc_day(c.start)
         commit.budget_queries = run.queries - c.reserved  # a correction: may be negative
         if not await self._commit(c, commit):
@@ -424,16 +453,7 @@ class Engine:
         self._seen.setdefault(lst.name, set()).update(commit.seen)
         report.events = events
         self._count_events(events)
-        for e in events:
-            log.warning(
-                "%s %s on %s: %s%s",
-                e.kind.value,
-                e.target,
-                e.list,
-                ",".join(e.codes) or "-",
-                " (initial)" if e.initial else "",
-                extra=EVENT_LINE,
-            )
+        log_events(log, lst.name, events)
         return True
 
     async def _write(self, c: _Cycle, commit: CycleCommit) -> list[Event]:
@@ -512,4 +532,4 @@ def _kept(c: _Cycle, commit: CycleCommit, lost: frozenset[int]) -> CycleCommit |
     )
 
 
-__all__ = ["CycleOverrun", "CycleReport", "Engine", "utc_day"]
+__all__ = ["CycleReport", "Engine", "utc_day"]

@@ -469,7 +469,7 @@ def _query_counters(stats: Stats, list_names: Sequence[str]) -> Iterator[Metric]
     )
     yield _counter(
         "cycles_overrun",
-        "Cycles whose lookups ran past the cycle's deadline and were abandoned.",
+        "Cycles cut at their deadline (what they had answered was committed).",
         "list",
         ((n, c.cycles_overrun) for n, c in lists),
     )

@@ -62,6 +62,7 @@ class Reason(enum.StrEnum):
     LIST_UNHEALTHY = "list_unhealthy"
     BUDGET_EXHAUSTED = "budget_exhausted"
     NETWORK = "network"
+    DEADLINE = "deadline"  # not checked: the cycle reached its deadline first
 
 
 class Health(enum.StrEnum):

@@ -34,10 +34,13 @@ from rblwatch.resolver import QTYPE_TXT, Durations, Job, Resolver, Status, Templ
 Servers = tuple[tuple[str, int], ...]
 ProgressCallback = Callable[[int, int], None]  # done, total
 
+# a lookup a cut scan never finished (or never sent): it says nothing, like any error
+NOT_CHECKED = error(Reason.DEADLINE, "not checked: the cycle's deadline came first")
 _STATUS_ERRORS = {
     Status.TIMEOUT: error(Reason.TIMEOUT),
     Status.NETWORK: error(Reason.NETWORK),
     Status.BAD_REPLY: error(Reason.BAD_ANSWER, "unparsable reply"),
+    Status.ABANDONED: NOT_CHECKED,
 }
 
 
@@ -88,6 +91,10 @@ class Report:
     queries: int = 0  # datagrams sent for the lookups, retries included
     results: list[Result] = field(default_factory=list)
     summary: Summary = field(default_factory=Summary)
+    # a scan stopped at its `until`: its lookups not answered by then are `NOT_CHECKED`
+    # errors (counted in `summary.error` too)
+    cut: bool = False
+    unchecked: int = 0
 
     def __repr__(self) -> str:
         # short on purpose: asyncio.run() ends by restoring SIGINT, and signal.signal() formats
@@ -101,6 +108,8 @@ def combine(plans: list[Plan], reports: Sequence[Report]) -> Report:
     out = Report(plans)
     for r in reports:
         out.queries += r.queries
+        out.cut |= r.cut
+        out.unchecked += r.unchecked
         out.results.extend(r.results)
         for f in dataclasses.fields(Summary):
             setattr(out.summary, f.name, getattr(out.summary, f.name) + getattr(r.summary, f.name))
@@ -119,8 +128,11 @@ def plans_for(
     return plans
 
 
-async def probe_health(resolver: Resolver, plans: Sequence[Plan]) -> int:
-    """Probe every plan's test points and set its verdict; the number of queries sent."""
+async def probe_health(
+    resolver: Resolver, plans: Sequence[Plan], durations: Durations | None = None
+) -> int:
+    """Probe every plan's test points and set its verdict; the number of queries sent.
+    `durations` collects the answers' round trips (a list's measured RTT)."""
     points = [(pi, tp) for pi, plan in enumerate(plans) for tp in health.test_points(plan.lst)]
     outcomes: dict[int, Outcome] = {}
 
@@ -135,7 +147,7 @@ async def probe_health(resolver: Resolver, plans: Sequence[Plan]) -> int:
         (i, (plans[pi].template,), lookup.prefix_wire(tp.value, tp.kind))
         for i, (pi, tp) in enumerate(points)
     ]
-    run = await resolver.run(jobs, on_result)
+    run = await resolver.run(jobs, on_result, durations=durations)
     for pi, plan in enumerate(plans):
         mine = [(tp, outcomes[i]) for i, (ppi, tp) in enumerate(points) if ppi == pi]
         plan.verdict = health.evaluate(mine) if mine else health.HEALTHY
@@ -195,8 +207,15 @@ class _Scan:
         self.skipped = {
             k: [p for p in plans if p.lst.checks(k) and not p.verdict.healthy] for k in TargetKind
         }
+        # how far the jobs were taken (a cut scan's unsent lookups are the rest): the fast
+        # path's index counter, or the last target index handed out and the ranges claimed
+        self.counter: Iterator[int] | None = None
+        self.at = -1
+        self.claimed: list[range] = []
 
     def record(self, target: Target, plan: Plan, outcome: Outcome) -> None:
+        if outcome is NOT_CHECKED:
+            self.report.unchecked += 1
         summary = self.report.summary
         summary.add(outcome.kind)
         if self.keep_clean or outcome.kind is not OutcomeKind.CLEAN:
@@ -218,7 +237,8 @@ class _Scan:
             if len(asked) == 1 and (tpls := asked.pop()):
                 # one tuple of templates for every target, the query labels built already
                 # (a daemon cycle): the jobs are made in C, with no Python run per target
-                return zip(itertools.count(), itertools.repeat(tpls), self.prefixes)
+                self.counter = itertools.count()
+                return zip(self.counter, itertools.repeat(tpls), self.prefixes)
         return self._jobs(templates)
 
     def _jobs(self, templates: dict[TargetKind, tuple[Template, ...]]) -> Iterator[Job]:
@@ -227,19 +247,46 @@ class _Scan:
         wire = {k: info.wire for k, info in TARGET_KINDS.items()}
         mine: Iterable[tuple[int, Target]] = enumerate(targets)
         if self.share is not None:  # ranges claimed one at a time, as the resolver asks
-            mine = ((ti, targets[ti]) for ti in itertools.chain.from_iterable(self.share))
+            claimed = self._claiming(self.share)
+            mine = ((ti, targets[ti]) for ti in itertools.chain.from_iterable(claimed))
         if prefixes is None and not any(self.skipped.values()):  # all healthy: lean
             for ti, (value, kind, _group, _source) in mine:
+                self.at = ti
                 tpls = templates[kind]
                 if tpls:
                     yield ti, tpls, wire[kind](value)
             return
         for ti, t in mine:
+            self.at = ti
             for plan in self.skipped[t.kind]:
                 self.record(t, plan, _unhealthy(plan))
             if templates[t.kind]:
                 labels = wire[t.kind](t.value) if prefixes is None else prefixes[ti]
                 yield (ti, templates[t.kind], labels)
+
+    def _claiming(self, share: Iterable[range]) -> Iterator[range]:
+        for r in share:
+            self.claimed.append(r)
+            yield r
+
+    def unsent(self) -> Iterator[int]:
+        """The indices of the targets whose jobs were never taken (a scan stopped early)."""
+        n = len(self.targets)
+        if self.counter is not None:
+            return iter(range(min(next(self.counter), n), n))
+        if self.share is None:
+            return iter(range(self.at + 1, n))
+        if not self.claimed:
+            return iter(())
+        last = self.claimed[-1]
+        return iter(range(max(self.at + 1, last.start), last.stop))
+
+    def record_unsent(self) -> None:
+        """Each lookup a stopped scan never sent is `NOT_CHECKED` on the lists it was for."""
+        for ti in self.unsent():
+            target = self.targets[ti]
+            for plan in self.asked[target.kind]:
+                self.record(target, plan, NOT_CHECKED)
 
 
 async def scan(
@@ -254,8 +301,13 @@ async def scan(
     max_qps: float | None = None,
     prefixes: Sequence[bytes] | None = None,
     share: Iterable[range] | None = None,
+    until: float | None = None,
 ) -> Report:
     """Look up every target on every plan that takes it. Health must have been probed.
+
+    At `until` (`time.monotonic()`) the scan stops sending, and what it has is its report:
+    every lookup not answered by then (sent or not) is a `NOT_CHECKED` error, `cut` is set,
+    and `queries` still counts every query that went out.
 
     `prefixes`, if given, are the targets' query labels (`lookup.prefix_wire`), in the same
     order: the daemon keeps them, since it asks the same targets on every list, every cycle.
@@ -282,6 +334,7 @@ async def scan(
             count_nxdomain=not keep_clean,
             durations=durations,
             max_qps=max_qps,
+            until=until,
         )
     finally:
         if progress is not None:
@@ -289,6 +342,9 @@ async def scan(
     report.summary.lookups += run.nxdomain
     report.summary.clean += run.nxdomain
     report.queries = run.sent
+    if until is not None:
+        state.record_unsent()
+        report.cut = report.unchecked > 0
     if progress is not None:
         progress(report.summary.lookups, state.total)
     if fetch_txt:
@@ -321,7 +377,10 @@ async def _fetch_txt(resolver: Resolver, report: Report) -> None:
 
 
 async def fetch_txt(
-    resolver: Resolver, report: Report, only: Callable[[Result], bool] | None = None
+    resolver: Resolver,
+    report: Report,
+    only: Callable[[Result], bool] | None = None,
+    until: float | None = None,
 ) -> None:
     """Ask TXT for every listed result (or those `only` picks): a second, small batch, since
     listings are few. Its queries are added to `report.queries`."""
@@ -351,7 +410,7 @@ async def fetch_txt(
         jobs.append(
             (i, (templates[r.lst.name],), lookup.prefix_wire(r.target.value, r.target.kind))
         )
-    report.queries += (await resolver.run(jobs, on_result)).sent
+    report.queries += (await resolver.run(jobs, on_result, until=until)).sent
     for i, text in texts.items():
         r = report.results[i]
         report.results[i] = Result(r.target, r.lst, dataclasses.replace(r.outcome, txt=text))
@@ -359,6 +418,7 @@ async def fetch_txt(
 
 __all__ = [
     "CLEAN",
+    "NOT_CHECKED",
     "Plan",
     "Report",
     "Result",

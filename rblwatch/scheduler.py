@@ -3,8 +3,9 @@
 APScheduler 3 (`AsyncIOScheduler`) drives them on the daemon's event loop. A list's cycle job
 runs every `interval` (with `jitter`) and never overlaps itself (`max_instances=1`: a cycle
 still running when the next is due makes that one skipped, and counted). Each cycle has a
-deadline shorter than its interval; one that runs over is cancelled — its partial lookups
-change nothing, since only a finished cycle commits — and counted as overrun.
+deadline shorter than its interval; one that reaches it is cut: its run stops sending, what
+was answered is committed, the rest is counted as not checked (`engine`), and the cycle is
+counted as overrun (`rblwatch_cycles_overrun_total`).
 """
 
 from __future__ import annotations
@@ -23,14 +24,14 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from rblwatch.checks import subjects
-from rblwatch.engine import CycleOverrun, Engine
+from rblwatch.engine import CycleReport, Engine
 from rblwatch.model import Subject
+from rblwatch.plan import DEADLINE_SHARE
 from rblwatch.runtime import Runtime
 from rblwatch.store import StoreError
 
 log = logging.getLogger("rblwatch.scheduler")
 
-DEADLINE_SHARE = 0.9  # a cycle may take at most this share of its interval
 GRID_EPOCH = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)  # cycles fall on multiples of the interval
 TAKEOVER_SLACK_S = 1.0  # a takeover due this close to the list's next cycle waits for it
 FIRST_SLACK_S = 60.0  # a grid cycle this soon after start (or interval / 10) is the first
@@ -154,18 +155,14 @@ class Scheduler:
         return run
 
     async def _cycle(self, name: str, interval: float, shards: set[int] | None = None) -> None:
+        deadline = cycle_deadline(interval)
         try:
             if shards is None:
-                await self.engine.cycle(name, deadline=cycle_deadline(interval))
+                report = await self.engine.cycle(name, deadline=deadline)
             else:
-                await self.engine.cycle(name, deadline=cycle_deadline(interval), shards=shards)
-        except CycleOverrun:
-            self.rt.stats.list(name).cycles_overrun += 1
-            log.warning(
-                "list %s: cycle overran its %.0fs deadline and was abandoned",
-                name,
-                cycle_deadline(interval),
-            )
+                report = await self.engine.cycle(name, deadline=deadline, shards=shards)
+            if report.cut:
+                self._cut(report, deadline)
         except StoreError as exc:
             # the database is away: nothing was decided, so nothing is lost; the next cycle
             # after it is back looks again (the error is the peers' to report, once)
@@ -173,6 +170,19 @@ class Scheduler:
             log.warning("list %s: cycle not run, the store did not answer: %s", name, exc)
         except Exception:
             log.exception("list %s: cycle failed", name)
+
+    def _cut(self, report: CycleReport, deadline: float) -> None:
+        name = report.list_name
+        self.rt.stats.list(name).cycles_overrun += 1
+        log.warning(
+            "list %s: cycle cut at its %.0fs deadline: %s of %s lookups answered and "
+            "committed, %s not checked (they keep their state)",
+            name,
+            deadline,
+            f"{report.lookups - report.unchecked:,}",
+            f"{report.lookups:,}",
+            f"{report.unchecked:,}",
+        )
 
     async def _health(self, name: str) -> None:
         try:

@@ -43,7 +43,12 @@ class FakeCheck:
         return Probed(health.HEALTHY)
 
     async def run(
-        self, io: CheckIO, subject: DnsList, targets: Slice, durations: Durations
+        self,
+        io: CheckIO,
+        subject: DnsList,
+        targets: Slice,
+        durations: Durations,
+        until: float | None = None,
     ) -> CheckRun:
         self.runs.append(len(targets))  # one call per subject and cycle, all targets at once
         fail = Outcome(OutcomeKind.LISTED, codes=("no-ptr",), meanings=("no PTR record",))

@@ -19,7 +19,7 @@ import pytest
 
 from rblwatch.cluster import SHARDS, Instance, Lease, View
 from rblwatch.config import Config, parse_config
-from rblwatch.engine import CycleOverrun, CycleReport, Engine, utc_day
+from rblwatch.engine import CycleReport, Engine, utc_day
 from rblwatch.model import (
     CycleCommit,
     Event,
@@ -587,10 +587,82 @@ def test_the_queries_of_a_scan_whose_answers_are_thrown_away_still_count_against
 
     run(scenario)
     assert store.budget_used("bl", utc_day(T0)) == 2 + 2 + 4  # the cycle's 4 lookups too
+    assert rt.stats.list("bl").queries == 4  # and rblwatch_queries_total
     assert pair(store, "192.0.2.1") is None
 
 
-def test_a_cycle_past_its_deadline_raises_overrun_and_writes_nothing(
+def test_a_cycle_cut_at_its_deadline_commits_the_pairs_it_has_answers_for(
+    faultdns: FaultDns, store: SqliteStore
+) -> None:
+    # issue 14: a cycle that reached its deadline used to be thrown away whole. Now the run
+    # stops sending, and what was answered goes through the decisions and the commit as usual
+    healthy(faultdns)
+    listing(faultdns, "192.0.2.2")
+    faultdns.rule(qname("192.0.2.1"), Fault.DELAY, a=["127.0.0.2"], delay_ms=2000)
+    cfg = make_config(faultdns.port, schedule={"confirm": 1}, resolver={"timeout": "3s"})
+    rt = Runtime(cfg, store)
+    engine = Engine(rt)
+
+    async def scenario() -> CycleReport:
+        await engine.probe("bl")
+        start = time.monotonic()
+        report = await engine.cycle("bl", deadline=0.3)
+        assert time.monotonic() - start < 1.5  # the deadline, not the 2s answer (nor 3s)
+        return report
+
+    report = run(scenario)
+    assert report.cut and report.unchecked == 1
+    assert (report.lookups, report.errors) == (4, 1)
+    listed = pair(store, "192.0.2.2")
+    assert listed is not None and listed.status is PairStatus.LISTED
+    [event] = events(store, EventKind.LISTED)
+    assert event.target == "192.0.2.2"
+    assert [e.target for e in report.events] == ["192.0.2.2"]
+    # the one not answered keeps its state (none) and says why it was not checked
+    assert pair(store, "192.0.2.1") is None
+    [err] = store.pair_errors("bl")
+    assert (err.target, err.reason) == ("192.0.2.1", Reason.DEADLINE)
+    assert "192.0.2.1" not in store.seen("bl")  # no first look: its baseline waits
+    assert store.seen("bl") == {"192.0.2.0", "192.0.2.2", "192.0.2.3"}
+    [status] = store.list_statuses()
+    assert status.last_cycle_skipped == "deadline"
+    assert status.last_cycle_end is not None and status.last_cycle_success is None
+    assert (status.last_cycle_lookups, status.last_cycle_errors) == (4, 1)
+    counters = rt.stats.list("bl")
+    assert counters.errors[Reason.DEADLINE] == 1
+    assert counters.queries == 4 + 1  # every lookup's query, and the new listing's TXT
+
+
+def test_a_target_not_answered_by_the_deadline_keeps_its_state(
+    faultdns: FaultDns, store: SqliteStore
+) -> None:
+    healthy(faultdns)
+    listing(faultdns, "192.0.2.1")
+    cfg = make_config(faultdns.port, schedule={"confirm": 1}, resolver={"timeout": "3s"})
+    rt = Runtime(cfg, store)
+    engine = Engine(rt)
+
+    async def scenario() -> CycleReport:
+        await engine.probe("bl")
+        first = await engine.cycle("bl", deadline=2.0)
+        assert not first.cut and [e.kind for e in first.events] == [EventKind.LISTED]
+        # delisted now, but the answer comes too late: nothing may change for it
+        faultdns.rule(qname("192.0.2.1"), Fault.DELAY, delay_ms=2000)
+        return await engine.cycle("bl", deadline=0.3)
+
+    report = run(scenario)
+    assert report.cut and report.events == []
+    still = pair(store, "192.0.2.1")
+    assert still is not None and still.status is PairStatus.LISTED and still.pending is None
+    assert events(store, EventKind.DELISTED) == []
+    [status] = store.list_statuses()
+    # the first cycle's success stands; the cut one moved the end, not the success
+    assert status.last_cycle_success is not None
+    assert status.last_cycle_end is not None
+    assert status.last_cycle_success < status.last_cycle_end
+
+
+def test_a_cut_cycle_gives_its_window_back_and_the_next_cycle_runs_whole(
     faultdns: FaultDns, store: SqliteStore
 ) -> None:
     healthy(faultdns)
@@ -600,37 +672,84 @@ def test_a_cycle_past_its_deadline_raises_overrun_and_writes_nothing(
 
     async def scenario() -> None:
         await engine.probe("bl")
-        with pytest.raises(CycleOverrun):
-            await engine.cycle("bl", deadline=0.3)
-        # the resolver's window is whole again: the next cycle runs
+        assert (await engine.cycle("bl", deadline=0.3)).cut
+        assert engine.resolver().in_flight == 0  # the abandoned lookup's place is free
         faultdns.rule(qname("192.0.2.1"), Fault.NXDOMAIN)
         report = await engine.cycle("bl", deadline=2.0)
-        assert report.lookups == 4
+        assert (report.lookups, report.errors, report.cut) == (4, 0, False)
 
     run(scenario)
     assert store.pairs() == []
+    assert store.pair_errors("bl") == []  # answered again: the not-checked row goes
+    [status] = store.list_statuses()
+    assert status.last_cycle_skipped is None and status.last_cycle_success is not None
 
 
-def test_a_cycle_abandoned_past_its_deadline_has_still_paid_for_its_lookups(
+def test_a_cut_cycle_does_not_prune_targets_no_longer_configured(
     faultdns: FaultDns, store: SqliteStore
 ) -> None:
-    # the lookups are reserved from the day's budget before they are sent: a cycle cut off
-    # at its deadline commits nothing, but its queries went out and the list counted them
     healthy(faultdns)
-    faultdns.rule(qname("192.0.2.1"), Fault.DELAY, a=["127.0.0.2"], delay_ms=2000)
+    listing(faultdns, "192.0.2.9")
     cfg = make_config(
-        faultdns.port, lists=[{**BL, "daily_query_limit": 100}], resolver={"timeout": "3s"}
+        faultdns.port,
+        schedule={"confirm": 1},
+        targets=[{"group": "mail", "addresses": ["192.0.2.9/32"]}],
     )
-    engine = Engine(Runtime(cfg, store), clock=lambda: T0)
+    rt = Runtime(cfg, store)
+    engine = Engine(rt)
 
     async def scenario() -> None:
         await engine.probe("bl")
-        with pytest.raises(CycleOverrun):
-            await engine.cycle("bl", deadline=0.3)
+        await engine.cycle("bl")
+        assert pair(store, "192.0.2.9") is not None
+        # 192.0.2.9 is no longer configured; the cycle over the others is cut
+        rt.config = make_config(faultdns.port, schedule={"confirm": 1}, resolver={"timeout": "3s"})
+        faultdns.rule(qname("192.0.2.1"), Fault.DELAY, delay_ms=2000)
+        assert (await engine.cycle("bl", deadline=0.3)).cut
+        assert pair(store, "192.0.2.9") is not None  # a partial cycle prunes nothing
+        faultdns.rule(qname("192.0.2.1"), Fault.NXDOMAIN)
+        assert not (await engine.cycle("bl", deadline=2.0)).cut
 
     run(scenario)
-    assert store.budget_used("bl", utc_day(T0)) == 2 + 4  # the probe's 2, the cycle's 4
-    assert store.pairs() == []
+    assert pair(store, "192.0.2.9") is None  # the next whole cycle does
+
+
+def test_every_query_of_a_cut_cycle_is_charged_to_the_budget_and_the_metric(
+    faultdns: FaultDns, store: SqliteStore
+) -> None:
+    # the lookups are reserved from the day's budget before they are sent, one query each;
+    # a silent server makes each of them three attempts. The old code abandoned the cycle
+    # and kept the reservation: 4 charged for 3 times as many sent, past daily_query_limit
+    healthy(faultdns)
+    silent = ["192.0.2.0", "192.0.2.1", "192.0.2.2", "192.0.2.3"]
+    for address in silent:
+        faultdns.rule(qname(address), Fault.DROP)
+    cfg = make_config(
+        faultdns.port,
+        lists=[{**BL, "daily_query_limit": 12}],
+        resolver={"timeout": "150ms", "attempts": 3},
+    )
+    rt = Runtime(cfg, store)
+    engine = Engine(rt, clock=lambda: T0)
+
+    async def scenario() -> CycleReport:
+        await engine.probe("bl")  # 2 test-point queries
+        report = await engine.cycle("bl", deadline=0.4)  # the third attempts are out by then
+        await asyncio.sleep(0.2)  # every datagram sent has reached the server
+        return report
+
+    report = run(scenario)
+    sent = target_queries(faultdns, silent)
+    assert report.cut and sent >= 3 * 4
+    assert rt.stats.list("bl").queries == sent  # rblwatch_queries_total
+    assert store.budget_used("bl", utc_day(T0)) == 2 + sent
+    assert store.budget_used("bl", utc_day(T0)) > 12  # the day's budget is spent: no more
+
+    async def next_cycle() -> CycleReport:
+        return await engine.cycle("bl", deadline=0.4)
+
+    assert run(next_cycle).skipped == Reason.BUDGET_EXHAUSTED.value
+    assert target_queries(faultdns, silent) == sent
 
 
 def test_replies_that_match_no_query_are_counted_for_metrics(
@@ -736,9 +855,11 @@ def test_an_instance_holding_half_of_a_list_asks_it_at_half_its_max_qps(
     asked: list[float] = []
     original = kind.run
 
-    async def spy_run(io: Any, subject: Any, targets: Any, durations: Any) -> Any:
+    async def spy_run(
+        io: Any, subject: Any, targets: Any, durations: Any, until: float | None = None
+    ) -> Any:
         asked.append(subject.max_qps * io.share)
-        return await original(io, subject, targets, durations)
+        return await original(io, subject, targets, durations, until)
 
     monkeypatch.setattr(kind, "run", spy_run)
     run(lambda: engine.cycle("bl"))

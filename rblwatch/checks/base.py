@@ -58,6 +58,7 @@ class Probed:
 
     verdict: Verdict
     queries: int = 0
+    rtt: float | None = None  # the probe's mean round trip, seconds (None: none answered)
 
 
 @dataclass(slots=True)
@@ -69,6 +70,10 @@ class CheckRun:
     lookups: int = 0  # targets looked up
     errors: int = 0  # of which ended in error
     queries: int = 0  # queries sent, retries and `annotate`'s included (the budget counts them)
+    # a run stopped at its `until`: `unchecked` targets were not answered by then, each an
+    # error outcome of `Reason.DEADLINE` (in `outcomes` and `errors`); the others were
+    cut: bool = False
+    unchecked: int = 0
 
 
 # the engine asks whether an outcome will make news (a new or changed bad state): only those
@@ -99,10 +104,20 @@ class CheckKind(Protocol[S_contra]):
         ...
 
     async def run(
-        self, io: CheckIO, subject: S_contra, targets: Slice, durations: Durations
+        self,
+        io: CheckIO,
+        subject: S_contra,
+        targets: Slice,
+        durations: Durations,
+        until: float | None = None,
     ) -> CheckRun:
         """Look up every target of `targets` (their query labels given) and decode each
-        answer into one Outcome; `durations` collects the lookups' times for the metrics."""
+        answer into one Outcome; `durations` collects the lookups' times for the metrics.
+
+        At `until` (`time.monotonic()`), stop asking and return what was answered: the
+        targets not answered then are `Reason.DEADLINE` errors and the run is `cut`. Its
+        `queries` count every query sent all the same (the budget and the metrics need them).
+        """
         ...
 
     async def annotate(self, io: CheckIO, subject: S_contra, run: CheckRun, news: IsNews) -> None:

@@ -7,6 +7,7 @@ its probe asks the RFC 5782 test points; `annotate` fetches TXT for listings tha
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from rblwatch.checks.base import CheckIO, CheckRun, IsNews, Probed, States
@@ -15,6 +16,8 @@ from rblwatch.inventory import Found, Inventory, Slice
 from rblwatch.model import DnsList, TargetKind, kinds_taken
 from rblwatch.resolver import Durations, normalize_server, system_nameservers
 from rblwatch.scan import Plan, Report, fetch_txt, plans_for, probe_health, scan
+
+RTT_BUCKETS = (1.0,)  # a probe's round trips are only summed: one bucket will do
 
 
 @dataclass(slots=True)
@@ -54,11 +57,18 @@ class DnsblCheck:
 
     async def probe(self, io: CheckIO, subject: DnsList) -> Probed:
         plan = self.plan(subject, io.config)
-        sent = await probe_health(io.resolver, [plan])
-        return Probed(plan.verdict, sent)
+        took = Durations(RTT_BUCKETS)
+        sent = await probe_health(io.resolver, [plan], took)
+        answered = sum(took.counts)
+        return Probed(plan.verdict, sent, took.total / answered if answered else None)
 
     async def run(
-        self, io: CheckIO, subject: DnsList, targets: Slice, durations: Durations
+        self,
+        io: CheckIO,
+        subject: DnsList,
+        targets: Slice,
+        durations: Durations,
+        until: float | None = None,
     ) -> DnsblRun:
         report = await scan(
             io.resolver,
@@ -67,13 +77,16 @@ class DnsblCheck:
             durations=durations,
             max_qps=subject.max_qps * io.share if subject.max_qps else None,
             prefixes=targets.labels,
+            until=until,
         )
         return self._run_of(report)
 
     async def annotate(self, io: CheckIO, subject: DnsList, run: CheckRun, news: IsNews) -> None:
         assert isinstance(run, DnsblRun) and run.report is not None
         report = run.report
-        await fetch_txt(io.resolver, report, lambda r: news(r.target.value, r.outcome))
+        # a cut run is past its deadline already: its TXT gets one attempt's time, no more
+        until = time.monotonic() + io.config.timeout if run.cut else None
+        await fetch_txt(io.resolver, report, lambda r: news(r.target.value, r.outcome), until)
         run.outcomes = {r.target.value: r.outcome for r in report.results}
         run.queries = report.queries
 
@@ -84,6 +97,8 @@ class DnsblCheck:
             lookups=report.summary.lookups,
             errors=report.summary.error,
             queries=report.queries,
+            cut=report.cut,
+            unchecked=report.unchecked,
             report=report,
         )
 

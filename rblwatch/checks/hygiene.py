@@ -13,6 +13,8 @@ error, never a transition.
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -34,6 +36,7 @@ from rblwatch.model import (
     error,
 )
 from rblwatch.resolver import Durations
+from rblwatch.scan import NOT_CHECKED
 
 
 def items_of(cfg: Config, check: str, found: Found) -> list[Item]:
@@ -104,12 +107,26 @@ class HygieneCheck:
         return Probed(HEALTHY)
 
     async def run(
-        self, io: CheckIO, subject: HygieneSubject, targets: Slice, durations: Durations
+        self,
+        io: CheckIO,
+        subject: HygieneSubject,
+        targets: Slice,
+        durations: Durations,
+        until: float | None = None,
     ) -> CheckRun:
         by_key = self._items.get(subject.name, {})
         items = [by_key[t.value] for t in targets.targets if t.value in by_key]
         r = io.config
         dns = CachingDns(r.nameservers, r.timeout, r.attempts)
+        # each result reduced to its outcome as it is made; once the pass is cut, results
+        # made after (their lookups abandoned, or begun before and ended after) are not kept
+        got: dict[str, Outcome | None] = {}
+        cut = threading.Event()
+
+        def keep(result: CheckResult) -> None:
+            if not cut.is_set():
+                got[result.key] = outcome_of(result)
+
         # a thread of its own, not asyncio.to_thread's: the loop's default executor (a few
         # threads) serves the store, /metrics and the lease ticks, and a pass may wait on a
         # slow DNS for many minutes
@@ -117,12 +134,19 @@ class HygieneCheck:
         try:
             # the resolver's in-flight limit bounds the pass's lookups at once too
             workers = min(WORKERS, r.max_in_flight)
-            return await asyncio.wrap_future(pool.submit(run_pass, dns, items, workers))
-        except asyncio.CancelledError:
+            work = asyncio.wrap_future(pool.submit(run_kept, dns, items, keep, workers))
+            wait = None if until is None else max(0.0, until - time.monotonic())
+            await asyncio.wait_for(asyncio.shield(work), wait)
+        except TimeoutError:
+            cut.set()
             dns.abandon()  # past the deadline: the pass's threads stop at their next lookup
+            return _cut_run(items, dict(got), dns.queries)
+        except asyncio.CancelledError:
+            dns.abandon()
             raise
         finally:
             pool.shutdown(wait=False)
+        return _run_of([None if o is None else (k, o) for k, o in got.items()], dns.queries)
 
     async def annotate(
         self, io: CheckIO, subject: HygieneSubject, run: CheckRun, news: IsNews
@@ -151,6 +175,21 @@ def _run_of(decided: Sequence[tuple[str, Outcome] | None], queries: int) -> Chec
         if d is not None:
             run.outcomes[d[0]] = d[1]
             run.errors += d[1].is_error
+    return run
+
+
+def _cut_run(items: Sequence[Item], got: dict[str, Outcome | None], queries: int) -> CheckRun:
+    """A pass cut at its deadline: what it decided, and every other pair `NOT_CHECKED`."""
+    decided: list[tuple[str, Outcome] | None] = []
+    for item in items:
+        key = item.key
+        if key in got:
+            outcome = got[key]
+            decided.append(None if outcome is None else (key, outcome))
+        else:
+            decided.append((key, NOT_CHECKED))
+    run = _run_of(decided, queries)
+    run.cut, run.unchecked = True, len(items) - len(got)
     return run
 
 

@@ -71,4 +71,6 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     cfg = load(args, require_file=True)
     sys.stdout.write(plan_table(plan.plan(cfg)))
+    for line in plan.cycle_warnings(cfg):
+        print(f"rblwatch: warning: {line}", file=sys.stderr)
     return EXIT_CLEAN

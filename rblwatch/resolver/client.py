@@ -57,6 +57,7 @@ class Resolver:
         count_nxdomain: bool = False,
         durations: Durations | None = None,
         max_qps: float | None = None,
+        until: float | None = None,
     ) -> RunResult:
         """Look up every job on each of its templates.
 
@@ -64,6 +65,9 @@ class Resolver:
         With `count_nxdomain`, plain NXDOMAIN replies (the bulk of a scan) are only counted:
         the count is returned and they are not reported. `durations` collects how long each
         answered query took; `max_qps` caps the rate of queries sent (a list's etiquette).
+        At `until` (a `time.monotonic()` time) the run stops: no job is started any more,
+        every lookup still unanswered is reported as `Status.ABANDONED` and its place in the
+        window given back, and the run returns as usual (its `sent` counts every query).
         """
         batch = Batch(
             self,
@@ -72,6 +76,7 @@ class Resolver:
             count_nxdomain=count_nxdomain,
             durations=durations,
             max_qps=max_qps,
+            until=until,
         )
         self.runs.append(batch)
         try:

@@ -72,6 +72,7 @@ class Batch:
         count_nxdomain: bool = False,
         durations: Durations | None = None,
         max_qps: float | None = None,
+        until: float | None = None,
     ) -> None:
         self.r = resolver
         self.jobs = jobs
@@ -97,9 +98,18 @@ class Batch:
         self.done: asyncio.Future[None] = self.loop.create_future()
         self.timer: asyncio.TimerHandle | None = None
         self.error: BaseException | None = None
+        self.until = until
+        self.stopper: asyncio.TimerHandle | None = None
+        self.in_tcp: dict[int, Entry] = {}  # the entries retried over TCP now, by id()
 
     async def run(self) -> None:
         try:
+            if self.until is not None:
+                wait = self.until - time.monotonic()
+                if wait <= 0:
+                    self.exhausted = True  # past its end already: nothing is sent
+                else:
+                    self.stopper = self.loop.call_later(wait, self._step, self._stop)
             if self._step():
                 self._arm_timer()
             await self.done
@@ -111,6 +121,8 @@ class Batch:
     def close(self) -> None:
         if self.timer is not None:
             self.timer.cancel()
+        if self.stopper is not None:
+            self.stopper.cancel()
         self.tcp.close()
         self.sockets.close()
         self.window.close()
@@ -136,6 +148,25 @@ class Batch:
             self.error = exc
         if not self.done.done():
             self.done.set_result(None)
+
+    def _stop(self) -> None:
+        """The run's `until`: start nothing more, and end every lookup still unanswered as
+        abandoned (its place in the window given back), so that the run returns now."""
+        self.exhausted = True
+        abandoned: Ending = (Status.ABANDONED, 0, NO_RDATA, None)
+        if self.job is not None:  # a job the window split: its templates not started
+            jkey = self.job[0]
+            for ti, *_ in self.route[self.next_index :]:
+                self.on_result(jkey, ti, Status.ABANDONED, 0, NO_RDATA, None)
+            self.job = None
+        entries = list(self.pending.values())
+        self.pending.clear()
+        for e in entries:
+            self._finish(e, abandoned)
+        tcp, self.in_tcp = self.in_tcp, {}
+        self.tcp.close()
+        for e in tcp.values():
+            self._finish(e, abandoned)
 
     def poke(self) -> None:
         """Another run of the same resolver ended: use the room it left."""
@@ -368,11 +399,13 @@ class Batch:
 
     def _start_tcp(self, e: Entry) -> None:
         self.r.stats.tcp += 1
+        self.in_tcp[id(e)] = e
         servers = e[TEMPLATE].servers
         server = servers[e[ATTEMPT] % len(servers)]
         self.tcp.start(server, next(self.r.ids), e[QUESTION], functools.partial(self._tcp_done, e))
 
     def _tcp_done(self, e: Entry, ending: Ending) -> None:
+        self.in_tcp.pop(id(e), None)
         self._step(self._finish, e, ending)
 
     # -- timeouts -------------------------------------------------------------------------------

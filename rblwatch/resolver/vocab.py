@@ -20,6 +20,7 @@ class Status:
     TIMEOUT = 1
     NETWORK = 2
     BAD_REPLY = 3  # a reply that matched our query but could not be parsed
+    ABANDONED = 4  # still unanswered when its run was stopped (`Resolver.run`'s `until`)
 
 
 # key, template index, status, rcode, rdatas of the asked type (4-byte A addresses or TXT
