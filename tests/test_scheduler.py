@@ -126,7 +126,8 @@ def test_a_cycle_at_its_deadline_is_cut_counted_as_overrun_and_commits_what_it_h
     with caplog.at_level("WARNING", logger="rblwatch.scheduler"):
         asyncio.run(scenario())
     counters = rt.stats.list("bl")
-    assert counters.cycles_overrun == 1
+    # cycles start on a grid of whole seconds: one or two of them fit in the 2.3 s, each cut
+    assert counters.cycles_overrun in (1, 2)
     assert counters.cycles_skipped == 0  # the deadline ends a cycle before the next is due
     assert faultdns.count(qname("192.0.2.1")) >= 1
     [status] = store.list_statuses()
@@ -135,8 +136,10 @@ def test_a_cycle_at_its_deadline_is_cut_counted_as_overrun_and_commits_what_it_h
     assert status.last_cycle_success is None
     assert store.pairs() == []  # nothing listed answered (confirm: 2 in any case)
     assert store.seen("bl") == {"192.0.2.0", "192.0.2.2", "192.0.2.3"}
-    [line] = [r.getMessage() for r in caplog.records if "cut at its" in r.getMessage()]
-    assert "3 of 4 lookups answered and committed, 1 not checked" in line
+    lines = [r.getMessage() for r in caplog.records if "cut at its" in r.getMessage()]
+    assert len(lines) == counters.cycles_overrun
+    for line in lines:
+        assert "3 of 4 lookups answered and committed, 1 not checked" in line
 
 
 @pytest.mark.parametrize("interval", [1.0, 1.05, 10.0, 1800.0])
