@@ -119,9 +119,10 @@ class Engine:
         return CheckIO(self.resolver(), self.rt.config.resolver)
 
     async def _found(self) -> Found:
-        found = await self.inventory.current(self.rt.config)
+        cfg = self.rt.config
+        found = await self.inventory.current(cfg)
         self.rt.targets_per_group = found.per_group
-        self.rt.found = found
+        self.rt.found, self.rt.found_for = found, cfg
         self.rt.unresolved = list(found.unresolved)
         return found
 
@@ -381,6 +382,8 @@ class Engine:
             # what the pairs view may call answered at this cycle (`pairsource`): the slice
             # itself, kept while it is the inventory's, never copied
             self.rt.covered[lst.name] = c.mine.values
+        elif c.full:  # other instances cover the rest: the view reads the store's `seen`
+            self.rt.covered.pop(lst.name, None)
         log.debug(
             "list %s: %d lookups, %d errors, %d events in %.2fs (lookups %.2fs) from %.3f",
             lst.name,

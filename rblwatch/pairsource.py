@@ -32,6 +32,7 @@ from rblwatch.model import (
     ResolverState,
     Target,
     TargetKind,
+    hostname_of,
     kinds_taken,
 )
 from rblwatch.plan import target_counts
@@ -83,6 +84,7 @@ class PairsSource:
 
     def __init__(self) -> None:
         self._static: tuple[Config, list[Target]] | None = None
+        self._merged: tuple[Config, Found, list[Target]] | None = None
         # per set of target kinds: the targets it was built from, and their order
         self._ordered: dict[tuple[TargetKind, ...], tuple[Sequence[Target], Ordered]] = {}
         # per list: the order and the covered set its `Unchecked` was built from
@@ -90,13 +92,27 @@ class PairsSource:
         # per list, without the daemon's record: its `seen` as read, and for which last cycle
         self._seen: dict[str, tuple[tuple[float | None, float | None], AbstractSet[str]]] = {}
 
-    def targets(self, cfg: Config, found: Found | None) -> Sequence[Target]:
-        """The daemon's targets of its last cycle, or (none yet) the config's own."""
-        if found is not None:
+    def targets(
+        self, cfg: Config, found: Found | None, made_for: Config | None = None
+    ) -> Sequence[Target]:
+        """The daemon's targets of its last cycle (`found`, from the config `made_for`), or
+        (none yet) the config's own. Reloaded since (`cfg` is not `made_for`): the new
+        config's own targets too, and those no longer configured left out — a hostname's
+        addresses are kept until its next resolution — so a target added by a reload shows
+        at once, as never checked, not only from its first cycle."""
+        if found is None:
+            if self._static is None or self._static[0] is not cfg:
+                self._static = (cfg, configured_targets(cfg))
+            return self._static[1]
+        if made_for is None or made_for is cfg:
             return found.targets
-        if self._static is None or self._static[0] is not cfg:
-            self._static = (cfg, configured_targets(cfg))
-        return self._static[1]
+        if self._merged is None or self._merged[0] is not cfg or self._merged[1] is not found:
+            own = self.targets(cfg, None)
+            values = {t.value for t in own}
+            kept = [t for t in found.targets if hostname_of(t) is not None or t.value in values]
+            have = {t.value for t in kept}
+            self._merged = (cfg, found, kept + [t for t in own if t.value not in have])
+        return self._merged[2]
 
     def ordered(self, every: Sequence[Target], kinds: tuple[TargetKind, ...]) -> Ordered:
         cached = self._ordered.get(kinds)
@@ -138,7 +154,7 @@ class PairsSource:
     ) -> list[ListPairs]:
         """One `ListPairs` per configured DNS list, from the store's `rows` and `statuses`
         (as the caller read them) and its error rows and resolver state (read now)."""
-        every = self.targets(cfg, read.found)
+        every = self.targets(cfg, read.found, read.found_for)
         by_list: dict[str, dict[str, PairState]] = {}
         for p in rows:
             by_list.setdefault(p.list, {})[p.target] = p
@@ -184,6 +200,7 @@ class PairsRead:
     # the daemon's record of what each list's last full cycle covered (`Runtime.covered`);
     # a list without one (and the CLI: None) is read from the store's `seen`
     covered: Covered | None = None
+    found_for: Config | None = None  # the config `found` was made from (`Runtime.found_for`)
 
 
 def read_console(

@@ -35,6 +35,7 @@ class Runtime:
     targets_per_group: dict[str, int] = field(default_factory=dict)
     # every target of the last cycle (the pairs view enumerates the clean pairs from it)
     found: Found | None = None
+    found_for: Config | None = None  # the config `found` was made from (a reload since?)
     # per list, the target values its last committed full cycle over every shard looked up
     # (that cycle's own set, not a copy): the pairs view shows the others as never checked
     covered: dict[str, AbstractSet[str]] = field(default_factory=dict)

@@ -214,7 +214,9 @@ class _Handlers:
 
     def pairs_read(self) -> PairsRead:
         rt = self.runtime
-        return PairsRead(self.pairs_source, rt.found, time.time(), covered=rt.covered)
+        return PairsRead(
+            self.pairs_source, rt.found, time.time(), covered=rt.covered, found_for=rt.found_for
+        )
 
     def targets(self) -> int | None:
         """The daemon's resolved target count, None before its first cycle."""
