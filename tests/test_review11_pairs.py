@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from rblwatch.model import CycleCommit, Health, ListStatus
 from rblwatch.runtime import Runtime
 from rblwatch.store.sqlite import SqliteStore
@@ -13,7 +11,6 @@ from tests.test_engine import ADDRS, make_config
 from tests.test_pair_errors import view_of
 
 T0 = 1_795_780_800.0
-
 
 
 def test_a_target_added_since_the_list_s_last_cycle_is_not_shown_clean(tmp_path: Path) -> None:
@@ -30,7 +27,6 @@ def test_a_target_added_since_the_list_s_last_cycle_is_not_shown_clean(tmp_path:
         assert shown[new]["last_checked"] is None
     finally:
         store.close()
-
 
 
 def test_one_instance_s_failed_shard_is_not_shown_clean_when_another_s_shard_answers(

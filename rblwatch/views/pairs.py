@@ -20,19 +20,14 @@ marked stale. Order: by list name, then target in address order (IPv4, IPv6, dom
 
 from __future__ import annotations
 
-import base64
-import binascii
 import bisect
 import heapq
-import ipaddress
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from rblwatch.model import (
-    KIND_RANK,
-    TARGET_KINDS,
     Ack,
     Kind,
     ListStatus,
@@ -41,10 +36,20 @@ from rblwatch.model import (
     PairStatus,
     Reason,
     Target,
-    TargetKind,
     kind_of_value,
 )
-from rblwatch.targets import TargetError, canonical_target
+from rblwatch.views.pairsquery import (
+    PAIRS_LIMIT_DEFAULT,
+    PAIRS_LIMIT_MAX,
+    STATES,
+    Key,
+    PairsQuery,
+    decode_cursor,
+    encode_cursor,
+    pairs_query,
+    target_key,
+    target_range,
+)
 from rblwatch.views.status import (
     STALE_INTERVALS,
     PairCounts,
@@ -54,17 +59,8 @@ from rblwatch.views.status import (
     rfc3339,
 )
 
-STATES = ("listed", "clean", "unknown")
-PAIRS_LIMIT_DEFAULT = 100
-PAIRS_LIMIT_MAX = 1000
-
-Key = tuple[int, tuple[int, str]]  # a target's place: its kind's rank, then its sort key
 Acks = Mapping[tuple[str, str], Ack]
 _NO_ACKS: Acks = MappingProxyType({})
-
-
-def target_key(value: str, kind: TargetKind) -> Key:
-    return KIND_RANK[kind], TARGET_KINDS[kind].sort_key(value)
 
 
 class Ordered:
@@ -138,97 +134,9 @@ class PairItem:
 
 
 @dataclass(frozen=True, slots=True)
-class PairsQuery:
-    """Filters and paging; build one from user text with `pairs_query`."""
-
-    target: tuple[Key, Key] | None = None  # inclusive key range (one target, or a network)
-    list_name: str | None = None
-    state: str | None = None
-    limit: int = PAIRS_LIMIT_DEFAULT
-    cursor: tuple[str, str] | None = None  # (list, target) the page starts at
-
-
-@dataclass(frozen=True, slots=True)
 class PairsPage:
     items: list[PairItem]
     next_cursor: str | None
-
-
-# -- parsing the query ---------------------------------------------------------------------
-
-
-def pairs_query(
-    *,
-    target: str | None = None,
-    list_name: str | None = None,
-    state: str | None = None,
-    limit: str | int | None = None,
-    cursor: str | None = None,
-) -> PairsQuery:
-    """The query user text asks for; ValueError (one line naming the parameter) if bad."""
-    if state is not None and state not in STATES:
-        raise ValueError(f"state: must be one of {', '.join(STATES)}, got {state!r}")
-    return PairsQuery(
-        target=None if target is None else target_range(target),
-        list_name=list_name,
-        state=state,
-        limit=_limit(limit),
-        cursor=None if cursor is None else decode_cursor(cursor),
-    )
-
-
-def _limit(text: str | int | None) -> int:
-    if text is None:
-        return PAIRS_LIMIT_DEFAULT
-    try:
-        limit = int(text)
-    except ValueError:
-        raise ValueError(f"limit: not a whole number: {text!r}") from None
-    if limit < 1:
-        raise ValueError(f"limit: must be at least 1, got {limit}")
-    return min(limit, PAIRS_LIMIT_MAX)  # capped, not refused: page with the cursor
-
-
-def target_range(text: str) -> tuple[Key, Key]:
-    """The keys of one target, or of the first and last address of a network (CIDR)."""
-    if "/" in text:
-        try:
-            net = ipaddress.ip_network(text.strip(), strict=False)
-        except ValueError:
-            raise ValueError(f"target: {text!r} is neither a target nor a network") from None
-        kind = TargetKind.IPV4 if net.version == 4 else TargetKind.IPV6
-        first, last = int(net.network_address), int(net.broadcast_address)
-        return (KIND_RANK[kind], (first, "")), (KIND_RANK[kind], (last, ""))
-    try:
-        value = canonical_target(text)
-    except TargetError as e:
-        raise ValueError(f"target: {e}") from None
-    key = target_key(value, _kind_of(value))
-    return key, key
-
-
-def _kind_of(value: str) -> TargetKind:
-    try:
-        address = ipaddress.ip_address(value)
-    except ValueError:
-        return TargetKind.DOMAIN
-    return TargetKind.IPV4 if address.version == 4 else TargetKind.IPV6
-
-
-def encode_cursor(list_name: str, target: str) -> str:
-    raw = f"{list_name}\n{target}".encode()
-    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
-
-
-def decode_cursor(text: str) -> tuple[str, str]:
-    try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raw = ""
-    name, sep, target = raw.partition("\n")
-    if not sep or not name:
-        raise ValueError(f"cursor: {text!r} is not a cursor this API gave (start without one)")
-    return name, target
 
 
 # -- one list's pairs ----------------------------------------------------------------------
