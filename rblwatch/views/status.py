@@ -99,8 +99,9 @@ class Budget:
 @dataclass(frozen=True, slots=True)
 class PairCounts:
     """How many configured (target, list) pairs are in each state: never "nothing listed"
-    when nothing was checked. `unknown`: no good answer for two intervals, or never one;
-    `errors`: the last lookup ended `error`; `acknowledged`: listed and acknowledged."""
+    when nothing was checked. `unknown`: stale (`pair_stale`) and not listed, or never
+    looked up; `errors`: the last lookup ended `error`; `acknowledged`: listed and
+    acknowledged."""
 
     total: int
     listed: int
