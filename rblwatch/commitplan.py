@@ -19,6 +19,14 @@ trouble, not each pair's, and the pairs view shows every pair without a row of i
 that row says. A skipped cycle (unhealthy list, spent budget) writes none: the list's last
 completed cycle grows old, and its pairs go stale with it.
 
+The list's row speaks for every shard, so only a cycle over every shard (`all_shards`: alone,
+or holding them all) writes or clears it. With several instances each cycle covers its own
+shards, through its own resolver: one instance's failures are its pairs' rows, never the
+list's (another's shard answering must not clear them). Per-pair rows cost more than one,
+but rarely: an instance whose resolver is down skips its cycles and writes none at all. A
+list's row found by a cycle of some shards (written while one instance held them all) is
+split: its shards' pairs are decided now, and every other target (`others`) gets a copy.
+
 A cycle cut at its deadline is planned like any other: the targets it did not get answers for
 come with an error outcome (`Reason.DEADLINE`), so they keep their state and get error rows
 ("not checked") as any failed lookup does; the engine does not let it prune (`prune`).
@@ -69,6 +77,10 @@ class CycleInput:
     errors: Mapping[str, PairError] = field(default_factory=lambda: _NO_ERRORS)
     last_good_at: float | None = None
     full: bool = False  # every target of the list (of the shards held), not a round's few
+    # the cycle covers every shard of the list: only then may it write or clear the list's row
+    all_shards: bool = False
+    # a cycle of some shards finding the list's row: the list's other targets (module doc)
+    others: Sequence[str] = ()
 
 
 _NO_ERRORS: Mapping[str, PairError] = MappingProxyType({})
@@ -123,7 +135,8 @@ def _plan_errors(cycle: CycleInput, commit: CycleCommit) -> None:
     whole = old.get("")
     # answered now, or (a full cycle over every target) no longer configured
     commit.cleared.extend(t for t in old if t and t not in failed and (t in values or cycle.prune))
-    if cycle.full and failed and len(failed) > LIST_WIDE_SHARE * len(cycle.targets):
+    wide = cycle.full and cycle.all_shards
+    if wide and failed and len(failed) > LIST_WIDE_SHARE * len(cycle.targets):
         commit.errors.append(_list_row(cycle, failed, whole))
         return
     for t, outcome in failed.items():
@@ -139,7 +152,11 @@ def _plan_errors(cycle: CycleInput, commit: CycleCommit) -> None:
             )
         )
     if cycle.full and whole is not None:
-        commit.cleared.append("")  # most of the list answered again
+        commit.cleared.append("")  # most of the list answered again (or: split, below)
+        if not cycle.all_shards:
+            commit.errors.extend(
+                dataclasses.replace(whole, target=t) for t in cycle.others if t not in old
+            )
 
 
 def _last_good(cycle: CycleInput, target: str, whole: PairError | None) -> float | None:

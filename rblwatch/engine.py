@@ -127,9 +127,10 @@ class Engine:
         return CheckIO(self.resolver(), self.rt.config.resolver)
 
     async def _found(self) -> Found:
-        found = await self.inventory.current(self.rt.config)
+        cfg = self.rt.config
+        found = await self.inventory.current(cfg)
         self.rt.targets_per_group = found.per_group
-        self.rt.found = found
+        self.rt.found, self.rt.found_for = found, cfg
         self.rt.unresolved = list(found.unresolved)
         return found
 
@@ -357,6 +358,7 @@ class Engine:
             if c.held is None or shard_of(p.target) in c.held
         }
         errors, last_good = await self._errors_of(c)
+        every = c.held is None or len(c.held) >= SHARDS  # may write the list's own error row
         # each event names the pair's previous one, as read now under the leases: should two
         # instances ever decide one transition, the store keeps only the first
         heads = await self.rt.db.chain_heads(
@@ -386,6 +388,8 @@ class Engine:
                 errors=errors,
                 last_good_at=last_good,
                 full=c.full,
+                all_shards=every,
+                others=self._others(c) if c.full and not every and "" in errors else (),
             )
         )
         commit, report.confirm = planned.commit, planned.confirm
@@ -403,6 +407,12 @@ class Engine:
         commit.budget_queries = run.queries - c.reserved  # a correction: may be negative
         if not await self._commit(c, commit):
             return report
+        if c.full and (c.held is None or len(c.held) >= SHARDS):
+            # what the pairs view may call answered at this cycle (`pairsource`): the slice
+            # itself, kept while it is the inventory's, never copied
+            self.rt.covered[lst.name] = c.mine.values
+        elif c.full:  # other instances cover the rest: the view reads the store's `seen`
+            self.rt.covered.pop(lst.name, None)
         log.debug(
             "list %s: %d lookups, %d errors, %d events in %.2fs (lookups %.2fs) from %.3f",
             lst.name,
@@ -416,6 +426,11 @@ class Engine:
         if report.confirm and self.on_confirm is not None:
             self.on_confirm(lst.name, report.confirm)
         return report
+
+    def _others(self, c: _Cycle) -> list[str]:
+        """The list's targets outside the shards this cycle covers (its list-wide row split)."""
+        whole = c.kind.targets(self.rt.config, c.lst, c.found, self.inventory)
+        return [v for v in whole.values if v not in c.mine.values]
 
     async def _errors_of(self, c: _Cycle) -> tuple[dict[str, PairError], float | None]:
         """The list's error rows (of the shards held) and when its last completed cycle
@@ -512,7 +527,9 @@ def _renamed(kind: CheckKind[Any], e: Event, rows: dict[str, PairState], *, afte
 def _kept(c: _Cycle, commit: CycleCommit, lost: frozenset[int]) -> CycleCommit | None:
     """The part of a refused commit in its shards still held (`c` narrowed to them), if the
     refusal named lost shards and some are left; None otherwise. Each pair's rows and
-    events depend on that pair alone, so the part is what a cycle of those shards writes."""
+    events depend on that pair alone, so the part is what a cycle of those shards writes.
+    The list's own error row, of a cycle over every shard, is kept: the lost shards' new
+    holder, a cycle of some shards, finds it and splits it (`commitplan`)."""
     if c.held is None or c.fence is None or not lost or not c.held - lost:
         return None
     held = c.held - lost
@@ -527,7 +544,8 @@ def _kept(c: _Cycle, commit: CycleCommit, lost: frozenset[int]) -> CycleCommit |
         deletes=[t for t in commit.deletes if shard_of(t) in held],
         seen=[t for t in commit.seen if shard_of(t) in held],
         events=[e for e in commit.events if e.target is None or shard_of(e.target) in held],
-        errors=[e for e in commit.errors if not e.target or shard_of(e.target) in held],
+        # not `in held`: a split list-wide row's copies are of shards never held (commitplan)
+        errors=[e for e in commit.errors if not e.target or shard_of(e.target) not in lost],
         cleared=[t for t in commit.cleared if not t or shard_of(t) in held],
     )
 

@@ -4,12 +4,21 @@ Shared by the HTTP listener (with the daemon's inventory: hostnames as resolved 
 cycle) and `rblwatch status` (the config's own targets, hostnames unresolved, as `rblwatch
 plan` counts them). A `PairsSource` keeps each set of targets sorted for as long as it is the
 same set, so a request bisects into a /16 rather than sorting it (`views.pairs.Ordered`).
+
+A target the list's last cycle did not look up (configured since, a hostname's new address)
+must not read as answered at that cycle (`views.pairs.Unchecked`). The daemon knows which
+targets each list's last committed full cycle covered (`Runtime.covered`: the cycle's own
+set, no copy); a reader without that record — the CLI, or an instance that has not run a
+full cycle of the list over every shard — reads the list's `seen` from the store instead,
+once per change of the list's last cycle. Either way the difference to the current targets
+is computed once per change of either set and kept.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 from rblwatch import targets as targets_mod
@@ -20,8 +29,10 @@ from rblwatch.model import (
     ListStatus,
     PairError,
     PairState,
+    ResolverState,
     Target,
     TargetKind,
+    hostname_of,
     kinds_taken,
 )
 from rblwatch.plan import target_counts
@@ -32,10 +43,21 @@ from rblwatch.views.pairs import (
     Ordered,
     PairsPage,
     PairsQuery,
-    pair_counts,
+    Unchecked,
+    pair_summary,
     pairs_page,
 )
-from rblwatch.views.status import StatusView, budgets_of, status_view, with_signals
+from rblwatch.views.status import (
+    PairCounts,
+    StatusView,
+    budgets_of,
+    list_stopped,
+    status_view,
+    with_signals,
+)
+
+# per list, the target values its last committed full cycle looked up (`Runtime.covered`)
+Covered = Mapping[str, AbstractSet[str]]
 
 
 def configured_targets(cfg: Config) -> list[Target]:
@@ -62,16 +84,35 @@ class PairsSource:
 
     def __init__(self) -> None:
         self._static: tuple[Config, list[Target]] | None = None
+        self._merged: tuple[Config, Found, list[Target]] | None = None
         # per set of target kinds: the targets it was built from, and their order
         self._ordered: dict[tuple[TargetKind, ...], tuple[Sequence[Target], Ordered]] = {}
+        # per list: the order and the covered set its `Unchecked` was built from
+        self._unchecked: dict[str, tuple[Ordered, AbstractSet[str], Unchecked]] = {}
+        # per list, without the daemon's record: its `seen` as read, and for which last cycle
+        self._seen: dict[str, tuple[tuple[float | None, float | None], AbstractSet[str]]] = {}
 
-    def targets(self, cfg: Config, found: Found | None) -> Sequence[Target]:
-        """The daemon's targets of its last cycle, or (none yet) the config's own."""
-        if found is not None:
+    def targets(
+        self, cfg: Config, found: Found | None, made_for: Config | None = None
+    ) -> Sequence[Target]:
+        """The daemon's targets of its last cycle (`found`, from the config `made_for`), or
+        (none yet) the config's own. Reloaded since (`cfg` is not `made_for`): the new
+        config's own targets too, and those no longer configured left out — a hostname's
+        addresses are kept until its next resolution — so a target added by a reload shows
+        at once, as never checked, not only from its first cycle."""
+        if found is None:
+            if self._static is None or self._static[0] is not cfg:
+                self._static = (cfg, configured_targets(cfg))
+            return self._static[1]
+        if made_for is None or made_for is cfg:
             return found.targets
-        if self._static is None or self._static[0] is not cfg:
-            self._static = (cfg, configured_targets(cfg))
-        return self._static[1]
+        if self._merged is None or self._merged[0] is not cfg or self._merged[1] is not found:
+            own = self.targets(cfg, None)
+            values = {t.value for t in own}
+            kept = [t for t in found.targets if hostname_of(t) is not None or t.value in values]
+            have = {t.value for t in kept}
+            self._merged = (cfg, found, kept + [t for t in own if t.value not in have])
+        return self._merged[2]
 
     def ordered(self, every: Sequence[Target], kinds: tuple[TargetKind, ...]) -> Ordered:
         cached = self._ordered.get(kinds)
@@ -81,46 +122,71 @@ class PairsSource:
         self._ordered[kinds] = (every, made)
         return made
 
+    def unchecked(self, name: str, ordered: Ordered, covered: AbstractSet[str]) -> Unchecked:
+        cached = self._unchecked.get(name)
+        if cached is not None and cached[0] is ordered and cached[1] is covered:
+            return cached[2]
+        made = Unchecked(ordered, covered)
+        self._unchecked[name] = (ordered, covered, made)
+        return made
+
+    def covered(
+        self, store: Store, name: str, status: ListStatus | None, record: Covered
+    ) -> AbstractSet[str]:
+        """What the list's last cycle looked up: the daemon's record, else its `seen` (every
+        target it ever looked up without error), read again when its last cycle changed."""
+        mine = record.get(name)
+        if mine is not None:
+            return mine
+        cycle = (None, None) if status is None else (status.last_cycle_start, status.last_cycle_end)
+        cached = self._seen.get(name)
+        if cached is None or cached[0] != cycle:
+            cached = self._seen[name] = (cycle, store.seen(name))
+        return cached[1]
+
     def lists(
         self,
+        store: Store,
         cfg: Config,
-        found: Found | None,
+        read: PairsRead,
         rows: Iterable[PairState],
-        errors: Iterable[PairError],
         statuses: Iterable[ListStatus],
     ) -> list[ListPairs]:
-        """One `ListPairs` per configured DNS list, from the store's rows as read."""
-        every = self.targets(cfg, found)
+        """One `ListPairs` per configured DNS list, from the store's `rows` and `statuses`
+        (as the caller read them) and its error rows and resolver state (read now)."""
+        every = self.targets(cfg, read.found, read.found_for)
         by_list: dict[str, dict[str, PairState]] = {}
         for p in rows:
             by_list.setdefault(p.list, {})[p.target] = p
         errs: dict[str, dict[str, PairError]] = {}
-        for e in errors:
+        for e in store.pair_errors():
             errs.setdefault(e.list, {})[e.target] = e
         status = {s.name: s for s in statuses}
-        return [
-            _list_pairs(cfg, lst, self.ordered(every, kinds_taken(lst)), by_list, errs, status)
-            for lst in cfg.subjects
-        ]
+        resolver = store.resolver_state()
+        out = []
+        for lst in cfg.subjects:
+            ordered = self.ordered(every, kinds_taken(lst))
+            row = status.get(lst.name)
+            covered = self.covered(store, lst.name, row, read.covered or {})
+            out.append(
+                ListPairs(
+                    name=lst.name,
+                    kind=lst.kind,
+                    interval=lst.interval or cfg.schedule.interval,
+                    ordered=ordered,
+                    status=row,
+                    rows=by_list.get(lst.name, {}),
+                    errors=errs.get(lst.name, {}),
+                    stopped=_stopped(lst, row, resolver),
+                    unchecked=self.unchecked(lst.name, ordered, covered),
+                )
+            )
+        return out
 
 
-def _list_pairs(
-    cfg: Config,
-    lst: DnsList,
-    ordered: Ordered,
-    rows: dict[str, dict[str, PairState]],
-    errors: dict[str, dict[str, PairError]],
-    status: dict[str, ListStatus],
-) -> ListPairs:
-    return ListPairs(
-        name=lst.name,
-        kind=lst.kind,
-        interval=lst.interval or cfg.schedule.interval,
-        ordered=ordered,
-        status=status.get(lst.name),
-        rows=rows.get(lst.name, {}),
-        errors=errors.get(lst.name, {}),
-    )
+def _stopped(lst: DnsList, row: ListStatus | None, resolver: ResolverState) -> bool:
+    behind = () if lst.nameservers else (lst.name,)
+    return list_stopped(row, resolver, frozenset(behind), lst.name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +197,10 @@ class PairsRead:
     found: Found | None  # the daemon's targets of its last cycle (None: the config's own)
     now: float
     acks: Acks = dataclasses.field(default_factory=dict)
+    # the daemon's record of what each list's last full cycle covered (`Runtime.covered`);
+    # a list without one (and the CLI: None) is read from the store's `seen`
+    covered: Covered | None = None
+    found_for: Config | None = None  # the config `found` was made from (`Runtime.found_for`)
 
 
 def read_console(
@@ -147,15 +217,25 @@ def read_console(
     if targets is None:
         targets = sum(target_counts(config).values())
     pairs, statuses, instances = store.pairs(), store.list_statuses(), store.instances()
-    lists = read.source.lists(config, read.found, pairs, store.pair_errors(), statuses)
+    lists = read.source.lists(store, config, read, pairs, statuses)
     checks = [h.name for h in config.hygiene]
     stored = store.acks()
     acks = read.acks or {(a.target, a.list): a for a in stored}
     view = status_view(pairs, statuses, config.subjects, targets, instances, checks, stored)
     budgets = budgets_of(config.subjects, store.budget_used)
     view = with_signals(view, store.resolver_state(), budgets, unresolved)
-    view = dataclasses.replace(view, counts=pair_counts(lists, read.now, acks))
+    counts, stale = pair_summary(lists, read.now, acks)
+    view = dataclasses.replace(view, counts=counts, stale_pairs=stale)
     return view, pairs_page(lists, query or PairsQuery(), read.now, acks)
+
+
+def read_pairs(
+    store: Store, config: Config, read: PairsRead, query: PairsQuery
+) -> tuple[PairsPage, PairCounts]:
+    """One page of the pairs view and the counts: what `/api/v1/pairs` serves."""
+    lists = read.source.lists(store, config, read, store.pairs(), store.list_statuses())
+    acks = read.acks or acks_by_pair(store)
+    return pairs_page(lists, query, read.now, acks), pair_summary(lists, read.now, acks)[0]
 
 
 def acks_by_pair(store: Store) -> Acks:
@@ -163,4 +243,12 @@ def acks_by_pair(store: Store) -> Acks:
     return {(a.target, a.list): a for a in store.acks()}
 
 
-__all__ = ["PairsRead", "PairsSource", "acks_by_pair", "configured_targets", "read_console"]
+__all__ = [
+    "Covered",
+    "PairsRead",
+    "PairsSource",
+    "acks_by_pair",
+    "configured_targets",
+    "read_console",
+    "read_pairs",
+]

@@ -8,6 +8,7 @@ so a reader sees either the old or the new configuration, never half of each.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from rblwatch.cluster import Instance, View
@@ -34,6 +35,10 @@ class Runtime:
     targets_per_group: dict[str, int] = field(default_factory=dict)
     # every target of the last cycle (the pairs view enumerates the clean pairs from it)
     found: Found | None = None
+    found_for: Config | None = None  # the config `found` was made from (a reload since?)
+    # per list, the target values its last committed full cycle over every shard looked up
+    # (that cycle's own set, not a copy): the pairs view shows the others as never checked
+    covered: dict[str, AbstractSet[str]] = field(default_factory=dict)
     # hostnames the last resolution failed on (group, hostname, reason), from the last cycle
     unresolved: list[tuple[str, str, str]] = field(default_factory=list)
     # the resolver's state as this instance last knew it (`resolverstate`), for /-/ready

@@ -33,7 +33,7 @@ from rblwatch.console import add_routes as add_console
 from rblwatch.listener import Guard, GuardedSite, Limits, ProblemLog, guard_middleware, runner_args
 from rblwatch.metrics import CONTENT_TYPE, render
 from rblwatch.model import Event
-from rblwatch.pairsource import PairsRead, PairsSource, acks_by_pair, read_console
+from rblwatch.pairsource import PairsRead, PairsSource, read_console, read_pairs
 from rblwatch.plan import target_counts
 from rblwatch.runtime import Runtime
 from rblwatch.store import Store, StoreError
@@ -41,9 +41,7 @@ from rblwatch.targets import TargetError, canonical_target
 from rblwatch.views.pairs import (
     PairsQuery,
     page_json,
-    pair_counts,
     pairs_json,
-    pairs_page,
     pairs_query,
 )
 from rblwatch.views.status import (
@@ -215,7 +213,10 @@ class _Handlers:
         self.pairs_source = PairsSource()  # the lists' targets kept in order between requests
 
     def pairs_read(self) -> PairsRead:
-        return PairsRead(self.pairs_source, self.runtime.found, time.time())
+        rt = self.runtime
+        return PairsRead(
+            self.pairs_source, rt.found, time.time(), covered=rt.covered, found_for=rt.found_for
+        )
 
     def targets(self) -> int | None:
         """The daemon's resolved target count, None before its first cycle."""
@@ -270,13 +271,8 @@ class _Handlers:
                 return _json({"error": f"list: {problem}"}, 400)
 
         def build(store: Store) -> str:
-            statuses = store.list_statuses()
-            lists = read.source.lists(
-                config, read.found, store.pairs(), store.pair_errors(), statuses
-            )
-            acks = read.acks or acks_by_pair(store)
-            page = pairs_page(lists, query, read.now, acks)
-            return json.dumps(pairs_json(page, pair_counts(lists, read.now, acks))) + "\n"
+            page, counts = read_pairs(store, config, read, query)
+            return json.dumps(pairs_json(page, counts)) + "\n"
 
         return web.Response(text=await self.runtime.db.read(build), content_type="application/json")
 

@@ -47,6 +47,7 @@ def plan(**kw: object) -> CycleCommit:
         "confirm": 1,
         "now": T0,
         "full": True,
+        "all_shards": True,  # alone: the cycle covers every shard
         "prune": True,
         "last_good_at": T0 - 600,
     }

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from rblwatch.model import CycleCommit, Health, ListStatus
 from rblwatch.runtime import Runtime
 from rblwatch.store.sqlite import SqliteStore
@@ -15,7 +13,6 @@ from tests.test_pair_errors import view_of
 T0 = 1_795_780_800.0
 
 
-@pytest.mark.xfail(strict=True, reason="review11 finding: the pairs view reads no `seen`")
 def test_a_target_added_since_the_list_s_last_cycle_is_not_shown_clean(tmp_path: Path) -> None:
     store = SqliteStore(str(tmp_path / "state.db"))
     try:
@@ -32,7 +29,6 @@ def test_a_target_added_since_the_list_s_last_cycle_is_not_shown_clean(tmp_path:
         store.close()
 
 
-@pytest.mark.xfail(strict=True, reason="review11 finding: the list-wide error row is per shard")
 def test_one_instance_s_failed_shard_is_not_shown_clean_when_another_s_shard_answers(
     tmp_path: Path,
 ) -> None:

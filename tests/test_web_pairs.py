@@ -15,6 +15,7 @@ import yaml
 
 from rblwatch.inventory import Found
 from rblwatch.model import CycleCommit, ListStatus, PairError, Reason, Target, TargetKind
+from rblwatch.pairsource import configured_targets
 from rblwatch.runtime import Runtime
 from tests.test_web import get, serve
 from tests.webstate import listed, make_runtime, put
@@ -26,9 +27,11 @@ ROOT = Path(__file__).resolve().parent.parent
 def runtime(tmp_path: Path) -> Runtime:
     rt = make_runtime(tmp_path)
     now = time.time()
+    every = [t.value for t in configured_targets(rt.config)]
     for name in ("corp-bl", "spamhaus-zen", "corp-dbl"):  # every list answered a minute ago
         status = ListStatus(name, last_cycle_end=now - 60, last_cycle_success=now - 60)
-        rt.store.commit(CycleCommit(list=name, status=status))
+        # ... and had looked up its targets before (`seen`): none is new to it
+        rt.store.commit(CycleCommit(list=name, status=status, seen=every))
     return rt
 
 

@@ -5,28 +5,29 @@ Most pairs have no stored row: a pair that answered clean at its list's last cyc
 state row (`PairState`) nor an error row (`PairError`). So the pairs are enumerated from each
 list's configured targets (an `Ordered`, built once per set of targets and kept by the caller,
 so a request never sorts a /16), and the few with rows are looked up by value. What a pair
-without a row of its own shows is the same for the whole list (`_Default`): answered at the
-list's last completed cycle, or as the list's own error row (target "", `commitplan`) says.
+without a row of its own shows is the same for the whole list (`_Defaults`): answered at the
+list's last completed cycle, or as the list's own error row (target "", `commitplan`) says —
+except for the targets that cycle did not look up (`Unchecked`: added since, a hostname's new
+address), which were never checked.
 
-A pair is `stale` when it has had no good answer for more than `STALE_INTERVALS` of its list's
-intervals (or never one): it is never counted as clean (state `unknown`), and a listed pair
-stays `listed`, marked stale. Order: by list name, then target in address order (IPv4, IPv6,
-domains: `model.TARGET_KINDS`); a page ends with an opaque cursor where the next one starts.
+A pair is `stale` (`views.status.pair_stale`, the status listings' rule too) when it has had
+no good answer for more than `STALE_INTERVALS` of its list's intervals (or never one), or its
+list is stopped now (not healthy, or behind an unreachable resolver: its cycles send nothing).
+A stale pair is never counted as clean (state `unknown`), and a listed pair stays `listed`,
+marked stale. Order: by list name, then target in address order (IPv4, IPv6, domains:
+`model.TARGET_KINDS`); a page ends with an opaque cursor where the next one starts.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import bisect
-import ipaddress
+import heapq
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from rblwatch.model import (
-    KIND_RANK,
-    TARGET_KINDS,
     Ack,
     Kind,
     ListStatus,
@@ -35,24 +36,31 @@ from rblwatch.model import (
     PairStatus,
     Reason,
     Target,
-    TargetKind,
     kind_of_value,
 )
-from rblwatch.targets import TargetError, canonical_target
-from rblwatch.views.status import PairCounts, ack_json, counts_json, rfc3339
+from rblwatch.views.pairsquery import (
+    PAIRS_LIMIT_DEFAULT,
+    PAIRS_LIMIT_MAX,
+    STATES,
+    Key,
+    PairsQuery,
+    decode_cursor,
+    encode_cursor,
+    pairs_query,
+    target_key,
+    target_range,
+)
+from rblwatch.views.status import (
+    STALE_INTERVALS,
+    PairCounts,
+    ack_json,
+    counts_json,
+    pair_stale,
+    rfc3339,
+)
 
-STATES = ("listed", "clean", "unknown")
-PAIRS_LIMIT_DEFAULT = 100
-PAIRS_LIMIT_MAX = 1000
-STALE_INTERVALS = 2  # no good answer for more than this many intervals: stale
-
-Key = tuple[int, tuple[int, str]]  # a target's place: its kind's rank, then its sort key
 Acks = Mapping[tuple[str, str], Ack]
 _NO_ACKS: Acks = MappingProxyType({})
-
-
-def target_key(value: str, kind: TargetKind) -> Key:
-    return KIND_RANK[kind], TARGET_KINDS[kind].sort_key(value)
 
 
 class Ordered:
@@ -70,9 +78,33 @@ class Ordered:
         return len(self.targets)
 
 
+class Unchecked:
+    """The targets of an `Ordered` not among those a list's last full cycle looked up
+    (`covered`), in order: configured since, or a hostname's new address. Built once per
+    change of either set and kept by the caller (`pairsource`): a /16 is not walked per
+    request."""
+
+    __slots__ = ("keyed", "values")
+
+    def __init__(self, ordered: Ordered, covered: AbstractSet[str]) -> None:
+        keys = ordered.keys
+        self.keyed: list[tuple[Key, str]] = [
+            (keys[i], t.value) for i, t in enumerate(ordered.targets) if t.value not in covered
+        ]
+        self.values: frozenset[str] = frozenset(v for _, v in self.keyed)
+
+    def __len__(self) -> int:
+        return len(self.keyed)
+
+
+NONE_UNCHECKED = Unchecked(Ordered(()), frozenset())
+
+
 @dataclass(frozen=True, slots=True)
 class ListPairs:
-    """One list's inputs: its targets in order, its stored rows and error rows, its last cycle."""
+    """One list's inputs: its targets in order, its stored rows and error rows, its last cycle,
+    whether it is stopped now (`views.status.list_stopped`) and which of its targets that
+    cycle did not look up."""
 
     name: str
     kind: Kind
@@ -81,6 +113,8 @@ class ListPairs:
     status: ListStatus | None = None
     rows: Mapping[str, PairState] = field(default_factory=dict)
     errors: Mapping[str, PairError] = field(default_factory=dict)  # "" is the list's own
+    stopped: bool = False
+    unchecked: Unchecked = NONE_UNCHECKED
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,121 +134,51 @@ class PairItem:
 
 
 @dataclass(frozen=True, slots=True)
-class PairsQuery:
-    """Filters and paging; build one from user text with `pairs_query`."""
-
-    target: tuple[Key, Key] | None = None  # inclusive key range (one target, or a network)
-    list_name: str | None = None
-    state: str | None = None
-    limit: int = PAIRS_LIMIT_DEFAULT
-    cursor: tuple[str, str] | None = None  # (list, target) the page starts at
-
-
-@dataclass(frozen=True, slots=True)
 class PairsPage:
     items: list[PairItem]
     next_cursor: str | None
 
 
-# -- parsing the query ---------------------------------------------------------------------
-
-
-def pairs_query(
-    *,
-    target: str | None = None,
-    list_name: str | None = None,
-    state: str | None = None,
-    limit: str | int | None = None,
-    cursor: str | None = None,
-) -> PairsQuery:
-    """The query user text asks for; ValueError (one line naming the parameter) if bad."""
-    if state is not None and state not in STATES:
-        raise ValueError(f"state: must be one of {', '.join(STATES)}, got {state!r}")
-    return PairsQuery(
-        target=None if target is None else target_range(target),
-        list_name=list_name,
-        state=state,
-        limit=_limit(limit),
-        cursor=None if cursor is None else decode_cursor(cursor),
-    )
-
-
-def _limit(text: str | int | None) -> int:
-    if text is None:
-        return PAIRS_LIMIT_DEFAULT
-    try:
-        limit = int(text)
-    except ValueError:
-        raise ValueError(f"limit: not a whole number: {text!r}") from None
-    if limit < 1:
-        raise ValueError(f"limit: must be at least 1, got {limit}")
-    return min(limit, PAIRS_LIMIT_MAX)  # capped, not refused: page with the cursor
-
-
-def target_range(text: str) -> tuple[Key, Key]:
-    """The keys of one target, or of the first and last address of a network (CIDR)."""
-    if "/" in text:
-        try:
-            net = ipaddress.ip_network(text.strip(), strict=False)
-        except ValueError:
-            raise ValueError(f"target: {text!r} is neither a target nor a network") from None
-        kind = TargetKind.IPV4 if net.version == 4 else TargetKind.IPV6
-        first, last = int(net.network_address), int(net.broadcast_address)
-        return (KIND_RANK[kind], (first, "")), (KIND_RANK[kind], (last, ""))
-    try:
-        value = canonical_target(text)
-    except TargetError as e:
-        raise ValueError(f"target: {e}") from None
-    key = target_key(value, _kind_of(value))
-    return key, key
-
-
-def _kind_of(value: str) -> TargetKind:
-    try:
-        address = ipaddress.ip_address(value)
-    except ValueError:
-        return TargetKind.DOMAIN
-    return TargetKind.IPV4 if address.version == 4 else TargetKind.IPV6
-
-
-def encode_cursor(list_name: str, target: str) -> str:
-    raw = f"{list_name}\n{target}".encode()
-    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
-
-
-def decode_cursor(text: str) -> tuple[str, str]:
-    try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raw = ""
-    name, sep, target = raw.partition("\n")
-    if not sep or not name:
-        raise ValueError(f"cursor: {text!r} is not a cursor this API gave (start without one)")
-    return name, target
-
-
 # -- one list's pairs ----------------------------------------------------------------------
 
 
-def _stale(last_good: float | None, interval: float, now: float) -> bool:
-    return last_good is None or now - last_good > STALE_INTERVALS * interval
+class _Defaults:
+    """What a pair without a row of its own shows: answered at the list's last completed
+    cycle, or as the list's own error row says; never checked, for a target that cycle did
+    not look up (`Unchecked`)."""
+
+    __slots__ = ("checked", "error", "good", "stale")
+
+    def __init__(
+        self, checked: float | None, error: PairError | None, good: float | None, stale: bool
+    ) -> None:
+        self.checked, self.error, self.good, self.stale = checked, error, good, stale
+
+    @property
+    def state(self) -> str:
+        return "unknown" if self.stale else "clean"
 
 
 class _List:
     """One list's pairs as the view shows them, at one moment."""
 
-    __slots__ = ("acks", "d_checked", "d_error", "d_good", "d_stale", "extras", "lp", "now")
+    __slots__ = ("acks", "d", "extras", "lp", "never", "now")
 
     def __init__(self, lp: ListPairs, now: float, acks: Acks) -> None:
         self.lp, self.now, self.acks = lp, now, acks
-        # a pair without a row of its own: answered at the list's last completed cycle, or
-        # as the list's own error row says (most of its last cycle failed)
+        # most of its last cycle failed: the list's own error row says for every pair
         whole = lp.errors.get("")
         success = lp.status.last_cycle_success if lp.status is not None else None
-        self.d_error = whole
-        self.d_checked = whole.at if whole is not None else success
-        self.d_good = whole.last_good_at if whole is not None else success
-        self.d_stale = _stale(self.d_good, lp.interval, now)
+        good = whole.last_good_at if whole is not None else success
+        self.d = _Defaults(
+            whole.at if whole is not None else success,
+            whole,
+            good,
+            pair_stale(good, lp.interval, now, lp.stopped),
+        )
+        # a target that cycle did not look up: never answered there (the list's row, if any,
+        # still says why its lookups fail)
+        self.never = _Defaults(self.d.checked if whole else None, whole, None, True)
         index = lp.ordered.index
         # stored pairs whose target is not configured now (a hostname's address, unresolved
         # here): shown too, in order, so no listing is hidden
@@ -223,7 +187,10 @@ class _List:
 
     @property
     def d_state(self) -> str:
-        return "unknown" if self.d_stale else "clean"
+        return self.d.state
+
+    def _defaults(self, value: str) -> _Defaults:
+        return self.never if value in self.lp.unchecked.values else self.d
 
     def total(self) -> int:
         return len(self.lp.ordered) + len(self.extras)
@@ -242,32 +209,32 @@ class _List:
         row = lp.rows.get(value)
         err = lp.errors.get(value)
         ack = self.acks.get((value, lp.name)) if self.acks else None
+        d = self._defaults(value)
         if err is None and row is None:
-            whole = self.d_error
             return PairItem(
                 value,
                 lp.name,
                 group,
-                self.d_state,
-                "clean" if whole is None else "error",
-                None if whole is None else whole.reason,
-                self.d_checked,
-                self.d_good,
-                self.d_stale,
+                d.state,
+                "clean" if d.error is None else "error",
+                None if d.error is None else d.error.reason,
+                d.checked,
+                d.good,
+                d.stale,
                 ack=ack,
             )
         checked: float | None
         good: float | None
         if err is not None:
             outcome, reason, checked, good = "error", err.reason, err.at, err.last_good_at
-            stale = _stale(good, lp.interval, self.now)
+            stale = pair_stale(good, lp.interval, self.now, lp.stopped)
         else:
             assert row is not None
             answer = row.pending if row.pending is not None else row.status
             outcome, reason = answer.value, None
-            checked, good, stale = self.d_checked, self.d_good, self.d_stale
-            if self.d_error is not None:
-                outcome, reason = "error", self.d_error.reason
+            checked, good, stale = d.checked, d.good, d.stale
+            if d.error is not None:
+                outcome, reason = "error", d.error.reason
         listed = row is not None and row.status is PairStatus.LISTED
         return PairItem(
             value,
@@ -294,8 +261,12 @@ class _List:
     def walk(self, lo: Key | None, hi: Key | None, state: str | None) -> Iterator[PairItem]:
         """The list's pairs from key `lo` (inclusive) to `hi` (inclusive), of `state`."""
         if state is not None and state != self.d_state:
-            # no pair without a row of its own is of that state: only the few with rows
-            for key, value in self.specials():
+            # no pair without a row of its own is of that state, but for the never checked
+            # (unknown): only the few with rows, and those
+            few: Iterable[tuple[Key, str]] = self.specials()
+            if state == "unknown" and self.lp.unchecked.keyed:
+                few = _merged(few, self.lp.unchecked.keyed)
+            for key, value in few:
                 if (lo is None or key >= lo) and (hi is None or key <= hi):
                     item = self.item(value, self.group_of(value))
                     if item.state == state:
@@ -325,10 +296,13 @@ class _List:
                 i += 1
                 yield self.item(t.value, t.group)
 
-    def counts(self) -> PairCounts:
-        """This list's counts: the pairs with rows one by one, the rest all alike."""
+    def counts(self, stale_listed: set[tuple[str, str]]) -> PairCounts:
+        """This list's counts: the pairs with rows one by one, the rest all alike (those its
+        last cycle looked up, and those it did not). Adds its stale listings to
+        `stale_listed`."""
         listed = clean = unknown = errors = stale = acked = 0
         specials = self.specials()
+        never = self.lp.unchecked.values
         for _, value in specials:
             item = self.item(value, "")
             listed += item.state == "listed"
@@ -337,12 +311,27 @@ class _List:
             errors += item.last_outcome == "error"
             stale += item.stale
             acked += item.state == "listed" and item.ack is not None and item.ack.active(self.now)
-        rest = self.total() - len(specials)
-        clean += rest if self.d_state == "clean" else 0
-        unknown += rest if self.d_state == "unknown" else 0
-        errors += rest if self.d_error is not None else 0
-        stale += rest if self.d_stale else 0
+            if item.stale and item.state == "listed":
+                stale_listed.add((value, self.lp.name))
+        unchecked = len(never) - sum(1 for _, v in specials if v in never)
+        rest = self.total() - len(specials) - unchecked
+        d = self.d
+        clean += rest if d.state == "clean" else 0
+        unknown += unchecked + (rest if d.state == "unknown" else 0)
+        errors += rest + unchecked if d.error is not None else 0
+        stale += unchecked + (rest if d.stale else 0)
         return PairCounts(self.total(), listed, clean, unknown, errors, stale, acked)
+
+
+def _merged(
+    a: Iterable[tuple[Key, str]], b: Iterable[tuple[Key, str]]
+) -> Iterator[tuple[Key, str]]:
+    """Two sorted runs of (key, value) as one, each value once."""
+    last: str | None = None
+    for key, value in heapq.merge(a, b):
+        if value != last:
+            yield key, value
+        last = value
 
 
 # -- the view ------------------------------------------------------------------------------
@@ -382,9 +371,18 @@ def _cursor_key(lp: ListPairs, target: str) -> Key:
 
 def pair_counts(lists: Sequence[ListPairs], now: float, acks: Acks = _NO_ACKS) -> PairCounts:
     """How many of the lists' pairs are in each state: cheap, from the rows alone."""
+    return pair_summary(lists, now, acks)[0]
+
+
+def pair_summary(
+    lists: Sequence[ListPairs], now: float, acks: Acks = _NO_ACKS
+) -> tuple[PairCounts, set[tuple[str, str]]]:
+    """The counts (`pair_counts`), and the listed pairs that are stale, by (target, list):
+    what the status listings mark stale (`StatusView.stale_pairs`)."""
     total = PairCounts(0, 0, 0, 0)
+    stale_listed: set[tuple[str, str]] = set()
     for lp in lists:
-        c = _List(lp, now, acks).counts()
+        c = _List(lp, now, acks).counts(stale_listed)
         total = PairCounts(
             total.total + c.total,
             total.listed + c.listed,
@@ -394,7 +392,7 @@ def pair_counts(lists: Sequence[ListPairs], now: float, acks: Acks = _NO_ACKS) -
             total.stale + c.stale,
             total.acknowledged + c.acknowledged,
         )
-    return total
+    return total, stale_listed
 
 
 # -- JSON ----------------------------------------------------------------------------------
@@ -432,6 +430,7 @@ def pairs_json(page: PairsPage, counts: PairCounts) -> dict[str, object]:
 
 
 __all__ = [
+    "NONE_UNCHECKED",
     "PAIRS_LIMIT_DEFAULT",
     "PAIRS_LIMIT_MAX",
     "STALE_INTERVALS",
@@ -441,12 +440,14 @@ __all__ = [
     "PairItem",
     "PairsPage",
     "PairsQuery",
+    "Unchecked",
     "counts_json",
     "decode_cursor",
     "encode_cursor",
     "page_json",
     "pair_counts",
     "pair_json",
+    "pair_summary",
     "pairs_json",
     "pairs_page",
     "pairs_query",

@@ -15,6 +15,7 @@ import dataclasses
 import datetime
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from rblwatch.cluster import Instance
@@ -78,6 +79,9 @@ class StatusView:
     behind_resolver: frozenset[str] = frozenset()
     # the stored acks by (target, list), expired ones too (`rblwatch.store.acks`)
     acks: Mapping[tuple[str, str], Ack] = field(default_factory=dict)
+    # the listings that are stale (`pair_stale`), as the pairs view found them (`pairsource`);
+    # None: not computed, and a listing is stale when its list is stopped (`stopped_lists`)
+    stale_pairs: AbstractSet[tuple[str, str]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,8 +99,9 @@ class Budget:
 @dataclass(frozen=True, slots=True)
 class PairCounts:
     """How many configured (target, list) pairs are in each state: never "nothing listed"
-    when nothing was checked. `unknown`: no good answer for two intervals, or never one;
-    `errors`: the last lookup ended `error`; `acknowledged`: listed and acknowledged."""
+    when nothing was checked. `unknown`: stale (`pair_stale`) and not listed, or never
+    looked up; `errors`: the last lookup ended `error`; `acknowledged`: listed and
+    acknowledged."""
 
     total: int
     listed: int
@@ -193,7 +198,7 @@ def status_json(view: StatusView) -> dict[str, object]:
 
 
 def _status_json(view: StatusView) -> dict[str, object]:
-    stale = _stale_lists(view)
+    stopped = stopped_lists(view)
     return {
         "resolver": {
             "state": view.resolver.state,
@@ -201,7 +206,7 @@ def _status_json(view: StatusView) -> dict[str, object]:
             "detail": view.resolver.detail,
         },
         "listings": [
-            _listing_json(p, p.list in stale, view.acks.get((p.target, p.list)))
+            _listing_json(p, _stale_listing(view, stopped, p), view.acks.get((p.target, p.list)))
             for p in view.listings
         ],
         "lists": [_list_json(row, view.budgets.get(row.name)) for row in view.lists],
@@ -218,15 +223,42 @@ def _status_json(view: StatusView) -> dict[str, object]:
     }
 
 
-def _stale_lists(view: StatusView) -> set[str]:
-    """The lists whose listings are not being re-checked: not healthy, or asked through the
-    resolver while it is unreachable (their cycles are skipped)."""
-    down = not view.resolver.reachable
+STALE_INTERVALS = 2  # no good answer for more than this many intervals: stale
+
+
+def pair_stale(last_good: float | None, interval: float, now: float, stopped: bool) -> bool:
+    """Whether a pair's state is not to be trusted now: no good answer for more than
+    `STALE_INTERVALS` of its list's intervals (or never one), or its list `stopped` (its
+    cycles send nothing: `stopped_lists`). The one rule for the pairs view and the status
+    listings alike, so they cannot disagree."""
+    return stopped or last_good is None or now - last_good > STALE_INTERVALS * interval
+
+
+def list_stopped(
+    row: ListStatus | None, resolver: ResolverState, behind: AbstractSet[str], name: str
+) -> bool:
+    """Whether a list's pairs are not being re-checked now: its test points found it not
+    healthy, or it is asked through the resolver while that is unreachable (its cycles are
+    skipped). A list not probed yet (`Health.UNKNOWN`, no row) has run no cycle since: its
+    pairs' own answers say how stale they are."""
+    if row is not None and row.health not in (Health.HEALTHY, Health.UNKNOWN):
+        return True
+    return not resolver.reachable and name in behind
+
+
+def stopped_lists(view: StatusView) -> set[str]:
+    """The view's lists that are stopped now (`list_stopped`)."""
     return {
         row.name
         for row in view.lists
-        if row.health is not Health.HEALTHY or (down and row.name in view.behind_resolver)
+        if list_stopped(row, view.resolver, view.behind_resolver, row.name)
     }
+
+
+def _stale_listing(view: StatusView, stopped: AbstractSet[str], p: PairState) -> bool:
+    if view.stale_pairs is not None:
+        return (p.target, p.list) in view.stale_pairs
+    return p.list in stopped
 
 
 def _list_json(row: ListStatus, budget: Budget | None) -> dict[str, object]:
@@ -303,7 +335,7 @@ def _listing_json(p: PairState, stale: bool, ack: Ack | None = None) -> dict[str
         "codes": list(p.codes),
         "meanings": list(p.meanings),
         "txt": p.txt,
-        "stale": stale,  # its list is not healthy (or not asked): not re-checked for now
+        "stale": stale,  # `pair_stale`: no good answer lately, or its list not re-checked now
         "ack": ack_json(ack),
     }
 
@@ -348,6 +380,7 @@ def events_json(events: Iterable[Event]) -> dict[str, object]:
 
 
 __all__ = [
+    "STALE_INTERVALS",
     "Budget",
     "PairCounts",
     "StatusView",
@@ -357,10 +390,13 @@ __all__ = [
     "counts_json",
     "events_json",
     "failing_json",
+    "list_stopped",
+    "pair_stale",
     "parse_rfc3339",
     "rfc3339",
     "status_json",
     "status_view",
+    "stopped_lists",
     "with_signals",
 ]
 
