@@ -25,6 +25,8 @@ def test_a_target_added_since_the_list_s_last_cycle_is_not_shown_clean(tmp_path:
         assert {shown[t]["state"] for t in old} == {"clean"}
         assert shown[new]["state"] == "unknown", shown[new]  # never looked up: not clean
         assert shown[new]["last_checked"] is None
+        assert shown[new]["last_outcome"] is None  # no lookup, so no outcome (not "clean")
+        assert {shown[t]["last_outcome"] for t in old} == {"clean"}
     finally:
         store.close()
 

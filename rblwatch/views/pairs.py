@@ -123,7 +123,7 @@ class PairItem:
     list: str
     group: str
     state: str  # listed | clean | unknown
-    last_outcome: str  # listed | clean | error
+    last_outcome: str | None  # listed | clean | error; None: never looked up
     last_reason: Reason | None
     last_checked: float | None
     last_good_at: float | None
@@ -140,6 +140,14 @@ class PairsPage:
 
 
 # -- one list's pairs ----------------------------------------------------------------------
+
+
+def _outcome(d: _Defaults) -> str | None:
+    """The last outcome of a pair without a row of its own: its list's (or the list-wide
+    row's error); None when it was never looked up."""
+    if d.error is not None:
+        return "error"
+    return None if d.checked is None else "clean"
 
 
 class _Defaults:
@@ -216,7 +224,8 @@ class _List:
                 lp.name,
                 group,
                 d.state,
-                "clean" if d.error is None else "error",
+                # never looked up: no outcome at all, not "clean"
+                _outcome(d),
                 None if d.error is None else d.error.reason,
                 d.checked,
                 d.good,

@@ -83,7 +83,8 @@ def pairs_table(page: PairsPage) -> str:
             p.list,
             p.group,
             p.state + (" (stale)" if p.stale else ""),
-            p.last_outcome + (f" ({p.last_reason.value})" if p.last_reason is not None else ""),
+            (p.last_outcome or "never")
+            + (f" ({p.last_reason.value})" if p.last_reason is not None else ""),
             rfc3339(p.last_checked) or "never",
             rfc3339(p.last_good_at) or "never",
         ]
