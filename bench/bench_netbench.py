@@ -168,7 +168,7 @@ def run_dnsperf(data: str, port: int, in_flight: int, timeout: float) -> dict[st
             cmd, capture_output=True, text=True, timeout=timeout, check=False
         ).stdout
     except subprocess.TimeoutExpired:
-        return {"timed_out": 1.0}
+        return {}  # no rate: the cell shows 0 q/s for dnsperf
     got = {k: re.search(rx, out) for k, rx in _DNSPERF.items()}
     res = {k: float(m.group(1)) for k, m in got.items() if m}
     if "latency_ms" in res:
@@ -177,19 +177,38 @@ def run_dnsperf(data: str, port: int, in_flight: int, timeout: float) -> dict[st
 
 
 def run_check(rblwatch: str, cfg: str, targets: str, out: str, timeout: float) -> dict[str, Any]:
-    """One `rblwatch check` as a whole process, verified; wall time includes its start-up."""
+    """One `rblwatch check` as a whole process; wall time includes its start-up.
+
+    Its stderr (warnings) is kept, not shown: the last line goes into the result.
+    """
     cmd = [rblwatch, "check", "--config.file", cfg, "--format", "json", "@" + targets]
-    with open(out, "w") as f:
+    with open(out, "w") as f, tempfile.TemporaryFile("w+") as err:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=f)
+        proc = subprocess.Popen(cmd, stdout=f, stderr=err)
         try:
             rc = proc.wait(timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-            return {"wall": time.perf_counter() - t0, "timed_out": True}
+            return {"wall": time.perf_counter() - t0, "failed": f"timed out after {timeout:.0f} s"}
         wall = time.perf_counter() - t0
-    return {"wall": wall, "rc": rc}
+        err.seek(0)
+        lines = err.read().splitlines()
+    return {"wall": wall, "rc": rc, "stderr": lines[-1] if lines else ""}
+
+
+def verified(res: dict[str, Any], out: str, w: Workload) -> dict[str, Any]:
+    """The run's result with its verification, or marked failed when it wrote no report."""
+    if res.get("failed"):
+        return res
+    try:
+        res.update(verify(out, w.names, w.truth))
+    except (OSError, ValueError, KeyError) as e:
+        why = f": {res['stderr']}" if res["stderr"] else f" ({type(e).__name__})"
+        res["failed"] = f"exit code {res['rc']} and no JSON report{why}"
+        return res
+    res["rate"] = res["lookups"] / res["wall"]
+    return res
 
 
 def check_round(a: argparse.Namespace, w: Workload, cell: Cell, seed: int, work: str) -> dict:
@@ -205,10 +224,7 @@ def check_round(a: argparse.Namespace, w: Workload, cell: Cell, seed: int, work:
         write_cell_config(cfg, r.port, cell.in_flight)
         rw = run_check(a.rblwatch, cfg, w.targets, out, timeout)
     rw["relay"] = r.stats
-    if not rw.get("timed_out"):
-        rw.update(verify(out, w.names, w.truth))
-        rw["rate"] = rw["lookups"] / rw["wall"]
-    return {"dnsperf": dp, "rblwatch": rw}
+    return {"dnsperf": dp, "rblwatch": verified(rw, out, w)}
 
 
 def loopback_round(a: argparse.Namespace, w: Workload, work: str) -> dict:
@@ -217,20 +233,17 @@ def loopback_round(a: argparse.Namespace, w: Workload, work: str) -> dict:
     write_config(cfg, list(w.names.values()), a.port)
     dp = run_dnsperf(w.dnsperf, a.port, 100, 120)
     rw = run_check(a.rblwatch, cfg, w.targets, out, 120)
-    if not rw.get("timed_out"):
-        rw.update(verify(out, w.names, w.truth))
-        rw["rate"] = rw["lookups"] / rw["wall"]
-    return {"dnsperf": dp, "rblwatch": rw}
+    return {"dnsperf": dp, "rblwatch": verified(rw, out, w)}
 
 
 def summarize(name: str, cell: Cell | None, w: Workload, rounds: list[dict]) -> dict:
     """Medians of the rates and times, the worst of every count, over the rounds."""
     rws = [r["rblwatch"] for r in rounds]
     dps = [r["dnsperf"] for r in rounds]
-    done = [x for x in rws if not x.get("timed_out")]
+    done = [x for x in rws if not x.get("failed")]
 
     def worst(key: str) -> int:
-        return max((int(x.get(key, 0)) for x in done), default=-1)
+        return max((int(x.get(key, 0)) for x in done), default=0)
 
     def relay_max(side: list[dict], key: str) -> int:
         return max((int(x.get("relay", {}).get(key, 0)) for x in side), default=0)
@@ -251,7 +264,7 @@ def summarize(name: str, cell: Cell | None, w: Workload, rounds: list[dict]) -> 
         "lookups": w.lookups,
         "expected_listed": len(w.truth),
         "rounds": len(rounds),
-        "timed_out": len(rws) - len(done),
+        "failed": [x["failed"] for x in rws if x.get("failed")],
         "wall_s": statistics.median(x["wall"] for x in done) if done else None,
         "rate": rate,
         "dnsperf_qps": dnsperf_qps,
@@ -276,19 +289,19 @@ def relay_rate(a: argparse.Namespace, w: Workload, work: str) -> dict[str, float
     """The relay's sustained rate at 0 ms: udpblast through it, and straight to rbldnsd."""
 
     def blast(port: int) -> float:
-        cmd = [a.udpblast, "-s", HOST, "-p", str(port), "-d", w.dnsperf, "-q", "256", "-l", "3"]
+        cmd = [a.udpblast, "-s", HOST, "-p", str(port), "-d", w.dnsperf, "-q", "64", "-l", "3"]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=False)
         m = re.search(r"^qps (\d+)", done.stdout, re.M)
         return float(m.group(1)) if m else 0.0
 
     direct = blast(a.port)
-    with Relay(a.relay, a.port, Cell(0, 0, 256), 1, os.path.join(work, "rate.json")) as r:
+    with Relay(a.relay, a.port, Cell(0, 0, 64), 1, os.path.join(work, "rate.json")) as r:
         through = blast(r.port)
     st = r.stats
     secs = st.get("secs") or 1.0
-    # datagrams the relay received and sent, both directions, per second of its life
-    moved = sum(st.get(k, 0) for k in ("rx_client", "tx_upstream", "rx_upstream", "tx_client"))
-    return {"direct_qps": direct, "relay_qps": through, "relay_datagrams_per_s": moved / secs}
+    # every query and every answer forwarded once, per second of the relay's life
+    moved = st.get("tx_upstream", 0) + st.get("tx_client", 0)
+    return {"direct_qps": direct, "relay_qps": through, "relay_forwarded_per_s": moved / secs}
 
 
 def parse_args() -> argparse.Namespace:
@@ -316,8 +329,8 @@ def main() -> int:
         doc["relay_rate"] = rr = relay_rate(a, one, work)
         print(
             f"relay at 0 ms: {rr['relay_qps']:,.0f} queries/s through it "
-            f"({rr['relay_datagrams_per_s']:,.0f} datagrams/s received + sent), "
-            f"{rr['direct_qps']:,.0f} straight to rbldnsd (udpblast, 256 in flight)",
+            f"({rr['relay_forwarded_per_s']:,.0f} datagrams/s forwarded), "
+            f"{rr['direct_qps']:,.0f} straight to rbldnsd (udpblast, 64 in flight)",
             flush=True,
         )
     cells = []
@@ -345,8 +358,8 @@ def main() -> int:
 
 def progress(name: str, r: dict) -> None:
     rw, dp = r["rblwatch"], r["dnsperf"]
-    if rw.get("timed_out"):
-        print(f"{name}: rblwatch TIMED OUT after {rw['wall']:.0f} s", flush=True)
+    if rw.get("failed"):
+        print(f"{name}: rblwatch FAILED: {rw['failed']}", flush=True)
         return
     print(
         f"{name}: rblwatch {rw['wall']:.2f} s ({rw['rate']:,.0f}/s, errors {rw['errors']}, "

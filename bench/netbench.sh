@@ -41,7 +41,7 @@ if [[ -z "${NETBENCH_IN_NS:-}" ]]; then
   mkdir -p "$HERE/results"
   # timeout signals its whole process group when time is up: every process of the namespace
   NETBENCH_IN_NS=1 BUILD="$BUILD" PY="$PY" SHARED_BENCH="$SHARED_BENCH" \
-    timeout -k 10 "${NETBENCH_TIMEOUT:-1200}" unshare -n -- "$0" "$@"
+    timeout -k 10 "${NETBENCH_TIMEOUT:-1200}" unshare -n -- bash "$0" "$@"
   exit $?
 fi
 

@@ -29,19 +29,22 @@ def _bar(name: str, ok: bool, value: str) -> dict[str, Any]:
 
 
 def _wrong(c: Cell) -> int:
-    if c["timed_out"]:
+    if c["failed"]:
         return 1
     return c["missing"] + c["errors"] + c["extra"] + c["wrong_codes"]
+
+
+def _what_went_wrong(c: Cell) -> str:
+    if c["failed"]:
+        return f"{c['cell']}: {c['failed'][0]}"
+    wrong = c["extra"] + c["wrong_codes"]
+    return f"{c['cell']}: {c['missing']} missing, {c['errors']} errors, {wrong} wrong"
 
 
 def _exact_bar(cells: list[Cell]) -> dict[str, Any]:
     clean = [c for c in cells if not c["loss_each_way"]]
     bad = [c for c in clean if _wrong(c)]
-    value = "; ".join(
-        f"{c['cell']}: {c['missing']} missing, {c['errors']} errors, "
-        f"{c['extra'] + c['wrong_codes']} wrong" + (", timed out" if c["timed_out"] else "")
-        for c in bad
-    )
+    value = "; ".join(_what_went_wrong(c) for c in bad)
     return _bar(
         "every cell without loss: 0 listed pairs missing, 0 errors, 0 wrong results",
         not bad,
@@ -51,7 +54,7 @@ def _exact_bar(cells: list[Cell]) -> dict[str, Any]:
 
 def _loss_errors_bar(c: Cell | None) -> dict[str, Any]:
     name = f"50 ms + 1% loss: errors <= {LOSS_ERRORS_PER_65536} per 65,536 lookups"
-    if c is None or c["timed_out"]:
+    if c is None or c["failed"]:
         return _bar(name, False, "no result")
     allowed = LOSS_ERRORS_PER_65536 * c["lookups"] / 65536
     return _bar(name, c["errors"] <= allowed, f"{c['errors']} errors (allowed {allowed:g})")
@@ -110,8 +113,10 @@ def _n(v: int | None) -> str:
 
 
 def _row(c: Cell) -> str:
-    wall = "timed out" if c["wall_s"] is None else f"{c['wall_s']:.2f} s"
+    wall = "failed" if c["wall_s"] is None else f"{c['wall_s']:.2f} s"
     found = f"{c['listed']:,} / {c['expected_listed']:,} ({c['missing']})"
+    if c["wall_s"] is None:
+        found = f"- / {c['expected_listed']:,}"
     dnsperf = (
         f"{c['dnsperf_qps']:,.0f} ({c['dnsperf_lost']:,} lost, {c['dnsperf_latency_ms']:.1f} ms)"
     )
