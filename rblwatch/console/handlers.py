@@ -41,7 +41,9 @@ def _html(text: str, status: int = 200) -> web.Response:
     response = web.Response(text=text, status=status, content_type="text/html")
     response.headers["Content-Security-Policy"] = CSP
     response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"  # delisting sites learn nothing
+    # delisting sites learn nothing; not "no-referrer", under which Chromium sends its own
+    # forms' posts with `Origin: null`, which the CSRF check (rightly) refuses
+    response.headers["Referrer-Policy"] = "same-origin"
     return response
 
 
