@@ -120,6 +120,19 @@ def test_the_overview_renders_its_counts_lists_and_newest_listings(
     assert errors == []  # nothing failed to load (every asset is the console's own)
 
 
+@pytest.mark.parametrize("width", [1400, 1000])
+def test_no_page_overflows_sideways_at_1400_or_1000_pixels(
+    browser: webdriver.Chrome, big: Served, width: int
+) -> None:
+    browser.set_window_size(width, 1000)
+    for path in ("/", "/listings", f"/target/{address(26)}", "/events", f"/list/{BIG_LISTS[0]}"):
+        browser.get(big.url(path))
+        wide, room = browser.execute_script(
+            "const e = document.documentElement; return [e.scrollWidth, e.clientWidth]"
+        )
+        assert wide <= room, (path, wide, room)
+
+
 def test_a_search_narrows_ten_thousand_listings_to_one(
     browser: webdriver.Chrome, big: Served
 ) -> None:

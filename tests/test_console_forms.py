@@ -130,7 +130,7 @@ def test_an_ack_form_ends_on_the_target_page_which_shows_it(runtime: Runtime) ->
     [ack] = runtime.store.acks(target=IP)
     assert (ack.note, ack.by) == ("ticket 42", "api")
     assert "Acknowledged by <b>api</b>" in after.text and "<q>ticket 42</q>" in after.text
-    assert 'class="ackmark" title="ticket 42">✓ api</span>' in after.text
+    assert 'class="ackmark" title="acknowledged: see below">✓ api</span>' in after.text
     assert "Remove acknowledgement" in after.text
     listings = get(runtime, "/listings").text
     assert "✓ api" in listings  # the listings row carries the mark

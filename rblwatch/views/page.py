@@ -157,7 +157,7 @@ def counts(view: StatusView) -> list[Count]:
             first = Count("listed", str(c.listed), "/listings", _tone(c.listed, "bad"))
         else:
             last = f"{c.listed} listed at the last good answers" if c.listed else ""
-            first = Count("listed", NOT_KNOWN, "/listings", note=last)
+            first = Count("listed", NOT_KNOWN, "/listings", "warn", last)
         return [
             first,
             Count(
