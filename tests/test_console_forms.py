@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from rblwatch import webacks
-from rblwatch.model import CycleCommit, ListStatus, Reason
+from rblwatch.model import Ack, CycleCommit, ListStatus, Reason
 from rblwatch.model import PairError as StoredError
 from rblwatch.runtime import Runtime
 from tests.test_web import Reply, get, serve
@@ -187,3 +187,34 @@ def test_a_json_post_or_a_form_without_return_to_is_answered_in_json(runtime: Ru
     assert refused.status == 409 and refused.json()["error"]
     for ok in ("/listings", "/listings?q=192.0.2.1", PAGE, f"{PAGE}#notes"):
         assert webacks.safe_return(ok)
+
+
+# --- the counts' cache -----------------------------------------------------------------------
+
+
+def test_a_commit_recounts_its_own_list_and_an_ack_its_list_too(runtime: Runtime) -> None:
+    from rblwatch.console.counting import CountsCache
+    from rblwatch.console.snapshot import SnapshotCache
+    from rblwatch.pairsource import PairsSource
+
+    snaps, cache = SnapshotCache(), CountsCache(PairsSource())
+    store, config = runtime.store, runtime.config
+
+    def counted() -> dict[str, Any]:
+        return dict(cache._kept)  # each list's kept count, as counted
+
+    total, per_list = cache.counts(store, snaps.get(store), config, None)
+    assert (total.total, total.listed, per_list["corp-bl"].listed) == (9, 1, 1)
+    before = counted()
+    # a cycle's commit: the listing and its event (the snapshot re-reads that list only)
+    news = event("192.0.2.2", time.time(), "spamhaus-zen")
+    put(runtime, [listed("192.0.2.2", list_name="spamhaus-zen")], [news])
+    total, per_list = cache.counts(store, snaps.get(store), config, None)
+    after = counted()
+    assert per_list["spamhaus-zen"].listed == 1 and total.listed == 2
+    # (the snapshot also re-reads the list of the newest event before: corp-bl's)
+    assert after["corp-dbl"] is before["corp-dbl"]  # not counted again
+    assert after["spamhaus-zen"] is not before["spamhaus-zen"]
+    store.set_ack(Ack(IP, "corp-bl", "alice", time.time()))
+    total, _ = cache.counts(store, snaps.get(store), config, None)
+    assert total.acknowledged == 1 and counted()["corp-bl"] is not after["corp-bl"]

@@ -105,9 +105,9 @@ class Console:
         def build(store: Store) -> str:
             snap = self.cache.get(store)
             m = snap.marks
-            counted = self.counts.get(store, snap, config, rt.found)
+            counted, per_list = self.counts.counts(store, snap, config, rt.found)
             view = self.read_status(with_pairs(store, snap), config, targets)
-            view = dataclasses.replace(view, counts=counted.total, unresolved=list(rt.unresolved))
+            view = dataclasses.replace(view, counts=counted, unresolved=list(rt.unresolved))
             events = list(reversed(store.events(limit=PAGE_EVENTS, newest_first=True)))
             return render_page(
                 view,
@@ -119,7 +119,7 @@ class Console:
                 problems=problems,
                 default_interval=config.schedule.interval,
                 mark=m.live,
-                per_list=counted.per_list,
+                per_list=per_list,
             )
 
         return _html(await self.runtime.db.read(build))
@@ -138,11 +138,11 @@ class Console:
 
         def build(store: Store) -> str:
             snap = self.cache.get(store)
-            counted = self.counts.get(store, snap, config, self.runtime.found)
-            page = listings.listing_page(snap.listings(set(names)), query, delist, time.time())
+            got = self.counts.inputs(store, snap, config, self.runtime.found)
+            page = listings.listing_page(snap.listings(set(names)), query, delist, got.now)
             wanted = [(r.target, r.list) for r in page.items]
-            items = pair_items(counted.lists, wanted, time.time(), counted.acks)
-            page = listings.with_items(page, items, time.time())
+            items = pair_items(got.lists, wanted, got.now, got.acks)
+            page = listings.with_items(page, items, got.now)
             return render(
                 "listings.html",
                 **self._common(
@@ -170,7 +170,7 @@ class Console:
         def build(store: Store) -> str:
             snap = self.cache.get(store)
             m = snap.marks
-            counted = self.counts.get(store, snap, config, self.runtime.found)
+            got = self.counts.inputs(store, snap, config, self.runtime.found)
             pairs = [p for p in snap.pairs if p.target == target]
             stored = {p.list for p in pairs}
             seen = {
@@ -179,8 +179,8 @@ class Console:
                 if lst.name in stored or target in self.cache.seen(store, lst.name, m)
             }
             history = store.events(target=target, limit=TARGET_EVENTS, newest_first=True)
-            now = time.time()
-            items = pair_items(counted.lists, [(target, n) for n in seen], now, counted.acks)
+            now = got.now
+            items = pair_items(got.lists, [(target, n) for n in seen], now, got.acks)
             model = detail.target_page(
                 target,
                 lists,

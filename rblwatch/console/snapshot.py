@@ -97,7 +97,9 @@ def changed_lists(store: Store, last: Marks, now: Marks) -> set[str] | None:
         news = store.events(since=last.newest_at, limit=INCREMENT_MAX)
         if len(news) >= INCREMENT_MAX:
             return None
-        changed |= {e.list for e in news if e.target is not None}
+        # `since` is inclusive: the newest event of the last read comes back, and its list
+        # need not be read again for it
+        changed |= {e.list for e in news if e.target is not None and e.id != last.newest_event}
     if not changed and now.listed != last.listed:
         return None  # a change no mark names: read everything
     return changed
