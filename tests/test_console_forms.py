@@ -99,7 +99,7 @@ def test_pairs_without_a_good_answer_are_unknown_and_errors_are_counted(
     # 9 pairs (4 addresses on two lists, a domain on one): the listed one stays listed
     # (marked stale), the 8 others are unknown, never clean; one lookup failed
     assert counts_of(page) == ["1", "8", "1", "0"]
-    assert "1 listed, 8 unknown, 1 errors." in page
+    assert "1 listed, 8 unknown, 1 error." in page
     assert "No target is listed" not in page
     target = get(runtime, "/target/example.com").text
     assert '<span class="outcome error">error: timeout</span>' in target

@@ -197,7 +197,8 @@ def summary(view: StatusView) -> str:
             return f"No target is known to be listed; {unknown} pairs are unknown{rest}."
         return f"No target is listed.{rest}"
     if c is not None:
-        return f"{c.listed} listed, {c.unknown} unknown, {c.errors} errors{rest}."
+        errors = f"{c.errors} error" + ("" if c.errors == 1 else "s")
+        return f"{c.listed} listed, {c.unknown} unknown, {errors}{rest}."
     return f"{len(view.listings)} listings{rest}."
 
 
