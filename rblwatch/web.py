@@ -309,7 +309,7 @@ def make_app(
     app = web.Application(middlewares=[] if guard is None else [guard_middleware(guard)])
     webauth.install(app, security, guard.report if guard is not None else webauth.log_only)
     app.middlewares.append(_store_errors)
-    add_console(app, runtime, read_status, h.targets)  # /, /listings, /target/… (the console)
+    add_console(app, runtime, read_status, h.targets, h.pairs_source)  # /, /listings, /target/…
     app.router.add_get("/metrics", h.metrics)
     app.router.add_get("/-/healthy", h.healthy)
     app.router.add_get("/-/ready", h.ready)

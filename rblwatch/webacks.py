@@ -9,13 +9,18 @@ Routes (added to the listener's application by `add_routes`):
 - `POST /api/v1/notes` (target, text) and `GET /api/v1/notes?target=`: notes on a target.
 
 A POST takes a JSON object or a form (`application/x-www-form-urlencoded` or multipart), so a
-browser form works without JavaScript. Every POST first asks the listener's write rule
-(`webauth.writer`) who is acting: it refuses (401/403, one line) what it does not accept —
-without basic-auth users, anything but a loopback peer; a browser's request without its CSRF
-token or from another site — and returns the authenticated user's name, or "" when users are
-not configured; then the body's `by` names the actor, else "api". Answers: 200 with the
-object written, 400 for a bad request, 409 for a pair that is not listed (or a target never
-looked up), 503 when the store is away.
+browser form works without JavaScript. A form that names where it came from (`return_to`: a
+path on the console, `/target/…` or `/listings…`, never another site) ends there again: 303
+See Other once written, and a small HTML page naming the problem when refused (the console's
+forms send it, with their `csrf_token`); anything else gets JSON.
+
+Every POST first asks the listener's write rule (`webauth.writer`) who is acting: it
+refuses (401/403, one line) what it does not accept — without basic-auth users, anything but
+a loopback peer; a browser's request without its CSRF token or from another site — and
+returns the authenticated user's name, or "" when users are not configured; then the body's
+`by` names the actor, else "api". Answers: 200 with the object written, 400 for a bad
+request, 409 for a pair that is not listed (or a target never looked up), 503 when the store
+is away.
 """
 
 from __future__ import annotations
@@ -27,8 +32,9 @@ from typing import Any
 
 from aiohttp import web
 
-from rblwatch import webauth
+from rblwatch import __version__, webauth
 from rblwatch.config import parse_duration
+from rblwatch.console.render import CSP, form_problem
 from rblwatch.model import Ack, Note
 from rblwatch.runtime import Runtime
 from rblwatch.store import Refused
@@ -38,6 +44,11 @@ from rblwatch.views.status import ack_json, unknown_list
 
 TEXT_MAX = 4000  # characters of a note: a note, not a document
 Writer = Callable[[web.Request], str]
+RETURN_FIELD = "return_to"
+RETURN_PATHS = ("/target/", "/listings")  # where a form may send the browser back to
+_FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+# fields a browser form sends besides the API's own: read by webauth and by `_answered`
+_FORM_ONLY = frozenset({webauth.CSRF_FIELD, RETURN_FIELD})
 
 
 class _BadRequest(Exception):
@@ -70,12 +81,14 @@ async def _fields(request: web.Request, allowed: frozenset[str]) -> dict[str, st
         raw = doc
     else:
         raw = await request.post()
+    if request.content_type in _FORMS:
+        allowed = allowed | _FORM_ONLY
     unknown = sorted(set(raw) - allowed)
     if unknown:
         raise _BadRequest(f"unknown field {unknown[0]!r} (use {', '.join(sorted(allowed))})")
     out: dict[str, str] = {}
     for key, value in raw.items():
-        if value is None:
+        if value is None or key in _FORM_ONLY:
             continue
         if not isinstance(value, str):
             raise _BadRequest(f"{key}: a string is expected")
@@ -133,6 +146,7 @@ class _Acks:
         self, request: web.Request, allowed: frozenset[str]
     ) -> tuple[dict[str, str], str]:
         user = self.who(request)  # first: a refused request is not even read
+        await _return_to(request)  # then a bad return_to, before anything is written
         fields = await _fields(request, allowed)
         return fields, user or fields.get("by") or "api"
 
@@ -197,30 +211,75 @@ def _query(request: web.Request, allowed: frozenset[str]) -> dict[str, str]:
 Handler = Callable[[web.Request], Any]
 
 
-def _answered(handler: Callable[[web.Request], Any]) -> Handler:
-    """A handler whose bad requests are 400 and refused writes 409, each one line of JSON."""
+def safe_return(path: str) -> bool:
+    """Whether a form's `return_to` is a path of the console's own a browser may be sent
+    back to: `/target/…` or `/listings…`, no scheme, no host, no backslash (which browsers
+    read as a slash: `/\\evil.example`), nothing unprintable: never an open redirect."""
+    if not path.startswith(RETURN_PATHS) or not path.isprintable() or "\\" in path:
+        return False
+    # "/listingsX" is not the listings page ("/listings.evil" neither)
+    return not path.startswith("/listings") or path[len("/listings") :][:1] in ("", "?", "#")
+
+
+async def _return_to(request: web.Request) -> str | None:
+    """The form's `return_to` (None: not a form, or it names none); _BadRequest if it names
+    a place a browser must not be sent."""
+    if request.method != "POST" or request.content_type not in _FORMS:
+        return None
+    value = (await request.post()).get(RETURN_FIELD)  # read once by aiohttp, then kept
+    if not isinstance(value, str) or not value:
+        return None
+    if not safe_return(value):
+        raise _BadRequest(f"{RETURN_FIELD}: not a page of this console (/target/… or /listings)")
+    return value
+
+
+def _problem(message: str, status: int, back: str | None, version: str) -> web.Response:
+    """A refused form post's answer: an HTML page for a browser, one line of JSON otherwise."""
+    if back is None:
+        return _error(message, status)
+    page = form_problem(message, back, version)
+    response = web.Response(text=page, status=status, content_type="text/html")
+    response.headers["Content-Security-Policy"] = CSP
+    return response
+
+
+def _answered(handler: Callable[[web.Request], Any], runtime: Runtime) -> Handler:
+    """A handler whose bad requests are 400 and refused writes 409, each one line of JSON,
+    or for a console form (`return_to`) a 303 back to its page and a page naming a problem."""
 
     async def run(request: web.Request) -> web.StreamResponse:
         try:
             response: web.StreamResponse = await handler(request)
-        except _BadRequest as e:
-            return _error(str(e), 400)
-        except Refused as e:
-            return _error(str(e), 409)
+            back = await _return_to(request)
+        except (_BadRequest, Refused) as e:
+            status = 400 if isinstance(e, _BadRequest) else 409
+            version = runtime.version or __version__
+            return _problem(str(e), status, await _back(request), version)
+        if back is not None and response.status == 200:
+            raise web.HTTPSeeOther(back)
         return response
 
     return run
 
 
+async def _back(request: web.Request) -> str | None:
+    """Where a refused form's problem page links back to (None: answer in JSON)."""
+    try:
+        return await _return_to(request)
+    except _BadRequest:
+        return "/listings"  # a bad return_to: still a browser's form, shown as a page
+
+
 def add_routes(app: web.Application, runtime: Runtime, who: Writer = webauth.writer) -> None:
     """Add the routes of the module docstring to the listener's application."""
     h = _Acks(runtime, who)
-    app.router.add_get("/api/v1/acks", _answered(h.get_acks))
-    app.router.add_post("/api/v1/acks", _answered(h.post_ack))
-    app.router.add_post("/api/v1/acks/delete", _answered(h.delete_ack))
-    app.router.add_post("/api/v1/delisting", _answered(h.post_delisting))
-    app.router.add_get("/api/v1/notes", _answered(h.get_notes))
-    app.router.add_post("/api/v1/notes", _answered(h.post_note))
+    app.router.add_get("/api/v1/acks", _answered(h.get_acks, runtime))
+    app.router.add_post("/api/v1/acks", _answered(h.post_ack, runtime))
+    app.router.add_post("/api/v1/acks/delete", _answered(h.delete_ack, runtime))
+    app.router.add_post("/api/v1/delisting", _answered(h.post_delisting, runtime))
+    app.router.add_get("/api/v1/notes", _answered(h.get_notes, runtime))
+    app.router.add_post("/api/v1/notes", _answered(h.post_note, runtime))
 
 
-__all__ = ["TEXT_MAX", "Writer", "add_routes"]
+__all__ = ["RETURN_FIELD", "RETURN_PATHS", "TEXT_MAX", "Writer", "add_routes", "safe_return"]

@@ -9,6 +9,7 @@ only proven in a real browser. Import the fixture into a test module to use it.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 
 
-def _options(javascript: bool = True) -> Options:
+def _options(javascript: bool = True, extra: tuple[str, ...] = ()) -> Options:
     options = Options()
     options.binary_location = CHROMIUM
     for flag in (
@@ -35,6 +36,7 @@ def _options(javascript: bool = True) -> Options:
         "--disable-extensions",
         "--disable-background-networking",  # nothing may reach the internet
         "--disable-component-update",
+        *extra,
     ):
         options.add_argument(flag)
     if not javascript:
@@ -46,8 +48,11 @@ def _options(javascript: bool = True) -> Options:
 
 
 @contextlib.contextmanager
-def make_browser(*, javascript: bool = True) -> Iterator[webdriver.Chrome]:
-    """A headless Chromium (1400x1000; `javascript=False`: with scripts off), quit afterwards."""
+def make_browser(
+    *, javascript: bool = True, extra: tuple[str, ...] = ()
+) -> Iterator[webdriver.Chrome]:
+    """A headless Chromium (1400x1000; `javascript=False`: with scripts off; `extra`: more
+    command-line flags, such as `--ignore-certificate-errors`), quit afterwards."""
     missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not os.access(p, os.X_OK)]
     if missing:
         pytest.fail(
@@ -55,7 +60,7 @@ def make_browser(*, javascript: bool = True) -> Iterator[webdriver.Chrome]:
             "(the console's browser tests need them)"
         )
     service = Service(executable_path=CHROMEDRIVER)
-    driver = webdriver.Chrome(options=_options(javascript), service=service)
+    driver = webdriver.Chrome(options=_options(javascript, extra), service=service)
     driver.set_window_size(1400, 1000)
     driver.set_page_load_timeout(30)
     try:
@@ -71,4 +76,13 @@ def browser() -> Iterator[webdriver.Chrome]:
         yield driver
 
 
-__all__ = ["browser", "make_browser"]
+def basic_auth(driver: webdriver.Chrome, user: str, password: str) -> None:
+    """Send HTTP basic auth with every request the browser makes from now on (pages, forms,
+    scripts' fetches): Chromium's DevTools protocol, as no login dialog can be answered."""
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    driver.execute_cdp_cmd("Network.enable", {})
+    headers = {"Authorization": f"Basic {token}"}
+    driver.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": headers})
+
+
+__all__ = ["basic_auth", "browser", "make_browser"]

@@ -94,11 +94,14 @@ class DaemonProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.web_port = 0
 
-    def start(self, web_port: int, *, wait_ready: bool = True) -> None:
+    def start(
+        self, web_port: int, *, wait_ready: bool = True, extra_args: tuple[str, ...] = ()
+    ) -> None:
         self.web_port = web_port
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child, closed with it
+        argv = [sys.executable, "-m", "rblwatch", "run", "--config.file", str(self.config)]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "rblwatch", "run", "--config.file", str(self.config)],
+            [*argv, *extra_args],
             stdout=log,
             stderr=log,
             env=self.env,

@@ -17,6 +17,7 @@ from rblwatch.model import (
 )
 from rblwatch.views import detail, eventlog, listings
 from rblwatch.views.page import NOT_KNOWN, Problems, banners, counts, overview, summary
+from rblwatch.views.pairs import PairItem
 from rblwatch.views.status import Budget, PairCounts, status_view
 from rblwatch.views.ui import (
     BadParameter,
@@ -352,3 +353,98 @@ def test_a_target_page_carries_its_acknowledgements_and_notes_newest_note_first(
         "corp-bl", "ops", "on it", False, "form sent",
     )  # fmt: skip
     assert [n.text for n in page.notes] == ["new", "old"]
+
+
+# --- the pairs view on the console's pages ---------------------------------------------------
+
+
+def _item(**kw: object) -> PairItem:
+    base: dict[str, object] = {
+        "target": "192.0.2.1",
+        "list": "corp-bl",
+        "group": "mail",
+        "state": "listed",
+        "last_outcome": "listed",
+        "last_reason": None,
+        "last_checked": T0,
+        "last_good_at": T0,
+        "stale": False,
+    }
+    return PairItem(**{**base, **kw})  # type: ignore[arg-type]
+
+
+def test_a_listing_row_carries_its_active_ack_staleness_and_last_error() -> None:
+    from rblwatch.model import Ack, Reason
+
+    row = listings.listing_row(listed("192.0.2.1"), {}, T0)
+    ack = Ack("192.0.2.1", "corp-bl", "alice", T0, "ticket 9")
+    marked = listings.marked(row, _item(ack=ack, stale=True, last_reason=Reason.TIMEOUT), T0)
+    assert (marked.ack_by, marked.ack_note, marked.stale, marked.error) == (
+        "alice",
+        "ticket 9",
+        True,
+        "timeout",
+    )
+    expired = Ack("192.0.2.1", "corp-bl", "alice", T0 - 99, "old", until=T0 - 1)
+    assert listings.marked(row, _item(ack=expired), T0).ack_by is None
+    assert listings.marked(row, None, T0) == row
+
+
+def test_a_target_page_gives_each_looked_up_list_its_last_answer_and_ack() -> None:
+    from rblwatch.model import Ack, Reason
+
+    lists = make_config().lists
+    items = {
+        ("192.0.2.1", "corp-bl"): _item(),
+        ("192.0.2.1", "spamhaus-zen"): _item(
+            list="spamhaus-zen",
+            state="unknown",
+            last_outcome="error",
+            last_reason=Reason.BLOCKED,
+            last_good_at=None,
+            stale=True,
+        ),
+    }
+    ack = Ack("192.0.2.1", "corp-bl", "alice", T0, "on it")
+    page = detail.target_page(
+        "192.0.2.1",
+        lists,
+        [listed("192.0.2.1")],
+        {"corp-bl", "spamhaus-zen"},
+        [],
+        T0,
+        acks=[ack],
+        items=items,
+    )
+    bl, zen, dbl = page.states
+    assert bl.answer is not None and (bl.answer.outcome, bl.answer.stale) == ("listed", False)
+    assert bl.ack is not None and bl.ack.by == "alice"
+    assert zen.answer is not None and (zen.answer.outcome, zen.answer.reason) == (
+        "error",
+        "blocked",
+    )
+    assert zen.answer.stale and zen.answer.good is None
+    assert dbl.state == "not checked" and dbl.answer is None  # never an answer unasked
+
+
+def test_counted_pairs_say_n_listed_m_unknown_and_an_outage_keeps_listed_not_known() -> None:
+    import dataclasses
+
+    rows = [ListStatus(n, last_cycle_end=T0) for n in ("corp-bl", "spamhaus-zen", "corp-dbl")]
+    view = status_view([listed("192.0.2.1")], rows, make_config().lists, 5)
+    view = dataclasses.replace(view, counts=PairCounts(9, 1, 6, 2, 1, 2, 0))
+    assert summary(view) == "1 listed, 2 unknown, 1 error."
+    shown = counts(view)
+    assert [(c.value, c.tone) for c in shown] == [
+        ("1", "bad"),
+        ("2", "warn"),
+        ("1", "warn"),
+        ("0", ""),
+    ]
+    down = dataclasses.replace(view, resolver=ResolverState("unreachable", T0, "timeout"))
+    listed_count = counts(down)[0]
+    assert (listed_count.value, listed_count.note) == (
+        NOT_KNOWN,
+        "1 listed at the last good answers",
+    )
+    assert counts(down)[1].value == "2"

@@ -561,7 +561,12 @@ def test_the_page_says_when_nothing_is_listed(runtime: Runtime) -> None:
     status = ListStatus(name="corp-bl", last_cycle_end=T0, last_cycle_lookups=5)
     runtime.store.commit(CycleCommit(list="corp-bl", status=status))
     page = get(runtime, "/").text
-    assert "No target is listed. (2 lists have not completed a cycle yet)" in page
+    # the list has no good answer yet (no successful cycle): its pairs are unknown, not clean
+    assert (
+        "No target is known to be listed; 9 pairs are unknown"
+        " (2 lists have not completed a cycle yet)." in page
+    )
+    assert "No target is listed." not in page
     assert '<span class="n"><a href="/listings">0</a></span> listed' in page
     assert "No target is listed." in get(runtime, "/listings").text
     assert "No events yet." in page

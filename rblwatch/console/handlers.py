@@ -7,6 +7,7 @@ the stored pairs (`snapshot`), the rest ask the store for one target's or one li
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -14,16 +15,19 @@ from typing import Any
 
 from aiohttp import web
 
-from rblwatch import __version__
+from rblwatch import __version__, webauth
 from rblwatch.config import Config
+from rblwatch.console.counting import CountsCache
 from rblwatch.console.render import CSP, STATIC_TYPES, render, render_page, static_file
-from rblwatch.console.snapshot import SnapshotCache, marks, with_pairs, with_summaries
+from rblwatch.console.snapshot import SnapshotCache, marks, with_pairs
 from rblwatch.model import DnsList, ListStatus
+from rblwatch.pairsource import PairsSource
 from rblwatch.runtime import Runtime
 from rblwatch.store import Store
 from rblwatch.targets import TargetError, canonical_target
 from rblwatch.views import detail, eventlog, listings
 from rblwatch.views.page import PAGE_EVENTS, Problems
+from rblwatch.views.pairs import pair_items
 from rblwatch.views.status import StatusView, unknown_list
 from rblwatch.views.ui import BadParameter
 
@@ -37,7 +41,9 @@ def _html(text: str, status: int = 200) -> web.Response:
     response = web.Response(text=text, status=status, content_type="text/html")
     response.headers["Content-Security-Policy"] = CSP
     response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"  # delisting sites learn nothing
+    # delisting sites learn nothing; not "no-referrer", under which Chromium sends its own
+    # forms' posts with `Origin: null`, which the CSRF check (rightly) refuses
+    response.headers["Referrer-Policy"] = "same-origin"
     return response
 
 
@@ -57,12 +63,19 @@ class Console:
     (the live refresh's mark) and `/static/{name}`."""
 
     def __init__(
-        self, runtime: Runtime, read_status: ReadStatus, targets: Callable[[], int | None]
+        self,
+        runtime: Runtime,
+        read_status: ReadStatus,
+        targets: Callable[[], int | None],
+        source: PairsSource | None = None,
     ) -> None:
         self.runtime = runtime
         self.read_status = read_status
         self.targets = targets
         self.cache = SnapshotCache()
+        # the lists' targets in order (shared with the API's pairs view when given) and the
+        # pair counts over them
+        self.counts = CountsCache(source if source is not None else PairsSource())
 
     # -- shared ----------------------------------------------------------------------------
 
@@ -90,9 +103,11 @@ class Console:
         problems = Problems(store_ok=rt.store_ok, reload_ok=rt.stats.reload_ok)
 
         def build(store: Store) -> str:
-            m = marks(store)
-            checks = [h.name for h in config.hygiene]
-            view = self.read_status(with_summaries(store, checks), config, targets)
+            snap = self.cache.get(store)
+            m = snap.marks
+            counted, per_list = self.counts.counts(store, snap, config, rt.found)
+            view = self.read_status(with_pairs(store, snap), config, targets)
+            view = dataclasses.replace(view, counts=counted, unresolved=list(rt.unresolved))
             events = list(reversed(store.events(limit=PAGE_EVENTS, newest_first=True)))
             return render_page(
                 view,
@@ -104,6 +119,7 @@ class Console:
                 problems=problems,
                 default_interval=config.schedule.interval,
                 mark=m.live,
+                per_list=per_list,
             )
 
         return _html(await self.runtime.db.read(build))
@@ -118,9 +134,15 @@ class Console:
         names = [lst.name for lst in lists]
         groups = list(dict.fromkeys(g.group for g in self.runtime.config.targets))
 
+        config = self.runtime.config
+
         def build(store: Store) -> str:
             snap = self.cache.get(store)
-            page = listings.listing_page(snap.listings(set(names)), query, delist, time.time())
+            got = self.counts.inputs(store, snap, config, self.runtime.found)
+            page = listings.listing_page(snap.listings(set(names)), query, delist, got.now)
+            wanted = [(r.target, r.list) for r in page.items]
+            items = pair_items(got.lists, wanted, got.now, got.acks)
+            page = listings.with_items(page, items, got.now)
             return render(
                 "listings.html",
                 **self._common(
@@ -142,11 +164,13 @@ class Console:
             target = canonical_target(request.match_info["target"])
         except TargetError as e:
             return self._problem(request, f"target: {e}", 404)
-        lists = self._lists()
+        lists, config = self._lists(), self.runtime.config
+        csrf = webauth.csrf_token(request)
 
         def build(store: Store) -> str:
             snap = self.cache.get(store)
             m = snap.marks
+            got = self.counts.inputs(store, snap, config, self.runtime.found)
             pairs = [p for p in snap.pairs if p.target == target]
             stored = {p.list for p in pairs}
             seen = {
@@ -155,8 +179,22 @@ class Console:
                 if lst.name in stored or target in self.cache.seen(store, lst.name, m)
             }
             history = store.events(target=target, limit=TARGET_EVENTS, newest_first=True)
-            model = detail.target_page(target, lists, pairs, seen, history, time.time())
-            return render("target.html", **self._common(m.live, request.path_qs, t=model))
+            now = got.now
+            items = pair_items(got.lists, [(target, n) for n in seen], now, got.acks)
+            model = detail.target_page(
+                target,
+                lists,
+                pairs,
+                seen,
+                history,
+                now,
+                acks=store.acks(target=target),
+                notes=store.notes(target),
+                items=items,
+            )
+            return render(
+                "target.html", **self._common(m.live, request.path_qs, t=model, csrf=csrf)
+            )
 
         return _html(await self.runtime.db.read(build))
 
@@ -248,9 +286,12 @@ def add_routes(
     runtime: Runtime,
     read_status: ReadStatus,
     targets: Callable[[], int | None],
+    source: PairsSource | None = None,
 ) -> Console:
-    """Register the console's pages on `app` (the rest of the listener is `rblwatch.web`'s)."""
-    c = Console(runtime, read_status, targets)
+    """Register the console's pages on `app` (the rest of the listener is `rblwatch.web`'s).
+    `source`: the listener's `PairsSource`, so the console and the API share one ordering
+    of the targets."""
+    c = Console(runtime, read_status, targets, source)
     routes: Mapping[str, Callable[[web.Request], Any]] = {
         "/": c.overview,
         "/listings": c.listings,

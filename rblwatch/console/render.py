@@ -7,7 +7,7 @@ external fonts). Templates only render what `rblwatch.views` built; they decide 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from typing import Any
 
@@ -15,7 +15,7 @@ import jinja2
 
 from rblwatch.model import DnsList, Event
 from rblwatch.views.page import NO_PROBLEMS, Problems, overview
-from rblwatch.views.status import StatusView
+from rblwatch.views.status import PairCounts, StatusView
 
 # One policy for every response of the console: nothing from elsewhere, no inline script,
 # no framing. A value that slipped past escaping still could not run.
@@ -58,6 +58,7 @@ def render_page(
     problems: Problems = NO_PROBLEMS,
     default_interval: float | None = None,
     mark: str = "",
+    per_list: Mapping[str, PairCounts] | None = None,
 ) -> str:
     """The overview page of a status view and the recent `events` (oldest first): the
     `views.page.overview` model, rendered."""
@@ -70,9 +71,25 @@ def render_page(
         served_by=served_by,
         problems=problems,
         default_interval=default_interval,
+        per_list=per_list,
     )
     context = {"version": version, "served_by": served_by, "mark": mark, "here": "/"}
     return render("overview.html", o=model, **context)
+
+
+def form_problem(message: str, back: str | None, version: str) -> str:
+    """The page a browser's form post ends on when it was refused: the problem in one line
+    and the way back to the page it came from."""
+    return render(
+        "error.html",
+        version=version,
+        served_by=None,
+        mark="",
+        here=back or "/",
+        message=message,
+        back=back,
+        heading="Not saved",
+    )
 
 
 @functools.cache
@@ -83,4 +100,12 @@ def static_file(name: str) -> bytes | None:
     return resources.files("rblwatch.console").joinpath("static", name).read_bytes()
 
 
-__all__ = ["CSP", "STATIC_TYPES", "environment", "render", "render_page", "static_file"]
+__all__ = [
+    "CSP",
+    "STATIC_TYPES",
+    "environment",
+    "form_problem",
+    "render",
+    "render_page",
+    "static_file",
+]

@@ -12,8 +12,8 @@ no list row; a confirmation round moves only a pending count; an event stamped b
 newest one, from a host whose clock is behind) is picked up by the next full read, at most
 `MAX_AGE` later.
 
-The overview does not need even one full read: it counts and shows the newest listings from
-`Store.pair_summaries()` (`with_summaries`), a tenth of the cost.
+The overview reads the same snapshot: its counts (`console.counting`) and newest listings
+come from it, so a page whose store has not moved costs no read of the pairs at all.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from rblwatch.model import ListStatus, PairState, PairSummary
+from rblwatch.model import ListStatus, PairState
 from rblwatch.store import Store
 from rblwatch.views.ui import target_order
 
@@ -97,7 +97,9 @@ def changed_lists(store: Store, last: Marks, now: Marks) -> set[str] | None:
         news = store.events(since=last.newest_at, limit=INCREMENT_MAX)
         if len(news) >= INCREMENT_MAX:
             return None
-        changed |= {e.list for e in news if e.target is not None}
+        # `since` is inclusive: the newest event of the last read comes back, and its list
+        # need not be read again for it
+        changed |= {e.list for e in news if e.target is not None and e.id != last.newest_event}
     if not changed and now.listed != last.listed:
         return None  # a change no mark names: read everything
     return changed
@@ -173,29 +175,11 @@ def with_pairs(store: Store, snap: Snapshot) -> Store:
     return cast(Store, _WithPairs(store, snap.pairs))
 
 
-def summary_pair(s: PairSummary) -> PairState:
-    """A pair as its summary has it: target, list, group, status and since; no codes,
-    meanings or TXT (and `first_seen` is `since`)."""
-    return PairState(s.target, s.list, s.group, s.status, s.since, s.since)
-
-
-def with_summaries(store: Store, checks: Collection[str] = ()) -> Store:
-    """`store` whose `pairs()` are built from its cheap `pair_summaries()`: for the overview,
-    which shows counts and the newest listings but no codes or TXT. The pairs of the sender
-    hygiene `checks` are read in full (a few, and the page shows their reasons)."""
-    pairs = [summary_pair(s) for s in store.pair_summaries() if s.list not in checks]
-    for check in checks:
-        pairs.extend(store.pairs(check))
-    return cast(Store, _WithPairs(store, pairs))
-
-
 __all__ = [
     "MAX_AGE",
     "Marks",
     "Snapshot",
     "SnapshotCache",
     "marks",
-    "summary_pair",
     "with_pairs",
-    "with_summaries",
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from rblwatch.model import (
     Ack,
@@ -25,6 +25,7 @@ from rblwatch.model import (
     kinds_taken,
 )
 from rblwatch.views.eventlog import EventRow, event_rows
+from rblwatch.views.pairs import PairItem
 from rblwatch.views.status import Budget
 from rblwatch.views.ui import Stamp, delist_href, stamp, unicode_name
 
@@ -52,6 +53,30 @@ class ListState:
     meanings: tuple[str, ...] = ()
     txt: str | None = None
     delist: str | None = None
+    answer: Answer | None = None  # the pair's last lookup (the pairs view's), if looked up
+    ack: AckRow | None = None  # its acknowledgement, expired or not
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A pair's last lookup as the pairs view has it (`views.pairs.PairItem`)."""
+
+    outcome: str  # "listed", "clean" or "error"
+    reason: str  # the error's reason ("timeout", "blocked", …), "" otherwise
+    checked: Stamp | None
+    good: Stamp | None  # its last good answer
+    stale: bool  # no good answer for two intervals: whatever its state, not known now
+
+
+def answer(item: PairItem, now: float | None) -> Answer:
+    reason = item.last_reason.value if item.last_reason is not None else ""
+    return Answer(
+        item.last_outcome,
+        reason,
+        stamp(item.last_checked, now),
+        stamp(item.last_good_at, now),
+        item.stale,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +127,7 @@ def ack_row(a: Ack, now: float | None) -> AckRow:
 def _state(
     lst: DnsList, pair: PairState | None, seen: bool, kind: TargetKind, now: float | None
 ) -> ListState:
+    """What a list says of the target, from its stored row (the last answer comes after)."""
     delist = delist_href(lst.delist_url)
     if pair is None:
         if kind not in kinds_taken(lst):
@@ -133,13 +159,23 @@ def target_page(
     now: float | None,
     acks: Sequence[Ack] = (),
     notes: Sequence[Note] = (),
+    items: Mapping[tuple[str, str], PairItem] | None = None,
 ) -> TargetPage:
     """The page of one target: `pairs` are its stored rows, `seen_by` the lists that have
     looked it up, `history` its events newest first, `acks` and `notes` the store's for it
-    (`Store.acks(target=…)`, `Store.notes(target)`)."""
+    (`Store.acks(target=…)`, `Store.notes(target)`), `items` the pairs view's items of its
+    pairs by (target, list) (`views.pairs.pair_items`): each list's last answer."""
     mine = {p.list: p for p in pairs if p.target == target}
     kind = kind_of_target(target)
-    states = [_state(lst, mine.get(lst.name), lst.name in seen_by, kind, now) for lst in lists]
+    rows = [ack_row(a, now) for a in acks if a.target == target]
+    by_list = {a.list: a for a in rows}
+    states = []
+    for lst in lists:
+        state = _state(lst, mine.get(lst.name), lst.name in seen_by, kind, now)
+        item = (items or {}).get((target, lst.name))
+        if item is not None and state.state != "not checked":
+            state = replace(state, answer=answer(item, now))
+        states.append(replace(state, ack=by_list.get(lst.name)))
     listed = sum(1 for s in states if s.state == "listed")
     return TargetPage(
         target,
@@ -147,7 +183,7 @@ def target_page(
         states,
         listed,
         event_rows(history, now),
-        [ack_row(a, now) for a in acks if a.target == target],
+        rows,
         [NoteRow(n.by, stamp(n.at, now), n.text) for n in sorted(notes, key=lambda n: -n.at)],
     )
 
@@ -238,12 +274,14 @@ def list_page(
 
 __all__ = [
     "AckRow",
+    "Answer",
     "CodeSeen",
     "ListPage",
     "ListState",
     "NoteRow",
     "TargetPage",
     "ack_row",
+    "answer",
     "codes_seen",
     "error_rate",
     "kind_of_target",

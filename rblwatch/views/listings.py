@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rblwatch.model import PairState, PairStatus, a_label
+from rblwatch.views.pairs import PairItem
 from rblwatch.views.ui import (
     PER_PAGE_DEFAULT,
     BadParameter,
@@ -189,6 +190,12 @@ class ListingRow:
     meanings: tuple[str, ...]
     txt: str | None
     delist: str | None  # an http(s) link, or None
+    # from the pairs view (`with_items`): who acknowledged it (active acks only), whether it
+    # has had no good answer for two intervals, and its last lookup's error reason
+    ack_by: str | None = None
+    ack_note: str = ""
+    stale: bool = False
+    error: str | None = None
 
 
 def listing_row(p: PairState, delist: Mapping[str, str | None], now: float | None) -> ListingRow:
@@ -219,6 +226,28 @@ def listing_page(
     return Paged(rows, page.page, page.per_page, page.total)
 
 
+def marked(row: ListingRow, item: PairItem | None, now: float) -> ListingRow:
+    """The row with its pair's ack, staleness and last error (`item`: the pairs view's)."""
+    if item is None:
+        return row
+    ack = item.ack if item.ack is not None and item.ack.active(now) else None
+    return replace(
+        row,
+        ack_by=ack.by if ack is not None else None,
+        ack_note=ack.note if ack is not None else "",
+        stale=item.stale,
+        error=item.last_reason.value if item.last_reason is not None else None,
+    )
+
+
+def with_items(
+    page: Paged[ListingRow], items: Mapping[tuple[str, str], PairItem], now: float
+) -> Paged[ListingRow]:
+    """A page's rows marked with their pairs' items (`views.pairs.pair_items`)."""
+    rows = [marked(r, items.get((r.target, r.list)), now) for r in page.items]
+    return Paged(rows, page.page, page.per_page, page.total)
+
+
 __all__ = [
     "SORTS",
     "STATES",
@@ -228,6 +257,8 @@ __all__ = [
     "listing_page",
     "listing_query",
     "listing_row",
+    "marked",
     "matcher",
     "select",
+    "with_items",
 ]

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rblwatch.cluster import Instance
 from rblwatch.model import DnsList, Event, Health, ListStatus
 from rblwatch.views.detail import next_cycle
 from rblwatch.views.eventlog import EventRow, event_rows
 from rblwatch.views.listings import ListingRow, listing_row
-from rblwatch.views.status import Budget, StatusView, age
+from rblwatch.views.status import Budget, PairCounts, StatusView, age
 from rblwatch.views.ui import Stamp, stamp
 
 PAGE_EVENTS = 25  # the overview shows the newest events; /events pages through them all
@@ -49,6 +49,8 @@ class Count:
     label: str
     value: str  # a number, or NOT_KNOWN
     href: str | None = None
+    tone: str = ""  # "bad", "warn", "ok" or "" (the number's colour)
+    note: str = ""  # a hint shown on hover: what the number means, or the last known one
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +64,8 @@ class ListRow:
     next_cycle: Stamp | None
     budget: str  # "120 / 5000", "120 (no limit)", "" when not known
     budget_exhausted: bool
+    unknown: int | None = None  # its pairs with no good answer for 2 intervals (None: not counted)
+    errors: int | None = None  # its pairs whose last lookup failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +97,7 @@ class Overview:
     hygiene_summary: str
     instances: list[InstanceRow]
     events: list[EventRow]  # newest first
+    unresolved: list[tuple[str, str, str]] = field(default_factory=list)  # group, host, why
 
 
 def banners(view: StatusView, problems: Problems, now: float | None) -> list[Banner]:
@@ -138,15 +143,36 @@ def _checked(view: StatusView) -> bool:
     return view.resolver.reachable and any(r.last_cycle_end is not None for r in view.lists)
 
 
+def _tone(n: int, tone: str) -> str:
+    return tone if n else "ok"
+
+
 def counts(view: StatusView) -> list[Count]:
-    """Listed, unknown, errors, acknowledged: numbers only where they are known."""
+    """Listed, unknown, errors, acknowledged: numbers only where they are known. Before any
+    cycle, or while the resolver is unreachable, no listing is known to hold (nor to have
+    ended): the listed count is not known, the last known one a hint."""
     c = view.counts
     if c is not None:
+        if _checked(view):
+            first = Count("listed", str(c.listed), "/listings", _tone(c.listed, "bad"))
+        else:
+            last = f"{c.listed} listed at the last good answers" if c.listed else ""
+            first = Count("listed", NOT_KNOWN, "/listings", "warn", last)
         return [
-            Count("listed", str(c.listed), "/listings"),
-            Count("unknown", str(c.unknown)),
-            Count("errors", str(c.errors)),
-            Count("acknowledged", str(c.acknowledged)),
+            first,
+            Count(
+                "unknown",
+                str(c.unknown),
+                tone=_tone(c.unknown, "warn"),
+                note="pairs without a good answer for two intervals (stale), never counted clean",
+            ),
+            Count(
+                "errors",
+                str(c.errors),
+                tone=_tone(c.errors, "warn"),
+                note="pairs whose last lookup failed",
+            ),
+            Count("acknowledged", str(c.acknowledged), note="listings acknowledged"),
         ]
     listed = str(len(view.listings)) if _checked(view) else NOT_KNOWN
     return [
@@ -164,11 +190,15 @@ def summary(view: StatusView) -> str:
         return "No list has completed a cycle yet: nothing is known about the targets."
     waiting = [r.name for r in view.lists if r.last_cycle_end is None]
     rest = f" ({len(waiting)} lists have not completed a cycle yet)" if waiting else ""
-    unknown = view.counts.unknown if view.counts is not None else 0
+    c = view.counts
+    unknown = c.unknown if c is not None else 0
     if not view.listings:
         if unknown:
             return f"No target is known to be listed; {unknown} pairs are unknown{rest}."
         return f"No target is listed.{rest}"
+    if c is not None:
+        errors = f"{c.errors} error" + ("" if c.errors == 1 else "s")
+        return f"{c.listed} listed, {c.unknown} unknown, {errors}{rest}."
     return f"{len(view.listings)} listings{rest}."
 
 
@@ -184,10 +214,12 @@ def list_rows(
     intervals: Mapping[str, float | None],
     budgets: Mapping[str, Budget],
     now: float | None,
+    per_list: Mapping[str, PairCounts] | None = None,
 ) -> list[ListRow]:
     rows = []
     for r in lists:
         b = budgets.get(r.name)
+        c = (per_list or {}).get(r.name)
         rows.append(
             ListRow(
                 r.name,
@@ -199,6 +231,8 @@ def list_rows(
                 stamp(next_cycle(r, intervals.get(r.name)), now),
                 _budget(b),
                 b is not None and b.exhausted,
+                c.unknown if c is not None else None,
+                c.errors if c is not None else None,
             )
         )
     return rows
@@ -237,15 +271,16 @@ def overview(
     served_by: str | None = None,
     problems: Problems = NO_PROBLEMS,
     default_interval: float | None = None,
+    per_list: Mapping[str, PairCounts] | None = None,
 ) -> Overview:
     """The overview of a status view and the recent `events` (oldest first) of the `lists`.
 
     `now`: what ages are counted from (None: times only); `served_by`: the id of the
     instance serving the page, if it has one; `default_interval`: the cycle interval of a
-    list without its own."""
+    list without its own; `per_list`: each list's pair counts (`views.pairs.pair_counts`)."""
     delist = {lst.name: lst.delist_url for lst in lists}
     intervals = {lst.name: lst.interval or default_interval for lst in lists}
-    per_list = Counter(p.list for p in view.listings)
+    listed = Counter(p.list for p in view.listings)
     newest = sorted(view.listings, key=lambda p: -p.since)[:PAGE_LISTINGS]
     return Overview(
         version=version,
@@ -254,7 +289,7 @@ def overview(
         banners=banners(view, problems, now),
         counts=counts(view),
         summary=summary(view),
-        lists=list_rows(view.lists, per_list, intervals, view.budgets, now),
+        lists=list_rows(view.lists, listed, intervals, view.budgets, now, per_list),
         newest=[listing_row(p, delist, now) for p in newest],
         listings=len(view.listings),
         checks=[(r.name, stamp(r.last_cycle_end, now)) for r in view.checks],
@@ -262,6 +297,7 @@ def overview(
         hygiene_summary=_hygiene_summary(view),
         instances=[_instance(i, served_by, now) for i in view.instances],
         events=event_rows(list(reversed(events)), now),
+        unresolved=list(view.unresolved),
     )
 
 

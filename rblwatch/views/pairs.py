@@ -167,6 +167,15 @@ class _Defaults:
         return "unknown" if self.stale else "clean"
 
 
+def _stored_key(value: str, kind: Kind) -> Key:
+    """A stored target's place; one no target kind parses (a row from an older version, or
+    a hostile one) goes last rather than failing the whole view."""
+    try:
+        return target_key(value, kind_of_value(value, kind))
+    except (OSError, ValueError):
+        return len(KIND_RANK), (0, value)
+
+
 class _List:
     """One list's pairs as the view shows them, at one moment."""
 
@@ -191,7 +200,7 @@ class _List:
         # stored pairs whose target is not configured now (a hostname's address, unresolved
         # here): shown too, in order, so no listing is hidden
         extras = {t for t in (*lp.rows, *lp.errors) if t and t not in index}
-        self.extras = sorted((target_key(t, kind_of_value(t, lp.kind)), t) for t in extras)
+        self.extras = sorted((_stored_key(t, lp.kind), t) for t in extras)
 
     @property
     def d_state(self) -> str:
@@ -404,6 +413,28 @@ def pair_summary(
     return total, stale_listed
 
 
+def pair_items(
+    lists: Sequence[ListPairs],
+    wanted: Iterable[tuple[str, str]],
+    now: float,
+    acks: Acks = _NO_ACKS,
+) -> dict[tuple[str, str], PairItem]:
+    """The items of some (target, list) pairs (a page's rows), by pair, without walking the
+    lists: what a console row shows of its pair's last outcome, staleness and ack."""
+    by_name = {lp.name: lp for lp in lists}
+    views: dict[str, _List] = {}
+    out: dict[tuple[str, str], PairItem] = {}
+    for target, name in wanted:
+        lp = by_name.get(name)
+        if lp is None:
+            continue
+        view = views.get(name)
+        if view is None:
+            view = views[name] = _List(lp, now, acks)
+        out[(target, name)] = view.item(target, view.group_of(target))
+    return out
+
+
 # -- JSON ----------------------------------------------------------------------------------
 
 
@@ -455,6 +486,7 @@ __all__ = [
     "encode_cursor",
     "page_json",
     "pair_counts",
+    "pair_items",
     "pair_json",
     "pair_summary",
     "pairs_json",
