@@ -203,18 +203,18 @@ def test_a_commit_recounts_its_own_list_and_an_ack_its_list_too(runtime: Runtime
     def counted() -> dict[str, Any]:
         return dict(cache._kept)  # each list's kept count, as counted
 
-    total, per_list = cache.counts(store, snaps.get(store), config, None)
+    total, per_list = cache.counts(store, snaps.get(store), config, runtime)
     assert (total.total, total.listed, per_list["corp-bl"].listed) == (9, 1, 1)
     before = counted()
     # a cycle's commit: the listing and its event (the snapshot re-reads that list only)
     news = event("192.0.2.2", time.time(), "spamhaus-zen")
     put(runtime, [listed("192.0.2.2", list_name="spamhaus-zen")], [news])
-    total, per_list = cache.counts(store, snaps.get(store), config, None)
+    total, per_list = cache.counts(store, snaps.get(store), config, runtime)
     after = counted()
     assert per_list["spamhaus-zen"].listed == 1 and total.listed == 2
     # (the snapshot also re-reads the list of the newest event before: corp-bl's)
     assert after["corp-dbl"] is before["corp-dbl"]  # not counted again
     assert after["spamhaus-zen"] is not before["spamhaus-zen"]
     store.set_ack(Ack(IP, "corp-bl", "alice", time.time()))
-    total, _ = cache.counts(store, snaps.get(store), config, None)
+    total, _ = cache.counts(store, snaps.get(store), config, runtime)
     assert total.acknowledged == 1 and counted()["corp-bl"] is not after["corp-bl"]

@@ -21,7 +21,8 @@ from rblwatch.config import Config
 from rblwatch.console.snapshot import Snapshot
 from rblwatch.inventory import Found
 from rblwatch.model import Ack, ListStatus, PairError
-from rblwatch.pairsource import PairsSource, acks_by_pair
+from rblwatch.pairsource import PairsRead, PairsSource, acks_by_pair
+from rblwatch.runtime import Runtime
 from rblwatch.store import Store
 from rblwatch.views.pairs import Acks, ListPairs, pair_counts
 from rblwatch.views.status import PairCounts
@@ -87,17 +88,20 @@ class CountsCache:
         self._lock = threading.Lock()
         self._kept: dict[str, _Kept] = {}
 
-    def inputs(self, store: Store, snap: Snapshot, config: Config, found: Found | None) -> Inputs:
-        """Each configured list's pairs (a few ms: dictionaries of the stored rows)."""
-        statuses = snap.marks.lists
-        lists = self.source.lists(config, found, snap.pairs, store.pair_errors(), statuses)
-        return Inputs(lists, acks_by_pair(store), time.time())
+    def inputs(self, store: Store, snap: Snapshot, config: Config, rt: Runtime) -> Inputs:
+        """Each configured list's pairs (a few ms: dictionaries of the stored rows), with the
+        daemon's targets and its record of what each list's last cycle covered (`rt`)."""
+        now = time.time()
+        read = PairsRead(self.source, rt.found, now, covered=rt.covered, found_for=rt.found_for)
+        lists = self.source.lists(store, config, read, snap.pairs, snap.marks.lists)
+        return Inputs(lists, acks_by_pair(store), now)
 
     def counts(
-        self, store: Store, snap: Snapshot, config: Config, found: Found | None
+        self, store: Store, snap: Snapshot, config: Config, rt: Runtime
     ) -> tuple[PairCounts, dict[str, PairCounts]]:
         """The counts in total and per list; only the lists that moved are counted again."""
-        got = self.inputs(store, snap, config, found)
+        found = rt.found
+        got = self.inputs(store, snap, config, rt)
         per_list: dict[str, PairCounts] = {}
         now = time.monotonic()
         for lp in got.lists:

@@ -105,7 +105,7 @@ class Console:
         def build(store: Store) -> str:
             snap = self.cache.get(store)
             m = snap.marks
-            counted, per_list = self.counts.counts(store, snap, config, rt.found)
+            counted, per_list = self.counts.counts(store, snap, config, rt)
             view = self.read_status(with_pairs(store, snap), config, targets)
             view = dataclasses.replace(view, counts=counted, unresolved=list(rt.unresolved))
             events = list(reversed(store.events(limit=PAGE_EVENTS, newest_first=True)))
@@ -138,7 +138,7 @@ class Console:
 
         def build(store: Store) -> str:
             snap = self.cache.get(store)
-            got = self.counts.inputs(store, snap, config, self.runtime.found)
+            got = self.counts.inputs(store, snap, config, self.runtime)
             page = listings.listing_page(snap.listings(set(names)), query, delist, got.now)
             wanted = [(r.target, r.list) for r in page.items]
             items = pair_items(got.lists, wanted, got.now, got.acks)
@@ -170,7 +170,7 @@ class Console:
         def build(store: Store) -> str:
             snap = self.cache.get(store)
             m = snap.marks
-            got = self.counts.inputs(store, snap, config, self.runtime.found)
+            got = self.counts.inputs(store, snap, config, self.runtime)
             pairs = [p for p in snap.pairs if p.target == target]
             stored = {p.list for p in pairs}
             seen = {

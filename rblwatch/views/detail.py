@@ -61,7 +61,7 @@ class ListState:
 class Answer:
     """A pair's last lookup as the pairs view has it (`views.pairs.PairItem`)."""
 
-    outcome: str  # "listed", "clean" or "error"
+    outcome: str  # "listed", "clean", "error", or "never" (never looked up)
     reason: str  # the error's reason ("timeout", "blocked", …), "" otherwise
     checked: Stamp | None
     good: Stamp | None  # its last good answer
@@ -71,7 +71,7 @@ class Answer:
 def answer(item: PairItem, now: float | None) -> Answer:
     reason = item.last_reason.value if item.last_reason is not None else ""
     return Answer(
-        item.last_outcome,
+        item.last_outcome or "never",
         reason,
         stamp(item.last_checked, now),
         stamp(item.last_good_at, now),

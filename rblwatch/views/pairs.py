@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from rblwatch.model import (
+    KIND_RANK,
     Ack,
     Kind,
     ListStatus,
