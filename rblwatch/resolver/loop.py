@@ -474,6 +474,10 @@ class Batch:
             self._arm_timer()
 
     def _expire(self) -> None:
+        # replies already waiting are read first: a loop running late (a busy process) must
+        # not take what is merely unread for lost
+        for si in range(len(self.sockets.fds)):
+            self._drain(si)
         now = time.monotonic()
         pending = self.pending
         # every first attempt waits the same RTO and the dict keeps send order, so the oldest
