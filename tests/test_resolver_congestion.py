@@ -8,19 +8,24 @@ the machine may be busy. The arithmetic of `Path` itself is pinned without a net
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import logging
+import pathlib
 import time
 
 import pytest
 
 from rblwatch.lookup import RCODE_NOERROR, prefix_wire
+from rblwatch.metrics import build_registry
 from rblwatch.model import TargetKind
 from rblwatch.resolver import Job, Resolver, Status, Template
 from rblwatch.resolver.path import BURST, INITIAL_WINDOW, RTO_FLOOR, Path
+from rblwatch.resolvercache import ResolverCache
 from tests.faultdns import Action, Fault, FaultDns, Loss
 from tests.rbldnsd import Rbldnsd
 from tests.test_resolver import jobs_for, qname
+from tests.webstate import make_runtime
 
 ZONES = ("a.test", "b.test")
 
@@ -302,3 +307,37 @@ def test_a_max_in_flight_above_4096_is_warned_about(caplog: pytest.LogCaptureFix
     Resolver(max_in_flight=8192)
     assert len(caplog.records) == 1
     assert "max_in_flight 8192" in caplog.records[0].getMessage()
+
+
+# -- metrics --------------------------------------------------------------------------------------
+
+
+def test_each_nameservers_rtt_rto_window_and_retransmissions_are_exported(
+    tmp_path: pathlib.Path,
+) -> None:
+    runtime = make_runtime(tmp_path)
+    cache = ResolverCache()
+    runtime.stats.nameservers = cache.gauges  # as the engine wires it
+    res = cache.get(runtime.config.resolver)
+    with FaultDns() as srv:
+        name = qname("10.7.0.1")
+        srv.sequence(name, [Action(Fault.DROP), Action(Fault.NXDOMAIN)])
+        asyncio.run(res.run(jobs_for([f"10.7.0.{i}" for i in range(1, 9)], [srv.address]), Tally()))
+        label = f"127.0.0.1:{srv.port}"
+    registry = build_registry(runtime)
+    (path,) = res.paths.values()
+    assert registry.get_sample_value("rblwatch_resolver_rtt_seconds", {"nameserver": label}) == (
+        path.srtt
+    )
+    assert registry.get_sample_value("rblwatch_resolver_rto_seconds", {"nameserver": label}) == (
+        path.rto
+    )
+    assert registry.get_sample_value("rblwatch_resolver_window", {"nameserver": label}) == 16
+    retransmitted = {"nameserver": label}
+    assert registry.get_sample_value("rblwatch_resolver_retransmissions_total", retransmitted) == 1
+    # a new resolver config (a reload) starts a new resolver: the counter goes on, the gauges
+    # of a nameserver it no longer uses go
+    cache.get(dataclasses.replace(runtime.config.resolver, attempts=2))
+    registry = build_registry(runtime)
+    assert registry.get_sample_value("rblwatch_resolver_retransmissions_total", retransmitted) == 1
+    assert registry.get_sample_value("rblwatch_resolver_window", {"nameserver": label}) is None

@@ -473,7 +473,18 @@ class Batch:
         if self._step(self._expire) and not self.done.done():
             self._arm_timer()
 
+    def _due(self, now: float) -> bool:
+        """Whether an attempt is past its timeout (the oldest first attempt, or a retry)."""
+        if self.retries and self.retries[0][0] <= now:
+            return True
+        for e in self.pending.values():
+            if not e[ATTEMPT]:
+                return bool(e[SENT] <= now - self.window.rto())
+        return False
+
     def _expire(self) -> None:
+        if not self._due(time.monotonic()):
+            return
         # replies already waiting are read first: a loop running late (a busy process) must
         # not take what is merely unread for lost
         for si in range(len(self.sockets.fds)):
