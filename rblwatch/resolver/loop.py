@@ -106,9 +106,13 @@ class Batch:
         self.tcp = TcpRetries(self.loop, resolver.timeout)
         self.pending: dict[int, Entry] = {}
         self.resend: deque[Entry] = deque()  # timed out, to be sent again (paced)
-        # retries in flight by deadline: (deadline, seq, wire key, entry, attempt)
-        self.retries: list[tuple[float, int, int, Entry, int]] = []
+        # retries in flight by deadline: (deadline, seq, wire key, entry, attempt, sent at)
+        self.retries: list[tuple[float, int, int, Entry, int, float]] = []
         self.seq = itertools.count()
+        # attempts timed out and sent again, still listened to until `resolver.timeout` after
+        # they left: wire key -> (until, entry); the order they timed out in, for purging
+        self.older: dict[int, tuple[float, Entry]] = {}
+        self.older_order: deque[int] = deque()
         self.exhausted = False
         self.job: Job | None = None  # the job being fanned out, and its next template
         self.next_index = 0
@@ -330,15 +334,21 @@ class Batch:
 
     def _send(self, e: Entry, bases: tuple[int, ...], path: Path, now: float) -> None:
         """Send a retry, and queue its deadline: its server's RTO backed off, and jittered so
-        that the retries of one loss do not all expire (and go again) at once."""
-        e[SENT] = now
+        that the retries of one loss do not all expire (and go again) at once.
+
+        The last attempt waits until `resolver.timeout` after the first at least: a lookup
+        ends as a timeout no sooner than the configured timeout, so a server slow to answer
+        one name (a resolver recursing) still gets that long, while a loss costs one RTO.
+        """
         sent = self._transmit(e, bases)
         self.window.count_sent(sent)
         key, attempt = e[WIRE_KEY], e[ATTEMPT]
         if self.pending.get(key) is e:
             path.retransmissions += 1
-            timeout = path.retry_timeout(attempt) * (1 + _JITTER * random.random())
-            heapq.heappush(self.retries, (now + timeout, next(self.seq), key, e, attempt))
+            deadline = now + path.retry_timeout(attempt) * (1 + _JITTER * random.random())
+            if attempt == self.r.attempts - 1:
+                deadline = max(deadline, e[SENT] + self.r.timeout)
+            heapq.heappush(self.retries, (deadline, next(self.seq), key, e, attempt, now))
 
     # -- receiving ------------------------------------------------------------------------------
 
@@ -363,7 +373,10 @@ class Batch:
                 break  # e.g. ICMP port unreachable: the query times out or is retried
             try:
                 e = pending.get(base | data[0] << 8 | data[1])
-                if e is None:  # no such query in flight
+                if e is None and (
+                    not self.older
+                    or (e := self._older(base | data[0] << 8 | data[1], data)) is None
+                ):  # no such query in flight (nor an earlier attempt still listened to)
                     dropped += 1
                     drop("id")
                     continue
@@ -408,6 +421,29 @@ class Batch:
         self.r.stats.received += plain + other + dropped
         self.nxdomain += plain
         self.window.release(plain + settled)
+
+    def _older(self, key: int, data: bytes) -> Entry | None:
+        """The lookup an earlier attempt of which `data` answers, made its current attempt so
+        that the reply settles it; None if there is none, or it ended, or `data` is no reply
+        to it. Retransmitting at the RTO does not make the first attempt's answer unwelcome:
+        a reply is taken until `resolver.timeout` after its attempt left (RFC 6298's timer
+        decides when to send again, not when to stop listening)."""
+        item = self.older.pop(key, None)
+        if item is None:
+            return None
+        until, e = item
+        if until <= time.monotonic() or wire.answer_offset(data, e[QUESTION]) < 0:
+            return None
+        current, paths = e[WIRE_KEY], self.sockets.paths
+        if self.pending.get(current) is e:  # the retry in flight is abandoned
+            del self.pending[current]
+            paths[current >> 16].in_flight -= 1
+        elif not _remove(self.resend, e):  # ended already, or gone to TCP
+            return None
+        paths[key >> 16].in_flight += 1  # out of flight again as the reply is booked
+        e[WIRE_KEY] = key
+        self.pending[key] = e
+        return e
 
     def _answered(self, path: Path, n: int, last: Entry, arrived: list[float] | None) -> None:
         """A burst of `n` replies from `path`'s server, the last answering `last`: the window
@@ -465,8 +501,13 @@ class Batch:
 
     # -- timeouts -------------------------------------------------------------------------------
 
+    def _first_timeout(self) -> float:
+        """How long a first attempt waits: the RTO, unless it is also the last attempt (then
+        `resolver.timeout`: an early timeout would only end the lookup early)."""
+        return self.window.rto() if self.r.attempts > 1 else self.r.timeout
+
     def _arm_timer(self) -> None:
-        tick = max(0.001, min(self.r.tick, self.window.rto() / 4))
+        tick = max(0.001, min(self.r.tick, self._first_timeout() / 4))
         self.timer = self.loop.call_later(tick, self._on_timer)
 
     def _on_timer(self) -> None:
@@ -479,7 +520,7 @@ class Batch:
             return True
         for e in self.pending.values():
             if not e[ATTEMPT]:
-                return bool(e[SENT] <= now - self.window.rto())
+                return bool(e[SENT] <= now - self._first_timeout())
         return False
 
     def _expire(self) -> None:
@@ -493,29 +534,55 @@ class Batch:
         pending = self.pending
         # every first attempt waits the same RTO and the dict keeps send order, so the oldest
         # are the first to expire: stop at the first one still running (retries: the heap)
-        sent_by = now - self.window.rto()
-        expired: list[Entry] = []
+        sent_by = now - self._first_timeout()
+        expired: list[tuple[Entry, float]] = []  # and when the expired attempt was sent
         for e in pending.values():
             if e[ATTEMPT]:
                 continue
             if e[SENT] > sent_by:
                 break
-            expired.append(e)
+            expired.append((e, e[SENT]))
         retries = self.retries
         while retries and retries[0][0] <= now:
-            _deadline, _seq, key, e, attempt = heapq.heappop(retries)
+            _deadline, _seq, key, e, attempt, sent_at = heapq.heappop(retries)
             if pending.get(key) is e and e[ATTEMPT] == attempt:
-                expired.append(e)
-        paths = self.sockets.paths
-        for e in expired:
+                expired.append((e, sent_at))
+        paths, older, timeout = self.sockets.paths, self.older, self.r.timeout
+        for e, sent_at in expired:
             key = e[WIRE_KEY]
             del pending[key]
             self.r.stats.timeouts += 1
-            paths[key >> 16].lost(e[SENT], now)
+            paths[key >> 16].lost(sent_at, now)
+            if sent_at + timeout > now and e[ATTEMPT] + 1 < self.r.attempts:
+                older[key] = (sent_at + timeout, e)
+                self.older_order.append(key)
             self._retry_or_finish(e, Status.TIMEOUT)
+        self._purge(now)
+
+    def _purge(self, now: float) -> None:
+        """Stop listening to earlier attempts past `resolver.timeout` (roughly in order: one
+        that timed out late is kept until those before it go)."""
+        order, older = self.older_order, self.older
+        while order:
+            key = order[0]
+            item = older.get(key)
+            if item is not None and item[0] > now:
+                return
+            order.popleft()
+            if item is not None:
+                del older[key]
 
 
 def _book(path: Path | None, n: int) -> None:
     """Book `n` first attempts sent on `path` (none: a job `_transmit` booked one by one)."""
     if path is not None:
         path.sent(n)
+
+
+def _remove(queue: deque[Entry], e: Entry) -> bool:
+    """Take `e` itself (not an equal list) out of `queue`; whether it was there."""
+    for i, other in enumerate(queue):
+        if other is e:
+            del queue[i]
+            return True
+    return False
