@@ -136,6 +136,28 @@ def test_karns_rule_a_retransmitted_lookup_gives_no_rtt_sample() -> None:
     assert path.retransmissions == 1
 
 
+def test_an_answer_slower_than_the_rto_but_within_the_timeout_is_still_taken() -> None:
+    # the others answer at once (an RTO near the floor), one name only after 300 ms, as a
+    # resolver recursing for it would: it is sent again at the RTO, and the first answer to
+    # come, to whichever attempt, settles it; a lookup times out only after resolver.timeout
+    with FaultDns() as srv:
+        slow = qname("10.8.0.99")
+        srv.rule(slow, Fault.DELAY, delay_ms=300, a=["127.0.0.4"])
+        addresses = [*(f"10.8.0.{i}" for i in range(60)), "10.8.0.99"]
+        res = Resolver(timeout=1.5, attempts=3, max_in_flight=8)
+        got: dict[object, tuple[int, list[bytes]]] = {}
+
+        def on_result(
+            key: object, i: int, status: int, rcode: int, rdatas: list[bytes], ttl: int | None
+        ) -> None:
+            got[key] = (status, list(rdatas))
+
+        asyncio.run(res.run(jobs_for(addresses, [srv.address]), on_result))
+        assert srv.count(slow) >= 2  # it was sent again before its answer came
+    assert got["10.8.0.99"] == (Status.OK, [bytes([127, 0, 0, 4])])
+    assert all(status == Status.OK for status, _ in got.values())
+
+
 def test_the_window_starts_small_halves_on_a_loss_and_grows_back(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -11,7 +11,8 @@ RTO = SRTT + max(G, 4·RTTVAR), G the expiry timer's granularity, within [RTO_FL
 1 s initial RTO would be shorter than the configured timeout users expect for a remote
 list). After a loss the RTO backs off (doubled, within the ceiling) until the next valid
 sample, as RFC 6298 §5.5 with Karn: otherwise an RTT that jumped above the RTO would expire
-every first attempt and never be sampled.
+every first attempt and never be sampled. The RTO only says when to send again: the loop
+still takes an earlier attempt's answer for `resolver.timeout` (`loop.Batch._older`).
 
 The floor is 50 ms: loopback answers in well under a millisecond, but a busy event loop
 reads a burst of replies late (a run at 4,096 in flight on loopback holds them ~40 ms by
