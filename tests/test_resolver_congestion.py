@@ -175,7 +175,7 @@ def test_the_window_starts_small_halves_on_a_loss_and_grows_back(
     with FaultDns() as srv:
         srv.stamp_arrivals()
         srv.default = Action(Fault.DELAY, delay_ms=20)
-        addresses = [f"10.4.{i // 250}.{i % 250}" for i in range(1200)]
+        addresses = [f"10.4.{i // 250}.{i % 250}" for i in range(3000)]
         srv.rule(qname(addresses[400]), Fault.DROP)  # both attempts lost
         res = Resolver(timeout=1.0, attempts=2, max_in_flight=1024)
         asyncio.run(
@@ -250,30 +250,30 @@ def _path(ceiling: int = 1024) -> Path:
 def test_rfc_6298_first_sample_and_smoothing() -> None:
     p = _path()
     assert p.rto == 2.0  # no sample: the configured timeout
-    p.sample(0.1)
+    p.sample(0.1, 1.0)
     assert (p.srtt, p.rttvar) == (0.1, 0.05)
     assert p.rto == pytest.approx(0.1 + 4 * 0.05)
-    p.sample(0.1)
+    p.sample(0.1, 1.0)
     assert p.srtt == pytest.approx(0.1)
     assert p.rttvar == pytest.approx(0.0375)
     for _ in range(100):
-        p.sample(0.001)
+        p.sample(0.001, 1.0)
     assert p.rto == RTO_FLOOR  # loopback: the floor, never less
     q = _path()
-    q.sample(5.0)
+    q.sample(5.0, 1.0)
     assert q.rto == 2.0  # the configured timeout is the ceiling
 
 
 def test_a_loss_backs_the_rto_off_until_the_next_sample() -> None:
     p = _path()
-    p.sample(0.1)
+    p.sample(0.1, 1.0)
     rto = p.rto
     p.sent(20)
     p.lost(sent_at=1.0, now=2.0)
     assert p.rto == pytest.approx(2 * rto)
     assert p.retry_timeout(1) == pytest.approx(4 * rto)
     assert p.retry_timeout(5) == 2.0
-    p.sample(0.1)
+    p.sample(0.1, 1.0)
     assert p.rto < 2 * rto
 
 
@@ -312,7 +312,7 @@ def test_an_idle_window_does_not_grow() -> None:
 def test_the_pacer_lets_a_burst_go_then_spreads_the_rest() -> None:
     p = _path()
     p.cwnd = 1000
-    p.sample(0.1)
+    p.sample(0.1, 1.0)
     assert p.room(10.0) == BURST
     p.sent(BURST)
     assert p.room(10.0) == 0

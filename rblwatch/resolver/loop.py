@@ -376,7 +376,7 @@ class Batch(Retries):
         now = time.monotonic()  # one clock read per burst: every reply of it arrived by now
         path.answered(n)
         if not last[ATTEMPT]:  # Karn: never a retransmitted lookup's time
-            path.sample(now - last[SENT])
+            path.sample(now - last[SENT], now)
         if arrived:
             assert self.durations is not None
             self.durations.observe_since(now, arrived)

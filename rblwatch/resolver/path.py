@@ -29,6 +29,18 @@ below INITIAL_WINDOW: 16 datagrams cannot overflow any server's buffer, so losse
 size are not congestion but a server that drops some names (or is gone), and shrinking
 further would only slow the run down. `max_in_flight` is the ceiling.
 
+Growth also stops while answers queue (HyStart's and Vegas' delay signal): while SRTT is
+above twice the least RTT seen (over the last MIN_RTT_WINDOW seconds) plus QUEUE_ALLOWANCE,
+the window holds, and slow start ends. A window past the path's bandwidth-delay product only
+fills buffers: on loopback 4,096 in flight answer no faster than ~100, and a window bigger
+than a server's receive buffer (rbldnsd: ~170 datagrams) loses a burst of queries each time
+that server is descheduled for a moment. The loss rule above remains for paths whose queues
+sit where the delay does not show. Both growths count a round trip as AVOIDANCE_RTT (25 ms)
+at least: on loopback a round trip is a fraction of a millisecond, and doubling per round
+trip would reach 4,096 in a few milliseconds, long before SRTT shows the queue or the first
+loss is detected (one RTO, 50 ms), and after a loss Reno's one per round trip would be back at
+the size that overflowed within a fraction of a second.
+
 Sends are paced: a token bucket refilled at the window per SRTT (gain 2 in slow start, 1.25
 after, as Linux paces TCP) and at most BURST deep, so no more than BURST datagrams leave back
 to back (rbldnsd's 128 KiB receive buffer holds a few hundred).
@@ -39,6 +51,9 @@ from __future__ import annotations
 RTO_FLOOR = 0.05
 INITIAL_WINDOW = 16
 BURST = 64
+QUEUE_ALLOWANCE = 0.002
+AVOIDANCE_RTT = 0.025
+MIN_RTT_WINDOW = 10.0
 _SLOW_START_GAIN = 2.0
 _AVOIDANCE_GAIN = 1.25
 
@@ -53,6 +68,8 @@ class Path:
         "decreased_at",
         "granularity",
         "in_flight",
+        "min_rtt",
+        "min_rtt_at",
         "refilled_at",
         "retransmissions",
         "rto",
@@ -69,6 +86,8 @@ class Path:
         self.ceiling = max(1, ceiling)
         self.granularity = granularity
         self.srtt: float | None = None
+        self.min_rtt = float("inf")
+        self.min_rtt_at = 0.0
         self.rttvar = 0.0
         self.rto = timeout
         self.backoff = 1.0
@@ -84,8 +103,10 @@ class Path:
 
     # -- the estimator ----------------------------------------------------------------------
 
-    def sample(self, rtt: float) -> None:
+    def sample(self, rtt: float, now: float) -> None:
         """An answered first attempt took `rtt` (RFC 6298 §2.2-2.3)."""
+        if rtt <= self.min_rtt or now - self.min_rtt_at > MIN_RTT_WINDOW:
+            self.min_rtt, self.min_rtt_at = rtt, now
         srtt = self.srtt
         if srtt is None:
             self.srtt, self.rttvar = rtt, rtt / 2
@@ -112,10 +133,16 @@ class Path:
         cwnd = self.cwnd
         if cwnd >= self.ceiling or 2 * (self.in_flight + n) < cwnd:
             return  # at the ceiling, or not using half of it: no evidence it could be bigger
+        srtt = self.srtt
+        if srtt is not None and srtt > 2 * self.min_rtt + QUEUE_ALLOWANCE:
+            self.ssthresh = min(self.ssthresh, cwnd)  # answers queue: the path is full
+            return
+        # a round trip counted as AVOIDANCE_RTT at least (see the module docstring)
+        pace = min(1.0, (srtt or AVOIDANCE_RTT) / AVOIDANCE_RTT)
         if cwnd < self.ssthresh:
-            cwnd += n
+            cwnd += n * pace
         else:
-            cwnd += n / cwnd
+            cwnd += n / cwnd * pace
         self.cwnd = min(cwnd, float(self.ceiling))
 
     def lost(self, sent_at: float, now: float) -> None:
