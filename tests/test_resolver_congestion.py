@@ -189,10 +189,11 @@ def test_the_window_starts_small_halves_on_a_loss_and_grows_back(
     # initial window
     assert sum(1 for t in arrivals if t < arrivals[0] + 0.015) <= INITIAL_WINDOW
     assert losses, "the dropped lookup never timed out"
-    before, after, at = losses[0]
+    before, after, _at = losses[0]
     assert before > 2 * INITIAL_WINDOW  # it had grown
     assert after == max(before / 2, INITIAL_WINDOW)
-    assert max(windows[at:]) > after  # and grew again after the loss
+    # growing again is pinned below without a network: here answers may queue on a busy
+    # machine (faultdns is one Python thread), and a window holds while they do
 
 
 def test_sends_are_paced_never_a_whole_window_at_once() -> None:
@@ -300,6 +301,30 @@ def test_the_window_halves_once_per_window_of_losses_and_not_below_the_initial()
     for t in range(10):
         p.lost(sent_at=3.0 + t + 0.5, now=4.0 + t)
     assert p.cwnd == INITIAL_WINDOW
+
+
+def test_after_a_loss_answers_grow_the_window_again() -> None:
+    p = _path()
+    p.sample(0.05, 1.0)
+    p.cwnd = 400
+    p.sent(400)
+    p.lost(sent_at=1.0, now=2.0)
+    assert p.cwnd == 200
+    for _ in range(10):  # ten round trips of a full window, answered
+        p.answered(199)
+        p.sent(199)
+    assert 205 < p.cwnd < 215  # one more per round trip: additive, past ssthresh
+
+
+def test_answers_that_queue_hold_the_window() -> None:
+    p = _path()
+    p.sample(0.02, 1.0)  # the least RTT
+    p.sample(0.2, 1.1)
+    p.sample(0.2, 1.2)  # SRTT now well above twice it
+    p.sent(16)
+    p.answered(16)
+    assert p.cwnd == INITIAL_WINDOW
+    assert p.ssthresh == INITIAL_WINDOW  # and slow start is over
 
 
 def test_an_idle_window_does_not_grow() -> None:
