@@ -109,6 +109,7 @@ class Engine:
         self.keeper = HealthKeeper(runtime, clock, self._count_events, self._control)
         self.kinds: dict[str, CheckKind[Any]] = {n: make() for n, make in CHECK_KINDS.items()}
         self._resolvers = ResolverCache()
+        runtime.stats.nameservers = self._resolvers.gauges
         self._seen: dict[str, set[str]] = {}
         # per list, the (shard, epoch) leases of its last cycle
         self._held: dict[str, frozenset[tuple[int, int]]] = {}

@@ -174,6 +174,7 @@ class RblwatchCollector(Collector):
             _sorted(runtime.targets_per_group),
         )
         yield from _query_counters(runtime.stats, list_names)
+        yield from _nameservers(runtime.stats)
         yield from _event_and_alert_families(
             runtime.stats, config, None if snap is None else snap.outbox
         )
@@ -492,6 +493,36 @@ def _query_counters(stats: Stats, list_names: Sequence[str]) -> Iterator[Metric]
     )
     dropped.add_metric([], stats.replies_dropped)
     yield dropped
+
+
+def _nameservers(stats: Stats) -> Iterator[Metric]:
+    """The resolver's view of each nameserver it sends to (`rblwatch.resolver.path`)."""
+    gauges = sorted(stats.nameservers(), key=lambda g: g.nameserver)
+    live = [g for g in gauges if g.rto is not None]
+    yield _gauge(
+        "resolver_rtt_seconds",
+        "Smoothed round-trip time of the nameserver's answers (SRTT, RFC 6298).",
+        "nameserver",
+        ((g.nameserver, g.rtt) for g in live if g.rtt is not None),
+    )
+    yield _gauge(
+        "resolver_rto_seconds",
+        "Retransmission timeout of a first attempt to the nameserver now.",
+        "nameserver",
+        ((g.nameserver, g.rto) for g in live if g.rto is not None),
+    )
+    yield _gauge(
+        "resolver_window",
+        "Queries the nameserver may have in flight now (its congestion window).",
+        "nameserver",
+        ((g.nameserver, g.window) for g in live if g.window is not None),
+    )
+    yield _counter(
+        "resolver_retransmissions",
+        "Queries sent again to the nameserver after an attempt timed out.",
+        "nameserver",
+        ((g.nameserver, g.retransmissions) for g in gauges),
+    )
 
 
 def _event_and_alert_families(

@@ -8,7 +8,7 @@ from closed enums), so series are pre-created at zero rather than appearing on f
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from rblwatch.model import EventKind, Reason
@@ -64,6 +64,22 @@ class ListCounters:
     store_down: int = 0  # cycles not run: the store did not answer
 
 
+@dataclass(frozen=True, slots=True)
+class NameserverGauges:
+    """One nameserver as the resolver sees it now (`rblwatch.resolver.path`)."""
+
+    nameserver: str  # address:port, [v6 address]:port
+    # None for a nameserver no longer used (its counter stays); rtt also before any answer
+    rtt: float | None  # SRTT
+    rto: float | None
+    window: int | None  # datagrams it may have in flight
+    retransmissions: int
+
+
+def _no_nameservers() -> list[NameserverGauges]:
+    return []
+
+
 @dataclass(slots=True)
 class Stats:
     """Everything this process counts. Created once; a reload adds lists, never drops counts."""
@@ -76,6 +92,8 @@ class Stats:
     # bounces read, by (cause, group); group "" for a bounce that blamed no target
     bounces: dict[tuple[str, str], int] = field(default_factory=dict)
     bounce_errors: dict[str, int] = field(default_factory=dict)  # by source: reads that failed
+    # the resolver's nameservers now, read at each scrape (`ResolverCache` sets it)
+    nameservers: Callable[[], list[NameserverGauges]] = _no_nameservers
     reload_ok: bool = True
     reload_success_at: float | None = None
     started_at: float | None = None

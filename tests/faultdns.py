@@ -14,6 +14,11 @@ What the server does is chosen per query name:
     srv.count("2.0.0.127.bl.test", transport="tcp")
     srv.stop()
 
+Loss and timing, for congestion tests: ``srv.loss = Loss(every=100)`` (or ``Loss(p=0.01, seed=1)``)
+loses UDP queries on the way in, before any rule sees them (``srv.lost`` lists them), and
+``srv.stamp_arrivals()`` records each UDP query's kernel arrival time (``srv.arrivals``, seconds),
+so a test can see how the client spaced its datagrams whatever this thread's scheduling.
+
 Exact names win over ``*.`` suffix rules, longer suffixes over shorter. Faults that only make sense
 on UDP (TRUNCATE, WRONG_PORT, SPOOF_THEN_REAL, ``then_real``) send the plain real answer over TCP.
 
@@ -51,6 +56,8 @@ import dns.rdatatype
 import dns.rrset
 
 HOST = "127.0.0.1"
+_SO_TIMESTAMP = getattr(socket, "SO_TIMESTAMP", 29)  # Linux's value where Python lacks it
+_TIMEVAL = struct.Struct("@ll")
 # What SPOOF_THEN_REAL's forged first reply says, so a client that accepts it is visibly wrong.
 SPOOF_A = "127.0.0.66"
 
@@ -100,6 +107,16 @@ class Action:
 
 
 @dataclass(frozen=True)
+class Loss:
+    """UDP queries lost on the way in: every ``every``-th one, and/or each with probability
+    ``p`` drawn from a generator seeded with ``seed`` (the same losses in every run)."""
+
+    every: int = 0
+    p: float = 0.0
+    seed: int = 14
+
+
+@dataclass(frozen=True)
 class Query:
     """One query as received, for assertions on attempts, retries and TCP use."""
 
@@ -134,6 +151,11 @@ class FaultDns:
         self._seq = itertools.count()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self.loss: Loss | None = None
+        self.lost: list[Query] = []  # queries Loss took, in arrival order
+        self.arrivals: list[float] | None = None  # kernel arrival times, once stamp_arrivals()
+        self._udp_seen = 0
+        self._loss_rng: random.Random | None = None
 
     # -- configuration -----------------------------------------------------------------------
 
@@ -169,6 +191,41 @@ class FaultDns:
                 and (transport is None or q.transport == transport)
                 and (rdtype is None or q.rdtype == rdtype.upper())
             )
+
+    def stamp_arrivals(self) -> None:
+        """Record every UDP query's arrival time as the kernel stamped it (SO_TIMESTAMP)."""
+        assert self._udp is not None, "start() first"
+        self._udp.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMP, 1)
+        self.arrivals = []
+
+    def _lose(self, wire: bytes) -> bool:
+        """Whether Loss takes this UDP query (recorded in ``lost`` if so)."""
+        loss = self.loss
+        if loss is None:
+            return False
+        self._udp_seen += 1
+        if self._loss_rng is None:
+            self._loss_rng = random.Random(loss.seed)
+        taken = bool(loss.every and self._udp_seen % loss.every == 0)
+        taken = (loss.p > 0 and self._loss_rng.random() < loss.p) or taken
+        if taken:
+            with contextlib.suppress(dns.exception.DNSException):
+                q = dns.message.from_wire(wire)
+                if q.question:
+                    name = _key(q.question[0].name)
+                    rdtype = dns.rdatatype.to_text(q.question[0].rdtype)
+                    with self._lock:
+                        self.lost.append(Query(name, rdtype, "udp", q.id))
+        return taken
+
+    def _recv_stamped(self, sock: socket.socket) -> tuple[bytes, Any]:
+        wire, ancdata, _flags, peer = sock.recvmsg(65535, socket.CMSG_SPACE(_TIMEVAL.size))
+        assert self.arrivals is not None
+        for level, kind, data in ancdata:
+            if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMP:
+                sec, usec = _TIMEVAL.unpack(data[: _TIMEVAL.size])
+                self.arrivals.append(sec + usec / 1e6)
+        return wire, peer
 
     @property
     def address(self) -> tuple[str, int]:
@@ -267,8 +324,13 @@ class FaultDns:
 
     def _on_udp(self, sock: socket.socket) -> None:
         try:
-            wire, peer = sock.recvfrom(65535)
+            if self.arrivals is not None:
+                wire, peer = self._recv_stamped(sock)
+            else:
+                wire, peer = sock.recvfrom(65535)
         except OSError:
+            return
+        if self._lose(wire):
             return
         query = self._parse(wire, "udp")
         if query is not None:

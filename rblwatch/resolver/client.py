@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 from rblwatch.resolver.loop import Batch
+from rblwatch.resolver.path import RTO_FLOOR, Path
 from rblwatch.resolver.vocab import (
     Durations,
     Job,
@@ -13,16 +15,27 @@ from rblwatch.resolver.vocab import (
     RunResult,
     random_ids,
 )
+from rblwatch.stats import NameserverGauges
+
+log = logging.getLogger("rblwatch.resolver")
+
+# Past this many in flight a window buys nothing but queueing: 4,096 datagrams are ~4 MiB of
+# kernel buffer at either end, more than a server's (rbldnsd: 128 KiB) and than this host's
+# own (net.core.rmem_max) usually hold; the congestion window keeps a run below what the path
+# takes, so a bigger ceiling is accepted but said to be pointless.
+SENSIBLE_IN_FLIGHT = 4096
 
 
 class Resolver:
     """Runs batches of DNS lookups with at most `max_in_flight` outstanding at once.
 
-    `timeout` is per attempt; a lookup is tried `attempts` times (over the template's servers
-    in turn) before it ends as a timeout. A truncated UDP reply is retried over TCP. Each run
-    opens `sockets` sockets per server (random ports, `receive_buffer` bytes of kernel buffer
-    each), reads datagrams of up to `max_udp` bytes and looks for expired attempts every
-    `tick` seconds (or a quarter of the timeout, if less).
+    `timeout` is the longest an attempt waits (`path.Path` adapts the timeout to each
+    server's RTT below it); a lookup is tried `attempts` times (over the template's servers
+    in turn) before it ends as a timeout. Each server has a congestion window under
+    `max_in_flight` (`path.Path`), kept across runs. A truncated UDP reply is retried over
+    TCP. Each run opens `sockets` sockets per server (random ports, `receive_buffer` bytes
+    of kernel buffer each), reads datagrams of up to `max_udp` bytes and looks for expired
+    attempts every `tick` seconds (or a quarter of the RTO, if less).
     """
 
     def __init__(
@@ -48,6 +61,35 @@ class Resolver:
         self.runs: list[Batch] = []
         self.stats = ResolverStats()
         self.ids = random_ids()
+        self.paths: dict[tuple[str, int], Path] = {}  # per nameserver: RTT and window
+        if self.max_in_flight > SENSIBLE_IN_FLIGHT:
+            log.warning(
+                "resolver.max_in_flight %d is above %d, more than socket buffers hold: the"
+                " congestion window stays below what the path takes, so lower it",
+                self.max_in_flight,
+                SENSIBLE_IN_FLIGHT,
+            )
+
+    def path(self, server: tuple[str, int]) -> Path:
+        """The RTT estimate and window of `server`, made on first use."""
+        path = self.paths.get(server)
+        if path is None:
+            path = self.paths[server] = Path(
+                timeout=self.timeout,
+                ceiling=self.max_in_flight,
+                granularity=min(self.tick, RTO_FLOOR / 4),
+            )
+        return path
+
+    def gauges(self) -> list[NameserverGauges]:
+        """Per nameserver: SRTT, RTO, window and retransmissions (read by another thread:
+        copied first, and each value is one read)."""
+        return [
+            NameserverGauges(
+                _label(server), p.srtt, p.rto, min(int(p.cwnd), p.ceiling), p.retransmissions
+            )
+            for server, p in list(self.paths.items())
+        ]
 
     async def run(
         self,
@@ -92,3 +134,8 @@ class Resolver:
         """Plain NXDOMAINs counted so far, the runs still going included (`stats.nxdomain`
         takes a run's count only when it ends): what a progress bar reads while a scan runs."""
         return self.stats.nxdomain + sum(b.nxdomain for b in self.runs)
+
+
+def _label(server: tuple[str, int]) -> str:
+    host, port = server
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

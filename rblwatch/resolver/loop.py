@@ -6,12 +6,15 @@ hoisted to locals, and a reply is read only as far as its header and question un
 more than a plain NXDOMAIN. The header and question checks are `wire.answer_offset` written
 out (tests/test_resolver_replies.py holds the two together); what a reply's answers say is
 read by `wire.read_answers`. Sockets, the window, the TCP fallback: their own modules.
+
+Timeouts and retransmissions (`path.Path` has the rules): `retries`, mixed in.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import os
 import struct
 import time
@@ -19,15 +22,17 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from rblwatch import wire
+from rblwatch.resolver.path import Path
+from rblwatch.resolver.retries import Retries
 from rblwatch.resolver.sockets import Sockets
 from rblwatch.resolver.tcp import Ending, TcpRetries
 from rblwatch.resolver.vocab import (
     ATTEMPT,
-    DEADLINE,
     INDEX,
     KEY,
     NO_RDATA,
     QUESTION,
+    SENT,
     TEMPLATE,
     WIRE_KEY,
     Durations,
@@ -47,20 +52,22 @@ _OK = Status.OK
 _HEADER_LEN = wire.HEADER_LEN
 _HEADER_TAIL = wire.QUERY_HEADER_TAIL
 _ID = struct.Struct(">H")
+_JITTER = 0.25  # a retry's timeout is stretched by up to this share, at random
 
 
-class Batch:
+class Batch(Retries):
     """The lookups in flight of one run and their deadlines.
 
     What reaches a socket is matched on ID and question. The pending dict is keyed by
-    (socket index << 16 | query ID) and, being insertion-ordered with one timeout for all,
-    is also the deadline queue. Every entry point from the loop (a readable socket, the
-    timer, a refill, a TCP retry ending, another run ending) goes through `_step`.
+    (socket index << 16 | query ID) and, being insertion-ordered with one timeout for all
+    first attempts, is also their deadline queue. Every entry point from the loop (a readable
+    socket, the timer, a refill, a TCP retry ending, another run ending) goes through `_step`.
 
     Over the ~250-line mark on purpose: the send loop, the receive loop and the expiry share
     the pending table and the lookups' entries, which are touched for every lookup; split into
-    objects, each of them would pay an attribute hop per lookup. Everything else (sockets,
-    the window and max_qps, TCP, parsing) already lives apart.
+    objects, each of them would pay an attribute hop per lookup (the expiry and the retries
+    are a mixin, `retries.Retries`, for that reason). Everything else (sockets, the windows
+    and max_qps, TCP, parsing) already lives apart.
     """
 
     def __init__(
@@ -87,14 +94,17 @@ class Batch:
             resolver.n_sockets,
             resolver.receive_buffer,
             functools.partial(self._step, self._drain),
+            self.window.path_to,
         )
         self.tcp = TcpRetries(self.loop, resolver.timeout)
         self.pending: dict[int, Entry] = {}
+        self._init_retries()
         self.exhausted = False
         self.job: Job | None = None  # the job being fanned out, and its next template
         self.next_index = 0
         self.route: list[Route] = []  # what _start_jobs needs of the templates of `route_of`
         self.route_of: tuple[Template, ...] | None = None
+        self.route_path: Path | None = None  # the one path of `route`, if it has one
         self.done: asyncio.Future[None] = self.loop.create_future()
         self.timer: asyncio.TimerHandle | None = None
         self.error: BaseException | None = None
@@ -110,7 +120,7 @@ class Batch:
                     self.exhausted = True  # past its end already: nothing is sent
                 else:
                     self.stopper = self.loop.call_later(wait, self._step, self._stop)
-            if self._step():
+            if self._step(self._first_route):
                 self._arm_timer()
             await self.done
         finally:
@@ -123,6 +133,10 @@ class Batch:
             self.timer.cancel()
         if self.stopper is not None:
             self.stopper.cancel()
+        paths = self.sockets.paths
+        for key in self.pending:  # unanswered: no longer in flight on their servers' windows
+            paths[key >> 16].in_flight -= 1
+        self.pending.clear()
         self.tcp.close()
         self.sockets.close()
         self.window.close()
@@ -159,8 +173,16 @@ class Batch:
             for ti, *_ in self.route[self.next_index :]:
                 self.on_result(jkey, ti, Status.ABANDONED, 0, NO_RDATA, None)
             self.job = None
+        paths = self.sockets.paths
         entries = list(self.pending.values())
+        for key in self.pending:  # no longer in flight on their servers' windows
+            paths[key >> 16].in_flight -= 1
         self.pending.clear()
+        entries += self.resend  # timed out and waiting to be sent again: not in flight
+        self.resend.clear()
+        self.retries.clear()
+        self.older.clear()
+        self.older_order.clear()
         for e in entries:
             self._finish(e, abandoned)
         tcp, self.in_tcp = self.in_tcp, {}
@@ -174,52 +196,80 @@ class Batch:
 
     # -- sending --------------------------------------------------------------------------------
 
-    def _fill(self) -> None:
-        """Top the window up to max_in_flight from the jobs, a job's templates in turn."""
-        if self.done.done() or self.exhausted:  # failed or finished: send nothing more
+    def _first_route(self) -> None:
+        """Join the first job's servers before the first fill, so that fill already meets
+        their windows (a run joining a busy server must not burst past its share)."""
+        first = next(self.jobs, None)
+        if first is None:
+            self.exhausted = True
             return
-        room = self.window.room()
+        self.jobs = itertools.chain((first,), self.jobs)
+        for tpl in first[1]:
+            if tpl.servers:
+                self.window.path_to(tpl.servers[0])
+
+    def _route(self, tpls: tuple[Template, ...]) -> None:
+        route = self.route = self.sockets.route(tpls)
+        # stored at once: a callback failing further down must not leave the cached route
+        # of one tuple of templates standing for another
+        self.route_of = self.sockets.cacheable(tpls, route)
+        self.route_path = self.sockets.one_path(route)
+
+    def _fill(self) -> None:
+        """Send the retries due, then top the window up from the jobs, a job's templates in
+        turn."""
+        if self.done.done():  # failed or finished: send nothing more
+            return
+        if self.resend:
+            self._resend()
+        if self.exhausted:
+            return
+        now = time.monotonic()
+        room = self.window.room(now)
         if room <= 0:
             return
-        deadline = time.monotonic() + self.r.timeout
         started = sent = 0
         if self.job is not None:  # a job the window split: its remaining templates first
-            started, sent = self._resume(room, deadline)
+            started, sent = self._resume(room, now)
         if started < room and self.job is None:
-            more, more_sent = self._start_jobs(room - started, deadline)
+            more, more_sent = self._start_jobs(room - started, now)
             started += more
             sent += more_sent
         self.window.account(started, sent)
 
-    def _start_jobs(self, room: int, deadline: float) -> tuple[int, int]:
+    def _start_jobs(self, room: int, now: float) -> tuple[int, int]:
         """First attempts of whole jobs while they fit in `room`: (lookups started, sent).
 
-        The hot half of the resolver, so the send is written out here (retries use
-        `_transmit`). A job with more templates than the room left is started as far as it
-        fits and finished by `_resume` in a later fill.
+        The hot half of the resolver, so the send is written out here for a job whose
+        templates all go to one server (retries and other jobs use `_transmit`), and that
+        server's window is booked once for the lot. A job with more templates than the room
+        left is started as far as it fits and finished by `_resume` in a later fill.
         """
         jobs, pending, ids, pack = self.jobs, self.pending, self.r.ids, _ID.pack
         fds, header_tail, write = self.sockets.fds, _HEADER_TAIL, os.write
-        route, route_of = self.route, self.route_of
+        route, route_of, path = self.route, self.route_of, self.route_path
         started = unsent = 0
+        booked = 0  # of `started`, lookups booked on a path already
+        other = other_sent = 0  # started and sent by `_resume`
         for job in jobs:  # the caller made sure there is room for one lookup at least
             jkey, tpls, prefix = job
             if tpls is not route_of:
-                route = self.sockets.route(tpls)
-                route_of = self.sockets.cacheable(tpls, route)
-                # stored at once: a callback failing further down must not leave the cached
-                # route of one tuple of templates standing for another
-                self.route, self.route_of = route, route_of
-            if len(route) > room - started:
+                _book(path, started - booked)
+                booked = started
+                self._route(tpls)
+                route, route_of, path = self.route, self.route_of, self.route_path
+            if path is None or len(route) > room - started:
+                _book(path, started - booked)
                 self.job, self.next_index = job, 0
-                more, more_sent = self._resume(room - started, deadline)
-                return started + more, started - unsent + more_sent
+                more, more_sent = self._resume(room - started, now)
+                other, other_sent = other + more, other_sent + more_sent
+                started += more
+                booked = started
+                if self.job is not None or started >= room:
+                    return started, started - other - unsent + other_sent
+                continue
             started += len(route)
             for ti, tpl, tail, bases, n in route:
-                if not n:  # no server, or no socket to it (say, IPv6 without a route)
-                    started -= 1
-                    self.on_result(jkey, ti, Status.NETWORK, 0, NO_RDATA, None)
-                    continue
                 qid = next(ids)
                 key = bases[qid % n] | qid
                 while key in pending:
@@ -227,7 +277,7 @@ class Batch:
                     key = bases[qid % n] | qid
                 q = prefix + tail
                 # insertion order is send order, which is deadline order
-                pending[key] = e = [jkey, ti, tpl, q, 0, deadline, key]
+                pending[key] = e = [jkey, ti, tpl, q, 0, now, key]
                 try:
                     write(fds[key >> 16], pack(qid) + header_tail + q)
                 except BlockingIOError:
@@ -235,14 +285,16 @@ class Batch:
                 except OSError:
                     unsent += 1
                     del pending[key]
+                    path.in_flight -= 1  # booked below with the others, but never in flight
                     self._retry_or_finish(e, Status.NETWORK)  # counted as started all the same
             if started >= room:
                 break
         else:
             self.exhausted = True
-        return started, started - unsent
+        _book(path, started - booked)
+        return started, started - other - unsent + other_sent
 
-    def _resume(self, room: int, deadline: float) -> tuple[int, int]:
+    def _resume(self, room: int, now: float) -> tuple[int, int]:
         """First attempts of the split job's next templates, as many as `room` allows."""
         assert self.job is not None
         jkey, _tpls, prefix = self.job
@@ -257,7 +309,7 @@ class Batch:
                 self.on_result(jkey, ti, Status.NETWORK, 0, NO_RDATA, None)
                 continue
             started += 1
-            e = [jkey, ti, tpl, prefix + tpl.tail, 0, deadline, 0]
+            e = [jkey, ti, tpl, prefix + tpl.tail, 0, now, 0]
             sent += self._transmit(e, bases)
         return started, sent
 
@@ -273,26 +325,17 @@ class Batch:
             qid = next(ids)
             key = bases[qid % len(bases)] | qid
         e[WIRE_KEY] = key
-        pending[key] = e
         try:
             os.write(self.sockets.fds[key >> 16], _ID.pack(qid) + _HEADER_TAIL + e[QUESTION])
-            return 1
+            sent = 1
         except BlockingIOError:
-            return 0
+            sent = 0
         except OSError:
-            del pending[key]
             self._retry_or_finish(e, Status.NETWORK)
             return 0
-
-    def _send(self, e: Entry, deadline: float) -> None:
-        """Send one attempt (a retry) to the next server in turn."""
-        servers = e[TEMPLATE].servers
-        idxs = self.sockets.to(servers[e[ATTEMPT] % len(servers)])
-        if idxs is None:
-            self._retry_or_finish(e, Status.NETWORK)
-            return
-        e[DEADLINE] = deadline
-        self.window.count_sent(self._transmit(e, tuple(si << 16 for si in idxs)))
+        pending[key] = e
+        self.sockets.paths[key >> 16].sent(1)
+        return sent
 
     # -- receiving ------------------------------------------------------------------------------
 
@@ -305,8 +348,9 @@ class Batch:
         reply_bits, qr, tc, rcode_bits = wire.REPLY_BITS, wire.QR, wire.TC, wire.RCODE
         nxdomain, header_len = wire.RCODE_NXDOMAIN, _HEADER_LEN
         plain = other = settled = dropped = 0  # plain: NXDOMAINs only counted, the bulk
-        durations = self.durations
-        arrived: list[float] = []  # the deadlines of the answered attempts, for durations
+        # when the answered attempts were sent, for durations
+        arrived: list[float] | None = None if self.durations is None else []
+        last: Entry | None = None  # the last one answered, for an RTT sample
         while True:
             try:
                 data = read(fd, max_udp)
@@ -316,7 +360,10 @@ class Batch:
                 break  # e.g. ICMP port unreachable: the query times out or is retried
             try:
                 e = pending.get(base | data[0] << 8 | data[1])
-                if e is None:  # no such query in flight
+                if e is None and (
+                    not self.older
+                    or (e := self._older(base | data[0] << 8 | data[1], data)) is None
+                ):  # no such query in flight (nor an earlier attempt still listened to)
                     dropped += 1
                     drop("id")
                     continue
@@ -342,8 +389,9 @@ class Batch:
                 drop("id")
                 continue
             del pending[e[WIRE_KEY]]
-            if durations is not None:
-                arrived.append(e[DEADLINE])
+            last = e
+            if arrived is not None:
+                arrived.append(e[SENT])
             if (
                 flags & tc
                 or data[7]
@@ -355,14 +403,22 @@ class Batch:
                 settled += self._settle(e, data, flags, header_len + len(q))
                 continue
             plain += 1
-        if arrived:
-            assert durations is not None
-            # one clock read per burst: every reply of it arrived by now. An attempt was sent
-            # at deadline - timeout, so it took (now + timeout) - deadline.
-            durations.observe_since(time.monotonic() + self.r.timeout, arrived)
+        if last is not None:
+            self._answered(self.sockets.paths[si], plain + other, last, arrived)
         self.r.stats.received += plain + other + dropped
         self.nxdomain += plain
         self.window.release(plain + settled)
+
+    def _answered(self, path: Path, n: int, last: Entry, arrived: list[float] | None) -> None:
+        """A burst of `n` replies from `path`'s server, the last answering `last`: the window
+        grows, the RTT is sampled, `arrived` (when they were sent) go to the durations."""
+        now = time.monotonic()  # one clock read per burst: every reply of it arrived by now
+        path.answered(n)
+        if not last[ATTEMPT]:  # Karn: never a retransmitted lookup's time
+            path.sample(now - last[SENT], now)
+        if arrived:
+            assert self.durations is not None
+            self.durations.observe_since(now, arrived)
 
     def _settle(self, e: Entry, data: bytes, flags: int, offset: int) -> int:
         """Report a matched reply other than a counted NXDOMAIN: 1, or 0 if it goes to TCP.
@@ -390,13 +446,6 @@ class Batch:
         self.window.release(1)
         self.on_result(e[KEY], e[INDEX], *ending)
 
-    def _retry_or_finish(self, e: Entry, status: int) -> None:
-        e[ATTEMPT] += 1
-        if e[ATTEMPT] < self.r.attempts:
-            self._send(e, time.monotonic() + self.r.timeout)
-        else:
-            self._finish(e, (status, 0, NO_RDATA, None))
-
     def _start_tcp(self, e: Entry) -> None:
         self.r.stats.tcp += 1
         self.in_tcp[id(e)] = e
@@ -408,26 +457,8 @@ class Batch:
         self.in_tcp.pop(id(e), None)
         self._step(self._finish, e, ending)
 
-    # -- timeouts -------------------------------------------------------------------------------
 
-    def _arm_timer(self) -> None:
-        tick = min(self.r.tick, self.r.timeout / 4)
-        self.timer = self.loop.call_later(tick, self._on_timer)
-
-    def _on_timer(self) -> None:
-        if self._step(self._expire) and not self.done.done():
-            self._arm_timer()
-
-    def _expire(self) -> None:
-        now = time.monotonic()
-        # every attempt has the same timeout and the dict keeps send order, so the oldest
-        # entries are the first to expire: stop at the first one still running
-        expired: list[Entry] = []
-        for e in self.pending.values():
-            if e[DEADLINE] > now:
-                break
-            expired.append(e)
-        for e in expired:
-            del self.pending[e[WIRE_KEY]]
-            self.r.stats.timeouts += 1
-            self._retry_or_finish(e, Status.TIMEOUT)
+def _book(path: Path | None, n: int) -> None:
+    """Book `n` first attempts sent on `path` (none: a job `_transmit` booked one by one)."""
+    if path is not None:
+        path.sent(n)

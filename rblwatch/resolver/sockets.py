@@ -13,6 +13,7 @@ import logging
 import socket
 from collections.abc import Callable
 
+from rblwatch.resolver.path import Path
 from rblwatch.resolver.vocab import Route, Template
 
 log = logging.getLogger("rblwatch.resolver")
@@ -27,6 +28,7 @@ class Sockets:
         per_server: int,
         receive_buffer: int,
         on_readable: Callable[[int], object],
+        path_to: Callable[[tuple[str, int]], Path],
     ) -> None:
         self.loop = loop
         self.per_server = per_server
@@ -37,6 +39,9 @@ class Sockets:
         # socket.recv/send do (~800 instructions a lookup), and read(2)/write(2) on a
         # connected datagram socket are recv(2)/send(2) without flags
         self.fds: list[int] = []
+        # each socket's server's path (window, RTT), by socket index like `fds`
+        self.path_to = path_to
+        self.paths: list[Path] = []
         self.by_server: dict[tuple[str, int], list[int]] = {}
 
     def open(self, server: tuple[str, int]) -> list[int]:
@@ -55,6 +60,7 @@ class Sockets:
             i = len(self.socks)
             self.socks.append(s)
             self.fds.append(s.fileno())
+            self.paths.append(self.path_to(server))
             self.loop.add_reader(s.fileno(), self.on_readable, i)
             idxs.append(i)
         self.by_server[server] = idxs
@@ -77,6 +83,7 @@ class Sockets:
             s.close()
         self.socks.clear()
         self.fds.clear()
+        self.paths.clear()
 
     def route(self, tpls: tuple[Template, ...]) -> list[Route]:
         """For each template of a job: its index, itself, its wire tail and its key bases.
@@ -101,3 +108,11 @@ class Sockets:
         if any(n == 0 and tpl.servers for _ti, tpl, _tail, _bases, n in route):
             return None
         return tpls
+
+    def one_path(self, route: list[Route]) -> Path | None:
+        """The path every template of `route` is sent on, if there is one: the send loop's
+        fast case (one server, every template sendable), which books the window in bulk."""
+        paths = {self.paths[b >> 16] for _ti, _tpl, _tail, bases, _n in route for b in bases}
+        if len(paths) != 1 or any(n == 0 for *_rest, n in route):
+            return None
+        return paths.pop()

@@ -91,8 +91,9 @@ class Durations:
 
 
 # A lookup in flight is a list, not an object: it is created for every lookup of a scan and a
-# list literal costs a fraction of an instance. Fields:
-KEY, INDEX, TEMPLATE, QUESTION, ATTEMPT, DEADLINE, WIRE_KEY = range(7)
+# list literal costs a fraction of an instance. Fields (SENT: when its first attempt left, for
+# its timeout, its RTT and its duration):
+KEY, INDEX, TEMPLATE, QUESTION, ATTEMPT, SENT, WIRE_KEY = range(7)
 Entry = list[Any]
 # a template as the send loop uses it: (index in its job, template, wire tail, socket key
 # bases, how many bases)
