@@ -39,7 +39,7 @@ def ipv4_wire(n: int) -> bytes:
     return t[n & 255] + t[(n >> 8) & 255] + t[(n >> 16) & 255] + t[n >> 24]
 
 
-if TYPE_CHECKING:  # array is generic to the type checker only (not subscriptable at run time in 3.11)
+if TYPE_CHECKING:  # array[int] is for the type checker only: 3.11 cannot subscript it
     Numbers = range | array[int]  # array('I') of IPv4 addresses
 
 
