@@ -30,6 +30,7 @@ from rblwatch.model import (
     error,
 )
 from rblwatch.resolver import QTYPE_TXT, Durations, Job, Resolver, Status, Template
+from rblwatch.targetlist import TargetList
 
 Servers = tuple[tuple[str, int], ...]
 ProgressCallback = Callable[[int, int], None]  # done, total
@@ -173,6 +174,8 @@ def lookups_per_list(targets: Sequence[Target], plans: Sequence[Plan]) -> dict[s
 
 
 def _kinds(targets: Sequence[Target]) -> collections.Counter[TargetKind]:
+    if isinstance(targets, TargetList):
+        return targets.kinds()
     return collections.Counter(map(operator.attrgetter("kind"), targets))
 
 
@@ -232,13 +235,18 @@ class _Scan:
     def jobs(self) -> Iterator[Job]:
         """A job per target over the healthy lists that take it; the others are recorded unsent."""
         templates = {k: tuple(p.template for p in plans) for k, plans in self.asked.items()}
-        if self.prefixes is not None and self.share is None and not any(self.skipped.values()):
+        if self.share is None and not any(self.skipped.values()):
             asked = {templates[k] for k in self.kinds}
-            if len(asked) == 1 and (tpls := asked.pop()):
+            prefixes: Iterable[bytes] | None = self.prefixes
+            if prefixes is None and isinstance(self.targets, TargetList):
+                prefixes = self.targets.labels()  # made as the resolver takes them
+            if prefixes is not None and len(asked) == 1 and (tpls := asked.pop()):
                 # one tuple of templates for every target, the query labels built already
-                # (a daemon cycle): the jobs are made in C, with no Python run per target
+                # or made in C from numbers: the jobs are made with no Python run per target
                 self.counter = itertools.count()
-                return zip(self.counter, itertools.repeat(tpls), self.prefixes)
+                return zip(self.counter, itertools.repeat(tpls), prefixes)
+        if self.prefixes is None and isinstance(self.targets, TargetList):
+            return self._list_jobs(self.targets, templates)
         return self._jobs(templates)
 
     def _jobs(self, templates: dict[TargetKind, tuple[Template, ...]]) -> Iterator[Job]:
@@ -263,6 +271,37 @@ class _Scan:
             if templates[t.kind]:
                 labels = wire[t.kind](t.value) if prefixes is None else prefixes[ti]
                 yield (ti, templates[t.kind], labels)
+
+    def _list_jobs(
+        self, targets: TargetList, templates: dict[TargetKind, tuple[Template, ...]]
+    ) -> Iterator[Job]:
+        """`_jobs` over a compact list: its runs' labels made a piece at a time."""
+        whole: Iterable[range] = (range(len(targets)),)
+        ranges = whole if self.share is None else self._claiming(self.share)
+        skipped = any(self.skipped.values())
+        for r in ranges:
+            for start, run, a, b in targets.pieces(r.start, r.stop):
+                tpls = templates[run.kind]
+                indices = range(start, start + b - a)
+                if skipped:
+                    yield from self._checked_jobs(indices, run.targets(a, b), tpls)
+                elif not tpls:
+                    self.at = indices[-1]
+                else:
+                    for ti, label in zip(indices, run.labels(a, b), strict=True):
+                        self.at = ti
+                        yield ti, tpls, label
+
+    def _checked_jobs(
+        self, indices: range, targets: Iterable[Target], tpls: tuple[Template, ...]
+    ) -> Iterator[Job]:
+        wire = TARGET_KINDS
+        for ti, t in zip(indices, targets, strict=True):
+            self.at = ti
+            for plan in self.skipped[t.kind]:
+                self.record(t, plan, _unhealthy(plan))
+            if tpls:
+                yield ti, tpls, wire[t.kind].wire(t.value)
 
     def _claiming(self, share: Iterable[range]) -> Iterator[range]:
         for r in share:

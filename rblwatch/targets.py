@@ -11,14 +11,18 @@ import bisect
 import ipaddress
 import re
 import socket
+import sys
+from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from rblwatch.model import TARGET_KINDS, Target, TargetKind, a_label, make_targets
+from rblwatch.model import TARGET_KINDS, Target, TargetKind, a_label
+from rblwatch.targetlist import TargetList, TargetListBuilder
 
 IPV6_MIN_PREFIX = 120  # a /120 is 256 addresses; anything larger is almost surely a mistake
 _MAX_NAME = 253
 _MAX_LABEL = 63
+_MAX_V4 = 2**32 - 1
 _LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?")
 _DIGITS_AND_DOTS = re.compile(r"[0-9.]+")
 # IDNA (RFC 3490 §3.1, UTS 46) treats these as label separators too, and so do we
@@ -211,33 +215,78 @@ def _subtract(first: int, last: int, holes: list[tuple[int, int]]) -> Iterator[t
 
 
 class _Collector:
-    """Targets in first-seen order without duplicates."""
+    """Targets in first-seen order without duplicates, kept compact (`TargetList`).
+
+    IPv4 duplicates are found by number: the networks added so far as merged ranges, the
+    addresses added one by one as a set made only when a later addition needs it (a check of
+    one network or one file of addresses never makes it).
+    """
 
     def __init__(self, group: str) -> None:
         self.group = group
-        self.targets: list[Target] = []
-        self.seen: set[str] = set()
+        self.out = TargetListBuilder()
+        self.seen: set[str] = set()  # values of the targets that are not IPv4
+        self.covered: list[tuple[int, int]] = []  # IPv4 networks added, merged
+        self.pending: list[array[int]] = []  # IPv4 addresses added one by one, not yet in `singles`
+        self.singles: set[int] = set()
+
+    @property
+    def targets(self) -> TargetList:
+        return self.out.build()
+
+    def _single_set(self) -> set[int]:
+        for numbers in self.pending:
+            self.singles.update(numbers)
+        self.pending = []
+        return self.singles
+
+    def _covered(self, n: int) -> bool:
+        i = bisect.bisect_right(self.covered, (n, _MAX_V4)) - 1
+        return i >= 0 and self.covered[i][0] <= n <= self.covered[i][1]
 
     def add(self, value: str, kind: TargetKind, source: str) -> None:
-        if value not in self.seen:
+        if kind is TargetKind.IPV4:
+            n = int.from_bytes(socket.inet_pton(socket.AF_INET, value), "big")
+            singles = self._single_set()
+            if n not in singles and not self._covered(n):
+                singles.add(n)
+                self.out.add_numbers((n,), self.group, None if source == value else source)
+        elif value not in self.seen:
             self.seen.add(value)
-            self.targets.append(Target(value, kind, self.group, source))
+            self.out.add_object(Target(value, kind, self.group, source))
 
     def add_many(self, values: Iterable[str], kind: TargetKind) -> None:
-        """Canonical values, each its own source, added in bulk (a /16 in a file)."""
-        seen = self.seen
-        fresh = [v for v in dict.fromkeys(values) if v not in seen]
-        seen.update(fresh)
-        self.targets.extend(make_targets(fresh, kind, self.group))
+        """Canonical IPv4 values, each its own source, added in bulk (a /16 in a file)."""
+        assert kind is TargetKind.IPV4
+        fresh = list(dict.fromkeys(values))
+        if self.covered or self.pending or self.singles:
+            for v in fresh:
+                self.add(v, kind, v)
+            return
+        packed = array("I", b"".join(map(socket.inet_aton, fresh)))
+        if sys.byteorder == "little":
+            packed.byteswap()
+        self.pending.append(packed)
+        self.out.add_numbers(packed, self.group, None)
 
     def add_range(self, first: int, last: int, kind: TargetKind, source: str) -> None:
-        fmt = _FORMAT[kind]
-        seen, targets, group = self.seen, self.targets, self.group
-        for n in range(first, last + 1):  # the hot loop of a /16: keep it lean
-            value = fmt(n)
-            if value not in seen:
-                seen.add(value)
-                targets.append(Target(value, kind, group, source))
+        if kind is not TargetKind.IPV4:
+            fmt = _FORMAT[kind]
+            for n in range(first, last + 1):
+                self.add(fmt(n), kind, source)
+            return
+        singles = sorted(self._single_set())
+        for a, b in list(_subtract(first, last, self.covered)):
+            # around the addresses added one by one before: each keeps its first position
+            lo, hi = bisect.bisect_left(singles, a), bisect.bisect_right(singles, b)
+            at = a
+            for n in singles[lo:hi]:
+                if at < n:
+                    self.out.add_range(at, n - 1, self.group, source)
+                at = n + 1
+            if at <= b:
+                self.out.add_range(at, b, self.group, source)
+        self.covered = _merge([*self.covered, (first, last)])
 
     def add_spec(self, spec: _Spec, holes: dict[TargetKind, list[tuple[int, int]]]) -> None:
         if isinstance(spec, _Domain):
@@ -247,7 +296,7 @@ class _Collector:
             self.add_range(first, last, spec.kind, spec.source)
 
 
-def parse_target(text: str, *, group: str = "", ipv4_min_prefix: int = 16) -> list[Target]:
+def parse_target(text: str, *, group: str = "", ipv4_min_prefix: int = 16) -> TargetList:
     """The targets one piece of text stands for: an address, every address of a CIDR, a domain."""
     out = _Collector(group)
     out.add_spec(_parse_spec(text, ipv4_min_prefix), {})
@@ -288,7 +337,7 @@ def expand(
     *,
     group: str = "",
     ipv4_min_prefix: int = 16,
-) -> list[Target]:
+) -> TargetList:
     """The targets of one config group: addresses and CIDRs minus `exclude`, then domains.
 
     Excludes may be any size (excluding a /8 from a /24 is harmless), so no prefix limit
@@ -345,7 +394,7 @@ def read_target_file(path: str, *, ipv4_min_prefix: int = 16) -> list[str]:
     return [spec.source for spec in _parse_file_specs(path, ipv4_min_prefix)]
 
 
-def parse_cli_targets(args: Sequence[str], *, ipv4_min_prefix: int = 16) -> list[Target]:
+def parse_cli_targets(args: Sequence[str], *, ipv4_min_prefix: int = 16) -> TargetList:
     """The targets of `rblwatch check TARGET...`, where a TARGET may be `@FILE`."""
     out = _Collector("")
     for arg in args:

@@ -13,7 +13,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import IO
 
 from rblwatch import catalogue, config, etiquette, health, targets
@@ -41,6 +41,7 @@ from rblwatch.scan import (
     probe_health,
     scan,
 )
+from rblwatch.targetlist import TargetList
 from rblwatch.views.check import check_table, write_check_json
 from rblwatch.views.lists import lists_json, lists_table
 
@@ -99,8 +100,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _with_addresses(
-    cfg: config.Config, lists: list[DnsList], tgts: list[Target], nameserver: str | None
-) -> tuple[list[Target], bool]:
+    cfg: config.Config, lists: list[DnsList], tgts: TargetList, nameserver: str | None
+) -> tuple[TargetList, bool]:
     """The targets plus the addresses of the names among them; whether a name's lookup failed.
 
     A name given to `check` is a domain (for domain lists) and a host whose addresses are
@@ -131,7 +132,7 @@ def _with_addresses(
 
 
 def _check(
-    cfg: config.Config, lists: list[DnsList], tgts: list[Target], args: argparse.Namespace
+    cfg: config.Config, lists: list[DnsList], tgts: Sequence[Target], args: argparse.Namespace
 ) -> Report:
     defaults, override = servers_of(cfg, args.nameserver)
     plans = plans_for(lists, defaults, override)
@@ -157,7 +158,7 @@ def _check(
     return report
 
 
-def _mind_the_limits(plans: list[Plan], tgts: list[Target], *, force: bool) -> None:
+def _mind_the_limits(plans: list[Plan], tgts: Sequence[Target], *, force: bool) -> None:
     """Refuse a check over a list's daily limit (unless forced); warn at a tenth of it."""
     lookups = lookups_per_list(tgts, plans)  # a /16's targets counted once, not once a list
     queries = {p.lst.name: lookups[p.lst.name] + len(health.test_points(p.lst)) for p in plans}
@@ -170,7 +171,7 @@ def _mind_the_limits(plans: list[Plan], tgts: list[Target], *, force: bool) -> N
 
 
 async def _paced(
-    cfg: config.Config, tgts: list[Target], plans: list[Plan], args: argparse.Namespace
+    cfg: config.Config, tgts: Sequence[Target], plans: list[Plan], args: argparse.Namespace
 ) -> Report:
     resolver = make_resolver(cfg)
     runs = [

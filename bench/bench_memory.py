@@ -1,0 +1,213 @@
+#!/usr/bin/env python3
+"""Memory at scale: `rblwatch check` of a /16 and a /14, and the daemon across cycles.
+
+    PYTHONPATH=$PWD python bench/bench_memory.py                 # /16 and /14 checks, 20 cycles
+    PYTHONPATH=$PWD python bench/bench_memory.py --cycles 1,5 --daemon-prefix 16
+
+Serves four ip4set zones over 10.0.0.0/14 (1 address in 1,024 listed) with a real rbldnsd on a
+random loopback port, then:
+  * runs `rblwatch check 10.0.0.0/PREFIX` on the four lists as a whole process, sampling the
+    resident set summed over it and its scan workers every 5 ms (each forked worker has a
+    resident set of its own), and reads the parent's ru_maxrss;
+  * starts `rblwatch run` on the same lists with a /PREFIX group and a 1 s interval and reads
+    its VmRSS after the 1st, 5th and 20th cycle of a list, so growth across cycles shows.
+Prints one table. Everything talks to 127.0.0.1 only and every process is stopped by its PID.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from rblwatch.store.sqlite import SqliteStore
+from tests.rbldnsd import Rbldnsd
+
+ZONES = ["a.mem", "b.mem", "c.mem", "d.mem"]
+NETWORK = ipaddress.IPv4Network("10.0.0.0/14")
+BAR_CHECK_MB = 80.0  # issue 14: `check` of a /14, summed over its processes
+BAR_DAEMON_MB = 120.0  # issue 14: the daemon at a /14 x 4 lists
+
+
+def zone_lines() -> list[str]:
+    lines = [":127.0.0.2:listed", "127.0.0.2"]  # the RFC 5782 test point, for health
+    first = int(NETWORK.network_address)
+    lines += [str(ipaddress.IPv4Address(first + i)) for i in range(5, NETWORK.num_addresses, 1024)]
+    return lines
+
+
+def _status_kb(pid: int, field: str) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(field):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _tree(pid: int) -> list[int]:
+    pids = [pid]
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            for child in f.read().split():
+                pids.extend(_tree(int(child)))
+    except OSError:
+        pass
+    return pids
+
+
+def lists_yaml(port: int, prefix: int) -> list[str]:
+    lines = [
+        "resolver:",
+        f'  nameservers: ["127.0.0.1:{port}"]',
+        "  timeout: 2s",
+        "  max_in_flight: 100",
+        f"limits: {{ipv4_min_prefix: {prefix}}}",
+        "lists:",
+    ]
+    return lines + [f"  - {{name: {z.replace('.', '-')}, zone: {z}, kind: ip}}" for z in ZONES]
+
+
+def check_rss(rblwatch: str, tmp: Path, port: int, prefix: int) -> tuple[float, float, int]:
+    """(peak RSS MB summed over the check's processes, the parent's ru_maxrss MB, lookups)."""
+    cfg = tmp / f"check{prefix}.yaml"
+    cfg.write_text("\n".join(lists_yaml(port, prefix)) + "\n")
+    out = tmp / "out.json"
+    with open(out, "w") as f:
+        proc = subprocess.Popen(
+            [
+                rblwatch,
+                "check",
+                "--config.file",
+                str(cfg),
+                "--format",
+                "json",
+                f"10.0.0.0/{prefix}",
+            ],
+            stdout=f,
+        )
+        peak_sum = 0
+        while True:
+            pid, _status, ru = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            peak_sum = max(peak_sum, sum(_status_kb(p, "VmRSS:") for p in _tree(proc.pid)))
+            time.sleep(0.005)
+    import json
+
+    doc = json.loads(out.read_text())
+    return peak_sum / 1024, ru.ru_maxrss / 1024, int(doc["summary"]["lookups"])
+
+
+def daemon_rss(
+    rblwatch: str, tmp: Path, port: int, prefix: int, marks: list[int]
+) -> list[tuple[int, float]]:
+    """(cycle, VmRSS MB) at each of `marks` cycles of the daemon (each list's cycles counted
+    by its last_cycle_end changing in the store)."""
+    store = tmp / f"state{prefix}.db"
+    cfg = tmp / f"daemon{prefix}.yaml"
+    lines = [
+        *lists_yaml(port, prefix),
+        "schedule: {interval: 1s, jitter: 0, confirm: 1, health_interval: 1h}",
+        f"store: {{url: 'sqlite:///{store}'}}",
+        "targets:",
+        f"  - {{group: mem, addresses: [10.0.0.0/{prefix}]}}",
+    ]
+    cfg.write_text("\n".join(lines) + "\n")
+    log = open(tmp / f"daemon{prefix}.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen([rblwatch, "run", "--config.file", str(cfg)], stdout=log, stderr=log)
+    out: list[tuple[int, float]] = []
+    try:
+        last_end: float | None = None
+        cycles = 0
+        deadline = time.monotonic() + 60 + max(marks) * (10 if prefix >= 16 else 60)
+        while marks[len(out) :] and time.monotonic() < deadline and proc.poll() is None:
+            end = _first_list_end(store)
+            if end is not None and end != last_end:
+                last_end, cycles = end, cycles + 1
+                if cycles in marks:
+                    out.append((cycles, _status_kb(proc.pid, "VmRSS:") / 1024))
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log.close()
+    return out
+
+
+def _first_list_end(store: Path) -> float | None:
+    if not store.exists():
+        return None
+    try:
+        s = SqliteStore(str(store))
+    except Exception:  # not created or migrated yet
+        return None
+    try:
+        ends = {r.name: r.last_cycle_end for r in s.list_statuses()}
+    except Exception:
+        return None
+    finally:
+        s.close()
+    return ends.get(ZONES[0].replace(".", "-"))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rblwatch", default=os.path.join(os.path.dirname(sys.executable), "rblwatch"))
+    ap.add_argument("--check-prefixes", default="16,14")
+    ap.add_argument("--daemon-prefix", type=int, default=16)
+    ap.add_argument("--cycles", default="1,5,20")
+    a = ap.parse_args()
+    marks = [int(c) for c in a.cycles.split(",") if c]
+    rows: list[str] = []
+    ok = True
+    with Rbldnsd() as srv, tempfile.TemporaryDirectory(prefix="rblwatch-mem-") as t:
+        tmp = Path(t)
+        for z in ZONES:
+            srv.add_zone(z, "ip4set", zone_lines())
+        srv.start()
+        port = srv.address[1]
+        for prefix in (int(p) for p in a.check_prefixes.split(",") if p):
+            summed, parent, lookups = check_rss(a.rblwatch, tmp, port, prefix)
+            n = 2 ** (32 - prefix)
+            rows.append(
+                f"check /{prefix} ({n:,} targets, {lookups:,} lookups): peak {summed:.1f} MB "
+                f"summed over processes, parent ru_maxrss {parent:.1f} MB, "
+                f"{summed * 2**20 / n:.0f} B per target"
+            )
+            if prefix == 14:
+                ok &= summed <= BAR_CHECK_MB
+        if marks:
+            got = daemon_rss(a.rblwatch, tmp, port, a.daemon_prefix, marks)
+            for cycle, mb in got:
+                rows.append(f"daemon /{a.daemon_prefix} x 4 after cycle {cycle}: VmRSS {mb:.1f} MB")
+            if len(got) < len(marks):
+                rows.append(f"daemon: only {len(got)} of {len(marks)} marks reached in time")
+                ok = False
+            if a.daemon_prefix == 14:
+                ok &= all(mb <= BAR_DAEMON_MB for _, mb in got)
+    print("\n".join(rows))
+    print(
+        f"bars: check /14 <= {BAR_CHECK_MB:.0f} MB, daemon /14 <= {BAR_DAEMON_MB:.0f} MB -> "
+        f"{'PASS' if ok else 'FAIL'}"
+    )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
