@@ -368,6 +368,10 @@ class Elsewhere:
         body = page.encode()
 
         class Handler(http.server.BaseHTTPRequestHandler):
+            # the browser opens spare connections that never send a request: without a
+            # timeout each would hold the server (and its shutdown) until Chromium drops it
+            timeout = 2
+
             def do_GET(self) -> None:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/html")
@@ -377,7 +381,8 @@ class Elsewhere:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
