@@ -5,6 +5,7 @@ refused one on a page naming the problem, and no form sends a browser to another
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from pathlib import Path
@@ -218,3 +219,25 @@ def test_a_commit_recounts_its_own_list_and_an_ack_its_list_too(runtime: Runtime
     store.set_ack(Ack(IP, "corp-bl", "alice", time.time()))
     total, _ = cache.counts(store, snaps.get(store), config, runtime)
     assert total.acknowledged == 1 and counted()["corp-bl"] is not after["corp-bl"]
+
+
+def test_a_resolver_outage_is_counted_at_once_not_after_the_cache_s_age(runtime: Runtime) -> None:
+    from rblwatch.console.counting import CountsCache
+    from rblwatch.console.snapshot import SnapshotCache
+    from rblwatch.model import Event, EventKind, ResolverState
+    from rblwatch.pairsource import PairsSource
+
+    snaps, cache = SnapshotCache(), CountsCache(PairsSource())
+    store, config = runtime.store, runtime.config
+    now = time.time()
+    for name in ("corp-bl", "corp-dbl", "spamhaus-zen"):  # every list answered a minute ago
+        row = ListStatus(name, last_cycle_start=now - 61, last_cycle_end=now - 60)
+        row = dataclasses.replace(row, last_cycle_success=now - 60)
+        store.commit(CycleCommit(name, status=row))
+    before, _ = cache.counts(store, snaps.get(store), config, runtime)
+    assert before.unknown < before.total
+    down = ResolverState("unreachable", now, "every list: timeout")
+    store.record_resolver(down, Event(EventKind.RESOLVER_UNREACHABLE, "", now))
+    during, _ = cache.counts(store, snaps.get(store), config, runtime)
+    # nothing is being checked: every pair not listed is unknown now, not in 10 s
+    assert during.unknown == during.total - during.listed and during.clean == 0

@@ -65,6 +65,10 @@ class _Kept:
     errors: Mapping[str, PairError]
     acks: Mapping[tuple[str, str], Ack]
     at: float  # time.monotonic() when counted
+    # the list's cycles send nothing now (resolver unreachable, list unhealthy): its pairs
+    # are stale at once, so a change of it is a recount; and the targets never looked up
+    stopped: bool = False
+    unchecked: object = None
     counts: PairCounts | None = None  # None: not counted yet
 
     def holds(self, other: _Kept) -> bool:
@@ -73,6 +77,8 @@ class _Kept:
             and self.config is other.config
             and self.found is other.found
             and self.status == other.status
+            and self.stopped == other.stopped
+            and self.unchecked is other.unchecked
             and self.errors == other.errors
             and self.acks == other.acks
             and other.at - self.at < MAX_AGE
@@ -107,7 +113,15 @@ class CountsCache:
         for lp in got.lists:
             mine = {k: a for k, a in got.acks.items() if k[1] == lp.name}
             made = _Kept(
-                snap.by_list.get(lp.name), config, found, lp.status, dict(lp.errors), mine, now
+                snap.by_list.get(lp.name),
+                config,
+                found,
+                lp.status,
+                dict(lp.errors),
+                mine,
+                now,
+                stopped=lp.stopped,
+                unchecked=lp.unchecked,
             )
             with self._lock:
                 kept = self._kept.get(lp.name)
