@@ -272,6 +272,30 @@ class SqliteStore(Store):
             rows = conn.execute(sql + " ORDER BY list, target", params).fetchall()
         return [pair_of(row) for row in rows]
 
+    def listings(
+        self,
+        lists: Collection[str],
+        after: tuple[str, str] | None = None,
+        limit: int | None = None,
+    ) -> list[PairState]:
+        names = sorted(set(lists))
+        if not names:
+            return []
+        sql = (
+            f"SELECT {PAIR_COLUMNS} FROM pairs WHERE status = ? AND list IN ({_marks(len(names))})"
+        )
+        params: list[object] = [PairStatus.LISTED.value, *names]
+        if after is not None:
+            sql += " AND (target > ? OR (target = ? AND list > ?))"
+            params += [after[0], after[0], after[1]]
+        sql += " ORDER BY target, list"  # BINARY: byte order, which is code point order
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        with self._read() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return [pair_of(row) for row in rows]
+
     def pair_summaries(self) -> list[PairSummary]:
         status = {s.value: s for s in PairStatus}
         with self._read() as conn:
