@@ -423,8 +423,8 @@ class Engine:
         self, c: _Cycle, run: CheckRun
     ) -> tuple[dict[str, PairState], dict[str, int], tuple[dict[str, PairError], float | None]]:
         """What the decisions read from the store: the list's rows (of the shards held), each
-        event's predecessor and the error rows. Each read, and its sifting (a /16's rows or a
-        cut cycle's outcomes), runs in the store's thread, off the loop."""
+        event's predecessor and the error rows. Each read, and its sifting (a /16's rows, a cut
+        cycle's outcomes), runs in a worker thread, off the loop."""
         name, held = c.lst.name, c.held
 
         def rows_of(store: Store) -> dict[str, PairState]:
@@ -434,12 +434,12 @@ class Engine:
 
         rows = await self.rt.db.read(rows_of)
         errors = await self._errors_of(c)
-        answered = [t for t, o in run.outcomes.items() if not o.is_error]
 
         # each event names the pair's previous one, as read now under the leases: should two
         # instances ever decide one transition, the store keeps only the first
         def heads_of(store: Store) -> dict[str, int]:
-            return store.chain_heads(name, rows.keys() | set(answered))
+            answered = {t for t, o in run.outcomes.items() if not o.is_error}
+            return store.chain_heads(name, rows.keys() | answered)
 
         return rows, await self.rt.db.read(heads_of), errors
 

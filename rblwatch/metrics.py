@@ -1,8 +1,9 @@
 """The /metrics collector (SPEC §11): stored state and in-process counters as Prometheus families.
 
-A scrape never does a lookup. It reads the store once (pairs, list rows, outbox counts) and the
-counters of `runtime.stats`, and builds every family from those snapshots, so a scrape sees one
-consistent picture even while a cycle is committing. The label of a list is always its `name`:
+A scrape never does a lookup. It reads the store once (list rows, outbox counts, and the pairs
+when a commit may have moved them: `PairFamilies`) and the counters of `runtime.stats`, and
+builds every family from those snapshots, so a scrape sees one consistent picture even while a
+cycle is committing. The label of a list is always its `name`:
 zones may hold access keys.
 
 Cardinality is bounded and known in advance: every configured (list, group), every `Reason`,
