@@ -24,7 +24,8 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +33,7 @@ from rblwatch import health, hostnames, plan, resolverstate
 from rblwatch.alerts.routing import receivers_for
 from rblwatch.checks import CHECK_KINDS, CheckIO, CheckKind, CheckRun, Probed, subject_of
 from rblwatch.cluster import SHARDS, Fence, shard_of
-from rblwatch.commitplan import CycleInput, is_news, list_status, plan_commit
+from rblwatch.commitplan import CycleInput, PlannedCommit, is_news, list_status, plan_commit
 from rblwatch.cyclelog import log_events
 from rblwatch.inventory import Found, Inventory, Slice
 from rblwatch.listhealth import HealthKeeper, utc_day
@@ -54,7 +55,7 @@ from rblwatch.resolver import Durations, Resolver, system_nameservers
 from rblwatch.resolvercache import ResolverCache
 from rblwatch.runtime import Runtime
 from rblwatch.stats import DURATION_BUCKETS
-from rblwatch.store import Fenced
+from rblwatch.store import Fenced, Store
 
 log = logging.getLogger("rblwatch.engine")
 
@@ -353,18 +354,7 @@ class Engine:
             # a probe during the scan found the list unhealthy (say, listing everything):
             # its answers of this cycle are not to be believed either
             return await self._skip(c, Reason.LIST_UNHEALTHY, sent=run.queries)
-        rows = {
-            p.target: p
-            for p in await self.rt.db.pairs(lst.name)
-            if c.held is None or shard_of(p.target) in c.held
-        }
-        errors, last_good = await self._errors_of(c)
-        every = c.held is None or len(c.held) >= SHARDS  # may write the list's own error row
-        # each event names the pair's previous one, as read now under the leases: should two
-        # instances ever decide one transition, the store keeps only the first
-        heads = await self.rt.db.chain_heads(
-            lst.name, rows.keys() | {t for t, o in run.outcomes.items() if not o.is_error}
-        )
+        rows, heads, (errors, last_good) = await self._stored(c, run)
         io = self._io()
         # detail (TXT: the list's reason and removal link) for listings that are new or
         # changed: they are few, and the events and alerts about them should carry it
@@ -372,31 +362,33 @@ class Engine:
         self._resolvers.count_dropped(io.resolver, self.rt.stats)
         report.lookups, report.errors = run.lookups, run.errors
         report.cut, report.unchecked = run.cut, run.unchecked
-        self._count_lookups(lst.name, run, durations)
-        planned = plan_commit(
-            CycleInput(
-                list_name=lst.name,
-                targets=c.mine.targets,
-                values=c.mine.values,
-                outcomes=run.outcomes,
-                rows=rows,
-                seen=await self._seen_of(lst.name),
-                confirm=self.rt.config.schedule.confirm,
-                now=c.start,
-                # not when a hostname failed to resolve: its addresses are missing only for now;
-                # nor after a cut cycle, which did not look at every target
-                prune=c.full and c.found.complete and not run.cut,
-                errors=errors,
-                last_good_at=last_good,
-                full=c.full,
-                all_shards=every,
-                others=self._others(c) if c.full and not every and "" in errors else (),
-            )
+        every = c.held is None or len(c.held) >= SHARDS  # may write the list's own error row
+        cycle = CycleInput(
+            list_name=lst.name,
+            targets=c.mine.targets,
+            values=c.mine.values,
+            outcomes=run.outcomes,
+            rows=rows,
+            seen=await self._seen_of(lst.name),
+            confirm=self.rt.config.schedule.confirm,
+            now=c.start,
+            # not when a hostname failed to resolve: its addresses are missing only for now;
+            # nor after a cut cycle, which did not look at every target
+            prune=c.full and c.found.complete and not run.cut,
+            errors=errors,
+            last_good_at=last_good,
+            full=c.full,
+            all_shards=every,
+            others=self._others(c) if c.full and not every and "" in errors else (),
         )
+        # O(targets) at a first cycle (every target is decided, none was seen): in a worker
+        # thread, so that the loop (lookups of other lists, a /metrics scrape) keeps running.
+        # The planner is pure over its inputs, which nothing changes meanwhile: a list's cycles
+        # hold its lock (its seen set changes only at its own commit, below), and a slice is
+        # replaced when the targets change, never mutated
+        planned, reasons = await asyncio.to_thread(_decide, c.kind, cycle, heads)
+        self._count_lookups(lst.name, run, durations, reasons)
         commit, report.confirm = planned.commit, planned.confirm
-        commit.events = [
-            _renamed(c.kind, e, rows, after=heads.get(e.target or "", 0)) for e in commit.events
-        ]
         if c.full:
             status = self._status(
                 c, self.clock(), report.lookups, report.errors, completed=not run.cut
@@ -428,6 +420,30 @@ class Engine:
             self.on_confirm(lst.name, report.confirm)
         return report
 
+    async def _stored(
+        self, c: _Cycle, run: CheckRun
+    ) -> tuple[dict[str, PairState], dict[str, int], tuple[dict[str, PairError], float | None]]:
+        """What the decisions read from the store: the list's rows (of the shards held), each
+        event's predecessor and the error rows. Each read, and its sifting (a /16's rows, a cut
+        cycle's outcomes), runs in a worker thread, off the loop."""
+        name, held = c.lst.name, c.held
+
+        def rows_of(store: Store) -> dict[str, PairState]:
+            return {
+                p.target: p for p in store.pairs(name) if held is None or shard_of(p.target) in held
+            }
+
+        rows = await self.rt.db.read(rows_of)
+        errors = await self._errors_of(c)
+
+        # each event names the pair's previous one, as read now under the leases: should two
+        # instances ever decide one transition, the store keeps only the first
+        def heads_of(store: Store) -> dict[str, int]:
+            answered = {t for t, o in run.outcomes.items() if not o.is_error}
+            return store.chain_heads(name, rows.keys() | answered)
+
+        return rows, await self.rt.db.read(heads_of), errors
+
     def _others(self, c: _Cycle) -> list[str]:
         """The list's targets outside the shards this cycle covers (its list-wide row split)."""
         whole = c.kind.targets(self.rt.config, c.lst, c.found, self.inventory)
@@ -436,13 +452,17 @@ class Engine:
     async def _errors_of(self, c: _Cycle) -> tuple[dict[str, PairError], float | None]:
         """The list's error rows (of the shards held) and when its last completed cycle
         ended: what the planner needs to say when a pair that fails now last answered."""
-        name = c.lst.name
-        # the list's own row ("") is every shard's: kept whichever shards are held
-        errors = {
-            e.target: e
-            for e in await self.rt.db.pair_errors(name)
-            if c.held is None or not e.target or shard_of(e.target) in c.held
-        }
+        name, held = c.lst.name, c.held
+
+        def errors_of(store: Store) -> dict[str, PairError]:
+            # the list's own row ("") is every shard's: kept whichever shards are held
+            return {
+                e.target: e
+                for e in store.pair_errors(name)
+                if held is None or not e.target or shard_of(e.target) in held
+            }
+
+        errors = await self.rt.db.read(errors_of)
         statuses = await self.rt.db.list_statuses()
         return errors, next((s.last_cycle_success for s in statuses if s.name == name), None)
 
@@ -466,7 +486,9 @@ class Engine:
                 return False
             log.info("list %s: cycle written for the shards still held: %s", lst.name, exc)
         assert events is not None
-        self._seen.setdefault(lst.name, set()).update(commit.seen)
+        # a first cycle's first looks are every target: added off the loop too
+        seen = self._seen.setdefault(lst.name, set())
+        await asyncio.to_thread(seen.update, commit.seen)
         report.events = events
         self._count_events(events)
         log_events(log, lst.name, events)
@@ -499,13 +521,14 @@ class Engine:
 
     # -- counters ---------------------------------------------------------------------------
 
-    def _count_lookups(self, name: str, run: CheckRun, durations: Durations) -> None:
+    def _count_lookups(
+        self, name: str, run: CheckRun, durations: Durations, reasons: Counter[Reason]
+    ) -> None:
         c = self.rt.stats.list(name)
         c.queries += run.queries
         c.duration.add(durations.counts, durations.total)
-        for outcome in run.outcomes.values():
-            if outcome.reason is not None:
-                c.errors[outcome.reason] += 1
+        for reason, n in reasons.items():
+            c.errors[reason] += n
 
     def _count_events(self, events: Sequence[Event]) -> None:
         for e in events:
@@ -514,7 +537,21 @@ class Engine:
             self.rt.on_events()  # wake the alert senders: these events have outbox rows
 
 
-def _renamed(kind: CheckKind[Any], e: Event, rows: dict[str, PairState], *, after: int) -> Event:
+def _decide(
+    kind: CheckKind[Any], cycle: CycleInput, heads: dict[str, int]
+) -> tuple[PlannedCommit, Counter[Reason]]:
+    """The cycle's commit (its events in the kind's words) and its lookup errors by reason:
+    the O(targets) part of a cycle, run in a worker thread (see `Engine._run`)."""
+    planned = plan_commit(cycle)
+    rows = cycle.rows
+    planned.commit.events = [
+        _renamed(kind, e, rows, after=heads.get(e.target or "", 0)) for e in planned.commit.events
+    ]
+    reasons = Counter(o.reason for o in cycle.outcomes.values() if o.reason is not None)
+    return planned, reasons
+
+
+def _renamed(kind: CheckKind[Any], e: Event, rows: Mapping[str, PairState], *, after: int) -> Event:
     """An event in its kind's words (a hygiene pair's `check_failed`), naming the pair's
     previous event; a changed failure says what it was before."""
     named = kind.states.events.get(e.kind, e.kind)

@@ -1,8 +1,9 @@
 """The /metrics collector (SPEC §11): stored state and in-process counters as Prometheus families.
 
-A scrape never does a lookup. It reads the store once (pairs, list rows, outbox counts) and the
-counters of `runtime.stats`, and builds every family from those snapshots, so a scrape sees one
-consistent picture even while a cycle is committing. The label of a list is always its `name`:
+A scrape never does a lookup. It reads the store once (list rows, outbox counts, and the pairs
+when a commit may have moved them: `PairFamilies`) and the counters of `runtime.stats`, and
+builds every family from those snapshots, so a scrape sees one consistent picture even while a
+cycle is committing. The label of a list is always its `name`:
 zones may hold access keys.
 
 Cardinality is bounded and known in advance: every configured (list, group), every `Reason`,
@@ -30,6 +31,7 @@ from __future__ import annotations
 import itertools
 import operator
 import platform
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -72,12 +74,13 @@ _format_value: Callable[[float], str] = floatToGoString
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """One read of the store: all a scrape needs from it (read once, in the scraping thread)."""
+    """One read of the store: all a scrape needs from it (read once, in the scraping thread)
+    but the pairs, which are read again only when `marks` moved (`PairFamilies`)."""
 
-    pairs: list[PairSummary]
     lists: dict[str, ListStatus]
     outbox: dict[str, int]
     resolver: ResolverState = field(default_factory=ResolverState)
+    marks: tuple[int, int] = (0, 0)  # the newest event's id, the listed pairs' count
 
 
 def _snapshot_if_up(runtime: Runtime) -> Snapshot | None:
@@ -93,12 +96,52 @@ def _snapshot_if_up(runtime: Runtime) -> Snapshot | None:
 
 def read_snapshot(runtime: Runtime) -> Snapshot:
     store = runtime.store
+    newest = store.events(limit=1, newest_first=True)
+    # read first: pairs read after them are at least as new as they say
+    marks = ((newest[0].id or 0) if newest else 0, store.listed_count())
     return Snapshot(
-        pairs=store.pair_summaries(),
         lists={row.name: row for row in store.list_statuses()},
         outbox=store.outbox_counts(),
         resolver=store.resolver_state(),
+        marks=marks,
     )
+
+
+MAX_AGE = 60.0  # seconds a read of the pairs is used at most, whatever the marks say
+
+
+@dataclass(frozen=True, slots=True)
+class PairFamilies:
+    """The families built from the stored pairs (per-target, `listings`, hygiene), kept from
+    one scrape to the next while nothing they show can have changed.
+
+    Reading and formatting 21,000 listings is most of a big scrape's cost, and they change
+    only when a cycle commits: every transition writes an event, and every full cycle
+    rewrites its list's row. So the families are kept while the newest event, the listed
+    count, the list rows and the config are the same; a change no mark shows (a target's
+    group moved by a confirmation round, say) is picked up at most `MAX_AGE` later.
+    """
+
+    config: Config
+    key: tuple[object, ...]
+    read_at: float
+    listing: tuple[Metric, ...]  # per-target families and `listings`
+    hygiene: tuple[Metric, ...]
+
+    @staticmethod
+    def build(
+        store_pairs: list[PairSummary], config: Config, key: tuple[object, ...]
+    ) -> PairFamilies:
+        list_names = [lst.name for lst in config.subjects]
+        configured = set(list_names)
+        pairs = [p for p in store_pairs if p.list in configured]
+        allow = {lst.name for lst in config.subjects if lst.purpose is Purpose.ALLOW}
+        listing = (
+            *_per_target(pairs, config.metrics.per_target, allow),
+            _listings(pairs, list_names, [g.group for g in config.targets]),
+        )
+        hygiene = tuple(_hygiene(config, store_pairs))
+        return PairFamilies(config, key, time.monotonic(), listing, hygiene)
 
 
 Row = tuple[str, str, str, float]  # target, list, group, value
@@ -114,8 +157,15 @@ class PairGauge(GaugeMetricFamily):
 
     def __init__(self, name: str, documentation: str, rows: list[Row]) -> None:
         self._samples: list[Sample] | None = None
+        self._text: bytes | None = None
         super().__init__(name, documentation, labels=_PAIR_LABELS)
         self.rows = rows
+
+    def text(self) -> bytes:
+        """The family in the text format, formatted once (a kept family is scraped again)."""
+        if self._text is None:
+            self._text = _render_pairs(self)
+        return self._text
 
     @property
     def samples(self) -> list[Sample]:
@@ -137,31 +187,48 @@ class RblwatchCollector(Collector):
 
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
+        self._kept: PairFamilies | None = None
 
     def describe(self) -> Iterable[Metric]:
         # Nothing: registering must not read the store, and names never clash in our registry.
         return []
+
+    def _pair_families(self, config: Config, snap: Snapshot) -> PairFamilies:
+        """The pair families, kept while nothing they show moved (`PairFamilies`)."""
+        key = (snap.marks, tuple(snap.lists.values()))
+        kept = self._kept
+        if (
+            kept is not None
+            and kept.config is config  # a reload: other lists, groups or per_target
+            and kept.key == key
+            and time.monotonic() - kept.read_at < MAX_AGE
+        ):
+            return kept
+        kept = self._kept = PairFamilies.build(self._runtime.store.pair_summaries(), config, key)
+        return kept
 
     def collect(self) -> Iterator[Metric]:
         runtime = self._runtime
         config = runtime.config  # read once: a reload mid-scrape must not mix two configs
         list_names = [lst.name for lst in config.subjects]
         snap = _snapshot_if_up(runtime)
+        pairs: PairFamilies | None = None
+        if snap is not None:
+            try:
+                pairs = self._pair_families(config, snap)
+            except StoreError:
+                snap = None
         yield GaugeMetricFamily(
             "rblwatch_store_up",
             "1 if the store answered this scrape's read (and the last heartbeat), else 0.",
             value=1.0 if snap is not None else 0.0,
         )
-        if snap is not None:
+        if snap is not None and pairs is not None:
             # what only the store knows is left out while it is away, never shown as zero
-            configured = set(list_names)
-            pairs = [p for p in snap.pairs if p.list in configured]
-            allow = {lst.name for lst in config.subjects if lst.purpose is Purpose.ALLOW}
-            yield from _per_target(pairs, config.metrics.per_target, allow)
-            yield _listings(pairs, list_names, [g.group for g in config.targets])
+            yield from pairs.listing
             yield _list_healthy(config, snap.lists)
             yield from _list_cycles(list_names, snap.lists)
-            yield from _hygiene(config, snap.pairs)
+            yield from pairs.hygiene
             yield GaugeMetricFamily(
                 "rblwatch_resolver_up",
                 "1 while the default resolver answers (the leader's probes hear it), else 0.",
@@ -212,7 +279,7 @@ def render(registry: CollectorRegistry) -> bytes:
     out: list[bytes] = []
     for family in registry.collect():
         if isinstance(family, PairGauge):
-            out.append(_render_pairs(family))
+            out.append(family.text())
         else:
             out.append(generate_latest(_One(family)))
     return b"".join(out)

@@ -45,9 +45,12 @@ from rblwatch.views.pairs import (
     pairs_query,
 )
 from rblwatch.views.status import (
+    ListingsQuery,
     StatusView,
     budgets_of,
     events_json,
+    listings_query,
+    paged,
     parse_rfc3339,
     status_json,
     status_view,
@@ -132,6 +135,15 @@ def pairs_params(query: MultiMapping[str]) -> PairsQuery:
             limit=given["limit"],
             cursor=given["cursor"],
         )
+    except ValueError as e:
+        raise _BadRequest(str(e)) from None
+
+
+def status_params(query: MultiMapping[str]) -> ListingsQuery:
+    """The page of the status's listings `limit` and `cursor` ask for; _BadRequest if bad.
+    Other parameters are ignored, as they always were."""
+    try:
+        return listings_query(_one(query, "limit"), _one(query, "cursor"))
     except ValueError as e:
         raise _BadRequest(str(e)) from None
 
@@ -247,6 +259,10 @@ class _Handlers:
         return _text(result.message, 200 if result.ok else 500)
 
     async def status(self, request: web.Request) -> web.StreamResponse:
+        try:
+            query = status_params(request.query)
+        except _BadRequest as e:
+            return _json({"error": str(e)}, 400)
         config, targets = self.runtime.config, self.targets()
 
         read = self.pairs_read()
@@ -255,6 +271,8 @@ class _Handlers:
             view, page = read_console(
                 store, config, targets, read, unresolved=self.runtime.unresolved
             )
+            lists = [row.name for row in view.lists]
+            view = paged(view, store.listings(lists, query.after, query.limit + 1), query)
             return json.dumps(status_json(view) | {"pairs": page_json(page)}) + "\n"
 
         return web.Response(text=await self.runtime.db.read(build), content_type="application/json")

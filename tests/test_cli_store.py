@@ -167,6 +167,7 @@ def test_status_json_is_the_status_api_object(run: Run, cfg_path: Path) -> None:
     assert set(doc) == {
         "resolver",
         "listings",
+        "next_cursor",
         "lists",
         "unresolved",
         "targets",
@@ -175,6 +176,7 @@ def test_status_json_is_the_status_api_object(run: Run, cfg_path: Path) -> None:
         "counts",
         "pairs",
     }
+    assert doc["next_cursor"] is None  # the command prints every listing: one page
     assert doc["resolver"] == {"state": "ok", "since": None, "detail": ""}
     assert doc["unresolved"] == []  # no daemon: no hostname was resolved
     listings = doc["listings"]

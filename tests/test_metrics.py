@@ -432,3 +432,41 @@ def test_while_the_store_is_away_the_scrape_answers_without_what_only_the_store_
         value(registry, "rblwatch_listed", target="192.0.2.2", list="corp-bl", group="mail") is None
     )
     assert value(registry, "rblwatch_cycles_overrun_total", list="corp-bl") == 0.0
+
+
+class CountedReads:
+    """A store whose full reads of the pairs are counted (the rest is the real store's)."""
+
+    def __init__(self, store: object) -> None:
+        self._store = store
+        self.reads = 0
+
+    def pair_summaries(self) -> object:
+        self.reads += 1
+        return self._store.pair_summaries()  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+
+def test_a_scrape_reads_the_pairs_again_only_when_a_commit_moved_them(runtime: Runtime) -> None:
+    # issue 14: 21,000 listings were read and formatted on every scrape; they change only
+    # when a cycle commits (an event, the listed count, a list row), so they are kept meanwhile
+    put(runtime, [listed("192.0.2.1", since=T0)])
+    counted = CountedReads(runtime.store)
+    runtime.store = counted  # type: ignore[assignment]
+    registry = build_registry(runtime)
+    first = render(registry)
+    assert render(registry) == first and counted.reads == 1
+    assert value(registry, "rblwatch_listed", **PAIR) == 1.0 and counted.reads == 1
+    put(runtime, [listed("192.0.2.2", since=T0)], [event("192.0.2.2", T0)])
+    assert value(registry, "rblwatch_listed", **(PAIR | {"target": "192.0.2.2"})) == 1.0
+    assert counted.reads == 2
+    # a cycle that only rewrote its list's row (a target moved out, quietly) is seen too
+    runtime.store.commit(
+        CycleCommit(
+            list="corp-bl", deletes=["192.0.2.1"], status=ListStatus("corp-bl", last_cycle_end=T0)
+        )
+    )
+    assert value(registry, "rblwatch_listed", **PAIR) is None
+    assert counted.reads == 3

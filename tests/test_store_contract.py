@@ -1201,3 +1201,30 @@ def test_instances_reserving_at_once_never_spend_more_than_the_budget(
     finally:
         for s in stores:
             s.close()
+
+
+def test_listings_pages_the_listed_pairs_of_the_lists_asked_by_target_then_list(
+    store: Store,
+) -> None:
+    # issue 14: the status's listings are read a page at a time, in the order it shows them
+    targets = ["192.0.2.10", "192.0.2.9", "192.0.2.1", "example.test", "Z.test"]
+    clean_but_pending = PairState("192.0.2.5", "zen", "", PairStatus.CLEAN, T0, T0)
+    store.commit(CycleCommit("zen", upserts=[*map(listed, targets), clean_but_pending]))
+    store.commit(CycleCommit("sorbs", upserts=[listed(t, "sorbs") for t in targets[:2]]))
+    store.commit(CycleCommit("gone", upserts=[listed("192.0.2.1", "gone")]))
+    lists = ["zen", "sorbs"]
+    every = [(p.target, p.list) for p in store.listings(lists)]
+    assert every == sorted((t, n) for t in targets for n in lists if n == "zen" or t in targets[:2])
+    pages, after = [], None
+    while True:
+        page = store.listings(lists, after=after, limit=2)
+        if not page:
+            break
+        assert len(page) <= 2
+        pages.append(page)
+        after = (page[-1].target, page[-1].list)
+    assert [(p.target, p.list) for page in pages for p in page] == every
+    assert len(pages) == 4
+    [first] = store.listings(["zen"], limit=1)
+    assert first == listed("192.0.2.1")  # the whole row, as `pairs` reads it
+    assert store.listings([]) == []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -116,3 +117,25 @@ def test_a_version_1_file_is_migrated_to_the_current_schema_version(tmp_path: Pa
         assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
     finally:
         conn.close()
+
+
+def test_a_read_does_not_wait_for_a_write_under_way_and_sees_what_was_committed(
+    db_path: str,
+) -> None:
+    # issue 14: the first cycle of a /14 commits 262,144 first looks in ~0.7 s, and a /metrics
+    # scrape (or the status page) waited for it on the store's one connection
+    store = SqliteStore(db_path)
+    try:
+        store.commit(CycleCommit("zen", seen=["192.0.2.1"]))
+        answers: list[set[str]] = []
+        with store._write() as conn:  # a big commit under way
+            conn.execute("INSERT INTO seen (list, target) VALUES ('zen', '192.0.2.2')")
+            reader = threading.Thread(target=lambda: answers.append(store.seen("zen")))
+            reader.start()
+            reader.join(timeout=5)
+            assert answers == [{"192.0.2.1"}]  # answered meanwhile: the committed state
+        assert store.seen("zen") == {"192.0.2.1", "192.0.2.2"}  # and the write, once done
+    finally:
+        store.close()
+    with pytest.raises(StoreError, match="closed"):
+        store.seen("zen")

@@ -220,6 +220,7 @@ def test_status_lists_listings_lists_and_targets_with_rfc3339_times(runtime: Run
                 "ack": None,
             }
         ],
+        "next_cursor": None,  # every listing on this page
         "lists": [
             {
                 "name": "corp-bl",

@@ -57,6 +57,17 @@ class Store(abc.ABC):
         """Every stored pair (of one list, or all): listed, once listed, or pending."""
 
     @abc.abstractmethod
+    def listings(
+        self,
+        lists: Collection[str],
+        after: tuple[str, str] | None = None,
+        limit: int | None = None,
+    ) -> list[PairState]:
+        """The listed pairs of `lists`, by target then list (in byte order, as Python sorts
+        strings), from just after `after` (target, list), at most `limit`: one page of the
+        status's listings, read as such (no more rows decoded than the page shows)."""
+
+    @abc.abstractmethod
     def pair_summaries(self) -> list[PairSummary]:
         """(target, list, group, status, since) of every stored pair: the cheap read for
         /metrics, which must answer in milliseconds with tens of thousands of listings."""

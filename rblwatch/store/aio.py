@@ -49,6 +49,14 @@ class AsyncStore:
     async def pairs(self, list_name: str | None = None) -> list[PairState]:
         return await asyncio.to_thread(self.sync.pairs, list_name)
 
+    async def listings(
+        self,
+        lists: Collection[str],
+        after: tuple[str, str] | None = None,
+        limit: int | None = None,
+    ) -> list[PairState]:
+        return await asyncio.to_thread(self.sync.listings, lists, after, limit)
+
     async def pair_summaries(self) -> list[PairSummary]:
         return await asyncio.to_thread(self.sync.pair_summaries)
 

@@ -263,6 +263,27 @@ class PostgresStore(Store):
         rows = self._rows(sql + ' ORDER BY list COLLATE "C", target COLLATE "C"', params)
         return [pair_of(row) for row in rows]
 
+    def listings(
+        self,
+        lists: Collection[str],
+        after: tuple[str, str] | None = None,
+        limit: int | None = None,
+    ) -> list[PairState]:
+        names = sorted(set(lists))
+        if not names:
+            return []
+        sql = f"SELECT {PAIR_COLUMNS} FROM pairs WHERE status = %s AND list = ANY(%s)"
+        params: list[object] = [PairStatus.LISTED.value, names]
+        if after is not None:
+            # COLLATE "C": the byte order SQLite and Python sort by, whatever the locale
+            sql += ' AND (target COLLATE "C" > %s OR (target = %s AND list COLLATE "C" > %s))'
+            params += [after[0], after[0], after[1]]
+        sql += ' ORDER BY target COLLATE "C", list COLLATE "C"'
+        if limit is not None:
+            sql += " LIMIT %s"
+            params.append(limit)
+        return [pair_of(row) for row in self._rows(sql, params)]
+
     def pair_summaries(self) -> list[PairSummary]:
         status = {s.value: s for s in PairStatus}
         with self._conn() as conn:

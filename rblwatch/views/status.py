@@ -30,6 +30,7 @@ from rblwatch.model import (
     ResolverState,
     hygiene_parts,
 )
+from rblwatch.views.pairsquery import decode_cursor, encode_cursor
 
 
 def rfc3339(at: float | None) -> str | None:
@@ -82,6 +83,8 @@ class StatusView:
     # the listings that are stale (`pair_stale`), as the pairs view found them (`pairsource`);
     # None: not computed, and a listing is stale when its list is stopped (`stopped_lists`)
     stale_pairs: AbstractSet[tuple[str, str]] | None = None
+    # `listings` is one page of them (`ListingsQuery`): where the next one starts, if any
+    next_cursor: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +212,7 @@ def _status_json(view: StatusView) -> dict[str, object]:
             _listing_json(p, _stale_listing(view, stopped, p), view.acks.get((p.target, p.list)))
             for p in view.listings
         ],
+        "next_cursor": view.next_cursor,
         "lists": [_list_json(row, view.budgets.get(row.name)) for row in view.lists],
         "unresolved": [{"group": g, "hostname": h, "reason": why} for g, h, why in view.unresolved],
         "targets": view.targets,
@@ -221,6 +225,45 @@ def _status_json(view: StatusView) -> dict[str, object]:
             "failing": [failing_json(p) for p in view.failing],
         },
     }
+
+
+LISTINGS_LIMIT_DEFAULT = 1000
+LISTINGS_LIMIT_MAX = 10_000  # a larger limit is capped, not refused: page with the cursor
+
+
+@dataclass(frozen=True, slots=True)
+class ListingsQuery:
+    """One page of the status's listings: those after `after` (target, list), at most
+    `limit`. With 21,000 listings the whole status was 4 MB; a page reads and sends its own."""
+
+    after: tuple[str, str] | None = None
+    limit: int = LISTINGS_LIMIT_DEFAULT
+
+
+def listings_query(limit: str | None = None, cursor: str | None = None) -> ListingsQuery:
+    """The page `limit` and `cursor` (as `next_cursor` gave it) ask for; ValueError if bad."""
+    n = LISTINGS_LIMIT_DEFAULT
+    if limit is not None:
+        try:
+            n = int(limit)
+        except ValueError:
+            raise ValueError(f"limit: not a whole number: {limit!r}") from None
+        if n < 1:
+            raise ValueError(f"limit: must be at least 1, got {n}")
+    after = None
+    if cursor is not None:
+        name, target = decode_cursor(cursor)
+        after = (target, name)
+    return ListingsQuery(after, min(n, LISTINGS_LIMIT_MAX))
+
+
+def paged(view: StatusView, read: Sequence[PairState], query: ListingsQuery) -> StatusView:
+    """The view with one page of listings: `read` is up to `query.limit + 1` of them from
+    the page's start (`Store.listings`), the one past the page saying there is a next."""
+    page = list(read[: query.limit])
+    last = page[-1] if len(read) > query.limit else None
+    cursor = None if last is None else encode_cursor(last.list, last.target)
+    return dataclasses.replace(view, listings=page, next_cursor=cursor)
 
 
 STALE_INTERVALS = 2  # no good answer for more than this many intervals: stale
@@ -380,8 +423,11 @@ def events_json(events: Iterable[Event]) -> dict[str, object]:
 
 
 __all__ = [
+    "LISTINGS_LIMIT_DEFAULT",
+    "LISTINGS_LIMIT_MAX",
     "STALE_INTERVALS",
     "Budget",
+    "ListingsQuery",
     "PairCounts",
     "StatusView",
     "ack_json",
@@ -391,6 +437,8 @@ __all__ = [
     "events_json",
     "failing_json",
     "list_stopped",
+    "listings_query",
+    "paged",
     "pair_stale",
     "parse_rfc3339",
     "rfc3339",
