@@ -405,11 +405,24 @@ class Batch(Retries):
                     continue
                 plain += 1
         finally:  # a failing callback too: the replies taken are out of the path's flight
-            if last is not None:
-                self._answered(self.sockets.paths[si], plain + other, last, arrived)
-            self.r.stats.received += plain + other + dropped
-            self.nxdomain += plain
-            self.window.release(plain + settled)
+            self._drained(si, plain, other, settled, dropped, last, arrived)
+
+    def _drained(
+        self,
+        si: int,
+        plain: int,
+        other: int,
+        settled: int,
+        dropped: int,
+        last: Entry | None,
+        arrived: list[float] | None,
+    ) -> None:
+        """Book a drain's replies: the path, the counters, the run's window."""
+        if last is not None:
+            self._answered(self.sockets.paths[si], plain + other, last, arrived)
+        self.r.stats.received += plain + other + dropped
+        self.nxdomain += plain
+        self.window.release(plain + settled)
 
     def _answered(self, path: Path, n: int, last: Entry, arrived: list[float] | None) -> None:
         """A burst of `n` replies from `path`'s server, the last answering `last`: the window
