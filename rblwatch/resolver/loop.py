@@ -351,58 +351,73 @@ class Batch(Retries):
         # when the answered attempts were sent, for durations
         arrived: list[float] | None = None if self.durations is None else []
         last: Entry | None = None  # the last one answered, for an RTT sample
-        while True:
-            try:
-                data = read(fd, max_udp)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError:
-                break  # e.g. ICMP port unreachable: the query times out or is retried
-            try:
-                e = pending.get(base | data[0] << 8 | data[1])
-                if e is None and (
-                    not self.older
-                    or (e := self._older(base | data[0] << 8 | data[1], data)) is None
-                ):  # no such query in flight (nor an earlier attempt still listened to)
+        try:
+            while True:
+                try:
+                    data = read(fd, max_udp)
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError:
+                    break  # e.g. ICMP port unreachable: the query times out or is retried
+                try:
+                    e = pending.get(base | data[0] << 8 | data[1])
+                    if e is None and (
+                        not self.older
+                        or (e := self._older(base | data[0] << 8 | data[1], data)) is None
+                    ):  # no such query in flight (nor an earlier attempt still listened to)
+                        dropped += 1
+                        drop("id")
+                        continue
+                    q = e[QUESTION]
+                    flags = data[2]
+                    if (
+                        flags & reply_bits != qr
+                        or data[5] != 1
+                        or data[4]
+                        or not (
+                            data.startswith(q, header_len)
+                            # case may be echoed differently
+                            or data[header_len : header_len + len(q)].lower() == q
+                        )
+                    ):
+                        if not wire.error_without_question(data):
+                            dropped += 1
+                            drop("question" if len(data) >= header_len else "id")
+                            continue
+                        q = b""  # the answers follow the header
+                except IndexError:  # too short for a header
                     dropped += 1
                     drop("id")
                     continue
-                q = e[QUESTION]
-                flags = data[2]
+                del pending[e[WIRE_KEY]]
+                last = e
+                if arrived is not None:
+                    arrived.append(e[SENT])
                 if (
-                    flags & reply_bits != qr
-                    or data[5] != 1
-                    or data[4]
-                    or not (
-                        data.startswith(q, header_len)
-                        # case may be echoed differently
-                        or data[header_len : header_len + len(q)].lower() == q
-                    )
+                    flags & tc
+                    or data[7]
+                    or data[6]
+                    or data[3] & rcode_bits != nxdomain
+                    or not count_nxdomain
                 ):
-                    if not wire.error_without_question(data):
-                        dropped += 1
-                        drop("question" if len(data) >= header_len else "id")
-                        continue
-                    q = b""  # the answers follow the header
-            except IndexError:  # too short for a header
-                dropped += 1
-                drop("id")
-                continue
-            del pending[e[WIRE_KEY]]
-            last = e
-            if arrived is not None:
-                arrived.append(e[SENT])
-            if (
-                flags & tc
-                or data[7]
-                or data[6]
-                or data[3] & rcode_bits != nxdomain
-                or not count_nxdomain
-            ):
-                other += 1
-                settled += self._settle(e, data, flags, header_len + len(q))
-                continue
-            plain += 1
+                    other += 1
+                    settled += self._settle(e, data, flags, header_len + len(q))
+                    continue
+                plain += 1
+        finally:  # a failing callback too: the replies taken are out of the path's flight
+            self._drained(si, plain, other, settled, dropped, last, arrived)
+
+    def _drained(
+        self,
+        si: int,
+        plain: int,
+        other: int,
+        settled: int,
+        dropped: int,
+        last: Entry | None,
+        arrived: list[float] | None,
+    ) -> None:
+        """Book a drain's replies: the path, the counters, the run's window."""
         if last is not None:
             self._answered(self.sockets.paths[si], plain + other, last, arrived)
         self.r.stats.received += plain + other + dropped
