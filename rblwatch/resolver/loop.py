@@ -285,7 +285,11 @@ class Batch(Retries):
                 except OSError:
                     unsent += 1
                     del pending[key]
-                    path.in_flight -= 1  # booked below with the others, but never in flight
+                    # book the lot so far now, before a callback that may raise: what stays
+                    # pending is then on the path, as `close` expects (rare: a failed write)
+                    _book(path, started - booked)
+                    booked = started
+                    path.in_flight -= 1  # booked with the others, but never in flight
                     self._retry_or_finish(e, Status.NETWORK)  # counted as started all the same
             if started >= room:
                 break
