@@ -222,12 +222,14 @@ class Store(abc.ABC):
     def due_deliveries(self, receiver: str, now: float, limit: int = 100) -> list[Delivery]:
         """Undelivered rows of a receiver whose next attempt is due, oldest event first."""
 
-    @abc.abstractmethod
     def claim_delivery(self, receiver: str, owner: str, now: float, hold: float) -> Delivery | None:
         """The receiver's oldest row, held for `owner` for `hold` seconds if it is due and no
         other sender holds it (then `held_by` is `owner`); returned as it is otherwise (a
         sender waits for its `next_attempt`, or for another's hold to end). One sender at a
-        time per row, and per receiver: a row is never handed out while an older one waits."""
+        time per row, and per receiver: a row is never handed out while an older one waits.
+        A batch of one (`claim_deliveries`), in every store."""
+        got = self.claim_deliveries(receiver, owner, now, hold)
+        return got[0] if got else None
 
     @abc.abstractmethod
     def claim_deliveries(

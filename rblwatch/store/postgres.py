@@ -83,7 +83,6 @@ from rblwatch.store.rows import (
     RESOLVER_COLUMNS,
     STATUS_COLUMNS,
     batch_of,
-    claimable,
     crossing,
     cycle_row,
     delivery_of,
@@ -521,22 +520,6 @@ class PostgresStore(Store):
             LIMIT %s
         """
         return [delivery_of(row) for row in self._rows(sql, (receiver, now, limit))]
-
-    def claim_delivery(self, receiver: str, owner: str, now: float, hold: float) -> Delivery | None:
-        # the receiver's head only (no older row), and SKIP LOCKED: while another sender is
-        # taking it, this one gets nothing rather than the row behind it (order per receiver)
-        with self._conn() as conn, conn.cursor(row_factory=dict_row) as cur:
-            row = cur.execute(q.OUTBOX_HEAD, (receiver,)).fetchone()
-            if row is None:
-                return None
-            head = delivery_of(row)
-            if not claimable(head, owner, now):
-                return head
-            cur.execute(
-                "UPDATE outbox SET held_by = %s, held_until = %s WHERE id = %s",
-                (owner, now + hold, head.id),
-            )
-        return replace(head, held_by=owner, held_until=now + hold)
 
     def claim_deliveries(
         self,

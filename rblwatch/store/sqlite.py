@@ -103,7 +103,6 @@ from rblwatch.store.rows import (
     RESOLVER_COLUMNS,
     STATUS_COLUMNS,
     batch_of,
-    claimable,
     crossing,
     cycle_row,
     delivery_of,
@@ -544,27 +543,6 @@ class SqliteStore(Store):
         with self._read() as conn:
             rows = conn.execute(sql, (receiver, now, limit)).fetchall()
         return [delivery_of(row) for row in rows]
-
-    def claim_delivery(self, receiver: str, owner: str, now: float, hold: float) -> Delivery | None:
-        sql = f"""
-            SELECT {DELIVERY_COLUMNS}
-            FROM outbox AS o JOIN events AS e ON e.id = o.event_id
-            WHERE o.receiver = ?
-            ORDER BY e.id, o.id
-            LIMIT 1
-        """
-        with self._write() as conn:
-            row = conn.execute(sql, (receiver,)).fetchone()
-            if row is None:
-                return None
-            head = delivery_of(row)
-            if not claimable(head, owner, now):
-                return head
-            conn.execute(
-                "UPDATE outbox SET held_by = ?, held_until = ? WHERE id = ?",
-                (owner, now + hold, head.id),
-            )
-        return replace(head, held_by=owner, held_until=now + hold)
 
     def claim_deliveries(
         self,
