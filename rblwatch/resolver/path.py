@@ -20,14 +20,28 @@ Little's law), and a floor below that would retransmit what is merely queued.
 
 The window is TCP's congestion control (RFC 5681) counted in datagrams: it starts at
 INITIAL_WINDOW, doubles per RTT in slow start (one more per answer), grows by one per window
-of answers past ssthresh, and is halved on a retransmission timeout, at most once per window
-of data: only the loss of a datagram sent after the last decrease decreases it again
-(NewReno's rule). Halving rather than TCP's collapse to one segment on RTO: lookups are
-independent datagrams, not a byte stream that stalls behind a hole, so a timeout is the
-congestion signal that TCP's fast retransmit answers with a halving. The window never goes
-below INITIAL_WINDOW: 16 datagrams cannot overflow any server's buffer, so losses at that
-size are not congestion but a server that drops some names (or is gone), and shrinking
-further would only slow the run down. `max_in_flight` is the ceiling.
+of answers past ssthresh, and is halved when a round trip loses more than LOSS_SHARE of its
+datagrams (and at least LOSS_EVENT of them), at most once per window of data: only losses of
+datagrams sent after the last decrease count towards the next (NewReno's rule). Halving
+rather than TCP's collapse to one segment on RTO: lookups are independent datagrams, not a
+byte stream that stalls behind a hole, so a timeout is the congestion signal that TCP's fast
+retransmit answers with a halving.
+
+A loss is congestion only in numbers. A poor path loses a datagram now and then whatever the
+window (1 % each way is 2 % of lookups), and halving on each such loss keeps the window near its
+floor: at 50 ms and 1 % loss, 0.14 of the rate the window allows, and Reno's additive increase
+needs hundreds of round trips to climb back from a halving. A server's receive buffer that
+overflows drops a whole burst, tens of percent of a round trip's datagrams. So losses are
+counted per round trip (a period of one SRTT, AVOIDANCE_RTT at least) against the datagrams the
+round resolved, or the window if more, and a decrease needs more than LOSS_SHARE (10 %) of them
+and at least LOSS_EVENT (8): with 2 % random loss that happens by chance less than once in
+5,000 round trips at any window size (a Poisson tail; worst near 80), where 5 % and 4 halved a
+window of 40-80 every few seconds. BBR v2 backs off above 2 % a round; a lookup, unlike a TCP
+segment, holds nothing up behind it, so this errs on the side of speed, and the delay signal
+below is what keeps the window off the server's queue. The window never goes below
+INITIAL_WINDOW: 16 datagrams cannot overflow any server's buffer, so losses at that size are
+not congestion but a server that drops some names (or is gone), and shrinking further would
+only slow the run down. `max_in_flight` is the ceiling.
 
 Growth also stops while answers queue (HyStart's and Vegas' delay signal): while SRTT is
 above twice the least RTT seen (over the last MIN_RTT_WINDOW seconds) plus QUEUE_ALLOWANCE,
@@ -54,6 +68,8 @@ BURST = 64
 QUEUE_ALLOWANCE = 0.002
 AVOIDANCE_RTT = 0.025
 MIN_RTT_WINDOW = 10.0
+LOSS_SHARE = 0.10
+LOSS_EVENT = 8
 _SLOW_START_GAIN = 2.0
 _AVOIDANCE_GAIN = 1.25
 
@@ -72,6 +88,9 @@ class Path:
         "min_rtt_at",
         "refilled_at",
         "retransmissions",
+        "round_at",
+        "round_done",
+        "round_lost",
         "rto",
         "rttvar",
         "srtt",
@@ -96,6 +115,10 @@ class Path:
         self.ssthresh = float(self.ceiling)
         self.in_flight = 0
         self.decreased_at = float("-inf")
+        # the current round trip's losses (counting towards a decrease) and datagrams resolved
+        self.round_at = float("-inf")
+        self.round_lost = 0
+        self.round_done = 0
         self.retransmissions = 0
         self.tokens = float(BURST)
         self.refilled_at = 0.0
@@ -130,6 +153,7 @@ class Path:
     def answered(self, n: int) -> None:
         """`n` datagrams answered: out of flight, and the window grows if it was in use."""
         self.in_flight -= n
+        self.round_done += n
         cwnd = self.cwnd
         if cwnd >= self.ceiling or 2 * (self.in_flight + n) < cwnd:
             return  # at the ceiling, or not using half of it: no evidence it could be bigger
@@ -146,11 +170,20 @@ class Path:
         self.cwnd = min(cwnd, float(self.ceiling))
 
     def lost(self, sent_at: float, now: float) -> None:
-        """A datagram sent at `sent_at` timed out: out of flight; halve once per window."""
+        """A datagram sent at `sent_at` timed out: out of flight; the window halves when its
+        round trip has lost more than chance explains, once per window."""
         self.in_flight -= 1
+        self.round_done += 1
+        if now - self.round_at > max(self.srtt or 0.0, AVOIDANCE_RTT):
+            self.round_at, self.round_lost, self.round_done = now, 0, 1
         if sent_at <= self.decreased_at:
             return  # sent before the last decrease: part of the loss already answered
+        self.round_lost += 1
+        lost = self.round_lost
+        if lost < LOSS_EVENT or lost <= LOSS_SHARE * max(self.round_done, self.cwnd):
+            return  # a path's random loss, not a queue overflowing (module docstring)
         self.decreased_at = now
+        self.round_lost = 0
         self.ssthresh = max(self.cwnd / 2, float(INITIAL_WINDOW))
         self.cwnd = self.ssthresh
         if self.srtt is not None:
