@@ -6,6 +6,12 @@ still running when the next is due makes that one skipped, and counted). Each cy
 deadline shorter than its interval; one that reaches it is cut: its run stops sending, what
 was answered is committed, the rest is counted as not checked (`engine`), and the cycle is
 counted as overrun (`rblwatch_cycles_overrun_total`).
+
+A cycle skipped because its list was not healthy (or not yet known to be: a first probe that
+timed out), or because the resolver was unreachable, is owed: when a later probe finds the
+list healthy behind a reachable resolver, the list cycles at once rather than at the next
+point of its interval, which for a new list with a long interval would leave it unwatched
+for hours after one slow probe at start.
 """
 
 from __future__ import annotations
@@ -25,8 +31,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from rblwatch.checks import subjects
 from rblwatch.engine import CycleReport, Engine
-from rblwatch.model import Subject
+from rblwatch.model import Health, Reason, Subject
 from rblwatch.plan import DEADLINE_SHARE
+from rblwatch.resolverstate import SKIPPED as RESOLVER_SKIPPED
 from rblwatch.runtime import Runtime
 from rblwatch.store import StoreError
 
@@ -35,6 +42,8 @@ log = logging.getLogger("rblwatch.scheduler")
 GRID_EPOCH = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)  # cycles fall on multiples of the interval
 TAKEOVER_SLACK_S = 1.0  # a takeover due this close to the list's next cycle waits for it
 FIRST_SLACK_S = 60.0  # a grid cycle this soon after start (or interval / 10) is the first
+# the skips that a healthy probe later makes up for with a cycle at once
+OWED_SKIPS = frozenset({Reason.LIST_UNHEALTHY.value, RESOLVER_SKIPPED})
 
 
 def cycle_deadline(interval: float) -> float:
@@ -64,6 +73,7 @@ class Scheduler:
         self._confirm: dict[str, set[str]] = {}
         self._takeover: dict[str, set[int]] = {}  # per list, shards taken over, to cycle
         self._timings: dict[str, tuple[float, float, float]] = {}  # per list, as scheduled
+        self._owed: set[str] = set()  # lists whose last cycle was skipped for their health
         engine.on_confirm = self.confirm_later
 
     def start(self) -> None:
@@ -163,6 +173,10 @@ class Scheduler:
                 report = await self.engine.cycle(name, deadline=deadline, shards=shards)
             if report.cut:
                 self._cut(report, deadline)
+            if report.skipped in OWED_SKIPS:
+                self._owed.add(name)
+            elif not report.skipped:
+                self._owed.discard(name)
         except StoreError as exc:
             # the database is away: nothing was decided, so nothing is lost; the next cycle
             # after it is back looks again (the error is the peers' to report, once)
@@ -191,6 +205,26 @@ class Scheduler:
             log.warning("list %s: health probe not stored, the store did not answer: %s", name, exc)
         except Exception:
             log.exception("list %s: health probe failed", name)
+        else:
+            self._make_up(name)
+
+    def _make_up(self, name: str) -> None:
+        """A cycle at once for a list whose last was skipped for its health, now healthy."""
+        if name not in self._owed or self.engine.health_of(name) is not Health.HEALTHY:
+            return
+        found = next((x for x in subjects(self.rt.config) if x.name == name), None)
+        if found is None or self.engine.resolver_down(found):
+            return
+        self._owed.discard(name)
+        interval = self._timings.get(name, (self.rt.config.schedule.interval,))[0]
+        log.info("list %s: healthy again, its skipped cycle runs now", name)
+        self.aps.add_job(
+            self._job(self._cycle, name, interval),
+            DateTrigger(run_date=_now()),
+            id=f"first:{name}",
+            replace_existing=True,
+            misfire_grace_time=None,
+        )
 
     def _on_skipped(self, event: JobExecutionEvent) -> None:
         if event.job_id.startswith("cycle:"):

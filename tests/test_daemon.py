@@ -12,6 +12,7 @@ import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -373,4 +374,29 @@ def test_a_list_added_on_reload_has_its_first_cycle_at_once_not_an_interval_late
         return "bl2" in lists and bool(lists["bl2"]["last_cycle_end"])
 
     wait_until("the new list's first cycle", bl2_cycled, timeout=15)
+    assert daemon.stop() == 0
+
+
+def test_a_cycle_skipped_for_an_unhealthy_list_runs_once_it_is_healthy_not_an_interval_later(
+    daemon: DaemonProcess, dns: Rbldnsd
+) -> None:
+    # the list's test point missing at start: unhealthy, its first cycle skipped. Its
+    # interval is an hour: once a probe (every second) finds it healthy it must cycle then
+    text = daemon.config.read_text().replace("\n  interval: 1s\n", "\n  interval: 1h\n")
+    assert "interval: 1h" in text and "health_interval: 1s" in text
+    daemon.config.write_text(text)
+    dns.rewrite_zone(ZONE, [LISTED])
+    port = int(daemon.config.read_text().split("listen_address: 127.0.0.1:")[1].split()[0])
+    daemon.start(port, wait_ready=False)
+    wait_until("the listener", lambda: daemon.get("/-/healthy")[0] == 200)
+
+    def bl() -> dict[str, Any]:
+        lists: list[dict[str, Any]] = daemon.json("/api/v1/status")["lists"]
+        return lists[0]["last_cycle"] if lists else {}
+
+    wait_until("the first cycle skipped", lambda: bl().get("skipped") == "list_unhealthy")
+    assert bl()["success"] is None
+    listed(dns, LISTED)  # the test point back
+    wait_until("a cycle after the list is healthy", lambda: bl().get("success"))
+    assert bl()["skipped"] is None
     assert daemon.stop() == 0
