@@ -32,7 +32,7 @@ from rblwatch.views.pairs import (
     pairs_page,
     pairs_query,
 )
-from rblwatch.views.status import ListingsQuery, status_json
+from rblwatch.views.status import ListingsQuery, PairCounts, status_json
 from tests.postgres import Cluster
 from tests.webstate import T0, listed, make_config
 
@@ -149,6 +149,18 @@ def check_same(store: Store, cfg: Config, now: float) -> None:
     assert view.counts == counts
     _, by_pairs = read_pairs(store, cfg, read, pairs_query())
     assert by_pairs == counts
+    # and what the view shows pair by pair, counted
+    items = pairs_page(lists, pairs_query(limit=1000), now, acks).items  # type: ignore[arg-type]
+    assert counts == PairCounts(
+        len(items),
+        sum(i.state == "listed" for i in items),
+        sum(i.state == "clean" for i in items),
+        sum(i.state == "unknown" for i in items),
+        sum(i.last_outcome == "error" for i in items),
+        sum(i.stale for i in items),
+        sum(i.state == "listed" and i.ack is not None and i.ack.active(now) for i in items),
+    )
+    assert stale == {(i.target, i.list) for i in items if i.stale and i.state == "listed"}
     # each list's counts too, not only their sum
     light = read.source.lists(store, cfg, read, store.pair_summaries(), store.list_statuses())
     for whole, summed in zip(lists, light, strict=True):

@@ -327,6 +327,17 @@ class _List:
                 i += 1
                 yield self.item(t.value, t.group)
 
+    def _tally(self, value: str) -> tuple[bool, bool, bool]:
+        """(listed, stale, last outcome error) of a pair with a row of its own, as `item`
+        says them, without making the item: a count goes through every listing."""
+        lp = self.lp
+        row, err = lp.rows.get(value), lp.errors.get(value)
+        listed = row is not None and row.status is PairStatus.LISTED
+        if err is not None:
+            return listed, pair_stale(err.last_good_at, lp.interval, self.now, lp.stopped), True
+        # the list-wide error row, if any, says for those that cycle did not look up too
+        return listed, self._defaults(value).stale, self.d.error is not None
+
     def counts(self, stale_listed: set[tuple[str, str]]) -> PairCounts:
         """This list's counts: the pairs with rows one by one, the rest all alike (those its
         last cycle looked up, and those it did not). Adds its stale listings to
@@ -335,16 +346,21 @@ class _List:
         # in no order: counting needs no keys (a /16's extras are not sorted to count them)
         specials = {t for t in (*self.lp.rows, *self.lp.errors) if t}
         never = self.lp.unchecked.values
+        acks, name, now = self.acks, self.lp.name, self.now
         for value in specials:
-            item = self.item(value, "")
-            listed += item.state == "listed"
-            clean += item.state == "clean"
-            unknown += item.state == "unknown"
-            errors += item.last_outcome == "error"
-            stale += item.stale
-            acked += item.state == "listed" and item.ack is not None and item.ack.active(self.now)
-            if item.stale and item.state == "listed":
-                stale_listed.add((value, self.lp.name))
+            is_listed, is_stale, is_error = self._tally(value)
+            errors += is_error
+            stale += is_stale
+            if is_listed:
+                listed += 1
+                ack = acks.get((value, name)) if acks else None
+                acked += ack is not None and ack.active(now)
+                if is_stale:
+                    stale_listed.add((value, name))
+            elif is_stale:
+                unknown += 1
+            else:
+                clean += 1
         unchecked = len(never) - sum(1 for v in specials if v in never)
         rest = self.total() - len(specials) - unchecked
         d = self.d
