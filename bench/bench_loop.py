@@ -39,7 +39,7 @@ from rblwatch.pairsource import PairsRead, PairsSource, read_console
 from rblwatch.runtime import Runtime
 from rblwatch.store.sqlite import SqliteStore
 from rblwatch.views.pairs import page_json
-from rblwatch.views.status import ListingsQuery, paged, status_json
+from rblwatch.views.status import ListingsQuery, status_json
 from tests.rbldnsd import Rbldnsd
 from tests.webstate import T0, listed, make_runtime, put
 
@@ -166,10 +166,7 @@ def bench_status(n: int, rounds: int) -> None:
 
         def first_page() -> str:
             read = PairsRead(PairsSource(), None, time.time())
-            view, page = read_console(store, config, None, read)
-            query = ListingsQuery()
-            lists = [row.name for row in view.lists]
-            view = paged(view, store.listings(lists, None, query.limit + 1), query)
+            view, page = read_console(store, config, None, read, listings=ListingsQuery())
             return json.dumps(status_json(view) | {"pairs": page_json(page)})
 
         sizes, times = {}, {}

@@ -22,13 +22,14 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 from rblwatch import targets as targets_mod
+from rblwatch.cluster import Instance
 from rblwatch.config import Config
 from rblwatch.inventory import Found
 from rblwatch.model import (
+    Ack,
     DnsList,
     ListStatus,
     PairError,
-    PairState,
     ResolverState,
     Target,
     TargetKind,
@@ -43,15 +44,19 @@ from rblwatch.views.pairs import (
     Ordered,
     PairsPage,
     PairsQuery,
+    Row,
     Unchecked,
-    pair_summary,
+    pair_counts,
+    pair_items,
     pairs_page,
 )
 from rblwatch.views.status import (
+    ListingsQuery,
     PairCounts,
     StatusView,
     budgets_of,
     list_stopped,
+    paged,
     status_view,
     with_signals,
 )
@@ -149,13 +154,13 @@ class PairsSource:
         store: Store,
         cfg: Config,
         read: PairsRead,
-        rows: Iterable[PairState],
+        rows: Iterable[Row],
         statuses: Iterable[ListStatus],
     ) -> list[ListPairs]:
         """One `ListPairs` per configured DNS list, from the store's `rows` and `statuses`
         (as the caller read them) and its error rows and resolver state (read now)."""
         every = self.targets(cfg, read.found, read.found_for)
-        by_list: dict[str, dict[str, PairState]] = {}
+        by_list: dict[str, dict[str, Row]] = {}
         for p in rows:
             by_list.setdefault(p.list, {})[p.target] = p
         errs: dict[str, dict[str, PairError]] = {}
@@ -210,32 +215,87 @@ def read_console(
     read: PairsRead,
     query: PairsQuery | None = None,
     unresolved: Sequence[tuple[str, str, str]] = (),
+    listings: ListingsQuery | None = None,
 ) -> tuple[StatusView, PairsPage]:
     """The status (with the pair counts and the signals: resolver, budgets, `unresolved`
-    hostnames) and one page of the pairs view, from one set of reads: what `/api/v1/status`
-    and `rblwatch status` show."""
+    hostnames) and one page of the pairs view: what `/api/v1/status` and `rblwatch status`
+    show. With `listings`, the status's listings are that page of them (else all of them).
+
+    Only the rows shown are read whole (the listings, the pairs page's): the counts are
+    made from the pairs' summaries (`Store.pair_summaries`: no codes or TXT decoded) and the
+    error rows, and a listing's staleness is looked up for the listings shown only."""
     if targets is None:
         targets = sum(target_counts(config).values())
-    pairs, statuses, instances = store.pairs(), store.list_statuses(), store.instances()
-    lists = read.source.lists(store, config, read, pairs, statuses)
-    checks = [h.name for h in config.hygiene]
+    statuses, instances = store.list_statuses(), store.instances()
+    lists = read.source.lists(store, config, read, store.pair_summaries(), statuses)
     stored = store.acks()
     acks = read.acks or {(a.target, a.list): a for a in stored}
-    view = status_view(pairs, statuses, config.subjects, targets, instances, checks, stored)
+    view = _status(store, config, targets, statuses, instances, stored, listings)
     budgets = budgets_of(config.subjects, store.budget_used)
     view = with_signals(view, store.resolver_state(), budgets, unresolved)
-    counts, stale = pair_summary(lists, read.now, acks)
+    shown = pair_items(lists, [(p.target, p.list) for p in view.listings], read.now, acks)
+    stale = {k for k, item in shown.items() if item.stale and item.state == "listed"}
+    counts = pair_counts(lists, read.now, acks)
     view = dataclasses.replace(view, counts=counts, stale_pairs=stale)
-    return view, pairs_page(lists, query or PairsQuery(), read.now, acks)
+    return view, _page(store, lists, query or PairsQuery(), read.now, acks)
+
+
+def _status(
+    store: Store,
+    config: Config,
+    targets: int,
+    statuses: Sequence[ListStatus],
+    instances: Sequence[Instance],
+    stored: Sequence[Ack],
+    query: ListingsQuery | None,
+) -> StatusView:
+    """The status view of the listings `query` asks for (None: all) and the failing
+    hygiene checks, each read as such (`Store.listings`)."""
+    names = [lst.name for lst in config.subjects]
+    checks = [h.name for h in config.hygiene]
+    if query is None:
+        rows = store.listings(names)
+    else:
+        rows = store.listings(names, query.after, query.limit + 1)
+    # a check of a configured list's name shows as a listing, not as failing (`status_view`)
+    others = [c for c in checks if c not in set(names)]
+    if others:
+        rows += store.listings(others)
+    view = status_view(rows, statuses, config.subjects, targets, instances, checks, stored)
+    return view if query is None else paged(view, view.listings, query)
+
+
+def _page(
+    store: Store, lists: Sequence[ListPairs], query: PairsQuery, now: float, acks: Acks
+) -> PairsPage:
+    """One page of the pairs view, found from the rows' summaries, its items with a row
+    made again from their whole rows (outcome, codes), read for that page only."""
+    page = pairs_page(lists, query, now, acks)
+    by_name = {lp.name: lp for lp in lists}
+    wanted: dict[str, list[str]] = {}
+    for item in page.items:
+        if item.target in by_name[item.list].rows:
+            wanted.setdefault(item.list, []).append(item.target)
+    if not wanted:
+        return page
+    whole = []
+    for name, values in wanted.items():
+        lp = by_name[name]
+        full: dict[str, Row] = {p.target: p for p in store.pairs_of(name, values)}
+        whole.append(dataclasses.replace(lp, rows={**lp.rows, **full}))
+    pairs = [(t, name) for name, values in wanted.items() for t in values]
+    made = pair_items(whole, pairs, now, acks)
+    return PairsPage([made.get((i.target, i.list), i) for i in page.items], page.next_cursor)
 
 
 def read_pairs(
     store: Store, config: Config, read: PairsRead, query: PairsQuery
 ) -> tuple[PairsPage, PairCounts]:
-    """One page of the pairs view and the counts: what `/api/v1/pairs` serves."""
-    lists = read.source.lists(store, config, read, store.pairs(), store.list_statuses())
+    """One page of the pairs view and the counts: what `/api/v1/pairs` serves (read as
+    `read_console` reads them)."""
+    lists = read.source.lists(store, config, read, store.pair_summaries(), store.list_statuses())
     acks = read.acks or acks_by_pair(store)
-    return pairs_page(lists, query, read.now, acks), pair_summary(lists, read.now, acks)[0]
+    return _page(store, lists, query, read.now, acks), pair_counts(lists, read.now, acks)
 
 
 def acks_by_pair(store: Store) -> Acks:

@@ -50,7 +50,6 @@ from rblwatch.views.status import (
     budgets_of,
     events_json,
     listings_query,
-    paged,
     parse_rfc3339,
     status_json,
     status_view,
@@ -269,10 +268,8 @@ class _Handlers:
 
         def build(store: Store) -> str:
             view, page = read_console(
-                store, config, targets, read, unresolved=self.runtime.unresolved
+                store, config, targets, read, unresolved=self.runtime.unresolved, listings=query
             )
-            lists = [row.name for row in view.lists]
-            view = paged(view, store.listings(lists, query.after, query.limit + 1), query)
             return json.dumps(status_json(view) | {"pairs": page_json(page)}) + "\n"
 
         return web.Response(text=await self.runtime.db.read(build), content_type="application/json")

@@ -67,6 +67,12 @@ class Store(abc.ABC):
         strings), from just after `after` (target, list), at most `limit`: one page of the
         status's listings, read as such (no more rows decoded than the page shows)."""
 
+    def pairs_of(self, list_name: str, targets: Collection[str]) -> list[PairState]:
+        """The stored pairs of `list_name` among `targets` (in no order): the rows one page
+        of the pairs view shows, read as such. A store overrides this with a keyed read."""
+        wanted = set(targets)
+        return [p for p in self.pairs(list_name) if p.target in wanted] if wanted else []
+
     @abc.abstractmethod
     def pair_summaries(self) -> list[PairSummary]:
         """(target, list, group, status, since) of every stored pair: the cheap read for

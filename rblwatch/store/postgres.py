@@ -283,6 +283,13 @@ class PostgresStore(Store):
             params.append(limit)
         return [pair_of(row) for row in self._rows(sql, params)]
 
+    def pairs_of(self, list_name: str, targets: Collection[str]) -> list[PairState]:
+        wanted = sorted(set(targets))
+        if not wanted:
+            return []
+        sql = f"SELECT {PAIR_COLUMNS} FROM pairs WHERE list = %s AND target = ANY(%s)"
+        return [pair_of(row) for row in self._rows(sql, (list_name, wanted))]
+
     def pair_summaries(self) -> list[PairSummary]:
         status = {s.value: s for s in PairStatus}
         with self._conn() as conn:

@@ -319,6 +319,18 @@ class SqliteStore(Store):
             rows = conn.execute(sql, params).fetchall()
         return [pair_of(row) for row in rows]
 
+    def pairs_of(self, list_name: str, targets: Collection[str]) -> list[PairState]:
+        wanted = sorted(set(targets))
+        out: list[PairState] = []
+        with self._read() as conn:
+            # in chunks: SQLite caps a statement's parameters (999 in older builds)
+            for i in range(0, len(wanted), 500):
+                chunk = wanted[i : i + 500]
+                where = f"list = ? AND target IN ({_marks(len(chunk))})"
+                sql = f"SELECT {PAIR_COLUMNS} FROM pairs WHERE {where}"
+                out += [pair_of(row) for row in conn.execute(sql, (list_name, *chunk))]
+        return out
+
     def pair_summaries(self) -> list[PairSummary]:
         status = {s.value: s for s in PairStatus}
         with self._read() as conn:

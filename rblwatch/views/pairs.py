@@ -35,6 +35,7 @@ from rblwatch.model import (
     PairError,
     PairState,
     PairStatus,
+    PairSummary,
     Reason,
     Target,
     kind_of_value,
@@ -61,6 +62,9 @@ from rblwatch.views.status import (
 )
 
 Acks = Mapping[tuple[str, str], Ack]
+# a stored pair as the view reads it: the whole row, or (to count, and to find a page's
+# pairs) its summary, whose item's outcome and codes the whole row fills in (`pairsource`)
+Row = PairState | PairSummary
 _NO_ACKS: Acks = MappingProxyType({})
 
 
@@ -112,7 +116,7 @@ class ListPairs:
     interval: float
     ordered: Ordered
     status: ListStatus | None = None
-    rows: Mapping[str, PairState] = field(default_factory=dict)
+    rows: Mapping[str, Row] = field(default_factory=dict)
     errors: Mapping[str, PairError] = field(default_factory=dict)  # "" is the list's own
     stopped: bool = False
     unchecked: Unchecked = NONE_UNCHECKED
@@ -180,7 +184,7 @@ def _stored_key(value: str, kind: Kind) -> Key:
 class _List:
     """One list's pairs as the view shows them, at one moment."""
 
-    __slots__ = ("acks", "d", "extras", "lp", "never", "now")
+    __slots__ = ("_extras", "acks", "d", "extra_values", "lp", "never", "now")
 
     def __init__(self, lp: ListPairs, now: float, acks: Acks) -> None:
         self.lp, self.now, self.acks = lp, now, acks
@@ -200,8 +204,15 @@ class _List:
         index = lp.ordered.index
         # stored pairs whose target is not configured now (a hostname's address, unresolved
         # here): shown too, in order, so no listing is hidden
-        extras = {t for t in (*lp.rows, *lp.errors) if t and t not in index}
-        self.extras = sorted((_stored_key(t, lp.kind), t) for t in extras)
+        self.extra_values = {t for t in (*lp.rows, *lp.errors) if t and t not in index}
+        self._extras: list[tuple[Key, str]] | None = None
+
+    @property
+    def extras(self) -> list[tuple[Key, str]]:
+        """The extras in order: sorted when a walk first needs them, never to count."""
+        if self._extras is None:
+            self._extras = sorted((_stored_key(t, self.lp.kind), t) for t in self.extra_values)
+        return self._extras
 
     @property
     def d_state(self) -> str:
@@ -211,7 +222,7 @@ class _List:
         return self.never if value in self.lp.unchecked.values else self.d
 
     def total(self) -> int:
-        return len(self.lp.ordered) + len(self.extras)
+        return len(self.lp.ordered) + len(self.extra_values)
 
     def specials(self) -> list[tuple[Key, str]]:
         """The pairs with a row of their own, in order (few: listings, errors)."""
@@ -249,7 +260,8 @@ class _List:
             stale = pair_stale(good, lp.interval, self.now, lp.stopped)
         else:
             assert row is not None
-            answer = row.pending if row.pending is not None else row.status
+            pending = row.pending if isinstance(row, PairState) else None
+            answer = pending if pending is not None else row.status
             outcome, reason = answer.value, None
             checked, good, stale = d.checked, d.good, d.stale
             if d.error is not None:
@@ -266,7 +278,7 @@ class _List:
             good,
             stale,
             since=row.since if row is not None else None,
-            codes=row.codes if row is not None and listed else (),
+            codes=row.codes if isinstance(row, PairState) and listed else (),
             ack=ack,
         )
 
@@ -315,24 +327,41 @@ class _List:
                 i += 1
                 yield self.item(t.value, t.group)
 
+    def _tally(self, value: str) -> tuple[bool, bool, bool]:
+        """(listed, stale, last outcome error) of a pair with a row of its own, as `item`
+        says them, without making the item: a count goes through every listing."""
+        lp = self.lp
+        row, err = lp.rows.get(value), lp.errors.get(value)
+        listed = row is not None and row.status is PairStatus.LISTED
+        if err is not None:
+            return listed, pair_stale(err.last_good_at, lp.interval, self.now, lp.stopped), True
+        # the list-wide error row, if any, says for those that cycle did not look up too
+        return listed, self._defaults(value).stale, self.d.error is not None
+
     def counts(self, stale_listed: set[tuple[str, str]]) -> PairCounts:
         """This list's counts: the pairs with rows one by one, the rest all alike (those its
         last cycle looked up, and those it did not). Adds its stale listings to
         `stale_listed`."""
         listed = clean = unknown = errors = stale = acked = 0
-        specials = self.specials()
+        # in no order: counting needs no keys (a /16's extras are not sorted to count them)
+        specials = {t for t in (*self.lp.rows, *self.lp.errors) if t}
         never = self.lp.unchecked.values
-        for _, value in specials:
-            item = self.item(value, "")
-            listed += item.state == "listed"
-            clean += item.state == "clean"
-            unknown += item.state == "unknown"
-            errors += item.last_outcome == "error"
-            stale += item.stale
-            acked += item.state == "listed" and item.ack is not None and item.ack.active(self.now)
-            if item.stale and item.state == "listed":
-                stale_listed.add((value, self.lp.name))
-        unchecked = len(never) - sum(1 for _, v in specials if v in never)
+        acks, name, now = self.acks, self.lp.name, self.now
+        for value in specials:
+            is_listed, is_stale, is_error = self._tally(value)
+            errors += is_error
+            stale += is_stale
+            if is_listed:
+                listed += 1
+                ack = acks.get((value, name)) if acks else None
+                acked += ack is not None and ack.active(now)
+                if is_stale:
+                    stale_listed.add((value, name))
+            elif is_stale:
+                unknown += 1
+            else:
+                clean += 1
+        unchecked = len(never) - sum(1 for v in specials if v in never)
         rest = self.total() - len(specials) - unchecked
         d = self.d
         clean += rest if d.state == "clean" else 0
