@@ -13,6 +13,12 @@
 2. `/api/v1/status` with `--listings` current listings in a SQLite store: the whole status
    (as before paging) against its first page (`limit` 1,000), as the listener builds them.
 
+With `--why FILE`, every loop callback that runs over 150 ms has every thread's stack written
+to FILE while it runs (faulthandler, which needs no GIL): what holds the loop. At a /14 x 4 the
+answer was the GIL: the resolver's callbacks are a few hundred replies each (`loop.DRAIN_MAX`
+at most), but they wait on worker threads deciding other lists' cycles and writing them, and
+on full collections of a heap of millions of objects.
+
 Everything is on 127.0.0.1; the rbldnsd is stopped at the end. Wall-clock figures on a busy
 machine are noise: compare the ratios of one run.
 """
@@ -21,12 +27,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import faulthandler
 import json
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +52,7 @@ from tests.rbldnsd import Rbldnsd
 from tests.webstate import T0, listed, make_runtime, put
 
 LISTED_EVERY = 32  # one address in 32 listed: a /16 has 2,048 listings per list
+SLOW_CALLBACK = 0.15  # --why: a loop callback longer than this has the threads' stacks dumped
 
 
 @dataclass(slots=True)
@@ -69,6 +78,30 @@ async def _scraper(runtime: Runtime, lag: Lag, done: asyncio.Event) -> None:
         await asyncio.to_thread(render, registry)
         lag.scrapes.append(time.monotonic() - start)
         await asyncio.sleep(0.1)
+
+
+@contextlib.contextmanager
+def _why(path: str | None) -> Iterator[None]:
+    """With `path`, every loop callback running over SLOW_CALLBACK dumps all threads' stacks
+    there (a benchmark's diagnosis: it wraps asyncio's Handle._run, a private method)."""
+    if path is None:
+        yield
+        return
+    run = asyncio.events.Handle._run
+
+    def timed(self: asyncio.Handle) -> None:
+        faulthandler.dump_traceback_later(SLOW_CALLBACK, file=out)
+        try:
+            run(self)
+        finally:
+            faulthandler.cancel_dump_traceback_later()
+
+    with open(path, "w") as out:
+        asyncio.events.Handle._run = timed  # type: ignore[method-assign]
+        try:
+            yield
+        finally:
+            asyncio.events.Handle._run = run  # type: ignore[method-assign]
 
 
 def _zone(prefix: int) -> list[str]:
@@ -106,7 +139,7 @@ async def _first_cycle(runtime: Runtime, engine: Engine, names: list[str]) -> li
     return [before, during, Lag(took)]
 
 
-def bench_cycle(prefix: int, lists: int) -> None:
+def bench_cycle(prefix: int, lists: int, why: str | None = None) -> None:
     dns = Rbldnsd()
     zones = [f"bl{i}.test" for i in range(lists)]
     for zone in zones:
@@ -131,7 +164,8 @@ def bench_cycle(prefix: int, lists: int) -> None:
             runtime = Runtime(cfg, store)
             engine = Engine(runtime)
             names = [lst.name for lst in cfg.subjects]
-            before, lag, took_ = asyncio.run(_first_cycle(runtime, engine, names))
+            with _why(why):
+                before, lag, took_ = asyncio.run(_first_cycle(runtime, engine, names))
             took = took_.stall
             listings = store.listed_count()
             store.close()
@@ -189,8 +223,9 @@ def main() -> int:
     parser.add_argument("--lists", type=int, default=1)
     parser.add_argument("--listings", type=int, default=21_000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--why", metavar="FILE", help="dump the threads' stacks in a stall")
     args = parser.parse_args()
-    bench_cycle(args.prefix, args.lists)
+    bench_cycle(args.prefix, args.lists, args.why)
     bench_status(args.listings, args.rounds)
     return 0
 

@@ -116,6 +116,7 @@ class Engine:
         self._held: dict[str, frozenset[tuple[int, int]]] = {}
         self._parts: dict[str, tuple[Slice, frozenset[int], Slice]] = {}  # (slice, held, part)
         self._locks: dict[str, asyncio.Lock] = {}
+        self._deciding = asyncio.Lock()  # one cycle's decisions in a worker thread at a time
         self._timed: dict[str, tuple[object, float]] = {}  # per list: (config, RTT) judged at
         self._counts: tuple[object, dict[TargetKind, int]] | None = None  # per config
 
@@ -386,7 +387,11 @@ class Engine:
         # The planner is pure over its inputs, which nothing changes meanwhile: a list's cycles
         # hold its lock (its seen set changes only at its own commit, below), and a slice is
         # replaced when the targets change, never mutated
-        planned, reasons = await asyncio.to_thread(_decide, c.kind, cycle, heads)
+        # One list's at a time: lists whose first cycles end together would decide in as many
+        # threads at once, and the loop's thread, competing with all of them for the GIL, waits
+        # behind them (a /14 x 4: stalls of up to a second in the resolver's callbacks)
+        async with self._deciding:
+            planned, reasons = await asyncio.to_thread(_decide, c.kind, cycle, heads)
         self._count_lookups(lst.name, run, durations, reasons)
         commit, report.confirm = planned.commit, planned.confirm
         if c.full:

@@ -53,6 +53,11 @@ _HEADER_LEN = wire.HEADER_LEN
 _HEADER_TAIL = wire.QUERY_HEADER_TAIL
 _ID = struct.Struct(">H")
 _JITTER = 0.25  # a retry's timeout is stretched by up to this share, at random
+# the most datagrams one readiness callback reads: the rest wait in the socket for the next
+# pass of the loop (its selector is level-triggered, so the socket is reported again), and
+# whatever else is ready (a timer, a /metrics scrape's wake-up) runs in between. A window of
+# thousands in flight, all answered while the loop was busy, is otherwise one long callback
+DRAIN_MAX = 256
 
 
 class Batch(Retries):
@@ -344,7 +349,8 @@ class Batch(Retries):
     # -- receiving ------------------------------------------------------------------------------
 
     def _drain(self, si: int) -> None:
-        """Read every reply waiting on a socket and settle the lookups they answer."""
+        """Read the replies waiting on a socket, `DRAIN_MAX` at most, and settle the lookups
+        they answer."""
         read, fd = os.read, self.sockets.fds[si]
         pending, drop = self.pending, self.r.stats.drop
         count_nxdomain = self.count_nxdomain
@@ -356,7 +362,7 @@ class Batch(Retries):
         arrived: list[float] | None = None if self.durations is None else []
         last: Entry | None = None  # the last one answered, for an RTT sample
         try:
-            while True:
+            for _ in range(DRAIN_MAX):
                 try:
                     data = read(fd, max_udp)
                 except (BlockingIOError, InterruptedError):
