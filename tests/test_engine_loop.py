@@ -4,7 +4,10 @@ The first cycle of a /14 decides every one of its 262,144 targets (none was seen
 writes as many first looks: that work used to run on the event loop, and a `/metrics` scrape
 during it waited seconds. Here the lookups are synthetic (the run returns at once, as a
 /14's run would after its last answer) so that what is measured is the decisions and the
-commit alone; a ticker task measures the loop's longest stall meanwhile.
+commit alone. A ticker task measures meanwhile the most CPU the loop's thread spent between
+two of its ticks: work done on the loop itself, whatever the machine's load (wall-clock stalls
+also count the time the thread waits for a core or for the GIL, which a busy host makes long;
+the wall-clock figures are `bench/bench_loop.py`'s).
 """
 
 from __future__ import annotations
@@ -23,18 +26,19 @@ from tests.faultdns import FaultDns
 from tests.test_engine import healthy, make_config
 
 SLASH14 = 1 << 18
-# generous for a busy 2-core machine: the old engine stalled its loop for well over a second
-# (seconds under load) on this cycle, while the new one yields every few milliseconds
-MAX_STALL_S = 0.5
+# the old engine spent over a second of the loop thread's CPU on this cycle in one go (the
+# decisions and the first looks on the loop), the new one a few milliseconds between ticks
+MAX_LOOP_CPU_S = 0.25
 
 
 async def _longest_stall(work: asyncio.Task[CycleReport]) -> float:
-    """The longest the loop went without running a 10 ms ticker, while `work` runs."""
-    worst, tick = 0.0, 0.01
+    """The most CPU time the loop's thread spent between two runs of a 10 ms ticker, while
+    `work` runs (`time.thread_time`: this thread's alone, not the machine's)."""
+    worst = 0.0
     while not work.done():
-        before = time.monotonic()
-        await asyncio.sleep(tick)
-        worst = max(worst, time.monotonic() - before - tick)
+        before = time.thread_time()
+        await asyncio.sleep(0.01)
+        worst = max(worst, time.thread_time() - before)
     return worst
 
 
@@ -78,4 +82,4 @@ def test_the_first_cycle_of_a_slash14_never_stalls_the_event_loop(
         assert len(store.seen("bl")) == SLASH14
     finally:
         store.close()
-    assert stall < MAX_STALL_S, f"the event loop stalled for {stall:.2f}s"
+    assert stall < MAX_LOOP_CPU_S, f"the event loop ran {stall:.2f}s of CPU without a break"
