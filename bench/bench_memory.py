@@ -23,6 +23,7 @@ import argparse
 import ipaddress
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -134,6 +135,7 @@ def daemon_rss(
         *lists_yaml(port, prefix, in_flight),
         f"schedule: {{interval: {interval:g}s, jitter: 0, confirm: 1, health_interval: 1h}}",
         f"store: {{url: 'sqlite:///{store}'}}",
+        f"web: {{listen_address: '127.0.0.1:{_free_port()}'}}",  # not another daemon's 9798
         "targets:",
         f"  - {{group: mem, addresses: [10.0.0.0/{prefix}]}}",
     ]
@@ -164,6 +166,12 @@ def daemon_rss(
                 proc.wait()
         log.close()
     return out
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _first_list_end(store: Path) -> tuple[float | None, str | None]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import random
 import tracemalloc
 from collections.abc import Sequence
 
@@ -17,7 +18,7 @@ from rblwatch.config import Config, parse_config
 from rblwatch.inventory import Found, Inventory, Slice
 from rblwatch.lookup import prefix_wire
 from rblwatch.model import Target, TargetKind
-from rblwatch.targetlist import TargetList, TargetValues
+from rblwatch.targetlist import TargetList, TargetValues, ValueSet
 
 IP = (TargetKind.IPV4, TargetKind.IPV6)
 SLASH16 = 1 << 16
@@ -126,3 +127,30 @@ def test_a_slice_of_kept_labels_still_hands_them_to_its_scan() -> None:
     kept = Slice([t], [b"kept"], frozenset({t.value}))
     assert kept.prefixes == [b"kept"]
     assert kept.only({t.value}).labels == [b"kept"] and len(kept.in_shards(set())) == 0
+
+
+def test_a_value_set_is_a_set_of_the_values_added() -> None:
+    rng = random.Random(14)
+    dense = [f"10.1.{i >> 8}.{i & 255}" for i in rng.sample(range(65536), 3000)]
+    sparse = [f"192.0.2.{i}" for i in range(0, 256, 3)]
+    others = ["2001:db8::1", "mx.example.test", "a.test b"]
+    added = [*dense, *sparse, *others, *dense[:50]]  # some twice
+    seen = ValueSet(added[:100])
+    seen.update(added[100:])
+    assert seen == set(added) and len(seen) == len(set(added))
+    for no in ("10.1.0.01", "10.2.0.1", "192.0.2.1", "2001:db8::2", "10.1", 7):
+        assert no not in seen
+
+
+def test_a_value_set_of_a_slash14_keeps_no_string_per_address() -> None:
+    values = [f"10.{i >> 16}.{(i >> 8) & 255}.{i & 255}" for i in range(1 << 18)]
+    gc.collect()
+    tracemalloc.start()
+    try:
+        seen = ValueSet(values)
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert len(seen) == 1 << 18 and "10.3.255.255" in seen
+    # a set of the strings is 23 MB: a /16 is an 8 KiB bitmap here
+    assert held < 256 * 1024, f"{held:,} bytes for a /14's seen set"
