@@ -106,7 +106,7 @@ def plan_commit(cycle: CycleInput) -> PlannedCommit:
     # only targets with something to decide: a stored row, an outcome other than clean, or
     # no clean look yet. The rest, clean and believed clean, are the bulk of a cycle.
     news = rows.keys() | outcomes.keys()
-    for t in [t for t in cycle.targets if t.value in news or t.value not in seen]:
+    for t in (t for t in cycle.targets if t.value in news or t.value not in seen):
         outcome = outcomes.get(t.value, CLEAN)
         first = t.value not in seen
         d = transitions.step(

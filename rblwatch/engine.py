@@ -56,6 +56,7 @@ from rblwatch.resolvercache import ResolverCache
 from rblwatch.runtime import Runtime
 from rblwatch.stats import DURATION_BUCKETS
 from rblwatch.store import Fenced, Store
+from rblwatch.targetlist import ValueSet
 
 log = logging.getLogger("rblwatch.engine")
 
@@ -111,7 +112,7 @@ class Engine:
         self.kinds: dict[str, CheckKind[Any]] = {n: make() for n, make in CHECK_KINDS.items()}
         self._resolvers = ResolverCache()
         runtime.stats.nameservers = self._resolvers.gauges
-        self._seen: dict[str, set[str]] = {}
+        self._seen: dict[str, ValueSet] = {}
         # per list, the (shard, epoch) leases of its last cycle
         self._held: dict[str, frozenset[tuple[int, int]]] = {}
         self._parts: dict[str, tuple[Slice, frozenset[int], Slice]] = {}  # (slice, held, part)
@@ -492,7 +493,7 @@ class Engine:
             log.info("list %s: cycle written for the shards still held: %s", lst.name, exc)
         assert events is not None
         # a first cycle's first looks are every target: added off the loop too
-        seen = self._seen.setdefault(lst.name, set())
+        seen = self._seen.setdefault(lst.name, ValueSet())
         await asyncio.to_thread(seen.update, commit.seen)
         report.events = events
         self._count_events(events)
@@ -503,10 +504,10 @@ class Engine:
         to = receivers_for(self.rt.config.alerts.receivers, c.lst)
         return await self.rt.db.commit(commit, to, c.fence)
 
-    async def _seen_of(self, name: str) -> set[str]:
+    async def _seen_of(self, name: str) -> ValueSet:
         seen = self._seen.get(name)
         if seen is None:
-            seen = await self.rt.db.seen(name)
+            seen = await asyncio.to_thread(ValueSet, await self.rt.db.seen(name))
             self._seen[name] = seen
         return seen
 

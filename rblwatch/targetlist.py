@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import socket
 from array import array
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, overload
 
@@ -170,6 +172,24 @@ class TargetList(Sequence[Target]):
         """The query labels of targets lo..hi-1, made as they are taken."""
         return itertools.chain.from_iterable(r.labels(a, b) for _, r, a, b in self.pieces(lo, hi))
 
+    def of_kinds(self, kinds: Iterable[TargetKind]) -> TargetList:
+        """The targets of `kinds`, in order: whole runs kept or left, no target made (every
+        run is of one kind)."""
+        wanted = set(kinds)
+        if all(r.kind in wanted for r in self._runs):
+            return self
+        return TargetList(r for r in self._runs if r.kind in wanted)
+
+    def groups(self) -> Counter[str]:
+        """How many targets of each group, without making them."""
+        out: Counter[str] = Counter()
+        for r in self._runs:
+            if r.numbers is not None:
+                out[r.group] += len(r)
+            else:
+                out.update(t.group for t in r.objects)
+        return out
+
     def picked(self, indices: Iterable[int]) -> TargetList:
         """The targets at `indices` (ascending), as a list of the same compact kind."""
         b = TargetListBuilder()
@@ -181,6 +201,189 @@ class TargetList(Sequence[Target]):
             else:
                 b.add_numbers([run.numbers[i - self._starts[k]]], run.group, run.source)
         return b.build()
+
+
+class TargetValues(AbstractSet[str]):
+    """The values of a `TargetList` (one target per value) as a set, answered from its runs:
+    an IPv4 value is looked up by number among the ranges (bisect) and the arrays (one sorted
+    copy, 4 bytes an address), anything else in a set of the few object runs' values. No
+    string is kept per address; iterating makes them in the list's order."""
+
+    __slots__ = ("_index", "_targets")
+
+    def __init__(self, targets: TargetList) -> None:
+        self._targets = targets
+        self._index: _ValueIndex | None = None  # made at the first membership test
+
+    def __len__(self) -> int:
+        return len(self._targets)
+
+    def __iter__(self) -> Iterator[str]:
+        return self._targets.values()
+
+    def __contains__(self, value: object) -> bool:
+        if not isinstance(value, str):
+            return False
+        if self._index is None:
+            self._index = _ValueIndex(self._targets)
+        return self._index.has(value)
+
+    def __repr__(self) -> str:
+        return f"<TargetValues of {self._targets!r}>"
+
+
+class TargetLabels(Sequence[bytes]):
+    """The query labels of a `TargetList`'s targets, made as they are taken (a chunk at a
+    time when iterated), never kept."""
+
+    __slots__ = ("_targets",)
+
+    def __init__(self, targets: TargetList) -> None:
+        self._targets = targets
+
+    def __len__(self) -> int:
+        return len(self._targets)
+
+    @overload
+    def __getitem__(self, i: int) -> bytes: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[bytes]: ...
+    def __getitem__(self, i: int | slice) -> bytes | list[bytes]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self._targets)))]
+        t = self._targets[i]
+        return TARGET_KINDS[t.kind].wire(t.value)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._targets.labels()
+
+
+class _ValueIndex:
+    """Membership by value among a TargetList's targets (`TargetValues`)."""
+
+    def __init__(self, targets: TargetList) -> None:
+        ranges: list[tuple[int, int]] = []
+        numbers: array[int] = array("I")
+        others: set[str] = set()
+        for r in targets._runs:
+            if isinstance(r.numbers, range):
+                ranges.append((r.numbers.start, r.numbers.stop - 1))
+            elif r.numbers is not None:
+                numbers.extend(r.numbers)
+            else:
+                others.update(t.value for t in r.objects)
+        ranges.sort()
+        self.firsts = array("I", (a for a, _ in ranges))
+        self.lasts = array("I", (b for _, b in ranges))
+        self.numbers = array("I", sorted(numbers)) if numbers else numbers
+        self.others = frozenset(others)
+
+    def has(self, value: str) -> bool:
+        if value in self.others:
+            return True
+        n = ipv4_number(value)
+        if n is None:
+            return False
+        i = bisect.bisect_right(self.firsts, n) - 1
+        if i >= 0 and n <= self.lasts[i]:
+            return True
+        j = bisect.bisect_left(self.numbers, n)
+        return j < len(self.numbers) and self.numbers[j] == n
+
+
+def ipv4_number(value: str) -> int | None:
+    """The number of a canonical IPv4 value; None for anything else (inet_pton takes no
+    short, octal or padded forms, so a value that is not canonical is not found)."""
+    try:
+        return int.from_bytes(socket.inet_pton(socket.AF_INET, value), "big")
+    except OSError:
+        return None
+
+
+# a /16's members are kept as a set of their low 16 bits up to this many, then as a bitmap
+# (8 KiB): ~60 bytes a member sparse, 1 bit a member dense, never more than ~8 KiB a /16
+# beyond the sparse cost
+_DENSE = 128
+_Block = set[int] | bytearray
+
+
+class ValueSet(AbstractSet[str]):
+    """A growing set of target values, compact for IPv4 (the daemon's per-list `seen`: every
+    target of a /14 x 4 lists as strings was ~90 MB). IPv4 values are kept by number, per /16
+    (see `_DENSE`); anything else as the strings themselves."""
+
+    __slots__ = ("_blocks", "_len", "_others")
+
+    def __init__(self, values: Iterable[str] = ()) -> None:
+        self._blocks: dict[int, _Block] = {}
+        self._others: set[str] = set()
+        self._len = 0
+        self.update(values)
+
+    def update(self, values: Iterable[str]) -> None:
+        for v in values:
+            self.add(v)
+
+    def add(self, value: str) -> None:
+        n = ipv4_number(value)
+        if n is None:
+            if value not in self._others:
+                self._others.add(value)
+                self._len += 1
+            return
+        high, low = n >> 16, n & 0xFFFF
+        block = self._blocks.setdefault(high, set())
+        if isinstance(block, set):
+            if low in block:
+                return
+            block.add(low)
+            if len(block) > _DENSE:
+                self._blocks[high] = _bitmap(block)
+        else:
+            bit = 1 << (low & 7)
+            if block[low >> 3] & bit:
+                return
+            block[low >> 3] |= bit
+        self._len += 1
+
+    def __contains__(self, value: object) -> bool:
+        if not isinstance(value, str):
+            return False
+        if value in self._others:
+            return True
+        n = ipv4_number(value)
+        block = None if n is None else self._blocks.get(n >> 16)
+        if block is None or n is None:
+            return False
+        low = n & 0xFFFF
+        if isinstance(block, set):
+            return low in block
+        return bool(block[low >> 3] & (1 << (low & 7)))
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._others
+        for high, block in self._blocks.items():
+            lows = sorted(block) if isinstance(block, set) else _bits(block)
+            yield from (ipv4_text(high << 16 | low) for low in lows)
+
+    def __repr__(self) -> str:
+        return f"<ValueSet: {self._len} values>"
+
+
+def _bitmap(lows: Iterable[int]) -> bytearray:
+    out = bytearray(8192)
+    for low in lows:
+        out[low >> 3] |= 1 << (low & 7)
+    return out
+
+
+def _bits(bitmap: bytearray) -> Iterator[int]:
+    for i, byte in enumerate(bitmap):
+        if byte:
+            yield from (i << 3 | b for b in range(8) if byte >> b & 1)
 
 
 class TargetListBuilder:
@@ -227,4 +430,13 @@ class TargetListBuilder:
         return TargetList(self._runs)
 
 
-__all__ = ["TargetList", "TargetListBuilder", "ipv4_text", "ipv4_wire"]
+__all__ = [
+    "TargetLabels",
+    "TargetList",
+    "TargetListBuilder",
+    "TargetValues",
+    "ValueSet",
+    "ipv4_number",
+    "ipv4_text",
+    "ipv4_wire",
+]

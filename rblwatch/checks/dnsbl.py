@@ -76,7 +76,7 @@ class DnsblCheck:
             [self.plan(subject, io.config)],
             durations=durations,
             max_qps=subject.max_qps * io.share if subject.max_qps else None,
-            prefixes=targets.labels,
+            prefixes=targets.prefixes,
             until=until,
         )
         return self._run_of(report)

@@ -47,7 +47,7 @@ def items_of(cfg: Config, check: str, found: Found) -> list[Item]:
         h = g.hygiene
         if h is None or check not in h.checks:
             continue
-        ips = h.sending_ips
+        ips: Sequence[str] | None = h.sending_ips
         if ips is None:  # the group's addresses, and its hostnames' as resolved now (not
             # `found.targets`: there an address of two groups is the first group's only)
             ips = found.addresses.get(g.group, ())
