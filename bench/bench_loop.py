@@ -72,7 +72,7 @@ async def _ticker(lag: Lag, done: asyncio.Event) -> None:
 
 
 async def _scraper(runtime: Runtime, lag: Lag, done: asyncio.Event) -> None:
-    registry = build_registry(runtime)
+    registry = build_registry(runtime, warm=True)  # as the daemon's
     while not done.is_set():
         start = time.monotonic()
         await asyncio.to_thread(render, registry)

@@ -100,7 +100,7 @@ class Daemon:
         host, port = self._listen(cfg)
         try:
             view = await self.peers.join()  # the shards to cycle, before the first cycle
-            registry = metrics.build_registry(rt)
+            registry = metrics.build_registry(rt, warm=True)
             runner = await web.start(rt, registry, host, port, security=self.web_security)
         except BaseException:
             await asyncio.to_thread(store.close)

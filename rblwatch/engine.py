@@ -502,7 +502,10 @@ class Engine:
 
     async def _write(self, c: _Cycle, commit: CycleCommit) -> list[Event]:
         to = receivers_for(self.rt.config.alerts.receivers, c.lst)
-        return await self.rt.db.commit(commit, to, c.fence)
+        events = await self.rt.db.commit(commit, to, c.fence)
+        for hook in self.rt.on_commit:
+            hook()  # e.g. /metrics rebuilding its pair families now, not on the next scrape
+        return events
 
     async def _seen_of(self, name: str) -> ValueSet:
         seen = self._seen.get(name)

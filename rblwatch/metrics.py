@@ -28,9 +28,12 @@ byte-for-byte what prometheus_client would produce (a test pins that).
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import logging
 import operator
 import platform
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -63,6 +66,8 @@ from rblwatch.model import (
 from rblwatch.runtime import Runtime
 from rblwatch.stats import ListCounters, Stats
 from rblwatch.store import StoreError
+
+log = logging.getLogger("rblwatch.metrics")
 
 # the text format generate_latest writes (prometheus_client >= 0.22 calls 1.0.0 "latest")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -188,24 +193,69 @@ class RblwatchCollector(Collector):
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
         self._kept: PairFamilies | None = None
+        self._building = threading.Lock()  # one build of the pair families at a time
+        self._warm_asked = False
 
     def describe(self) -> Iterable[Metric]:
         # Nothing: registering must not read the store, and names never clash in our registry.
         return []
 
-    def _pair_families(self, config: Config, snap: Snapshot) -> PairFamilies:
-        """The pair families, kept while nothing they show moved (`PairFamilies`)."""
-        key = (snap.marks, tuple(snap.lists.values()))
-        kept = self._kept
-        if (
+    def _fresh(self, kept: PairFamilies | None, config: Config, key: tuple[object, ...]) -> bool:
+        return (
             kept is not None
             and kept.config is config  # a reload: other lists, groups or per_target
             and kept.key == key
             and time.monotonic() - kept.read_at < MAX_AGE
-        ):
+        )
+
+    def _pair_families(self, config: Config, snap: Snapshot, *, wait: bool = False) -> PairFamilies:
+        """The pair families, kept while nothing they show moved (`PairFamilies`).
+
+        While another thread builds them anew (`warm`, just after a commit) a scrape takes
+        the ones kept, of the config in force, rather than wait for that build: the pairs as
+        they were a moment before the commit, where waiting would cost the scrape the whole
+        build (a /14's first commit: several hundred ms, sharing the GIL with the cycle).
+        """
+        key = (snap.marks, tuple(snap.lists.values()))
+        kept = self._kept
+        if self._fresh(kept, config, key):
+            assert kept is not None
             return kept
-        kept = self._kept = PairFamilies.build(self._runtime.store.pair_summaries(), config, key)
-        return kept
+        usable = kept is not None and kept.config is config
+        if not self._building.acquire(blocking=wait or not usable):
+            assert kept is not None
+            return kept
+        try:
+            kept = self._kept
+            if self._fresh(kept, config, key):  # built while this one waited
+                assert kept is not None
+                return kept
+            pairs = self._runtime.store.pair_summaries()
+            kept = self._kept = PairFamilies.build(pairs, config, key)
+            return kept
+        finally:
+            self._building.release()
+
+    def warm_soon(self) -> None:
+        """After a commit, on the event loop: `warm` in a worker thread (one asked at a
+        time), so that the next scrape finds the pair families built."""
+        if self._warm_asked:
+            return
+        self._warm_asked = True
+        asyncio.get_running_loop().run_in_executor(None, self.warm)
+
+    def warm(self) -> None:
+        """Build the pair families now if a commit moved them."""
+        self._warm_asked = False  # before the read: a commit after it asks again
+        runtime = self._runtime
+        try:
+            snap = _snapshot_if_up(runtime)
+            if snap is not None:
+                self._pair_families(runtime.config, snap, wait=True)
+        except StoreError:
+            pass  # the store is away: the next scrape says so
+        except Exception:  # a worker thread's failure has nobody else to report it
+            log.exception("metrics: building the pair families failed")
 
     def collect(self) -> Iterator[Metric]:
         runtime = self._runtime
@@ -249,14 +299,19 @@ class RblwatchCollector(Collector):
         yield from _cluster(runtime, list_names)
 
 
-def build_registry(runtime: Runtime) -> CollectorRegistry:
+def build_registry(runtime: Runtime, *, warm: bool = False) -> CollectorRegistry:
     """A fresh registry holding the rblwatch collector and this process's own metrics.
 
     Never the global default registry: a test (or a second daemon in one process) gets its
     own. The process collector adds process_* (CPU, memory, file descriptors) on Linux.
+    `warm`: the collector rebuilds its pair families after each commit (`runtime.on_commit`),
+    off the scrapes' path: the daemon's registry.
     """
     registry = CollectorRegistry()
-    registry.register(RblwatchCollector(runtime))
+    collector = RblwatchCollector(runtime)
+    registry.register(collector)
+    if warm:
+        runtime.on_commit.append(collector.warm_soon)
     ProcessCollector(registry=registry)
     return registry
 

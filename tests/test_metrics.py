@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import threading
 from pathlib import Path
 
 import pytest
@@ -476,3 +477,51 @@ def test_a_scrape_reads_the_pairs_again_only_when_a_commit_moved_them(runtime: R
     )
     assert value(registry, "rblwatch_listed", **PAIR) is None
     assert counted.reads == 3
+
+
+def _collector(registry: CollectorRegistry) -> RblwatchCollector:
+    (collector,) = [c for c in registry._collector_to_names if isinstance(c, RblwatchCollector)]
+    return collector
+
+
+def test_after_a_commit_the_families_are_built_off_the_scrape_and_a_scrape_meanwhile_waits_not(
+    runtime: Runtime,
+) -> None:
+    # issue 14: the first scrape after a /14's commit rebuilt 32,768 listings' families
+    # itself, sharing the GIL with the cycle (~0.6 s); the daemon's registry rebuilds them
+    # after each commit (`warm`), and a scrape during that build takes the families kept
+    put(runtime, [listed("192.0.2.1", since=T0)])
+    counted = CountedReads(runtime.store)
+    runtime.store = counted  # type: ignore[assignment]
+    registry = build_registry(runtime, warm=True)
+    assert runtime.on_commit  # the engine calls it after each commit
+    collector = _collector(registry)
+    assert value(registry, "rblwatch_listed", **PAIR) == 1.0 and counted.reads == 1
+    other = PAIR | {"target": "192.0.2.2"}
+    put(runtime, [listed("192.0.2.2", since=T0)], [event("192.0.2.2", T0)])
+    with collector._building:  # a build under way in another thread
+        # the kept families, not a wait for the build nor a build of its own
+        assert value(registry, "rblwatch_listed", **other) is None
+        assert counted.reads == 1
+    collector.warm()  # what the commit's hook runs in a worker thread
+    assert counted.reads == 2
+    assert value(registry, "rblwatch_listed", **other) == 1.0
+    assert counted.reads == 2  # the scrape found them built
+
+
+def test_a_scrape_after_a_reload_waits_for_the_build_of_the_new_config(runtime: Runtime) -> None:
+    put(runtime, [listed("192.0.2.1", since=T0)])
+    registry = build_registry(runtime, warm=True)
+    collector = _collector(registry)
+    assert value(registry, "rblwatch_listed", **PAIR) == 1.0
+    runtime.config = dataclasses.replace(runtime.config)  # a reload: families of another config
+    got: list[float | None] = []
+    with collector._building:
+        scrape = threading.Thread(
+            target=lambda: got.append(value(registry, "rblwatch_listed", **PAIR))
+        )
+        scrape.start()
+        scrape.join(0.3)
+        assert scrape.is_alive() and not got  # never the old config's families
+    scrape.join(10)
+    assert got == [1.0]

@@ -45,13 +45,14 @@ Codes and meanings are JSON arrays in TEXT columns; times are unix seconds (REAL
 
 Decisions:
 
-- Two connections shared by all threads (`check_same_thread=False`), each with a
-  `threading.Lock` around every operation: one writes, one reads. WAL lets the reads go on
-  while a write transaction is open, so a `/metrics` scrape or a status page does not wait
-  for a big commit (a /14's first cycle writes 262,144 first looks in ~0.7 s); a read sees
-  what was committed before it began. A connection per worker thread of `asyncio.to_thread`
-  would buy more concurrent reads at the price of connections nobody closes. An in-memory
-  database (":memory:", one per connection) has the one connection for both.
+- Connections shared by all threads (`check_same_thread=False`): one writes, under a
+  `threading.Lock` around every operation, and up to three read (`sqlite_readers`), each
+  read on a connection of its own. WAL lets the reads go on while a write transaction is
+  open and beside each other, so a `/metrics` scrape or a status page does not wait for a
+  big commit (a /14's first cycle writes 262,144 first looks in ~0.7 s) nor for another
+  read; a read sees what was committed before it began. A connection per worker thread of
+  `asyncio.to_thread` would buy as much at the price of connections nobody closes. An
+  in-memory database (":memory:", one per connection) has the one connection for both.
 - Transactions are explicit (`isolation_level=None`, `BEGIN IMMEDIATE` … `COMMIT`): the
   write lock is taken up front, so a transaction never fails half-way on a lock upgrade.
 - `synchronous=FULL`, not NORMAL. In WAL mode NORMAL already survives a killed process; FULL
@@ -116,6 +117,7 @@ from rblwatch.store.rows import (
     resolver_of,
     status_of,
 )
+from rblwatch.store.sqlite_readers import Readers
 from rblwatch.store.sqlite_schema import (
     ADD_BUDGET,
     APPLICATION_ID,
@@ -162,25 +164,29 @@ class SqliteStore(Store):
             conn.close()
             raise
         self._conn: sqlite3.Connection | None = conn
-        self._reader: sqlite3.Connection | None = conn
-        self._read_lock = self._lock
+        self._readers: Readers | None = None  # in memory: reads share the one connection
         if path not in ("", ":memory:"):
-            self._reader, self._read_lock = self._open_reader(conn), threading.Lock()
+            try:
+                self._readers = Readers(self._open_reader, self._closed)
+            except BaseException:
+                conn.close()  # a store that failed to open holds nothing
+                raise
         self._me: Instance | None = None  # the one instance, as of its last `tick`
 
-    def _open_reader(self, writer: sqlite3.Connection) -> sqlite3.Connection:
-        """The connection reads go through (see the module docstring); `writer` is closed
-        if it cannot be opened, as a store that failed to open holds nothing."""
+    def _open_reader(self) -> sqlite3.Connection:
+        """A connection for reads (see the module docstring)."""
         try:
             reader = sqlite3.connect(
                 self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
             )
             reader.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
         except sqlite3.Error as exc:
-            writer.close()
             raise self._error(f"cannot open: {_one_line(exc)}") from exc
         reader.row_factory = sqlite3.Row
         return reader
+
+    def _closed(self) -> StoreError:
+        return self._error("the store is closed")
 
     # -- opening ------------------------------------------------------------------------------
 
@@ -251,14 +257,22 @@ class SqliteStore(Store):
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
-        with self._read_lock:
-            conn = self._reader
-            if conn is None:
-                raise self._error("the store is closed")
+        with self._lent() as conn:
             try:
                 yield conn
             except sqlite3.Error as exc:
                 raise self._error(_one_line(exc)) from exc
+
+    @contextlib.contextmanager
+    def _lent(self) -> Iterator[sqlite3.Connection]:
+        if self._readers is not None:
+            with self._readers.lend() as conn:
+                yield conn
+            return
+        with self._lock:  # in memory: the writer's connection, under its lock
+            if self._conn is None:
+                raise self._closed()
+            yield self._conn
 
     @contextlib.contextmanager
     def _write(self, *, chain: bool = False) -> Iterator[sqlite3.Connection]:
@@ -641,12 +655,12 @@ class SqliteStore(Store):
     # -- lifecycle ------------------------------------------------------------------------------
 
     def close(self) -> None:
-        with self._lock, contextlib.ExitStack() as stack:
-            if self._read_lock is not self._lock:
-                stack.enter_context(self._read_lock)
-            for conn in {id(c): c for c in (self._conn, self._reader) if c is not None}.values():
-                conn.close()
-            self._conn = self._reader = None
+        with self._lock:
+            if self._readers is not None:
+                self._readers.close()  # waits for the reads under way
+            if self._conn is not None:
+                self._conn.close()
+            self._conn = None
 
     # -- the raw tables, for `store.transfer` only -----------------------------------------------
 
