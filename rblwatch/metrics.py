@@ -208,7 +208,7 @@ class RblwatchCollector(Collector):
             and time.monotonic() - kept.read_at < MAX_AGE
         )
 
-    def _pair_families(self, config: Config, snap: Snapshot, *, wait: bool = False) -> PairFamilies:
+    def _pair_families(self, config: Config, snap: Snapshot) -> PairFamilies:
         """The pair families, kept while nothing they show moved (`PairFamilies`).
 
         While another thread builds them anew (`warm`, just after a commit) a scrape takes
@@ -222,19 +222,24 @@ class RblwatchCollector(Collector):
             assert kept is not None
             return kept
         usable = kept is not None and kept.config is config
-        if not self._building.acquire(blocking=wait or not usable):
+        if not self._building.acquire(blocking=not usable):
             assert kept is not None
             return kept
         try:
-            kept = self._kept
-            if self._fresh(kept, config, key):  # built while this one waited
-                assert kept is not None
-                return kept
-            pairs = self._runtime.store.pair_summaries()
-            kept = self._kept = PairFamilies.build(pairs, config, key)
-            return kept
+            return self._built(config, key)
         finally:
             self._building.release()
+
+    def _built(self, config: Config, key: tuple[object, ...]) -> PairFamilies:
+        """The families for `key`, built now unless another thread just did (the caller
+        holds `_building`)."""
+        kept = self._kept
+        if self._fresh(kept, config, key):
+            assert kept is not None
+            return kept
+        pairs = self._runtime.store.pair_summaries()
+        kept = self._kept = PairFamilies.build(pairs, config, key)
+        return kept
 
     def warm_soon(self) -> None:
         """After a commit, on the event loop: `warm` in a worker thread (one asked at a
@@ -245,17 +250,20 @@ class RblwatchCollector(Collector):
         asyncio.get_running_loop().run_in_executor(None, self.warm)
 
     def warm(self) -> None:
-        """Build the pair families now if a commit moved them."""
+        """Build the pair families now if a commit moved them. The build is claimed before
+        the store is read: a scrape that sees the commit's marks meanwhile takes the kept
+        families rather than build them a second time beside this one."""
         self._warm_asked = False  # before the read: a commit after it asks again
         runtime = self._runtime
-        try:
-            snap = _snapshot_if_up(runtime)
-            if snap is not None:
-                self._pair_families(runtime.config, snap, wait=True)
-        except StoreError:
-            pass  # the store is away: the next scrape says so
-        except Exception:  # a worker thread's failure has nobody else to report it
-            log.exception("metrics: building the pair families failed")
+        with self._building:
+            try:
+                snap = _snapshot_if_up(runtime)
+                if snap is not None:
+                    self._built(runtime.config, (snap.marks, tuple(snap.lists.values())))
+            except StoreError:
+                pass  # the store is away: the next scrape says so
+            except Exception:  # a worker thread's failure has nobody else to report it
+                log.exception("metrics: building the pair families failed")
 
     def collect(self) -> Iterator[Metric]:
         runtime = self._runtime
