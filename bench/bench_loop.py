@@ -41,6 +41,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from rblwatch.config import parse_config
+from rblwatch.daemon import SWITCH_INTERVAL_S
 from rblwatch.engine import Engine
 from rblwatch.metrics import build_registry, render
 from rblwatch.pairsource import PairsRead, PairsSource, read_console
@@ -224,7 +225,14 @@ def main() -> int:
     parser.add_argument("--listings", type=int, default=21_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--why", metavar="FILE", help="dump the threads' stacks in a stall")
+    parser.add_argument(
+        "--switch-interval",
+        type=float,
+        default=SWITCH_INTERVAL_S,
+        help=f"the GIL's switch interval, s (the daemon's: {SWITCH_INTERVAL_S}; Python's: 0.005)",
+    )
     args = parser.parse_args()
+    sys.setswitchinterval(args.switch_interval)  # as `rblwatch run` sets it
     bench_cycle(args.prefix, args.lists, args.why)
     bench_status(args.listings, args.rounds)
     return 0
