@@ -24,7 +24,7 @@ from rblwatch import targets
 from rblwatch.cluster import SHARDS, shard_of
 from rblwatch.config import Config
 from rblwatch.model import Target, TargetKind
-from rblwatch.targetlist import TargetLabels, TargetList, TargetValues
+from rblwatch.targetlist import KnownValues, TargetLabels, TargetList, TargetValues
 
 log = logging.getLogger("rblwatch.engine")
 
@@ -149,11 +149,10 @@ def _add_new(out: list[Target], values: set[str], found: Iterable[Target]) -> No
             out.append(t)
 
 
-def _not_in(expanded: TargetList, have: TargetList) -> TargetList:
-    """The targets of `expanded` whose value is not among `have`'s (in order, compact)."""
-    if not len(have):
+def _not_in(expanded: TargetList, known: KnownValues) -> TargetList:
+    """The targets of `expanded` whose value is not `known` yet (in order, compact)."""
+    if known.empty:
         return expanded
-    known = TargetValues(have)
     if not any(v in known for v in expanded.values()):
         return expanded  # groups of their own networks: kept as they are
     return expanded.picked(i for i, v in enumerate(expanded.values()) if v not in known)
@@ -175,7 +174,7 @@ class Inventory:
     def __init__(self, resolve: ResolveHostnames) -> None:
         self._resolve = resolve
         # the config's addresses and domains, expanded once, and their values
-        self._static: tuple[Config, Found, TargetValues] | None = None
+        self._static: tuple[Config, Found, KnownValues] | None = None
         self._slices: dict[tuple[TargetKind, ...], tuple[Found, Slice]] = {}
 
     async def current(self, cfg: Config) -> Found:
@@ -204,7 +203,8 @@ class Inventory:
 
     def _static_of(self, cfg: Config) -> Found:
         if self._static is None or self._static[0] is not cfg:
-            static = TargetList()
+            parts: list[TargetList] = []
+            known = KnownValues()
             addresses: dict[str, Sequence[str]] = {}
             for g in cfg.targets:
                 expanded = targets.expand(
@@ -219,12 +219,15 @@ class Inventory:
                 addresses[g.group] = Addresses(
                     own._targets + ips if isinstance(own, Addresses) else ips
                 )
-                static = static + _not_in(expanded, static)
+                kept = _not_in(expanded, known)
+                known.add(kept)
+                parts.append(kept)
+            static = TargetList.joined(parts)
             found = Found(static, True, dict(static.groups()), addresses)
-            self._static = (cfg, found, TargetValues(static))
+            self._static = (cfg, found, known)
         return self._static[1]
 
-    def _static_values(self) -> TargetValues:
+    def _static_values(self) -> KnownValues:
         assert self._static is not None
         return self._static[2]
 

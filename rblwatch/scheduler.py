@@ -101,6 +101,7 @@ class Scheduler:
                     if self.aps.get_job(prefix + name) is not None:
                         self.aps.remove_job(prefix + name)
                 del self._timings[name]
+                self._owed.discard(name)  # a list added again starts with its first cycle
         self.rt.stats.ensure_lists(wanted)
         for lst in current:
             if lst.name not in self._timings:
@@ -201,22 +202,31 @@ class Scheduler:
     async def _health(self, name: str) -> None:
         try:
             await self.engine.probe(name)
+            await self._make_up(name)
         except StoreError as exc:
             log.warning("list %s: health probe not stored, the store did not answer: %s", name, exc)
         except Exception:
             log.exception("list %s: health probe failed", name)
-        else:
-            self._make_up(name)
 
-    def _make_up(self, name: str) -> None:
-        """A cycle at once for a list whose last was skipped for its health, now healthy."""
-        if name not in self._owed or self.engine.health_of(name) is not Health.HEALTHY:
+    async def _make_up(self, name: str) -> None:
+        """A cycle at once for a list whose last was skipped for its health, now healthy,
+        unless its next cycle comes about as soon."""
+        if name not in self._owed:
+            return
+        if not self.engine.leads():  # the leader probes: its verdict is in the store
+            await self.engine.keeper.load(refresh=True)
+        if self.engine.health_of(name) is not Health.HEALTHY:
             return
         found = next((x for x in subjects(self.rt.config) if x.name == name), None)
         if found is None or self.engine.resolver_down(found):
             return
         self._owed.discard(name)
         interval = self._timings.get(name, (self.rt.config.schedule.interval,))[0]
+        regular = self.aps.get_job(f"cycle:{name}")
+        upcoming = regular.next_run_time if regular is not None else None
+        slack = dt.timedelta(seconds=min(FIRST_SLACK_S, interval / 10))
+        if upcoming is not None and upcoming <= _now() + slack:
+            return  # the grid's cycle comes as soon: no second one beside it, on the budget
         log.info("list %s: healthy again, its skipped cycle runs now", name)
         self.aps.add_job(
             self._job(self._cycle, name, interval),

@@ -125,6 +125,11 @@ class TargetList(Sequence[Target]):
     def __iter__(self) -> Iterator[Target]:
         return itertools.chain.from_iterable(r.targets(0, len(r)) for r in self._runs)
 
+    @staticmethod
+    def joined(parts: Iterable[TargetList]) -> TargetList:
+        """The parts one after another, in one go (`+` in a loop copies every run each time)."""
+        return TargetList(r for part in parts for r in part._runs)
+
     def __add__(self, other: Iterable[Target]) -> TargetList:
         """These targets, then `other`'s (no duplicates removed: the caller's business)."""
         more = other._runs if isinstance(other, TargetList) else TargetList.of(other)._runs
@@ -331,6 +336,10 @@ class ValueSet(AbstractSet[str]):
                 self._others.add(value)
                 self._len += 1
             return
+        self.add_ipv4(n)
+
+    def add_ipv4(self, n: int) -> None:
+        """Add the IPv4 address numbered `n` (no string made)."""
         high, low = n >> 16, n & 0xFFFF
         block = self._blocks.setdefault(high, set())
         if isinstance(block, set):
@@ -371,6 +380,49 @@ class ValueSet(AbstractSet[str]):
 
     def __repr__(self) -> str:
         return f"<ValueSet: {self._len} values>"
+
+
+class KnownValues:
+    """The values of targets added a list at a time (`add`), for membership as they grow:
+    ranges kept sorted for bisect, every other value in a `ValueSet`. Expanding many groups
+    one after another (a group per hosting customer) checks each group against all before it;
+    an index made afresh for each group made that quadratic in the number of groups."""
+
+    __slots__ = ("_firsts", "_lasts", "_values")
+
+    def __init__(self) -> None:
+        self._firsts: list[int] = []
+        self._lasts: list[int] = []
+        self._values = ValueSet()
+
+    @property
+    def empty(self) -> bool:
+        return not self._firsts and not len(self._values)
+
+    def add(self, targets: TargetList) -> None:
+        """Add the values of `targets`, whose ranges overlap none added before (the caller
+        keeps only values not known yet)."""
+        for r in targets._runs:
+            if isinstance(r.numbers, range):
+                i = bisect.bisect_left(self._firsts, r.numbers.start)
+                self._firsts.insert(i, r.numbers.start)
+                self._lasts.insert(i, r.numbers.stop - 1)
+            elif r.numbers is not None:
+                for n in r.numbers:
+                    self._values.add_ipv4(n)
+            else:
+                self._values.update(t.value for t in r.objects)
+
+    def __contains__(self, value: object) -> bool:
+        if not isinstance(value, str):
+            return False
+        if value in self._values:
+            return True
+        n = ipv4_number(value)
+        if n is None:
+            return False
+        i = bisect.bisect_right(self._firsts, n) - 1
+        return i >= 0 and n <= self._lasts[i]
 
 
 def _bitmap(lows: Iterable[int]) -> bytearray:
@@ -431,6 +483,7 @@ class TargetListBuilder:
 
 
 __all__ = [
+    "KnownValues",
     "TargetLabels",
     "TargetList",
     "TargetListBuilder",

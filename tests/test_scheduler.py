@@ -19,7 +19,7 @@ import pytest
 from rblwatch import scheduler as scheduler_mod
 from rblwatch.config import Config, parse_config
 from rblwatch.engine import CycleReport, Engine
-from rblwatch.model import EventKind
+from rblwatch.model import EventKind, Health
 from rblwatch.runtime import Runtime
 from rblwatch.scheduler import Scheduler, cycle_deadline
 from rblwatch.store.sqlite import SqliteStore
@@ -328,3 +328,39 @@ def test_a_takeover_due_about_when_the_list_s_next_cycle_runs_is_left_to_that_cy
 
     late, early = asyncio.run(scenario())
     assert not late and early
+
+
+def test_a_skipped_cycle_is_made_up_once_healthy_unless_the_next_comes_as_soon(
+    faultdns: FaultDns, store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # interval 40s: a make-up within 4s (interval / 10) of the grid's cycle would be a second
+    # cycle right beside it, twice the queries on the list's daily budget for nothing
+    async def scenario() -> tuple[bool, bool, bool]:
+        rt = Runtime(make_config(faultdns.port, interval="40s", jitter="0s"), store)
+        engine = Engine(rt)
+        sched = Scheduler(rt, engine)
+        monkeypatch.setattr(engine, "health_of", lambda name: Health.HEALTHY)
+        sched.start()
+        try:
+            if (job := sched.aps.get_job("first:bl")) is not None:
+                job.remove()  # the list's own first cycle: not what this test is about
+            regular = sched.aps.get_job("cycle:bl").next_run_time
+            real_now = scheduler_mod._now
+            sched._owed.add("bl")
+            monkeypatch.setattr(scheduler_mod, "_now", lambda: regular - dt.timedelta(seconds=1))
+            await sched._make_up("bl")
+            near = sched.aps.get_job("first:bl") is not None
+            sched._owed.add("bl")
+            monkeypatch.setattr(scheduler_mod, "_now", lambda: regular - dt.timedelta(seconds=20))
+            await sched._make_up("bl")
+            far = sched.aps.get_job("first:bl") is not None
+            monkeypatch.setattr(scheduler_mod, "_now", real_now)
+            still_owed = "bl" in sched._owed
+            return near, far, still_owed
+        finally:
+            sched.shutdown()
+
+    near, far, owed_after = asyncio.run(scenario())
+    assert not near  # the grid's cycle, a second later, makes it up
+    assert far  # 20 s before it: at once
+    assert not owed_after  # made up: owed no more

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,38 @@ def test_close_waits_for_reads_under_way_and_later_reads_are_refused(tmp_path: P
     with pytest.raises(Closed), readers.lend():
         pass
     readers.close()  # twice: nothing to wait for
+
+
+def test_close_returns_when_as_many_reads_wait_for_a_connection_as_are_lent(tmp_path: Path) -> None:
+    readers, _ = _readers(tmp_path)
+    lent = [readers.lend() for _ in range(MAX_READERS)]
+    for cm in lent:
+        cm.__enter__()
+    refused: list[BaseException] = []
+
+    def wait_for_one() -> None:
+        try:
+            with readers.lend():
+                pass
+        except Closed as exc:
+            refused.append(exc)
+
+    # as many reads waiting for a connection as there are lent out (a burst of scrapes and
+    # status pages at shutdown: the default executor has 6 threads on 2 cores)
+    waiters = [threading.Thread(target=wait_for_one, daemon=True) for _ in range(MAX_READERS)]
+    for w in waiters:
+        w.start()
+    time.sleep(0.2)
+    closer = threading.Thread(target=readers.close, daemon=True)
+    closer.start()
+    time.sleep(0.2)
+    for cm in lent:  # the reads under way end
+        cm.__exit__(None, None, None)
+    closer.join(3)
+    for w in waiters:
+        w.join(3)
+    assert len(refused) == MAX_READERS
+    assert not closer.is_alive(), "close() never returns: each return's notify() woke a waiter"
 
 
 def test_the_store_reads_beside_each_other_and_refuses_reads_once_closed(tmp_path: Path) -> None:

@@ -41,12 +41,15 @@ class Readers:
         finally:
             with self._changed:
                 self._idle.append(conn)
-                self._changed.notify()
+                # all: `close` waits on this condition beside the reads waiting for a
+                # connection, and a read woken after `close` leaves without taking it
+                self._changed.notify_all()
 
     def _take(self) -> sqlite3.Connection:
         with self._changed:
             while True:
                 if self._closed:
+                    self._changed.notify_all()  # pass on a wake-up that may be `close`'s
                     raise self._closed_error()
                 if self._idle:
                     return self._idle.pop()
@@ -59,7 +62,7 @@ class Readers:
         except BaseException:
             with self._changed:
                 self._count -= 1
-                self._changed.notify()
+                self._changed.notify_all()
             raise
 
     def close(self) -> None:
