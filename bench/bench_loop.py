@@ -40,6 +40,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from prometheus_client import CollectorRegistry
+
 from rblwatch.config import parse_config
 from rblwatch.daemon import SWITCH_INTERVAL_S
 from rblwatch.engine import Engine
@@ -72,8 +74,7 @@ async def _ticker(lag: Lag, done: asyncio.Event) -> None:
         lag.stall = max(lag.stall, time.monotonic() - before - tick)
 
 
-async def _scraper(runtime: Runtime, lag: Lag, done: asyncio.Event) -> None:
-    registry = build_registry(runtime, warm=True)  # as the daemon's
+async def _scraper(registry: CollectorRegistry, lag: Lag, done: asyncio.Event) -> None:
     while not done.is_set():
         start = time.monotonic()
         await asyncio.to_thread(render, registry)
@@ -112,12 +113,12 @@ def _zone(prefix: int) -> list[str]:
     return lines
 
 
-async def _watched(runtime: Runtime, work: Awaitable[object]) -> tuple[Lag, float]:
+async def _watched(registry: CollectorRegistry, work: Awaitable[object]) -> tuple[Lag, float]:
     """`work` awaited with the ticker and the scraper running; its lag and duration."""
     lag, done = Lag(), asyncio.Event()
     watchers = [
         asyncio.create_task(_ticker(lag, done)),
-        asyncio.create_task(_scraper(runtime, lag, done)),
+        asyncio.create_task(_scraper(registry, lag, done)),
     ]
     start = time.monotonic()
     await work
@@ -135,8 +136,9 @@ async def _first_cycle(runtime: Runtime, engine: Engine, names: list[str]) -> li
             await engine.probe(name)
         await engine._found()
 
-    before, _ = await _watched(runtime, prepare())
-    during, took = await _watched(runtime, asyncio.gather(*(engine.cycle(n) for n in names)))
+    registry = build_registry(runtime, warm=True)  # as the daemon's: one, kept
+    before, _ = await _watched(registry, prepare())
+    during, took = await _watched(registry, asyncio.gather(*(engine.cycle(n) for n in names)))
     return [before, during, Lag(took)]
 
 

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -95,8 +95,24 @@ class PlannedCommit:
     confirm: set[str] = field(default_factory=set)  # targets with a change pending
 
 
+PLAN_STEP = 512  # targets looked at between two pauses of `plan_steps`
+
+
 def plan_commit(cycle: CycleInput) -> PlannedCommit:
     """The commit of one cycle (its `status` and budget are the engine's to fill in)."""
+    steps = plan_steps(cycle)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            planned: PlannedCommit = done.value
+            return planned
+
+
+def plan_steps(cycle: CycleInput) -> Generator[None, None, PlannedCommit]:
+    """`plan_commit` a step at a time: it pauses (yields) every PLAN_STEP targets and returns
+    the commit, so that an event loop can decide a /14's first cycle between its other work
+    (`Engine._run`) instead of in a thread that holds the GIL for seconds."""
     planned = PlannedCommit(CycleCommit(list=cycle.list_name))
     commit, rows, seen, outcomes = planned.commit, cycle.rows, cycle.seen, cycle.outcomes
     if cycle.prune:
@@ -106,7 +122,11 @@ def plan_commit(cycle: CycleInput) -> PlannedCommit:
     # only targets with something to decide: a stored row, an outcome other than clean, or
     # no clean look yet. The rest, clean and believed clean, are the bulk of a cycle.
     news = rows.keys() | outcomes.keys()
-    for t in (t for t in cycle.targets if t.value in news or t.value not in seen):
+    for i, t in enumerate(cycle.targets):
+        if i % PLAN_STEP == PLAN_STEP - 1:
+            yield
+        if t.value not in news and t.value in seen:
+            continue
         outcome = outcomes.get(t.value, CLEAN)
         first = t.value not in seen
         d = transitions.step(

@@ -33,7 +33,7 @@ from rblwatch import health, hostnames, plan, resolverstate
 from rblwatch.alerts.routing import receivers_for
 from rblwatch.checks import CHECK_KINDS, CheckIO, CheckKind, CheckRun, Probed, subject_of
 from rblwatch.cluster import SHARDS, Fence, shard_of
-from rblwatch.commitplan import CycleInput, PlannedCommit, is_news, list_status, plan_commit
+from rblwatch.commitplan import CycleInput, PlannedCommit, is_news, list_status, plan_steps
 from rblwatch.cyclelog import log_events
 from rblwatch.inventory import Found, Inventory, Slice
 from rblwatch.listhealth import HealthKeeper, utc_day
@@ -62,6 +62,7 @@ log = logging.getLogger("rblwatch.engine")
 
 ConfirmCallback = Callable[[str, set[str]], None]
 FOLLOWER_WAIT_S = 10.0  # for the leader's first verdict on a list, before skipping a cycle
+DECIDE_SLICE_S = 0.005  # of a big cycle's decisions on the loop between its other callbacks
 
 
 @dataclass(slots=True)
@@ -117,7 +118,7 @@ class Engine:
         self._held: dict[str, frozenset[tuple[int, int]]] = {}
         self._parts: dict[str, tuple[Slice, frozenset[int], Slice]] = {}  # (slice, held, part)
         self._locks: dict[str, asyncio.Lock] = {}
-        self._deciding = asyncio.Lock()  # one cycle's decisions in a worker thread at a time
+        self._deciding = asyncio.Lock()  # one cycle's decisions at a time (`_run`)
         self._timed: dict[str, tuple[object, float]] = {}  # per list: (config, RTT) judged at
         self._counts: tuple[object, dict[TargetKind, int]] | None = None  # per config
 
@@ -383,16 +384,16 @@ class Engine:
             all_shards=every,
             others=self._others(c) if c.full and not every and "" in errors else (),
         )
-        # O(targets) at a first cycle (every target is decided, none was seen): in a worker
-        # thread, so that the loop (lookups of other lists, a /metrics scrape) keeps running.
-        # The planner is pure over its inputs, which nothing changes meanwhile: a list's cycles
-        # hold its lock (its seen set changes only at its own commit, below), and a slice is
-        # replaced when the targets change, never mutated
-        # One list's at a time: lists whose first cycles end together would decide in as many
-        # threads at once, and the loop's thread, competing with all of them for the GIL, waits
-        # behind them (a /14 x 4: stalls of up to a second in the resolver's callbacks)
+        # O(targets) at a first cycle (every target is decided, none was seen): a slice at a
+        # time on the loop, so that the loop (lookups of other lists, a /metrics scrape) keeps
+        # running. Not in a worker thread: that held the GIL for seconds, and the loop's thread,
+        # which gives the GIL up at every socket call, waited up to a switch interval at each
+        # (a /14 x 4: stalls of a second, scrapes of more). The planner is pure over its inputs,
+        # which nothing changes meanwhile: a list's cycles hold its lock (its seen set changes
+        # only at its own commit, below), and a slice is replaced, never mutated. One list's at
+        # a time: lists whose first cycles end together take turns, not slices of each other.
         async with self._deciding:
-            planned, reasons = await asyncio.to_thread(_decide, c.kind, cycle, heads)
+            planned, reasons = await _decide(c.kind, cycle, heads)
         self._count_lookups(lst.name, run, durations, reasons)
         commit, report.confirm = planned.commit, planned.confirm
         if c.full:
@@ -502,10 +503,13 @@ class Engine:
 
     async def _write(self, c: _Cycle, commit: CycleCommit) -> list[Event]:
         to = receivers_for(self.rt.config.alerts.receivers, c.lst)
-        events = await self.rt.db.commit(commit, to, c.fence)
-        for hook in self.rt.on_commit:
-            hook()  # e.g. /metrics rebuilding its pair families now, not on the next scrape
-        return events
+        for hook in self.rt.before_commit:
+            hook()
+        try:
+            return await self.rt.db.commit(commit, to, c.fence)
+        finally:
+            for hook in self.rt.on_commit:
+                hook()  # e.g. /metrics rebuilding its pair families now, not on a scrape
 
     async def _seen_of(self, name: str) -> ValueSet:
         seen = self._seen.get(name)
@@ -546,12 +550,22 @@ class Engine:
             self.rt.on_events()  # wake the alert senders: these events have outbox rows
 
 
-def _decide(
+async def _decide(
     kind: CheckKind[Any], cycle: CycleInput, heads: dict[str, int]
 ) -> tuple[PlannedCommit, Counter[Reason]]:
     """The cycle's commit (its events in the kind's words) and its lookup errors by reason:
-    the O(targets) part of a cycle, run in a worker thread (see `Engine._run`)."""
-    planned = plan_commit(cycle)
+    the O(targets) part of a cycle, DECIDE_SLICE_S of it at a time (see `Engine._run`)."""
+    steps = plan_steps(cycle)
+    until = time.monotonic() + DECIDE_SLICE_S
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            planned: PlannedCommit = done.value
+            break
+        if time.monotonic() >= until:
+            await asyncio.sleep(0)  # the loop's other callbacks run, then the next slice
+            until = time.monotonic() + DECIDE_SLICE_S
     rows = cycle.rows
     planned.commit.events = [
         _renamed(kind, e, rows, after=heads.get(e.target or "", 0)) for e in planned.commit.events

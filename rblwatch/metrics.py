@@ -195,6 +195,7 @@ class RblwatchCollector(Collector):
         self._kept: PairFamilies | None = None
         self._building = threading.Lock()  # one build of the pair families at a time
         self._warm_asked = False
+        self._committing = 0  # cycles' commits under way (`runtime.before_commit`)
 
     def describe(self) -> Iterable[Metric]:
         # Nothing: registering must not read the store, and names never clash in our registry.
@@ -211,20 +212,26 @@ class RblwatchCollector(Collector):
     def _pair_families(self, config: Config, snap: Snapshot) -> PairFamilies:
         """The pair families, kept while nothing they show moved (`PairFamilies`).
 
-        While another thread builds them anew (`warm`, just after a commit) a scrape takes
-        the ones kept, of the config in force, rather than wait for that build: the pairs as
-        they were a moment before the commit, where waiting would cost the scrape the whole
-        build (a /14's first commit: several hundred ms, sharing the GIL with the cycle).
+        While another thread builds them anew, or a build is asked for (`warm`, just after a
+        commit; the worker threads may all be busy with the cycle a while), a scrape takes
+        the ones kept, of the config in force and younger than MAX_AGE, rather than build or
+        wait: the pairs as they were a moment before the commit, where building would cost
+        the scrape several hundred ms at a /14's first commit, sharing the GIL with the cycle.
         """
         key = (snap.marks, tuple(snap.lists.values()))
         kept = self._kept
         if self._fresh(kept, config, key):
             assert kept is not None
             return kept
-        usable = kept is not None and kept.config is config
-        if not self._building.acquire(blocking=not usable):
-            assert kept is not None
+        usable = (
+            kept is not None and kept.config is config and time.monotonic() - kept.read_at < MAX_AGE
+        )
+        soon = self._committing or self._warm_asked
+        if usable and (soon or not self._building.acquire(blocking=False)):
+            assert kept is not None  # a build under way or to come: these meanwhile
             return kept
+        if not usable:
+            self._building.acquire()
         try:
             return self._built(config, key)
         finally:
@@ -241,9 +248,15 @@ class RblwatchCollector(Collector):
         kept = self._kept = PairFamilies.build(pairs, config, key)
         return kept
 
+    def committing(self) -> None:
+        """Before a commit, on the event loop: until its `warm`, scrapes take the kept
+        families (a scrape that read the commit's marks would build them itself)."""
+        self._committing += 1
+
     def warm_soon(self) -> None:
         """After a commit, on the event loop: `warm` in a worker thread (one asked at a
         time), so that the next scrape finds the pair families built."""
+        self._committing = max(0, self._committing - 1)
         if self._warm_asked:
             return
         self._warm_asked = True
@@ -312,13 +325,14 @@ def build_registry(runtime: Runtime, *, warm: bool = False) -> CollectorRegistry
 
     Never the global default registry: a test (or a second daemon in one process) gets its
     own. The process collector adds process_* (CPU, memory, file descriptors) on Linux.
-    `warm`: the collector rebuilds its pair families after each commit (`runtime.on_commit`),
-    off the scrapes' path: the daemon's registry.
+    `warm`: the collector rebuilds its pair families after each cycle's commit
+    (`runtime.before_commit`, `on_commit`), off the scrapes' path: the daemon's registry.
     """
     registry = CollectorRegistry()
     collector = RblwatchCollector(runtime)
     registry.register(collector)
     if warm:
+        runtime.before_commit.append(collector.committing)
         runtime.on_commit.append(collector.warm_soon)
     ProcessCollector(registry=registry)
     return registry

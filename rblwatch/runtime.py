@@ -55,8 +55,9 @@ class Runtime:
     # set by the daemon: called after events (and so outbox rows) are committed, so the alert
     # senders look at the outbox at once instead of at their next poll
     on_events: Callable[[], None] | None = None
-    # called on the event loop after each cycle's commit: caches of the stored state rebuild
-    # then, off the path of the requests that read them (the /metrics pair families)
+    # called on the event loop before and after each cycle's commit: caches of the stored
+    # state rebuild then, off the path of the requests that read them (/metrics' families)
+    before_commit: list[Callable[[], None]] = field(default_factory=list)
     on_commit: list[Callable[[], None]] = field(default_factory=list)
 
     @property

@@ -1,17 +1,16 @@
-"""Lists whose cycles end together are decided one at a time, never in threads side by side.
+"""Lists whose cycles end together are decided one at a time, never side by side.
 
-A cycle's decisions (`engine._decide`) run in a worker thread, off the event loop. The first
-cycles of several lists over a big target set end within moments of each other; decided in as
-many threads at once, they share the GIL with the loop's thread, which then waits behind all
-of them: the resolver's callbacks of the lists still looking up stalled for up to a second at
-a /14 x 4 (bench/bench_loop.py --why). Counted, not timed: how many decisions overlap.
+A cycle's decisions (`engine._decide`) run on the event loop a slice at a time. The first
+cycles of several lists over a big target set end within moments of each other; decided side
+by side (in worker threads, as they once were) they shared the GIL with the loop's thread,
+which then waited behind all of them: the resolver's callbacks of the lists still looking up
+stalled for up to a second at a /14 x 4 (bench/bench_loop.py --why). Counted, not timed: how
+many decisions overlap.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -38,18 +37,16 @@ def test_cycles_ending_together_are_decided_one_at_a_time(
         schedule={"confirm": 1},
     )
     decide = engine_module._decide
-    lock, now, most = threading.Lock(), [0], [0]
+    now, most = [0], [0]
 
-    def counted(*args: Any) -> Any:
-        with lock:
-            now[0] += 1
-            most[0] = max(most[0], now[0])
+    async def counted(*args: Any) -> Any:
+        now[0] += 1
+        most[0] = max(most[0], now[0])
         try:
-            time.sleep(0.05)  # long enough for any other decision to start meanwhile
-            return decide(*args)
+            await asyncio.sleep(0.05)  # long enough for any other decision to start meanwhile
+            return await decide(*args)
         finally:
-            with lock:
-                now[0] -= 1
+            now[0] -= 1
 
     monkeypatch.setattr(engine_module, "_decide", counted)
     store = SqliteStore(str(tmp_path / "state.db"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import re
 import threading
@@ -507,6 +508,25 @@ def test_after_a_commit_the_families_are_built_off_the_scrape_and_a_scrape_meanw
     assert counted.reads == 2
     assert value(registry, "rblwatch_listed", **other) == 1.0
     assert counted.reads == 2  # the scrape found them built
+    # a commit under way (the engine's hooks around it): a scrape that reads its marks
+    # before the warm-up is asked for still takes the kept families, not builds its own
+    third = PAIR | {"target": "192.0.2.3"}
+    for hook in runtime.before_commit:
+        hook()
+    put(runtime, [listed("192.0.2.3", since=T0)], [event("192.0.2.3", T0)])
+    assert value(registry, "rblwatch_listed", **third) is None and counted.reads == 2
+
+    async def committed() -> None:
+        for hook in runtime.on_commit:
+            hook()  # on the loop: warm in a worker thread
+        for _ in range(500):
+            if counted.reads == 3:
+                return
+            await asyncio.sleep(0.01)
+
+    asyncio.run(committed())
+    assert counted.reads == 3
+    assert value(registry, "rblwatch_listed", **third) == 1.0 and counted.reads == 3
 
 
 def test_a_scrape_after_a_reload_waits_for_the_build_of_the_new_config(runtime: Runtime) -> None:

@@ -57,7 +57,7 @@ _JITTER = 0.25  # a retry's timeout is stretched by up to this share, at random
 # pass of the loop (its selector is level-triggered, so the socket is reported again), and
 # whatever else is ready (a timer, a /metrics scrape's wake-up) runs in between. A window of
 # thousands in flight, all answered while the loop was busy, is otherwise one long callback
-DRAIN_MAX = 256
+DRAIN_MAX = 64
 
 
 class Batch(Retries):
