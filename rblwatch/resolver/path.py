@@ -38,7 +38,11 @@ and at least LOSS_EVENT (8): with 2 % random loss that happens by chance less th
 5,000 round trips at any window size (a Poisson tail; worst near 80), where 5 % and 4 halved a
 window of 40-80 every few seconds. BBR v2 backs off above 2 % a round; a lookup, unlike a TCP
 segment, holds nothing up behind it, so this errs on the side of speed, and the delay signal
-below is what keeps the window off the server's queue. The window never goes below
+below is what keeps the window off the server's queue. An overflow that loses only a few
+percent (a window of 4,096 at 50 ms) is told from chance by what it loses: random loss seldom
+takes a lookup's second attempt too (2 % of 2 %, a tenth of one a round trip at 256), an
+overflow takes retransmissions with the rest, so RETRY_LOSS_EVENT (3) lost retransmissions in
+a round trip halve the window as well. The window never goes below
 INITIAL_WINDOW: 16 datagrams cannot overflow any server's buffer, so losses at that size are
 not congestion but a server that drops some names (or is gone), and shrinking further would
 only slow the run down. `max_in_flight` is the ceiling.
@@ -70,6 +74,7 @@ AVOIDANCE_RTT = 0.025
 MIN_RTT_WINDOW = 10.0
 LOSS_SHARE = 0.10
 LOSS_EVENT = 8
+RETRY_LOSS_EVENT = 3
 _SLOW_START_GAIN = 2.0
 _AVOIDANCE_GAIN = 1.25
 
@@ -91,6 +96,7 @@ class Path:
         "round_at",
         "round_done",
         "round_lost",
+        "round_retries_lost",
         "rto",
         "rttvar",
         "srtt",
@@ -118,6 +124,7 @@ class Path:
         # the current round trip's losses (counting towards a decrease) and datagrams resolved
         self.round_at = float("-inf")
         self.round_lost = 0
+        self.round_retries_lost = 0
         self.round_done = 0
         self.retransmissions = 0
         self.tokens = float(BURST)
@@ -169,21 +176,25 @@ class Path:
             cwnd += n / cwnd * pace
         self.cwnd = min(cwnd, float(self.ceiling))
 
-    def lost(self, sent_at: float, now: float) -> None:
-        """A datagram sent at `sent_at` timed out: out of flight; the window halves when its
-        round trip has lost more than chance explains, once per window."""
+    def lost(self, sent_at: float, now: float, *, retry: bool = False) -> None:
+        """A datagram sent at `sent_at` timed out (`retry`: a lookup's second attempt or
+        later): out of flight; the window halves when its round trip has lost more than
+        chance explains, once per window."""
         self.in_flight -= 1
         self.round_done += 1
         if now - self.round_at > max(self.srtt or 0.0, AVOIDANCE_RTT):
-            self.round_at, self.round_lost, self.round_done = now, 0, 1
+            self.round_at, self.round_lost, self.round_retries_lost = now, 0, 0
+            self.round_done = 1
         if sent_at <= self.decreased_at:
             return  # sent before the last decrease: part of the loss already answered
         self.round_lost += 1
+        self.round_retries_lost += retry
         lost = self.round_lost
-        if lost < LOSS_EVENT or lost <= LOSS_SHARE * max(self.round_done, self.cwnd):
+        share = lost >= LOSS_EVENT and lost > LOSS_SHARE * max(self.round_done, self.cwnd)
+        if not share and self.round_retries_lost < RETRY_LOSS_EVENT:
             return  # a path's random loss, not a queue overflowing (module docstring)
         self.decreased_at = now
-        self.round_lost = 0
+        self.round_lost = self.round_retries_lost = 0
         self.ssthresh = max(self.cwnd / 2, float(INITIAL_WINDOW))
         self.cwnd = self.ssthresh
         if self.srtt is not None:

@@ -206,7 +206,7 @@ class Retries:
             key = e[WIRE_KEY]
             del pending[key]
             self.r.stats.timeouts += 1
-            paths[key >> 16].lost(sent_at, now)
+            paths[key >> 16].lost(sent_at, now, retry=e[ATTEMPT] > 0)
             if sent_at + timeout > now and e[ATTEMPT] + 1 < self.r.attempts:
                 older[key] = (sent_at + timeout, e)
                 self.older_order.append(key)
