@@ -55,6 +55,7 @@ from rblwatch.model import (
     Target,
     hostname_of,
 )
+from rblwatch.targetlist import TargetList
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,11 +123,15 @@ def plan_steps(cycle: CycleInput) -> Generator[None, None, PlannedCommit]:
     # only targets with something to decide: a stored row, an outcome other than clean, or
     # no clean look yet. The rest, clean and believed clean, are the bulk of a cycle.
     news = rows.keys() | outcomes.keys()
-    for i, t in enumerate(cycle.targets):
+    targets = cycle.targets
+    # by value: a compact list makes a Target only for the few decided
+    values = targets.values() if isinstance(targets, TargetList) else (t.value for t in targets)
+    for i, value in enumerate(values):
         if i % PLAN_STEP == PLAN_STEP - 1:
             yield
-        if t.value not in news and t.value in seen:
+        if value not in news and value in seen:
             continue
+        t = targets[i]
         outcome = outcomes.get(t.value, CLEAN)
         first = t.value not in seen
         d = transitions.step(
