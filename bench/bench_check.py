@@ -89,7 +89,8 @@ def run_dnsperf(data: str, port: int) -> float:
     return float(m.group(1))
 
 
-def _rss_kb(pid: int) -> int:
+def rss_kb(pid: int) -> int:
+    """A process's resident set now (VmRSS), kB; 0 once it is gone."""
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
@@ -100,12 +101,13 @@ def _rss_kb(pid: int) -> int:
     return 0
 
 
-def _tree(pid: int) -> list[int]:
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (a scan's forked workers have resident sets of their own)."""
     pids = [pid]
     try:
         with open(f"/proc/{pid}/task/{pid}/children") as f:
             for child in f.read().split():
-                pids.extend(_tree(int(child)))
+                pids.extend(process_tree(int(child)))
     except OSError:
         pass
     return pids
@@ -130,7 +132,7 @@ def run_rblwatch(
             pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
-            peak_sum = max(peak_sum, sum(_rss_kb(p) for p in _tree(proc.pid)))
+            peak_sum = max(peak_sum, sum(rss_kb(p) for p in process_tree(proc.pid)))
             time.sleep(0.005)
         wall = time.perf_counter() - t0
     return wall, ru.ru_maxrss / 1024, peak_sum / 1024, os.waitstatus_to_exitcode(status)

@@ -32,6 +32,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench_check import process_tree, rss_kb
+
 from rblwatch.store.sqlite import SqliteStore
 from tests.rbldnsd import Rbldnsd
 
@@ -46,28 +48,6 @@ def zone_lines() -> list[str]:
     first = int(NETWORK.network_address)
     lines += [str(ipaddress.IPv4Address(first + i)) for i in range(5, NETWORK.num_addresses, 1024)]
     return lines
-
-
-def _status_kb(pid: int, field: str) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(field):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def _tree(pid: int) -> list[int]:
-    pids = [pid]
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            for child in f.read().split():
-                pids.extend(_tree(int(child)))
-    except OSError:
-        pass
-    return pids
 
 
 def lists_yaml(port: int, prefix: int, in_flight: int = 100) -> list[str]:
@@ -105,7 +85,7 @@ def check_rss(rblwatch: str, tmp: Path, port: int, prefix: int) -> tuple[float, 
             pid, _status, ru = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
-            peak_sum = max(peak_sum, sum(_status_kb(p, "VmRSS:") for p in _tree(proc.pid)))
+            peak_sum = max(peak_sum, sum(rss_kb(p) for p in process_tree(proc.pid)))
             time.sleep(0.005)
     import json
 
@@ -153,7 +133,7 @@ def daemon_rss(
                 last_end, cycles = end, cycles + 1
                 if cycles in marks:
                     how = f"cut ({skipped})" if skipped else "whole"
-                    out.append((cycles, _status_kb(proc.pid, "VmRSS:") / 1024, how))
+                    out.append((cycles, rss_kb(proc.pid) / 1024, how))
                     print(f"  cycle {cycles}: {out[-1][1]:.1f} MB, {how}", file=sys.stderr)
             time.sleep(0.05)
     finally:
