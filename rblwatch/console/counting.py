@@ -42,15 +42,7 @@ class Inputs:
 def total(counts: Iterable[PairCounts]) -> PairCounts:
     out = PairCounts(0, 0, 0, 0)
     for c in counts:
-        out = PairCounts(
-            out.total + c.total,
-            out.listed + c.listed,
-            out.clean + c.clean,
-            out.unknown + c.unknown,
-            out.errors + c.errors,
-            out.stale + c.stale,
-            out.acknowledged + c.acknowledged,
-        )
+        out += c
     return out
 
 

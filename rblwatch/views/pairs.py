@@ -430,16 +430,7 @@ def pair_summary(
     total = PairCounts(0, 0, 0, 0)
     stale_listed: set[tuple[str, str]] = set()
     for lp in lists:
-        c = _List(lp, now, acks).counts(stale_listed)
-        total = PairCounts(
-            total.total + c.total,
-            total.listed + c.listed,
-            total.clean + c.clean,
-            total.unknown + c.unknown,
-            total.errors + c.errors,
-            total.stale + c.stale,
-            total.acknowledged + c.acknowledged,
-        )
+        total += _List(lp, now, acks).counts(stale_listed)
     return total, stale_listed
 
 

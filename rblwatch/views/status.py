@@ -114,6 +114,18 @@ class PairCounts:
     stale: int = 0
     acknowledged: int = 0
 
+    def __add__(self, other: PairCounts) -> PairCounts:
+        """The counts of both sets of pairs (several lists' into one)."""
+        return PairCounts(
+            self.total + other.total,
+            self.listed + other.listed,
+            self.clean + other.clean,
+            self.unknown + other.unknown,
+            self.errors + other.errors,
+            self.stale + other.stale,
+            self.acknowledged + other.acknowledged,
+        )
+
 
 def counts_json(c: PairCounts) -> dict[str, int]:
     """The `"counts"` object of `/api/v1/status` and `/api/v1/pairs`."""
