@@ -115,6 +115,11 @@ def read_snapshot(runtime: Runtime) -> Snapshot:
 MAX_AGE = 60.0  # seconds a read of the pairs is used at most, whatever the marks say
 
 
+def _key(snap: Snapshot) -> tuple[object, ...]:
+    """What the pair families are kept for: the store's marks and the list rows."""
+    return (snap.marks, tuple(snap.lists.values()))
+
+
 @dataclass(frozen=True, slots=True)
 class PairFamilies:
     """The families built from the stored pairs (per-target, `listings`, hygiene), kept from
@@ -201,13 +206,16 @@ class RblwatchCollector(Collector):
         # Nothing: registering must not read the store, and names never clash in our registry.
         return []
 
-    def _fresh(self, kept: PairFamilies | None, config: Config, key: tuple[object, ...]) -> bool:
+    @staticmethod
+    def _usable(kept: PairFamilies | None, config: Config) -> bool:
         return (
             kept is not None
             and kept.config is config  # a reload: other lists, groups or per_target
-            and kept.key == key
             and time.monotonic() - kept.read_at < MAX_AGE
         )
+
+    def _fresh(self, kept: PairFamilies | None, config: Config, key: tuple[object, ...]) -> bool:
+        return self._usable(kept, config) and kept is not None and kept.key == key
 
     def _pair_families(self, config: Config, snap: Snapshot) -> PairFamilies:
         """The pair families, kept while nothing they show moved (`PairFamilies`).
@@ -218,14 +226,12 @@ class RblwatchCollector(Collector):
         wait: the pairs as they were a moment before the commit, where building would cost
         the scrape several hundred ms at a /14's first commit, sharing the GIL with the cycle.
         """
-        key = (snap.marks, tuple(snap.lists.values()))
+        key = _key(snap)
         kept = self._kept
         if self._fresh(kept, config, key):
             assert kept is not None
             return kept
-        usable = (
-            kept is not None and kept.config is config and time.monotonic() - kept.read_at < MAX_AGE
-        )
+        usable = self._usable(kept, config)
         soon = self._committing or self._warm_asked
         if usable and (soon or not self._building.acquire(blocking=False)):
             assert kept is not None  # a build under way or to come: these meanwhile
@@ -272,7 +278,7 @@ class RblwatchCollector(Collector):
             try:
                 snap = _snapshot_if_up(runtime)
                 if snap is not None:
-                    self._built(runtime.config, (snap.marks, tuple(snap.lists.values())))
+                    self._built(runtime.config, _key(snap))
             except StoreError:
                 pass  # the store is away: the next scrape says so
             except Exception:  # a worker thread's failure has nobody else to report it
