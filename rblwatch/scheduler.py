@@ -29,7 +29,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from rblwatch.checks import subjects
+from rblwatch.checks import subject_of, subjects
 from rblwatch.engine import CycleReport, Engine
 from rblwatch.model import Health, Reason, Subject
 from rblwatch.plan import DEADLINE_SHARE
@@ -217,8 +217,8 @@ class Scheduler:
             await self.engine.keeper.load(refresh=True)
         if self.engine.health_of(name) is not Health.HEALTHY:
             return
-        found = next((x for x in subjects(self.rt.config) if x.name == name), None)
-        if found is None or self.engine.resolver_down(found):
+        found = subject_of(self.rt.config, name)
+        if found is None or self.engine.resolver_down(found[1]):
             return
         self._owed.discard(name)
         interval = self._timings.get(name, (self.rt.config.schedule.interval,))[0]
